@@ -1,0 +1,3 @@
+//! The `sip-trunks` binary.
+
+fn main() {}

@@ -1,0 +1,28 @@
+//! The SIP trunk domain: what a SIP trunk is, the rules it obeys, and the ports storage and
+//! transport plug into. No web, no SQL: other services depend on this crate alone.
+//!
+//! Every value type is parsed, not validated: a [`PhoneNumber`], a [`SipAddress`] or a
+//! [`SipTrunk`] that exists is valid. Whole inputs ([`NewSipTrunkInput`],
+//! [`SipTrunkPatchInput`]) parse into validated values or into [`ValidationErrors`] listing
+//! every failing field at once.
+
+mod account;
+mod errors;
+mod ids;
+mod ports;
+mod time;
+mod token;
+mod trunk;
+
+pub use account::{ApiKey, ApiKeyName, Email, User, UserName};
+pub use errors::{FieldError, ValidationErrors};
+pub use ids::{ApiKeyId, TrunkId, UserId};
+pub use ports::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository};
+pub use time::Timestamp;
+pub use token::{ApiToken, TokenHash, TokenSecret, SECRET_LEN};
+pub use trunk::{
+    AllowedIps, AuthorizationType, CallingFormat, CountryCode, InboundAuthorization, LegChanges,
+    LegId, NewSipTrunk, NewSipTrunkInput, Nickname, Patch, PhoneNumber, SipAddress, SipPassword,
+    SipTrunk, SipTrunkPatch, SipTrunkPatchInput, SipUsername, TrunkType, TrunkUpdate,
+    ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
+};

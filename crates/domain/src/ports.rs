@@ -1,0 +1,102 @@
+//! The ports: what the domain needs from storage. `store` implements them; the API and any
+//! other service depend only on these traits.
+//!
+//! The traits are synchronous and object-safe (`Arc<dyn SipTrunkRepository>`): the
+//! implementations are blocking database clients, and an async caller runs them on a
+//! blocking thread pool.
+
+use crate::{
+    ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk, SipTrunk, SipTrunkPatch, Timestamp,
+    TokenHash, TrunkId, TrunkUpdate, User, UserId, UserName, ValidationErrors,
+};
+
+/// How a repository call can fail. Every implementation maps its own errors onto these, and
+/// none of them carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// No such record for this owner. A record of another owner is also "not found".
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule would be broken: for trunks, the same (phone number, username,
+    /// address) for the same owner; for users, the same e-mail.
+    #[error("conflicts with an existing record")]
+    Conflict,
+    /// An update whose rules depend on the stored record failed them (see
+    /// [`SipTrunkPatch::apply`]); nothing was written.
+    #[error("{0}")]
+    Rejected(ValidationErrors),
+    /// The storage cannot be reached now (connection refused, pool exhausted, database
+    /// locked for too long). Worth retrying later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record no longer parses into its domain type, or cannot be decrypted.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    /// Anything else the storage reported.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+/// Shorthand for repository results.
+pub type RepositoryResult<T> = Result<T, RepositoryError>;
+
+/// SIP trunks, always scoped by their owner.
+pub trait SipTrunkRepository: Send + Sync {
+    /// The owner's trunks, by id ascending; empty when none.
+    fn list_trunks(&self, owner: UserId) -> RepositoryResult<Vec<SipTrunk>>;
+
+    /// One of the owner's trunks; `NotFound` when absent or another owner's.
+    fn get_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<SipTrunk>;
+
+    /// Stores a new trunk with a fresh id (never reused) and both timestamps now;
+    /// `Conflict` when the owner already has the same (phone number, username, address).
+    fn create_trunk(&self, owner: UserId, trunk: &NewSipTrunk) -> RepositoryResult<SipTrunk>;
+
+    /// Applies `patch` atomically to the owner's trunk `id` with [`SipTrunkPatch::apply`]:
+    /// `NotFound`, `Rejected` (a rule that depends on the stored trunk), `Conflict` (the
+    /// change collides with another trunk of the owner). Nothing is written when nothing
+    /// changes, so `updated_at` stays.
+    fn update_trunk(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        patch: &SipTrunkPatch,
+    ) -> RepositoryResult<TrunkUpdate>;
+
+    /// Deletes the owner's trunk `id`; `NotFound` when absent or another owner's.
+    fn delete_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<()>;
+}
+
+/// Users and their API keys.
+pub trait AccountRepository: Send + Sync {
+    /// A new user; `Conflict` when the e-mail is taken.
+    fn create_user(&self, email: &Email, name: &UserName) -> RepositoryResult<User>;
+
+    /// The user with this e-mail; `NotFound` when none.
+    fn find_user_by_email(&self, email: &Email) -> RepositoryResult<User>;
+
+    /// A new key for `owner` storing only `token_hash`; the caller builds the token from the
+    /// returned id and the secret it hashed. `NotFound` when the owner does not exist.
+    fn create_api_key(
+        &self,
+        owner: UserId,
+        name: &ApiKeyName,
+        token_hash: &TokenHash,
+    ) -> RepositoryResult<ApiKey>;
+
+    /// The owner's keys, by id ascending.
+    fn list_api_keys(&self, owner: UserId) -> RepositoryResult<Vec<ApiKey>>;
+
+    /// Revokes (deletes) the owner's key `id`; `NotFound` when absent or another owner's.
+    fn revoke_api_key(&self, owner: UserId, id: ApiKeyId) -> RepositoryResult<()>;
+
+    /// Revokes key `id` whoever owns it (administration); `NotFound` when absent.
+    fn revoke_any_api_key(&self, id: ApiKeyId) -> RepositoryResult<()>;
+
+    /// The live key `token` belongs to: found by the hash of its secret, and its id must be
+    /// the token's. `NotFound` for an unknown, revoked or mismatched token.
+    fn authenticate(&self, token: &ApiToken) -> RepositoryResult<ApiKey>;
+
+    /// Records that key `id` was used at `at`; a revoked key is silently ignored.
+    fn touch_api_key(&self, id: ApiKeyId, at: Timestamp) -> RepositoryResult<()>;
+}

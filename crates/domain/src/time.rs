@@ -1,0 +1,98 @@
+//! `Timestamp`: a UTC instant at microsecond precision, the contract's timestamp format.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+
+/// A UTC instant truncated to whole microseconds, so that what is stored, read back and shown
+/// are always equal. Displays as `2026-03-31T10:00:00.000000Z`.
+///
+/// ```
+/// use domain::Timestamp;
+///
+/// let t = Timestamp::from_unix_micros(1_774_951_200_000_001).unwrap();
+/// assert_eq!(t.to_string(), "2026-03-31T10:00:00.000001Z");
+/// assert_eq!(Timestamp::from_naive_utc(t.naive_utc()), t);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    /// The current instant, truncated to microseconds.
+    pub fn now() -> Self {
+        Self(Utc::now().trunc_subsecs(6))
+    }
+
+    /// The instant `naive` names in UTC, truncated to microseconds.
+    pub fn from_naive_utc(naive: NaiveDateTime) -> Self {
+        Self(naive.and_utc().trunc_subsecs(6))
+    }
+
+    /// The instant `micros` microseconds after the Unix epoch, when representable.
+    pub fn from_unix_micros(micros: i64) -> Option<Self> {
+        DateTime::from_timestamp_micros(micros).map(Self)
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub fn unix_micros(&self) -> i64 {
+        self.0.timestamp_micros()
+    }
+
+    /// The instant as a UTC calendar time without zone, for storage.
+    pub fn naive_utc(&self) -> NaiveDateTime {
+        self.0.naive_utc()
+    }
+
+    /// The instant as a chrono value.
+    pub fn as_datetime(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_has_no_sub_microsecond_part() {
+        assert_eq!(
+            Timestamp::now().as_datetime().timestamp_subsec_nanos() % 1000,
+            0
+        );
+    }
+
+    #[test]
+    fn a_timestamp_displays_with_exactly_six_fractional_digits_and_z() {
+        let t = Timestamp::from_unix_micros(0).unwrap();
+        assert_eq!(t.to_string(), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn nanoseconds_are_truncated_not_rounded() {
+        let naive = DateTime::from_timestamp(10, 999_999_999)
+            .unwrap()
+            .naive_utc();
+        assert_eq!(
+            Timestamp::from_naive_utc(naive).to_string(),
+            "1970-01-01T00:00:10.999999Z"
+        );
+    }
+
+    #[test]
+    fn unix_micros_round_trip() {
+        let t = Timestamp::from_unix_micros(1_774_951_200_123_456).unwrap();
+        assert_eq!(t.unix_micros(), 1_774_951_200_123_456);
+    }
+}

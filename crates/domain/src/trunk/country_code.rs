@@ -1,0 +1,169 @@
+//! `CountryCode`: an officially assigned ISO 3166-1 alpha-2 code, upper-case.
+
+use std::fmt;
+
+use crate::FieldError;
+
+/// The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted, two letters each.
+///
+/// The `phonenumber` crate's region list is close but not the same set: it also holds the
+/// telephone-only regions AC, TA and XK and lacks regions without a numbering plan of their
+/// own (AQ, BV, HM, ...). Contract says "a real ISO 3166-1 alpha-2 code", so this is the table.
+const ISO_3166_1_ALPHA_2: &str = concat!(
+    "ADAEAFAGAIALAMAOAQARASATAUAWAXAZ",
+    "BABBBDBEBFBGBHBIBJBLBMBNBOBQBRBSBTBVBWBYBZ",
+    "CACCCDCFCGCHCICKCLCMCNCOCRCUCVCWCXCYCZ",
+    "DEDJDKDMDODZ",
+    "ECEEEGEHERESET",
+    "FIFJFKFMFOFR",
+    "GAGBGDGEGFGGGHGIGLGMGNGPGQGRGSGTGUGWGY",
+    "HKHMHNHRHTHU",
+    "IDIEILIMINIOIQIRISIT",
+    "JEJMJOJP",
+    "KEKGKHKIKMKNKPKRKWKYKZ",
+    "LALBLCLILKLRLSLTLULVLY",
+    "MAMCMDMEMFMGMHMKMLMMMNMOMPMQMRMSMTMUMVMWMXMYMZ",
+    "NANCNENFNGNINLNONPNRNUNZ",
+    "OM",
+    "PAPEPFPGPHPKPLPMPNPRPSPTPWPY",
+    "QA",
+    "RERORSRURW",
+    "SASBSCSDSESGSHSISJSKSLSMSNSOSRSSSTSVSXSYSZ",
+    "TCTDTFTGTHTJTKTLTMTNTOTRTTTVTWTZ",
+    "UAUGUMUSUYUZ",
+    "VAVCVEVGVIVNVU",
+    "WFWS",
+    "YEYT",
+    "ZAZMZW",
+);
+
+fn is_assigned(code: [u8; 2]) -> bool {
+    ISO_3166_1_ALPHA_2
+        .as_bytes()
+        .chunks_exact(2)
+        .any(|pair| pair == code)
+}
+
+/// A country: an officially assigned ISO 3166-1 alpha-2 code, stored upper-case.
+///
+/// ```
+/// use domain::CountryCode;
+///
+/// assert_eq!(CountryCode::parse("us").unwrap().as_str(), "US");
+/// assert!(CountryCode::parse("XX").is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CountryCode([u8; 2]);
+
+impl CountryCode {
+    /// Accepts two ASCII letters in any case that form an assigned code.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let invalid = || {
+            FieldError::new("The country code must be a valid ISO 3166-1 alpha-2 code, such as US.")
+        };
+        let bytes = raw.as_bytes();
+        if bytes.len() != 2 || !bytes.iter().all(u8::is_ascii_alphabetic) {
+            return Err(invalid());
+        }
+        let code = [bytes[0].to_ascii_uppercase(), bytes[1].to_ascii_uppercase()];
+        if is_assigned(code) {
+            Ok(Self(code))
+        } else {
+            Err(invalid())
+        }
+    }
+
+    /// The country of a telephone region known to `phonenumber`, when it is an ISO country.
+    ///
+    /// Ascension (AC) and Tristan da Cunha (TA) have regions of their own in the numbering
+    /// plan but belong to ISO's SH; regions with no ISO code (XK) give `None`.
+    pub(crate) fn from_phone_region(region: phonenumber::country::Id) -> Option<Self> {
+        let code: &str = region.as_ref();
+        let code = match code {
+            "AC" | "TA" => "SH",
+            other => other,
+        };
+        Self::parse(code).ok()
+    }
+
+    /// The two upper-case letters.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII letters are ever stored, so this cannot fail.
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+impl fmt::Debug for CountryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CountryCode({})", self.as_str())
+    }
+}
+
+impl fmt::Display for CountryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_holds_exactly_249_sorted_unique_codes() {
+        let codes: Vec<&[u8]> = ISO_3166_1_ALPHA_2.as_bytes().chunks_exact(2).collect();
+        assert_eq!(codes.len(), 249);
+        assert!(codes.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn an_upper_case_code_is_accepted() {
+        assert_eq!(CountryCode::parse("GB").unwrap().as_str(), "GB");
+    }
+
+    #[test]
+    fn a_lower_or_mixed_case_code_is_stored_upper_case() {
+        assert_eq!(CountryCode::parse("de").unwrap().as_str(), "DE");
+        assert_eq!(CountryCode::parse("fR").unwrap().as_str(), "FR");
+    }
+
+    #[test]
+    fn codes_without_a_phone_plan_of_their_own_are_still_countries() {
+        assert!(CountryCode::parse("AQ").is_ok());
+        assert!(CountryCode::parse("BV").is_ok());
+    }
+
+    #[test]
+    fn unassigned_and_user_assigned_codes_are_refused() {
+        for code in ["XX", "XK", "AC", "TA", "UK", "EU", "ZZ", "AA"] {
+            assert!(CountryCode::parse(code).is_err(), "{code}");
+        }
+    }
+
+    #[test]
+    fn wrong_lengths_digits_and_padding_are_refused() {
+        for code in ["", "U", "USA", "1A", " US", "US ", "U S", "Ｕ"] {
+            assert!(CountryCode::parse(code).is_err(), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn every_phone_region_but_the_non_iso_ones_is_an_iso_country() {
+        use phonenumber::country::Id;
+        for region in [Id::US, Id::GB, Id::DE, Id::JP, Id::BR, Id::ZA, Id::SH] {
+            assert!(
+                CountryCode::from_phone_region(region).is_some(),
+                "{region:?}"
+            );
+        }
+        assert_eq!(
+            CountryCode::from_phone_region(Id::AC).unwrap().as_str(),
+            "SH"
+        );
+        assert_eq!(
+            CountryCode::from_phone_region(Id::TA).unwrap().as_str(),
+            "SH"
+        );
+        assert_eq!(CountryCode::from_phone_region(Id::XK), None);
+    }
+}

@@ -1,0 +1,322 @@
+//! Inbound authorization: by SIP credentials, or by a non-empty IP allow-list.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::{FieldError, ValidationErrors};
+
+/// The field the allow-list is reported under; its entries are `allowed_inbound_ips.N`.
+pub const ALLOWED_IPS_FIELD: &str = "allowed_inbound_ips";
+
+/// The contract's sentence for an `ip` trunk without a list.
+pub const ALLOW_LIST_REQUIRED: &str =
+    "At least one allowed IP address is required when authorization type is \"ip\".";
+
+/// The wire value of `inbound_authorization_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthorizationType {
+    /// Inbound calls authenticate with the trunk's username and password.
+    Auth,
+    /// Inbound calls are accepted from the allow-list's addresses.
+    Ip,
+}
+
+impl AuthorizationType {
+    /// Accepts exactly `auth` or `ip`.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw {
+            "auth" => Ok(Self::Auth),
+            "ip" => Ok(Self::Ip),
+            _ => Err(FieldError::new(
+                "The inbound authorization type must be one of: auth, ip.",
+            )),
+        }
+    }
+
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Ip => "ip",
+        }
+    }
+}
+
+impl fmt::Display for AuthorizationType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A non-empty list of at most 100 IPv4/IPv6 addresses and CIDR ranges, in canonical form
+/// (a range's host bits cleared, a full-length range written as its address), duplicates
+/// removed keeping the first one seen. Ranges of length 0 (everyone) are refused.
+///
+/// ```
+/// use domain::AllowedIps;
+///
+/// let ips = AllowedIps::parse(&["203.0.113.7/24", "2001:DB8::1", "203.0.113.0/24", "198.51.100.1/32"]).unwrap();
+/// assert_eq!(ips.to_strings(), ["203.0.113.0/24", "2001:db8::1", "198.51.100.1"]);
+/// assert!(AllowedIps::parse(&["0.0.0.0/0"]).is_err());
+/// assert!(AllowedIps::parse::<&str>(&[]).is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct AllowedIps(Vec<IpNet>);
+
+impl AllowedIps {
+    /// Most entries a list may hold.
+    pub const MAX_ENTRIES: usize = 100;
+
+    /// Parses every entry; failures are reported as `allowed_inbound_ips.N` (N from 0) and
+    /// list-wide failures (empty, too long) as `allowed_inbound_ips`.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let mut networks: Vec<IpNet> = Vec::with_capacity(entries.len().min(Self::MAX_ENTRIES));
+        for (index, entry) in entries.iter().enumerate() {
+            let field = format!("{ALLOWED_IPS_FIELD}.{index}");
+            if let Some(network) = errors.check(&field, parse_entry(entry.as_ref())) {
+                if !networks.contains(&network) {
+                    networks.push(network);
+                }
+            }
+        }
+        if entries.is_empty() {
+            errors.add(ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED);
+        } else if networks.len() > Self::MAX_ENTRIES {
+            errors.add(
+                ALLOWED_IPS_FIELD,
+                "The allowed inbound ips may not have more than 100 items.",
+            );
+        }
+        errors.into_result(|| Self(networks))
+    }
+
+    /// The entries in canonical form.
+    pub fn iter(&self) -> impl Iterator<Item = &IpNet> {
+        self.0.iter()
+    }
+
+    /// How many entries there are (at least one).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: an allow-list is never empty. Present for API symmetry with `len`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The entries as the strings shown to clients and stored.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.0.iter().map(canonical).collect()
+    }
+}
+
+fn parse_entry(raw: &str) -> Result<IpNet, FieldError> {
+    let invalid = || {
+        FieldError::new(
+            "Each allowed inbound IP must be a valid IPv4 or IPv6 address or CIDR range.",
+        )
+    };
+    let network = if raw.contains('/') {
+        raw.parse::<IpNet>().map_err(|_| invalid())?.trunc()
+    } else {
+        IpNet::from(raw.parse::<IpAddr>().map_err(|_| invalid())?)
+    };
+    if network.prefix_len() == 0 {
+        return Err(FieldError::new(
+            "An allowed inbound IP range may not cover every address (/0).",
+        ));
+    }
+    Ok(network)
+}
+
+fn canonical(network: &IpNet) -> String {
+    if network.prefix_len() == network.max_prefix_len() {
+        network.addr().to_string()
+    } else {
+        network.to_string()
+    }
+}
+
+impl fmt::Debug for AllowedIps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.to_strings()).finish()
+    }
+}
+
+/// How inbound calls to a trunk are authorized. An `ip` trunk always has a list; an `auth`
+/// trunk never has one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum InboundAuthorization {
+    /// The trunk's SIP username and password (`auth`).
+    Credentials,
+    /// The source address must be on the list (`ip`).
+    AllowList(AllowedIps),
+}
+
+impl InboundAuthorization {
+    /// The wire value of `inbound_authorization_type`.
+    pub fn kind(&self) -> AuthorizationType {
+        match self {
+            Self::Credentials => AuthorizationType::Auth,
+            Self::AllowList(_) => AuthorizationType::Ip,
+        }
+    }
+
+    /// The allow-list, for an `ip` trunk.
+    pub fn allowed_ips(&self) -> Option<&AllowedIps> {
+        match self {
+            Self::Credentials => None,
+            Self::AllowList(ips) => Some(ips),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(entries: &[&str]) -> Vec<String> {
+        AllowedIps::parse(entries).unwrap().to_strings()
+    }
+
+    #[test]
+    fn authorization_type_accepts_exactly_auth_and_ip() {
+        assert_eq!(
+            AuthorizationType::parse("auth"),
+            Ok(AuthorizationType::Auth)
+        );
+        assert_eq!(AuthorizationType::parse("ip"), Ok(AuthorizationType::Ip));
+        for raw in ["", "IP", "Auth", "credentials", "both"] {
+            assert!(AuthorizationType::parse(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_addresses_are_accepted() {
+        assert_eq!(
+            strings(&["203.0.113.5", "2001:db8::5"]),
+            ["203.0.113.5", "2001:db8::5"]
+        );
+    }
+
+    #[test]
+    fn cidr_ranges_are_accepted_with_host_bits_cleared() {
+        assert_eq!(
+            strings(&["10.1.2.3/8", "2001:db8::1/32"]),
+            ["10.0.0.0/8", "2001:db8::/32"]
+        );
+    }
+
+    #[test]
+    fn a_full_length_range_is_written_as_its_address() {
+        assert_eq!(
+            strings(&["198.51.100.1/32", "2001:db8::1/128"]),
+            ["198.51.100.1", "2001:db8::1"]
+        );
+    }
+
+    #[test]
+    fn ipv6_is_lower_cased_and_compressed() {
+        assert_eq!(
+            strings(&["2001:0DB8:0000:0000:0000:0000:0000:00AB"]),
+            ["2001:db8::ab"]
+        );
+    }
+
+    #[test]
+    fn duplicates_are_removed_keeping_first_seen_order() {
+        assert_eq!(
+            strings(&[
+                "198.51.100.2",
+                "198.51.100.1",
+                "198.51.100.2/32",
+                "198.51.100.1"
+            ]),
+            ["198.51.100.2", "198.51.100.1"]
+        );
+    }
+
+    #[test]
+    fn an_empty_list_gets_the_documented_message() {
+        let errors = AllowedIps::parse::<&str>(&[]).unwrap_err();
+        assert_eq!(
+            errors.messages("allowed_inbound_ips"),
+            [ALLOW_LIST_REQUIRED]
+        );
+    }
+
+    #[test]
+    fn every_bad_entry_is_reported_under_its_index() {
+        let errors = AllowedIps::parse(&["198.51.100.1", "not-an-ip", "300.1.1.1", "10.0.0.0/33"])
+            .unwrap_err();
+        let fields: Vec<&str> = errors.fields().map(|(field, _)| field).collect();
+        assert_eq!(
+            fields,
+            [
+                "allowed_inbound_ips.1",
+                "allowed_inbound_ips.2",
+                "allowed_inbound_ips.3"
+            ]
+        );
+    }
+
+    #[test]
+    fn ranges_covering_everyone_are_refused() {
+        for raw in ["0.0.0.0/0", "::/0", "10.0.0.0/0"] {
+            let errors = AllowedIps::parse(&[raw]).unwrap_err();
+            assert!(
+                errors.messages("allowed_inbound_ips.0")[0].contains("/0"),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_hundred_entries_are_accepted_and_a_hundred_and_one_refused() {
+        let hundred: Vec<String> = (0..100).map(|i| format!("10.0.{i}.1")).collect();
+        assert_eq!(AllowedIps::parse(&hundred).unwrap().len(), 100);
+        let more: Vec<String> = (0..101).map(|i| format!("10.0.{i}.1")).collect();
+        assert!(AllowedIps::parse(&more)
+            .unwrap_err()
+            .contains("allowed_inbound_ips"));
+    }
+
+    #[test]
+    fn duplicates_do_not_count_towards_the_limit() {
+        let mut entries: Vec<String> = (0..100).map(|i| format!("10.0.{i}.1")).collect();
+        entries.push("10.0.0.1".into());
+        assert_eq!(AllowedIps::parse(&entries).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn hostnames_ports_zones_and_padding_are_refused() {
+        for raw in [
+            "example.com",
+            "10.0.0.1:5060",
+            "fe80::1%eth0",
+            " 10.0.0.1",
+            "",
+            "10.0.0.1/",
+            "/24",
+        ] {
+            assert!(AllowedIps::parse(&[raw]).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_inbound_authorization_reports_its_kind_and_list() {
+        let list = AllowedIps::parse(&["198.51.100.1"]).unwrap();
+        let by_ip = InboundAuthorization::AllowList(list.clone());
+        assert_eq!(by_ip.kind(), AuthorizationType::Ip);
+        assert_eq!(by_ip.allowed_ips(), Some(&list));
+        assert_eq!(
+            InboundAuthorization::Credentials.kind(),
+            AuthorizationType::Auth
+        );
+        assert_eq!(InboundAuthorization::Credentials.allowed_ips(), None);
+    }
+}

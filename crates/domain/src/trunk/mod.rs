@@ -1,0 +1,123 @@
+//! The SIP trunk: its field types, the validated create input, the update rules and the
+//! voice-infrastructure legs a change re-creates.
+
+mod calling_format;
+mod country_code;
+mod create;
+mod inbound;
+mod legs;
+mod phone_number;
+mod sip_address;
+mod text;
+mod update;
+
+use std::fmt;
+
+pub use calling_format::CallingFormat;
+pub use country_code::CountryCode;
+pub use create::{NewSipTrunk, NewSipTrunkInput};
+pub use inbound::{
+    AllowedIps, AuthorizationType, InboundAuthorization, ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
+};
+pub use legs::LegChanges;
+pub use phone_number::{PhoneNumber, TrunkType};
+pub use sip_address::SipAddress;
+pub use text::{Nickname, SipPassword, SipUsername};
+pub use update::{Patch, SipTrunkPatch, SipTrunkPatchInput, TrunkUpdate};
+
+use crate::{Timestamp, TrunkId, UserId};
+
+/// The id the voice infrastructure gave one leg (inbound or outbound) of a trunk.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct LegId(String);
+
+impl LegId {
+    /// Wraps an id handed out by the voice infrastructure; `None` when empty.
+    pub fn new(id: impl Into<String>) -> Option<Self> {
+        let id = id.into();
+        (!id.is_empty()).then_some(Self(id))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LegId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LegId({:?})", self.0)
+    }
+}
+
+/// A stored SIP trunk. Every field is a validated type, so a `SipTrunk` that exists is valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipTrunk {
+    /// Never reused.
+    pub id: TrunkId,
+    /// The user the trunk belongs to; every read and write is scoped by it.
+    pub owner: UserId,
+    /// Its kind ([`PhoneNumber::kind`]) is the trunk's `sip_trunk_type`.
+    pub phone_number: PhoneNumber,
+    /// Optional label.
+    pub nickname: Option<Nickname>,
+    /// SIP auth username.
+    pub sip_username: SipUsername,
+    /// SIP auth password; never shown.
+    pub sip_password: SipPassword,
+    /// The carrier's SIP server.
+    pub sip_address: SipAddress,
+    /// Outbound number format.
+    pub calling_format: CallingFormat,
+    /// Credentials or allow-list.
+    pub inbound_authorization: InboundAuthorization,
+    /// Outbound calls leave from a fixed IP.
+    pub outbound_proxy: bool,
+    /// ISO 3166-1 alpha-2.
+    pub country_code: CountryCode,
+    /// The inbound leg on the voice infrastructure, once provisioned.
+    pub inbound_trunk_id: Option<LegId>,
+    /// The outbound leg on the voice infrastructure, once provisioned.
+    pub outbound_trunk_id: Option<LegId>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When a field last really changed.
+    pub updated_at: Timestamp,
+}
+
+impl SipTrunk {
+    /// A freshly created trunk: `new`'s fields, no legs yet, both timestamps `now`.
+    pub fn create(id: TrunkId, owner: UserId, new: NewSipTrunk, now: Timestamp) -> Self {
+        Self {
+            id,
+            owner,
+            phone_number: new.phone_number,
+            nickname: new.nickname,
+            sip_username: new.sip_username,
+            sip_password: new.sip_password,
+            sip_address: new.sip_address,
+            calling_format: new.calling_format,
+            inbound_authorization: new.inbound_authorization,
+            outbound_proxy: new.outbound_proxy,
+            country_code: new.country_code,
+            inbound_trunk_id: None,
+            outbound_trunk_id: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The trunk's `sip_trunk_type`.
+    pub fn trunk_type(&self) -> TrunkType {
+        self.phone_number.kind()
+    }
+
+    /// The (phone number, username, address) triple that is unique per owner.
+    pub fn identity(&self) -> (&str, &str, &str) {
+        (
+            self.phone_number.as_str(),
+            self.sip_username.as_str(),
+            self.sip_address.as_str(),
+        )
+    }
+}

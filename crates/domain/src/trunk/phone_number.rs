@@ -1,0 +1,278 @@
+//! `TrunkType` and `PhoneNumber`: a PBX extension or an E.164 number, checked by type.
+
+use std::fmt;
+
+use crate::{CountryCode, FieldError};
+
+/// How a trunk's phone number is read: the create body's `sip_trunk_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrunkType {
+    /// A PBX extension such as `1000`.
+    Extension,
+    /// An E.164 number such as `+14155551234`.
+    Number,
+}
+
+impl TrunkType {
+    /// Accepts exactly `extension` or `number`.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw {
+            "extension" => Ok(Self::Extension),
+            "number" => Ok(Self::Number),
+            _ => Err(FieldError::new(
+                "The sip trunk type must be one of: extension, number.",
+            )),
+        }
+    }
+
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Extension => "extension",
+            Self::Number => "number",
+        }
+    }
+}
+
+impl fmt::Display for TrunkType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A trunk's phone number, valid for its [`TrunkType`].
+///
+/// * extension: 1 to 15 characters, each a letter, a digit or one of `* # . _ -`;
+/// * number: E.164, `+` then 2 to 15 digits, the first not 0.
+///
+/// ```
+/// use domain::{PhoneNumber, TrunkType};
+///
+/// let number = PhoneNumber::parse(TrunkType::Number, "+14155551234").unwrap();
+/// assert_eq!(number.derived_country().unwrap().as_str(), "US");
+/// assert!(PhoneNumber::parse(TrunkType::Number, "14155551234").is_err());
+/// assert!(PhoneNumber::parse(TrunkType::Extension, "1000").is_ok());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber {
+    kind: TrunkType,
+    value: String,
+}
+
+impl PhoneNumber {
+    /// Longest extension and longest E.164 digit string.
+    pub const MAX_LEN: usize = 15;
+
+    /// Checks `raw` against the rule of `kind`. Nothing is trimmed or rewritten.
+    pub fn parse(kind: TrunkType, raw: &str) -> Result<Self, FieldError> {
+        let valid = match kind {
+            TrunkType::Extension => is_extension(raw),
+            TrunkType::Number => is_e164(raw),
+        };
+        if valid {
+            Ok(Self {
+                kind,
+                value: raw.to_owned(),
+            })
+        } else {
+            Err(FieldError::new(match kind {
+                TrunkType::Extension => "The phone number must be an extension of 1 to 15 characters: letters, digits, *, #, ., _ or -.",
+                TrunkType::Number => "The phone number must be in E.164 format: + followed by 2 to 15 digits, the first not 0, such as +14155551234.",
+            }))
+        }
+    }
+
+    /// Whether this is an extension or an E.164 number.
+    pub fn kind(&self) -> TrunkType {
+        self.kind
+    }
+
+    /// The number as stored and shown.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    /// The country an E.164 number belongs to, when the numbering plan says so. Extensions,
+    /// non-geographic numbers (`+800...`) and unassigned ranges give `None`.
+    pub fn derived_country(&self) -> Option<CountryCode> {
+        if self.kind != TrunkType::Number {
+            return None;
+        }
+        let parsed = phonenumber::parse(None, &self.value).ok()?;
+        let region = parsed.country().id()?;
+        CountryCode::from_phone_region(region)
+    }
+}
+
+fn is_extension(raw: &str) -> bool {
+    (1..=PhoneNumber::MAX_LEN).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'*' | b'#' | b'.' | b'_' | b'-'))
+}
+
+fn is_e164(raw: &str) -> bool {
+    let Some(digits) = raw.strip_prefix('+') else {
+        return false;
+    };
+    (2..=PhoneNumber::MAX_LEN).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({:?}, {:?})", self.kind, self.value)
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extension(raw: &str) -> Result<PhoneNumber, FieldError> {
+        PhoneNumber::parse(TrunkType::Extension, raw)
+    }
+
+    fn number(raw: &str) -> Result<PhoneNumber, FieldError> {
+        PhoneNumber::parse(TrunkType::Number, raw)
+    }
+
+    #[test]
+    fn trunk_type_accepts_exactly_extension_and_number() {
+        assert_eq!(TrunkType::parse("extension"), Ok(TrunkType::Extension));
+        assert_eq!(TrunkType::parse("number"), Ok(TrunkType::Number));
+        for raw in ["", "Number", "EXTENSION", " number", "phone", "ext"] {
+            assert!(TrunkType::parse(raw).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_numeric_extension_is_accepted() {
+        assert_eq!(extension("1000").unwrap().as_str(), "1000");
+    }
+
+    #[test]
+    fn an_extension_may_use_letters_and_the_dial_symbols() {
+        for raw in ["a", "sales-1", "*97", "#1", "ext.101", "front_desk"] {
+            assert!(extension(raw).is_ok(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn an_extension_of_15_characters_is_accepted_and_16_refused() {
+        assert!(extension(&"1".repeat(15)).is_ok());
+        assert!(extension(&"1".repeat(16)).is_err());
+    }
+
+    #[test]
+    fn an_empty_extension_is_refused() {
+        assert!(extension("").is_err());
+    }
+
+    #[test]
+    fn an_extension_with_spaces_plus_or_other_symbols_is_refused() {
+        for raw in [
+            "10 00",
+            "+1000",
+            "1000@pbx",
+            "10/0",
+            "١٢٣",
+            "１０００",
+            "x\u{0}",
+        ] {
+            assert!(extension(raw).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn an_e164_number_is_accepted_as_written() {
+        assert_eq!(number("+14155551234").unwrap().as_str(), "+14155551234");
+    }
+
+    #[test]
+    fn e164_allows_2_to_15_digits() {
+        assert!(number("+12").is_ok());
+        assert!(number(&format!("+1{}", "2".repeat(14))).is_ok());
+        assert!(number("+1").is_err());
+        assert!(number(&format!("+1{}", "2".repeat(15))).is_err());
+    }
+
+    #[test]
+    fn e164_needs_the_plus_and_refuses_a_leading_zero() {
+        assert!(number("14155551234").is_err());
+        assert!(number("+04155551234").is_err());
+        assert!(number("0014155551234").is_err());
+    }
+
+    #[test]
+    fn e164_refuses_separators_letters_and_non_ascii_digits() {
+        for raw in [
+            "+1 415 555 1234",
+            "+1-415-555-1234",
+            "+1415555123a",
+            "+١٤١٥٥٥٥١٢٣٤",
+            "+１４１５",
+            "++14155551234",
+            "+",
+        ] {
+            assert!(number(raw).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn an_extension_is_not_a_number_and_the_messages_say_which_rule_failed() {
+        let error = number("1000").unwrap_err();
+        assert!(error.message().contains("E.164"));
+        let error = extension("+14155551234").unwrap_err();
+        assert!(error.message().contains("extension"));
+    }
+
+    #[test]
+    fn the_country_is_derived_from_the_number() {
+        assert_eq!(
+            number("+14155551234")
+                .unwrap()
+                .derived_country()
+                .unwrap()
+                .as_str(),
+            "US"
+        );
+        assert_eq!(
+            number("+14165551234")
+                .unwrap()
+                .derived_country()
+                .unwrap()
+                .as_str(),
+            "CA"
+        );
+        assert_eq!(
+            number("+442071838750")
+                .unwrap()
+                .derived_country()
+                .unwrap()
+                .as_str(),
+            "GB"
+        );
+        assert_eq!(
+            number("+33142685300")
+                .unwrap()
+                .derived_country()
+                .unwrap()
+                .as_str(),
+            "FR"
+        );
+    }
+
+    #[test]
+    fn extensions_and_non_geographic_numbers_have_no_derived_country() {
+        assert_eq!(extension("1000").unwrap().derived_country(), None);
+        assert_eq!(number("+80012345678").unwrap().derived_country(), None);
+    }
+}

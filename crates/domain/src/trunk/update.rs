@@ -1,0 +1,695 @@
+//! Updating a trunk: the raw partial body, its parse into a [`SipTrunkPatch`], and the rules
+//! that apply a patch to a stored trunk.
+
+use std::fmt;
+
+use super::create::{required_message, AUTH_TAKES_NO_LIST};
+use super::inbound::{ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED};
+use super::{
+    AllowedIps, AuthorizationType, CallingFormat, CountryCode, InboundAuthorization, LegChanges,
+    Nickname, PhoneNumber, SipAddress, SipPassword, SipTrunk, SipUsername, TrunkType,
+};
+use crate::{FieldError, Timestamp, ValidationErrors};
+
+/// One field of a partial update as sent: left out, sent as `null`, or sent with a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Patch<T> {
+    /// Not in the body: the field keeps its value.
+    #[default]
+    Absent,
+    /// `null` in the body.
+    Null,
+    /// A value in the body.
+    Value(T),
+}
+
+/// The update body as received. Every field of the create body but `sip_trunk_type`.
+#[derive(Clone, Default)]
+pub struct SipTrunkPatchInput {
+    /// Checked against the stored trunk's type.
+    pub phone_number: Patch<String>,
+    /// `null` or blank clears it.
+    pub nickname: Patch<String>,
+    /// SIP auth username.
+    pub sip_username: Patch<String>,
+    /// SIP auth password (never printed by `Debug`).
+    pub sip_password: Patch<String>,
+    /// The carrier's SIP server host.
+    pub sip_address: Patch<String>,
+    /// `+e164`, `e164` or `national`.
+    pub sip_calling_format: Patch<String>,
+    /// `auth` or `ip`.
+    pub inbound_authorization_type: Patch<String>,
+    /// The new allow-list; `null` or `[]` only fits an `auth` trunk.
+    pub allowed_inbound_ips: Patch<Vec<String>>,
+    /// ISO 3166-1 alpha-2.
+    pub country_code: Patch<String>,
+    /// Fixed-IP outbound proxy.
+    pub outbound_proxy: Patch<bool>,
+}
+
+impl fmt::Debug for SipTrunkPatchInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let password = match &self.sip_password {
+            Patch::Absent => Patch::Absent,
+            Patch::Null => Patch::Null,
+            Patch::Value(_) => Patch::Value("[redacted]"),
+        };
+        f.debug_struct("SipTrunkPatchInput")
+            .field("phone_number", &self.phone_number)
+            .field("nickname", &self.nickname)
+            .field("sip_username", &self.sip_username)
+            .field("sip_password", &password)
+            .field("sip_address", &self.sip_address)
+            .field("sip_calling_format", &self.sip_calling_format)
+            .field(
+                "inbound_authorization_type",
+                &self.inbound_authorization_type,
+            )
+            .field("allowed_inbound_ips", &self.allowed_inbound_ips)
+            .field("country_code", &self.country_code)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .finish()
+    }
+}
+
+/// A validated partial update: `None` leaves a field as it is. The rules that depend on the
+/// stored trunk (switching authorization type) are checked by [`SipTrunkPatch::apply`], so
+/// that a store can apply a patch inside its own transaction, against the row it locked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SipTrunkPatch {
+    /// New number, of the trunk's type.
+    pub phone_number: Option<PhoneNumber>,
+    /// `Some(None)` clears the nickname.
+    pub nickname: Option<Option<Nickname>>,
+    /// New username.
+    pub sip_username: Option<SipUsername>,
+    /// New password.
+    pub sip_password: Option<SipPassword>,
+    /// New SIP server.
+    pub sip_address: Option<SipAddress>,
+    /// New number format.
+    pub calling_format: Option<CallingFormat>,
+    /// New authorization type.
+    pub authorization_type: Option<AuthorizationType>,
+    /// `Some(None)`: sent as `null` or `[]`; `Some(Some(list))`: a new list.
+    pub allowed_ips: Option<Option<AllowedIps>>,
+    /// New country.
+    pub country_code: Option<CountryCode>,
+    /// New proxy flag.
+    pub outbound_proxy: Option<bool>,
+}
+
+/// The result of applying a patch: the trunk as it is now, whether anything changed, and the
+/// legs the change re-creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkUpdate {
+    /// The trunk after the patch (the stored one when nothing changed).
+    pub trunk: SipTrunk,
+    /// False when the patch was empty or set every field to the value it had.
+    pub changed: bool,
+    /// The legs to re-create on the voice infrastructure.
+    pub legs: LegChanges,
+}
+
+/// A non-null value of a non-nullable field; `null` and `""` are "required" failures.
+fn value_of<'a, T>(
+    errors: &mut ValidationErrors,
+    field: &str,
+    patch: &'a Patch<String>,
+    parse: impl FnOnce(&'a str) -> Result<T, FieldError>,
+) -> Option<T> {
+    match patch {
+        Patch::Absent => None,
+        Patch::Value(raw) if !raw.is_empty() => errors.check(field, parse(raw)),
+        Patch::Null | Patch::Value(_) => {
+            errors.add(field, required_message(field));
+            None
+        }
+    }
+}
+
+impl SipTrunkPatch {
+    /// Checks every field sent in `input`, the phone number against `trunk_type` (a trunk's
+    /// type never changes), and reports every failure at once.
+    ///
+    /// ```
+    /// use domain::{Patch, SipTrunkPatch, SipTrunkPatchInput, TrunkType};
+    ///
+    /// let input = SipTrunkPatchInput { nickname: Patch::Null, ..Default::default() };
+    /// let patch = SipTrunkPatch::parse(&input, TrunkType::Number).unwrap();
+    /// assert_eq!(patch.nickname, Some(None));
+    /// assert!(SipTrunkPatch::parse(&SipTrunkPatchInput::default(), TrunkType::Number).unwrap().is_empty());
+    /// ```
+    pub fn parse(
+        input: &SipTrunkPatchInput,
+        trunk_type: TrunkType,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let phone_number = value_of(&mut errors, "phone_number", &input.phone_number, |raw| {
+            PhoneNumber::parse(trunk_type, raw)
+        });
+        let nickname = match &input.nickname {
+            Patch::Absent => None,
+            Patch::Null => Some(None),
+            Patch::Value(raw) => errors.check("nickname", Nickname::parse(raw)),
+        };
+        let sip_username = value_of(
+            &mut errors,
+            "sip_username",
+            &input.sip_username,
+            SipUsername::parse,
+        );
+        let sip_password = value_of(
+            &mut errors,
+            "sip_password",
+            &input.sip_password,
+            SipPassword::parse,
+        );
+        let sip_address = value_of(
+            &mut errors,
+            "sip_address",
+            &input.sip_address,
+            SipAddress::parse,
+        );
+        let calling_format = value_of(
+            &mut errors,
+            "sip_calling_format",
+            &input.sip_calling_format,
+            CallingFormat::parse,
+        );
+        let authorization_type = value_of(
+            &mut errors,
+            "inbound_authorization_type",
+            &input.inbound_authorization_type,
+            AuthorizationType::parse,
+        );
+        let allowed_ips = match &input.allowed_inbound_ips {
+            Patch::Absent => None,
+            Patch::Null => Some(None),
+            Patch::Value(entries) if entries.is_empty() => Some(None),
+            Patch::Value(entries) => match AllowedIps::parse(entries) {
+                Ok(list) => Some(Some(list)),
+                Err(list_errors) => {
+                    errors.merge(list_errors);
+                    None
+                }
+            },
+        };
+        let country_code = value_of(
+            &mut errors,
+            "country_code",
+            &input.country_code,
+            CountryCode::parse,
+        );
+        let outbound_proxy = match input.outbound_proxy {
+            Patch::Absent => None,
+            Patch::Null => {
+                errors.add(
+                    "outbound_proxy",
+                    "The outbound proxy field must be true or false.",
+                );
+                None
+            }
+            Patch::Value(flag) => Some(flag),
+        };
+        errors.into_result(|| Self {
+            phone_number,
+            nickname,
+            sip_username,
+            sip_password,
+            sip_address,
+            calling_format,
+            authorization_type,
+            allowed_ips,
+            country_code,
+            outbound_proxy,
+        })
+    }
+
+    /// True when the patch sets nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Applies the patch to `current`, enforcing the rules that depend on it:
+    /// switching to `ip` needs a list in the same patch, switching to `auth` clears the list,
+    /// a list sent for an `auth` trunk is refused, and the phone number must keep the trunk's
+    /// type. When nothing really changes, the stored trunk comes back untouched (same
+    /// `updated_at`); otherwise `updated_at` becomes `now`.
+    pub fn apply(
+        &self,
+        current: &SipTrunk,
+        now: Timestamp,
+    ) -> Result<TrunkUpdate, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if let Some(number) = &self.phone_number {
+            if number.kind() != current.trunk_type() {
+                errors.add(
+                    "phone_number",
+                    match current.trunk_type() {
+                        TrunkType::Extension => {
+                            "The phone number must be an extension, like the trunk's."
+                        }
+                        TrunkType::Number => {
+                            "The phone number must be an E.164 number, like the trunk's."
+                        }
+                    },
+                );
+            }
+        }
+        let inbound_authorization = self.inbound_authorization(current, &mut errors);
+        let Some(inbound_authorization) = inbound_authorization.filter(|_| errors.is_empty())
+        else {
+            return Err(errors);
+        };
+
+        let mut next = current.clone();
+        if let Some(number) = &self.phone_number {
+            next.phone_number = number.clone();
+        }
+        if let Some(nickname) = &self.nickname {
+            next.nickname = nickname.clone();
+        }
+        if let Some(username) = &self.sip_username {
+            next.sip_username = username.clone();
+        }
+        if let Some(password) = &self.sip_password {
+            next.sip_password = password.clone();
+        }
+        if let Some(address) = &self.sip_address {
+            next.sip_address = address.clone();
+        }
+        if let Some(format) = self.calling_format {
+            next.calling_format = format;
+        }
+        if let Some(country) = self.country_code {
+            next.country_code = country;
+        }
+        if let Some(flag) = self.outbound_proxy {
+            next.outbound_proxy = flag;
+        }
+        next.inbound_authorization = inbound_authorization;
+
+        let changed = next != *current;
+        if changed {
+            next.updated_at = now;
+        }
+        let legs = LegChanges::between(current, &next);
+        Ok(TrunkUpdate {
+            trunk: next,
+            changed,
+            legs,
+        })
+    }
+
+    fn inbound_authorization(
+        &self,
+        current: &SipTrunk,
+        errors: &mut ValidationErrors,
+    ) -> Option<InboundAuthorization> {
+        let kind = self
+            .authorization_type
+            .unwrap_or_else(|| current.inbound_authorization.kind());
+        match (kind, &self.allowed_ips) {
+            (AuthorizationType::Ip, Some(Some(list))) => {
+                Some(InboundAuthorization::AllowList(list.clone()))
+            }
+            (AuthorizationType::Ip, None)
+                if current.inbound_authorization.kind() == AuthorizationType::Ip =>
+            {
+                Some(current.inbound_authorization.clone())
+            }
+            (AuthorizationType::Ip, _) => {
+                errors.add(ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED);
+                None
+            }
+            (AuthorizationType::Auth, Some(Some(_))) => {
+                errors.add(ALLOWED_IPS_FIELD, AUTH_TAKES_NO_LIST);
+                None
+            }
+            (AuthorizationType::Auth, _) => Some(InboundAuthorization::Credentials),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewSipTrunk, NewSipTrunkInput, TrunkId, UserId};
+
+    fn stored(auth: &str, ips: Option<Vec<&str>>) -> SipTrunk {
+        let input = NewSipTrunkInput {
+            sip_trunk_type: Some("number".into()),
+            phone_number: Some("+14155551234".into()),
+            nickname: Some("Main".into()),
+            sip_username: Some("acme_user".into()),
+            sip_password: Some("s3cretPass".into()),
+            sip_address: Some("sip.carrier.example".into()),
+            sip_calling_format: Some("+e164".into()),
+            inbound_authorization_type: Some(auth.into()),
+            allowed_inbound_ips: ips.map(|ips| ips.into_iter().map(String::from).collect()),
+            country_code: None,
+            outbound_proxy: None,
+        };
+        SipTrunk::create(
+            TrunkId::new(1).unwrap(),
+            UserId::new(7).unwrap(),
+            NewSipTrunk::parse(&input).unwrap(),
+            Timestamp::from_unix_micros(1_000_000).unwrap(),
+        )
+    }
+
+    fn later() -> Timestamp {
+        Timestamp::from_unix_micros(2_000_000).unwrap()
+    }
+
+    fn patch(input: SipTrunkPatchInput) -> SipTrunkPatch {
+        SipTrunkPatch::parse(&input, TrunkType::Number).unwrap()
+    }
+
+    fn value(raw: &str) -> Patch<String> {
+        Patch::Value(raw.to_owned())
+    }
+
+    fn ips(entries: &[&str]) -> Patch<Vec<String>> {
+        Patch::Value(entries.iter().map(|entry| entry.to_string()).collect())
+    }
+
+    #[test]
+    fn an_empty_patch_changes_nothing_and_keeps_updated_at() {
+        let current = stored("auth", None);
+        let update = patch(SipTrunkPatchInput::default())
+            .apply(&current, later())
+            .unwrap();
+        assert!(!update.changed);
+        assert_eq!(update.trunk, current);
+        assert_eq!(update.legs, LegChanges::default());
+    }
+
+    #[test]
+    fn setting_fields_to_their_current_values_is_not_a_change() {
+        let current = stored("auth", None);
+        let input = SipTrunkPatchInput {
+            sip_username: value("acme_user"),
+            sip_password: value("s3cretPass"),
+            sip_address: value("SIP.carrier.example"),
+            ..Default::default()
+        };
+        let update = patch(input).apply(&current, later()).unwrap();
+        assert!(!update.changed);
+        assert_eq!(update.trunk.updated_at, current.updated_at);
+    }
+
+    #[test]
+    fn only_the_fields_sent_change_and_updated_at_moves() {
+        let current = stored("auth", None);
+        let input = SipTrunkPatchInput {
+            sip_calling_format: value("national"),
+            ..Default::default()
+        };
+        let update = patch(input).apply(&current, later()).unwrap();
+        assert!(update.changed);
+        assert_eq!(update.trunk.calling_format, CallingFormat::National);
+        assert_eq!(update.trunk.updated_at, later());
+        assert_eq!(update.trunk.created_at, current.created_at);
+        assert_eq!(update.trunk.sip_username, current.sip_username);
+    }
+
+    #[test]
+    fn a_null_nickname_clears_it() {
+        let current = stored("auth", None);
+        let update = patch(SipTrunkPatchInput {
+            nickname: Patch::Null,
+            ..Default::default()
+        })
+        .apply(&current, later())
+        .unwrap();
+        assert_eq!(update.trunk.nickname, None);
+    }
+
+    #[test]
+    fn switching_to_ip_without_a_list_is_refused_with_the_documented_message() {
+        let current = stored("auth", None);
+        let errors = patch(SipTrunkPatchInput {
+            inbound_authorization_type: value("ip"),
+            ..Default::default()
+        })
+        .apply(&current, later())
+        .unwrap_err();
+        assert_eq!(
+            errors.messages("allowed_inbound_ips"),
+            [ALLOW_LIST_REQUIRED]
+        );
+    }
+
+    #[test]
+    fn switching_to_ip_with_a_list_sets_it_and_recreates_the_inbound_leg_only() {
+        let current = stored("auth", None);
+        let update = patch(SipTrunkPatchInput {
+            inbound_authorization_type: value("ip"),
+            allowed_inbound_ips: ips(&["198.51.100.1"]),
+            ..Default::default()
+        })
+        .apply(&current, later())
+        .unwrap();
+        assert_eq!(
+            update
+                .trunk
+                .inbound_authorization
+                .allowed_ips()
+                .unwrap()
+                .to_strings(),
+            ["198.51.100.1"]
+        );
+        assert_eq!(
+            update.legs,
+            LegChanges {
+                inbound: true,
+                outbound: false
+            }
+        );
+    }
+
+    #[test]
+    fn switching_to_auth_clears_the_list() {
+        let current = stored("ip", Some(vec!["198.51.100.1"]));
+        let update = patch(SipTrunkPatchInput {
+            inbound_authorization_type: value("auth"),
+            ..Default::default()
+        })
+        .apply(&current, later())
+        .unwrap();
+        assert_eq!(
+            update.trunk.inbound_authorization,
+            InboundAuthorization::Credentials
+        );
+    }
+
+    #[test]
+    fn an_ip_trunk_may_replace_its_list_alone() {
+        let current = stored("ip", Some(vec!["198.51.100.1"]));
+        let update = patch(SipTrunkPatchInput {
+            allowed_inbound_ips: ips(&["203.0.113.0/24"]),
+            ..Default::default()
+        })
+        .apply(&current, later())
+        .unwrap();
+        assert_eq!(
+            update
+                .trunk
+                .inbound_authorization
+                .allowed_ips()
+                .unwrap()
+                .to_strings(),
+            ["203.0.113.0/24"]
+        );
+    }
+
+    #[test]
+    fn an_ip_trunk_cannot_empty_its_list_without_switching_to_auth() {
+        let current = stored("ip", Some(vec!["198.51.100.1"]));
+        for list in [Patch::Null, ips(&[])] {
+            let errors = patch(SipTrunkPatchInput {
+                allowed_inbound_ips: list,
+                ..Default::default()
+            })
+            .apply(&current, later())
+            .unwrap_err();
+            assert_eq!(
+                errors.messages("allowed_inbound_ips"),
+                [ALLOW_LIST_REQUIRED]
+            );
+        }
+    }
+
+    #[test]
+    fn a_list_for_an_auth_trunk_is_refused() {
+        let current = stored("auth", None);
+        let errors = patch(SipTrunkPatchInput {
+            allowed_inbound_ips: ips(&["198.51.100.1"]),
+            ..Default::default()
+        })
+        .apply(&current, later())
+        .unwrap_err();
+        assert_eq!(errors.messages("allowed_inbound_ips"), [AUTH_TAKES_NO_LIST]);
+    }
+
+    #[test]
+    fn the_phone_number_is_checked_against_the_stored_trunk_type() {
+        let errors = SipTrunkPatch::parse(
+            &SipTrunkPatchInput {
+                phone_number: value("1000"),
+                ..Default::default()
+            },
+            TrunkType::Number,
+        )
+        .unwrap_err();
+        assert!(errors.contains("phone_number"));
+    }
+
+    #[test]
+    fn a_patch_built_for_another_trunk_type_is_refused_when_applied() {
+        let current = stored("auth", None);
+        let wrong = SipTrunkPatch {
+            phone_number: Some(PhoneNumber::parse(TrunkType::Extension, "1000").unwrap()),
+            ..Default::default()
+        };
+        assert!(wrong
+            .apply(&current, later())
+            .unwrap_err()
+            .contains("phone_number"));
+    }
+
+    #[test]
+    fn null_or_empty_for_a_required_field_is_refused() {
+        let errors = SipTrunkPatch::parse(
+            &SipTrunkPatchInput {
+                sip_username: Patch::Null,
+                sip_address: value(""),
+                country_code: Patch::Null,
+                outbound_proxy: Patch::Null,
+                ..Default::default()
+            },
+            TrunkType::Number,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors.fields().map(|(field, _)| field).collect();
+        assert_eq!(
+            fields,
+            [
+                "sip_username",
+                "sip_address",
+                "country_code",
+                "outbound_proxy"
+            ]
+        );
+        assert_eq!(
+            errors.messages("sip_address"),
+            ["SIP server address is required."]
+        );
+    }
+
+    #[test]
+    fn every_invalid_field_of_a_patch_is_reported_at_once() {
+        let errors = SipTrunkPatch::parse(
+            &SipTrunkPatchInput {
+                sip_calling_format: value("x"),
+                country_code: value("XX"),
+                allowed_inbound_ips: ips(&["bad"]),
+                ..Default::default()
+            },
+            TrunkType::Number,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors.fields().map(|(field, _)| field).collect();
+        assert_eq!(
+            fields,
+            [
+                "sip_calling_format",
+                "allowed_inbound_ips.0",
+                "country_code"
+            ]
+        );
+    }
+
+    #[test]
+    fn credentials_changes_recreate_both_legs() {
+        let current = stored("auth", None);
+        for input in [
+            SipTrunkPatchInput {
+                sip_username: value("other_user"),
+                ..Default::default()
+            },
+            SipTrunkPatchInput {
+                sip_password: value("newPass1"),
+                ..Default::default()
+            },
+            SipTrunkPatchInput {
+                phone_number: value("+14155550000"),
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(
+                patch(input).apply(&current, later()).unwrap().legs,
+                LegChanges::BOTH
+            );
+        }
+    }
+
+    #[test]
+    fn address_and_proxy_changes_recreate_the_outbound_leg_only() {
+        let current = stored("auth", None);
+        for input in [
+            SipTrunkPatchInput {
+                sip_address: value("sip2.carrier.example"),
+                ..Default::default()
+            },
+            SipTrunkPatchInput {
+                outbound_proxy: Patch::Value(true),
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(
+                patch(input).apply(&current, later()).unwrap().legs,
+                LegChanges {
+                    inbound: false,
+                    outbound: true
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn label_format_and_country_changes_recreate_no_leg_but_are_changes() {
+        let current = stored("auth", None);
+        for input in [
+            SipTrunkPatchInput {
+                nickname: value("Other"),
+                ..Default::default()
+            },
+            SipTrunkPatchInput {
+                sip_calling_format: value("e164"),
+                ..Default::default()
+            },
+            SipTrunkPatchInput {
+                country_code: value("CA"),
+                ..Default::default()
+            },
+        ] {
+            let update = patch(input).apply(&current, later()).unwrap();
+            assert!(update.changed);
+            assert_eq!(update.legs, LegChanges::default());
+        }
+    }
+
+    #[test]
+    fn the_patch_input_debug_output_never_shows_the_password() {
+        let input = SipTrunkPatchInput {
+            sip_password: value("topSecret9"),
+            ..Default::default()
+        };
+        assert!(!format!("{input:?}").contains("topSecret9"));
+        assert!(!format!("{:?}", patch(input)).contains("topSecret9"));
+    }
+}

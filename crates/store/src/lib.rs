@@ -1,0 +1,1 @@
+//! Storage for SIP trunks, users and API keys.
