@@ -23,6 +23,6 @@ pub use token::{ApiToken, TokenHash, TokenSecret, SECRET_LEN};
 pub use trunk::{
     AllowedIps, AuthorizationType, CallingFormat, CountryCode, InboundAuthorization, LegChanges,
     LegId, NewSipTrunk, NewSipTrunkInput, Nickname, Patch, PhoneNumber, SipAddress, SipPassword,
-    SipTrunk, SipTrunkPatch, SipTrunkPatchInput, SipUsername, TrunkType, TrunkUpdate,
-    ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
+    SipTrunk, SipTrunkPatch, SipTrunkPatchInput, SipUsername, TrunkSettings, TrunkType,
+    TrunkUpdate, ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
 };

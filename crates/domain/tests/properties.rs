@@ -1,6 +1,8 @@
 //! Property tests: no parser panics on any string, and every accepted value parses back to
 //! itself from its own string form (canonical forms are fixed points).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
 use domain::{
     AllowedIps, ApiKeyName, ApiToken, AuthorizationType, CallingFormat, CountryCode, Email,
     Nickname, PhoneNumber, SipAddress, SipPassword, SipUsername, TrunkId, TrunkType,

@@ -63,8 +63,14 @@ impl fmt::Debug for NewSipTrunkInput {
 }
 
 /// A validated create request: everything a trunk needs but its id, owner, legs and times.
+///
+/// It is also the part of a stored [`super::SipTrunk`] that clients set
+/// ([`super::SipTrunk::settings`]), so a new trunk's settings are exactly what was asked for.
+pub type NewSipTrunk = TrunkSettings;
+
+/// The client-controlled settings of a trunk; every field is a validated type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewSipTrunk {
+pub struct TrunkSettings {
     /// Its kind is the trunk type.
     pub phone_number: PhoneNumber,
     /// Optional label.
@@ -110,7 +116,7 @@ pub(super) fn required_message(field: &str) -> String {
     }
 }
 
-impl NewSipTrunk {
+impl TrunkSettings {
     /// Checks every field of `input` and reports every failure at once.
     ///
     /// ```

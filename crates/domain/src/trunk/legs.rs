@@ -1,6 +1,6 @@
 //! Which legs on the voice infrastructure a change of a trunk re-creates.
 
-use super::SipTrunk;
+use super::TrunkSettings;
 
 /// The legs a change re-creates, per the contract's table:
 ///
@@ -27,7 +27,7 @@ impl LegChanges {
     };
 
     /// The legs that going from `before` to `after` re-creates.
-    pub fn between(before: &SipTrunk, after: &SipTrunk) -> Self {
+    pub fn between(before: &TrunkSettings, after: &TrunkSettings) -> Self {
         let credentials = before.sip_username != after.sip_username
             || before.sip_password != after.sip_password
             || before.phone_number != after.phone_number;

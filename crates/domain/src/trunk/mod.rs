@@ -15,7 +15,7 @@ use std::fmt;
 
 pub use calling_format::CallingFormat;
 pub use country_code::CountryCode;
-pub use create::{NewSipTrunk, NewSipTrunkInput};
+pub use create::{NewSipTrunk, NewSipTrunkInput, TrunkSettings};
 pub use inbound::{
     AllowedIps, AuthorizationType, InboundAuthorization, ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
 };
@@ -57,49 +57,25 @@ pub struct SipTrunk {
     pub id: TrunkId,
     /// The user the trunk belongs to; every read and write is scoped by it.
     pub owner: UserId,
-    /// Its kind ([`PhoneNumber::kind`]) is the trunk's `sip_trunk_type`.
-    pub phone_number: PhoneNumber,
-    /// Optional label.
-    pub nickname: Option<Nickname>,
-    /// SIP auth username.
-    pub sip_username: SipUsername,
-    /// SIP auth password; never shown.
-    pub sip_password: SipPassword,
-    /// The carrier's SIP server.
-    pub sip_address: SipAddress,
-    /// Outbound number format.
-    pub calling_format: CallingFormat,
-    /// Credentials or allow-list.
-    pub inbound_authorization: InboundAuthorization,
-    /// Outbound calls leave from a fixed IP.
-    pub outbound_proxy: bool,
-    /// ISO 3166-1 alpha-2.
-    pub country_code: CountryCode,
+    /// What the client set: number, credentials, server, formats, authorization, country.
+    pub settings: TrunkSettings,
     /// The inbound leg on the voice infrastructure, once provisioned.
     pub inbound_trunk_id: Option<LegId>,
     /// The outbound leg on the voice infrastructure, once provisioned.
     pub outbound_trunk_id: Option<LegId>,
     /// When it was created.
     pub created_at: Timestamp,
-    /// When a field last really changed.
+    /// When a setting last really changed.
     pub updated_at: Timestamp,
 }
 
 impl SipTrunk {
-    /// A freshly created trunk: `new`'s fields, no legs yet, both timestamps `now`.
-    pub fn create(id: TrunkId, owner: UserId, new: NewSipTrunk, now: Timestamp) -> Self {
+    /// A freshly created trunk: `settings`, no legs yet, both timestamps `now`.
+    pub fn create(id: TrunkId, owner: UserId, settings: TrunkSettings, now: Timestamp) -> Self {
         Self {
             id,
             owner,
-            phone_number: new.phone_number,
-            nickname: new.nickname,
-            sip_username: new.sip_username,
-            sip_password: new.sip_password,
-            sip_address: new.sip_address,
-            calling_format: new.calling_format,
-            inbound_authorization: new.inbound_authorization,
-            outbound_proxy: new.outbound_proxy,
-            country_code: new.country_code,
+            settings,
             inbound_trunk_id: None,
             outbound_trunk_id: None,
             created_at: now,
@@ -109,9 +85,11 @@ impl SipTrunk {
 
     /// The trunk's `sip_trunk_type`.
     pub fn trunk_type(&self) -> TrunkType {
-        self.phone_number.kind()
+        self.settings.phone_number.kind()
     }
+}
 
+impl TrunkSettings {
     /// The (phone number, username, address) triple that is unique per owner.
     pub fn identity(&self) -> (&str, &str, &str) {
         (

@@ -266,36 +266,36 @@ impl SipTrunkPatch {
 
         let mut next = current.clone();
         if let Some(number) = &self.phone_number {
-            next.phone_number = number.clone();
+            next.settings.phone_number = number.clone();
         }
         if let Some(nickname) = &self.nickname {
-            next.nickname = nickname.clone();
+            next.settings.nickname = nickname.clone();
         }
         if let Some(username) = &self.sip_username {
-            next.sip_username = username.clone();
+            next.settings.sip_username = username.clone();
         }
         if let Some(password) = &self.sip_password {
-            next.sip_password = password.clone();
+            next.settings.sip_password = password.clone();
         }
         if let Some(address) = &self.sip_address {
-            next.sip_address = address.clone();
+            next.settings.sip_address = address.clone();
         }
         if let Some(format) = self.calling_format {
-            next.calling_format = format;
+            next.settings.calling_format = format;
         }
         if let Some(country) = self.country_code {
-            next.country_code = country;
+            next.settings.country_code = country;
         }
         if let Some(flag) = self.outbound_proxy {
-            next.outbound_proxy = flag;
+            next.settings.outbound_proxy = flag;
         }
-        next.inbound_authorization = inbound_authorization;
+        next.settings.inbound_authorization = inbound_authorization;
 
-        let changed = next != *current;
+        let changed = next.settings != current.settings;
         if changed {
             next.updated_at = now;
         }
-        let legs = LegChanges::between(current, &next);
+        let legs = LegChanges::between(&current.settings, &next.settings);
         Ok(TrunkUpdate {
             trunk: next,
             changed,
@@ -310,15 +310,15 @@ impl SipTrunkPatch {
     ) -> Option<InboundAuthorization> {
         let kind = self
             .authorization_type
-            .unwrap_or_else(|| current.inbound_authorization.kind());
+            .unwrap_or_else(|| current.settings.inbound_authorization.kind());
         match (kind, &self.allowed_ips) {
             (AuthorizationType::Ip, Some(Some(list))) => {
                 Some(InboundAuthorization::AllowList(list.clone()))
             }
             (AuthorizationType::Ip, None)
-                if current.inbound_authorization.kind() == AuthorizationType::Ip =>
+                if current.settings.inbound_authorization.kind() == AuthorizationType::Ip =>
             {
-                Some(current.inbound_authorization.clone())
+                Some(current.settings.inbound_authorization.clone())
             }
             (AuthorizationType::Ip, _) => {
                 errors.add(ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED);
@@ -410,10 +410,16 @@ mod tests {
         };
         let update = patch(input).apply(&current, later()).unwrap();
         assert!(update.changed);
-        assert_eq!(update.trunk.calling_format, CallingFormat::National);
+        assert_eq!(
+            update.trunk.settings.calling_format,
+            CallingFormat::National
+        );
         assert_eq!(update.trunk.updated_at, later());
         assert_eq!(update.trunk.created_at, current.created_at);
-        assert_eq!(update.trunk.sip_username, current.sip_username);
+        assert_eq!(
+            update.trunk.settings.sip_username,
+            current.settings.sip_username
+        );
     }
 
     #[test]
@@ -425,7 +431,7 @@ mod tests {
         })
         .apply(&current, later())
         .unwrap();
-        assert_eq!(update.trunk.nickname, None);
+        assert_eq!(update.trunk.settings.nickname, None);
     }
 
     #[test]
@@ -456,6 +462,7 @@ mod tests {
         assert_eq!(
             update
                 .trunk
+                .settings
                 .inbound_authorization
                 .allowed_ips()
                 .unwrap()
@@ -481,7 +488,7 @@ mod tests {
         .apply(&current, later())
         .unwrap();
         assert_eq!(
-            update.trunk.inbound_authorization,
+            update.trunk.settings.inbound_authorization,
             InboundAuthorization::Credentials
         );
     }
@@ -498,6 +505,7 @@ mod tests {
         assert_eq!(
             update
                 .trunk
+                .settings
                 .inbound_authorization
                 .allowed_ips()
                 .unwrap()

@@ -1,0 +1,346 @@
+//! The Diesel store: one code path over SQLite and PostgreSQL.
+//!
+//! Every method is blocking; async callers run them on a blocking thread pool.
+//! Write transactions on SQLite begin with a write, so that the busy timeout applies and a
+//! concurrent writer makes them wait instead of failing (see `lock_trunk`).
+
+mod connection;
+mod errors;
+mod rows;
+pub mod schema;
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use domain::{
+    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk, RepositoryError,
+    RepositoryResult, SipTrunk, SipTrunkPatch, SipTrunkRepository, Timestamp, TokenHash, TrunkId,
+    TrunkUpdate, User, UserId, UserName,
+};
+
+pub use connection::{
+    ConnectionError, ConnectionManager, DbConnection, PoolOptions, SQLITE_BUSY_TIMEOUT,
+};
+use errors::{from_diesel, from_pool};
+use rows::{ApiKeyRow, NewApiKeyRow, NewTrunkRow, NewUserRow, TrunkFields, TrunkRow, UserRow};
+use schema::{api_keys, sip_trunks, users};
+
+use crate::secrets::Keyring;
+use crate::DatabaseUrl;
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// No connection could be made in time; the message holds the backend's own reason.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// The URL, password hidden.
+        url: String,
+        /// What the backend said.
+        reason: String,
+    },
+    /// Migrations failed.
+    #[error("cannot migrate {url}: {reason}")]
+    Migrate {
+        /// The URL, password hidden.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// SIP trunks, users and API keys in SQLite or PostgreSQL. Cheap to clone (shares the pool).
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: r2d2::Pool<ConnectionManager>,
+    keys: Arc<Keyring>,
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqlStore({})", self.url)
+    }
+}
+
+/// A transaction's failure: a query error, or a domain outcome decided inside it.
+enum TxError {
+    Query(diesel::result::Error),
+    Outcome(RepositoryError),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Query(error)
+    }
+}
+
+impl From<TxError> for RepositoryError {
+    fn from(error: TxError) -> Self {
+        match error {
+            TxError::Query(error) => from_diesel(error),
+            TxError::Outcome(error) => error,
+        }
+    }
+}
+
+impl SqlStore {
+    /// Opens a pool on `url` (failing with the backend's reason when no connection can be
+    /// made within the pool's timeout). Passwords are sealed and opened with `keys`.
+    /// Does not migrate: call [`SqlStore::migrate`].
+    pub fn open(url: &DatabaseUrl, keys: Keyring, options: PoolOptions) -> Result<Self, OpenError> {
+        let pool = connection::build_pool(url, options).map_err(|error| OpenError::Connect {
+            url: url.to_string(),
+            reason: error.to_string(),
+        })?;
+        Ok(Self {
+            pool,
+            keys: Arc::new(keys),
+            url: url.clone(),
+        })
+    }
+
+    /// Applies pending migrations; gives the names of those applied.
+    pub fn migrate(&self) -> Result<Vec<String>, OpenError> {
+        let failed = |reason: String| OpenError::Migrate {
+            url: self.url.to_string(),
+            reason,
+        };
+        let mut conn = self.pool.get().map_err(|error| failed(error.to_string()))?;
+        connection::run_migrations(&mut conn).map_err(failed)
+    }
+
+    /// The URL the store was opened on (password hidden when displayed).
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// Checks that the database answers.
+    pub fn ping(&self) -> RepositoryResult<()> {
+        self.with_connection(|conn| diesel::sql_query("SELECT 1").execute(conn).map(drop))
+    }
+
+    /// Runs `work` on a pooled connection: the escape hatch for administration, bulk loads
+    /// and tests that read raw columns.
+    pub fn with_connection<T>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> QueryResult<T>,
+    ) -> RepositoryResult<T> {
+        let mut conn = self.pool.get().map_err(from_pool)?;
+        work(&mut conn).map_err(from_diesel)
+    }
+
+    fn trunk_query(owner: UserId) -> sip_trunks::BoxedQuery<'static, connection::MultiBackend> {
+        sip_trunks::table
+            .filter(sip_trunks::user_id.eq(owner.get()))
+            .into_boxed()
+    }
+}
+
+/// Takes the write lock on the owner's trunk `id` with a no-op write (SQLite: the database
+/// write lock, waited for under the busy timeout; PostgreSQL: the row lock). False when the
+/// owner has no such trunk.
+fn lock_trunk(conn: &mut DbConnection, owner: UserId, id: TrunkId) -> QueryResult<bool> {
+    let touched = diesel::update(
+        sip_trunks::table
+            .filter(sip_trunks::id.eq(id.get()))
+            .filter(sip_trunks::user_id.eq(owner.get())),
+    )
+    .set(sip_trunks::updated_at.eq(sip_trunks::updated_at))
+    .execute(conn)?;
+    Ok(touched == 1)
+}
+
+impl SipTrunkRepository for SqlStore {
+    fn list_trunks(&self, owner: UserId) -> RepositoryResult<Vec<SipTrunk>> {
+        let rows = self.with_connection(|conn| {
+            Self::trunk_query(owner)
+                .order(sip_trunks::id.asc())
+                .select(TrunkRow::as_select())
+                .load(conn)
+        })?;
+        rows.into_iter()
+            .map(|row| row.into_domain(&self.keys))
+            .collect()
+    }
+
+    fn get_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<SipTrunk> {
+        let row = self.with_connection(|conn| {
+            Self::trunk_query(owner)
+                .filter(sip_trunks::id.eq(id.get()))
+                .select(TrunkRow::as_select())
+                .first(conn)
+        })?;
+        row.into_domain(&self.keys)
+    }
+
+    fn create_trunk(&self, owner: UserId, trunk: &NewSipTrunk) -> RepositoryResult<SipTrunk> {
+        let row = NewTrunkRow::of(owner, trunk, Timestamp::now(), &self.keys);
+        let stored = self.with_connection(|conn| {
+            diesel::insert_into(sip_trunks::table)
+                .values(&row)
+                .get_result::<TrunkRow>(conn)
+        })?;
+        stored.into_domain(&self.keys)
+    }
+
+    fn update_trunk(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        patch: &SipTrunkPatch,
+    ) -> RepositoryResult<TrunkUpdate> {
+        let mut conn = self.pool.get().map_err(from_pool)?;
+        let keys = &self.keys;
+        let update = conn.transaction::<_, TxError, _>(|conn| {
+            if !lock_trunk(conn, owner, id)? {
+                return Err(TxError::Outcome(RepositoryError::NotFound));
+            }
+            let current = Self::trunk_query(owner)
+                .filter(sip_trunks::id.eq(id.get()))
+                .select(TrunkRow::as_select())
+                .first(conn)?
+                .into_domain(keys)
+                .map_err(TxError::Outcome)?;
+            let update = patch
+                .apply(&current, Timestamp::now())
+                .map_err(|errors| TxError::Outcome(RepositoryError::Rejected(errors)))?;
+            if update.changed {
+                let fields =
+                    TrunkFields::of(owner, &update.trunk.settings, update.trunk.updated_at, keys);
+                diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
+                    .set(&fields)
+                    .execute(conn)?;
+            }
+            Ok(update)
+        })?;
+        Ok(update)
+    }
+
+    fn delete_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<()> {
+        let deleted = self.with_connection(|conn| {
+            diesel::delete(
+                sip_trunks::table
+                    .filter(sip_trunks::id.eq(id.get()))
+                    .filter(sip_trunks::user_id.eq(owner.get())),
+            )
+            .execute(conn)
+        })?;
+        if deleted == 0 {
+            Err(RepositoryError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl AccountRepository for SqlStore {
+    fn create_user(&self, email: &Email, name: &UserName) -> RepositoryResult<User> {
+        let row = NewUserRow {
+            email: email.as_str(),
+            name: name.as_str(),
+            created_at: Timestamp::now().naive_utc(),
+        };
+        self.with_connection(|conn| {
+            diesel::insert_into(users::table)
+                .values(&row)
+                .get_result::<UserRow>(conn)
+        })?
+        .into_domain()
+    }
+
+    fn find_user_by_email(&self, email: &Email) -> RepositoryResult<User> {
+        self.with_connection(|conn| {
+            users::table
+                .filter(users::email.eq(email.as_str()))
+                .select(UserRow::as_select())
+                .first(conn)
+        })?
+        .into_domain()
+    }
+
+    fn create_api_key(
+        &self,
+        owner: UserId,
+        name: &ApiKeyName,
+        token_hash: &TokenHash,
+    ) -> RepositoryResult<ApiKey> {
+        let row = NewApiKeyRow {
+            user_id: owner.get(),
+            name: name.as_str(),
+            token_hash: token_hash.to_hex(),
+            created_at: Timestamp::now().naive_utc(),
+        };
+        self.with_connection(|conn| {
+            diesel::insert_into(api_keys::table)
+                .values(&row)
+                .get_result::<ApiKeyRow>(conn)
+        })?
+        .into_domain()
+    }
+
+    fn list_api_keys(&self, owner: UserId) -> RepositoryResult<Vec<ApiKey>> {
+        self.with_connection(|conn| {
+            api_keys::table
+                .filter(api_keys::user_id.eq(owner.get()))
+                .order(api_keys::id.asc())
+                .select(ApiKeyRow::as_select())
+                .load(conn)
+        })?
+        .into_iter()
+        .map(ApiKeyRow::into_domain)
+        .collect()
+    }
+
+    fn revoke_api_key(&self, owner: UserId, id: ApiKeyId) -> RepositoryResult<()> {
+        let deleted = self.with_connection(|conn| {
+            diesel::delete(
+                api_keys::table
+                    .filter(api_keys::id.eq(id.get()))
+                    .filter(api_keys::user_id.eq(owner.get())),
+            )
+            .execute(conn)
+        })?;
+        if deleted == 0 {
+            Err(RepositoryError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn revoke_any_api_key(&self, id: ApiKeyId) -> RepositoryResult<()> {
+        let deleted = self.with_connection(|conn| {
+            diesel::delete(api_keys::table.filter(api_keys::id.eq(id.get()))).execute(conn)
+        })?;
+        if deleted == 0 {
+            Err(RepositoryError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn authenticate(&self, token: &ApiToken) -> RepositoryResult<ApiKey> {
+        let key = self
+            .with_connection(|conn| {
+                api_keys::table
+                    .filter(api_keys::token_hash.eq(token.hash().to_hex()))
+                    .select(ApiKeyRow::as_select())
+                    .first(conn)
+            })?
+            .into_domain()?;
+        if key.id == token.key_id() {
+            Ok(key)
+        } else {
+            Err(RepositoryError::NotFound)
+        }
+    }
+
+    fn touch_api_key(&self, id: ApiKeyId, at: Timestamp) -> RepositoryResult<()> {
+        self.with_connection(|conn| {
+            diesel::update(api_keys::table.filter(api_keys::id.eq(id.get())))
+                .set(api_keys::last_used_at.eq(Some(at.naive_utc())))
+                .execute(conn)
+        })?;
+        Ok(())
+    }
+}

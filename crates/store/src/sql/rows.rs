@@ -1,0 +1,268 @@
+//! Rows as stored, and their conversion to and from domain values. A row that no longer
+//! parses is reported as `Corrupt`, naming the row and column but never a value.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use domain::{
+    AllowedIps, ApiKey, ApiKeyId, ApiKeyName, AuthorizationType, CallingFormat, CountryCode, Email,
+    InboundAuthorization, LegId, Nickname, PhoneNumber, RepositoryError, SipAddress, SipPassword,
+    SipTrunk, SipUsername, Timestamp, TrunkId, TrunkSettings, TrunkType, User, UserId, UserName,
+};
+
+use super::schema::{api_keys, sip_trunks, users};
+use crate::secrets::{Keyring, Sealed};
+
+/// Associated data binding a sealed password to its owner.
+pub(crate) fn password_context(owner: UserId) -> Vec<u8> {
+    format!("sip_trunks.sip_password:user:{owner}").into_bytes()
+}
+
+fn corrupt(table: &str, id: i64, column: &str, why: impl std::fmt::Display) -> RepositoryError {
+    RepositoryError::Corrupt(format!("{table} row {id}, column {column}: {why}"))
+}
+
+/// A `sip_trunks` row, columns in table order.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sip_trunks)]
+pub(crate) struct TrunkRow {
+    id: i64,
+    user_id: i64,
+    sip_trunk_type: String,
+    phone_number: String,
+    nickname: Option<String>,
+    sip_username: String,
+    sip_password_sealed: String,
+    sip_password_key_id: String,
+    sip_address: String,
+    sip_calling_format: String,
+    inbound_authorization_type: String,
+    allowed_inbound_ips: Option<String>,
+    outbound_proxy: i16,
+    country_code: String,
+    inbound_trunk_id: Option<String>,
+    outbound_trunk_id: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl TrunkRow {
+    /// The domain trunk, its password opened with `keys`.
+    pub(crate) fn into_domain(self, keys: &Keyring) -> Result<SipTrunk, RepositoryError> {
+        let id = self.id;
+        let bad =
+            |column: &str, why: &dyn std::fmt::Display| corrupt("sip_trunks", id, column, why);
+        let trunk_id = TrunkId::new(id).ok_or_else(|| bad("id", &"not positive"))?;
+        let owner = UserId::new(self.user_id).ok_or_else(|| bad("user_id", &"not positive"))?;
+        let kind = TrunkType::parse(&self.sip_trunk_type).map_err(|e| bad("sip_trunk_type", &e))?;
+        let phone_number =
+            PhoneNumber::parse(kind, &self.phone_number).map_err(|e| bad("phone_number", &e))?;
+        let nickname = match &self.nickname {
+            Some(raw) => Nickname::parse(raw).map_err(|e| bad("nickname", &e))?,
+            None => None,
+        };
+        let sealed = Sealed {
+            text: self.sip_password_sealed,
+            key_id: self.sip_password_key_id,
+        };
+        let plaintext = keys
+            .open(&sealed, &password_context(owner))
+            .map_err(|e| bad("sip_password_sealed", &e))?;
+        let sip_password =
+            SipPassword::parse(&plaintext).map_err(|e| bad("sip_password_sealed", &e))?;
+        let inbound_authorization = match (
+            AuthorizationType::parse(&self.inbound_authorization_type)
+                .map_err(|e| bad("inbound_authorization_type", &e))?,
+            &self.allowed_inbound_ips,
+        ) {
+            (AuthorizationType::Auth, None) => InboundAuthorization::Credentials,
+            (AuthorizationType::Ip, Some(list)) => {
+                let entries: Vec<&str> = list.split(',').collect();
+                InboundAuthorization::AllowList(
+                    AllowedIps::parse(&entries).map_err(|e| bad("allowed_inbound_ips", &e))?,
+                )
+            }
+            _ => {
+                return Err(bad(
+                    "allowed_inbound_ips",
+                    &"does not fit the authorization type",
+                ))
+            }
+        };
+        let settings = TrunkSettings {
+            phone_number,
+            nickname,
+            sip_username: SipUsername::parse(&self.sip_username)
+                .map_err(|e| bad("sip_username", &e))?,
+            sip_password,
+            sip_address: SipAddress::parse(&self.sip_address)
+                .map_err(|e| bad("sip_address", &e))?,
+            calling_format: CallingFormat::parse(&self.sip_calling_format)
+                .map_err(|e| bad("sip_calling_format", &e))?,
+            inbound_authorization,
+            outbound_proxy: match self.outbound_proxy {
+                0 => false,
+                1 => true,
+                _ => return Err(bad("outbound_proxy", &"not 0 or 1")),
+            },
+            country_code: CountryCode::parse(&self.country_code)
+                .map_err(|e| bad("country_code", &e))?,
+        };
+        Ok(SipTrunk {
+            id: trunk_id,
+            owner,
+            settings,
+            inbound_trunk_id: self.inbound_trunk_id.and_then(LegId::new),
+            outbound_trunk_id: self.outbound_trunk_id.and_then(LegId::new),
+            created_at: Timestamp::from_naive_utc(self.created_at),
+            updated_at: Timestamp::from_naive_utc(self.updated_at),
+        })
+    }
+}
+
+/// The columns a client controls, plus `updated_at`: what an insert sets beside the fixed
+/// columns, and what an update rewrites. The legs are written by provisioning, not here.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = sip_trunks, treat_none_as_null = true)]
+pub(crate) struct TrunkFields<'a> {
+    phone_number: &'a str,
+    nickname: Option<&'a str>,
+    sip_username: &'a str,
+    sip_password_sealed: String,
+    sip_password_key_id: String,
+    sip_address: &'a str,
+    sip_calling_format: &'a str,
+    inbound_authorization_type: &'a str,
+    allowed_inbound_ips: Option<String>,
+    outbound_proxy: i16,
+    country_code: &'a str,
+    updated_at: NaiveDateTime,
+}
+
+impl<'a> TrunkFields<'a> {
+    /// The columns of `owner`'s `settings`, the password sealed with the current key.
+    pub(crate) fn of(
+        owner: UserId,
+        settings: &'a TrunkSettings,
+        updated_at: Timestamp,
+        keys: &Keyring,
+    ) -> Self {
+        let sealed = keys.seal(
+            settings.sip_password.expose_secret(),
+            &password_context(owner),
+        );
+        Self {
+            phone_number: settings.phone_number.as_str(),
+            nickname: settings.nickname.as_ref().map(Nickname::as_str),
+            sip_username: settings.sip_username.as_str(),
+            sip_password_sealed: sealed.text,
+            sip_password_key_id: sealed.key_id,
+            sip_address: settings.sip_address.as_str(),
+            sip_calling_format: settings.calling_format.as_str(),
+            inbound_authorization_type: settings.inbound_authorization.kind().as_str(),
+            allowed_inbound_ips: settings
+                .inbound_authorization
+                .allowed_ips()
+                .map(|list| list.to_strings().join(",")),
+            outbound_proxy: i16::from(settings.outbound_proxy),
+            country_code: settings.country_code.as_str(),
+            updated_at: updated_at.naive_utc(),
+        }
+    }
+}
+
+/// A new trunk row: the fields plus what never changes.
+#[derive(Insertable)]
+#[diesel(table_name = sip_trunks)]
+pub(crate) struct NewTrunkRow<'a> {
+    user_id: i64,
+    sip_trunk_type: &'a str,
+    created_at: NaiveDateTime,
+    #[diesel(embed)]
+    fields: TrunkFields<'a>,
+}
+
+impl<'a> NewTrunkRow<'a> {
+    /// The row of a trunk of `owner` created `now` with `settings`.
+    pub(crate) fn of(
+        owner: UserId,
+        settings: &'a TrunkSettings,
+        now: Timestamp,
+        keys: &Keyring,
+    ) -> Self {
+        Self {
+            user_id: owner.get(),
+            sip_trunk_type: settings.phone_number.kind().as_str(),
+            created_at: now.naive_utc(),
+            fields: TrunkFields::of(owner, settings, now, keys),
+        }
+    }
+}
+
+/// A `users` row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub(crate) struct UserRow {
+    id: i64,
+    email: String,
+    name: String,
+    created_at: NaiveDateTime,
+}
+
+impl UserRow {
+    pub(crate) fn into_domain(self) -> Result<User, RepositoryError> {
+        let id = self.id;
+        let bad = |column: &str, why: &dyn std::fmt::Display| corrupt("users", id, column, why);
+        Ok(User {
+            id: UserId::new(id).ok_or_else(|| bad("id", &"not positive"))?,
+            email: Email::parse(&self.email).map_err(|e| bad("email", &e))?,
+            name: UserName::parse(&self.name).map_err(|e| bad("name", &e))?,
+            created_at: Timestamp::from_naive_utc(self.created_at),
+        })
+    }
+}
+
+/// A new `users` row.
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub(crate) struct NewUserRow<'a> {
+    pub(crate) email: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) created_at: NaiveDateTime,
+}
+
+/// An `api_keys` row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+pub(crate) struct ApiKeyRow {
+    id: i64,
+    user_id: i64,
+    name: String,
+    #[allow(dead_code)]
+    token_hash: String,
+    last_used_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+}
+
+impl ApiKeyRow {
+    pub(crate) fn into_domain(self) -> Result<ApiKey, RepositoryError> {
+        let id = self.id;
+        let bad = |column: &str, why: &dyn std::fmt::Display| corrupt("api_keys", id, column, why);
+        Ok(ApiKey {
+            id: ApiKeyId::new(id).ok_or_else(|| bad("id", &"not positive"))?,
+            owner: UserId::new(self.user_id).ok_or_else(|| bad("user_id", &"not positive"))?,
+            name: ApiKeyName::parse(&self.name).map_err(|e| bad("name", &e))?,
+            last_used_at: self.last_used_at.map(Timestamp::from_naive_utc),
+            created_at: Timestamp::from_naive_utc(self.created_at),
+        })
+    }
+}
+
+/// A new `api_keys` row.
+#[derive(Insertable)]
+#[diesel(table_name = api_keys)]
+pub(crate) struct NewApiKeyRow<'a> {
+    pub(crate) user_id: i64,
+    pub(crate) name: &'a str,
+    pub(crate) token_hash: String,
+    pub(crate) created_at: NaiveDateTime,
+}

@@ -1,0 +1,81 @@
+//! Diesel's view of the tables in `migrations/{sqlite,postgres}`. Only SQL types that
+//! `MultiConnection` supports on both backends are used: booleans are `SmallInt` 0/1, lists
+//! and ciphertexts are `Text`.
+
+diesel::table! {
+    /// Tenants.
+    users (id) {
+        /// Never reused.
+        id -> BigInt,
+        /// Unique, lower-case.
+        email -> Text,
+        /// Display name.
+        name -> Text,
+        /// UTC.
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// API keys; only the SHA-256 of each token's secret is stored.
+    api_keys (id) {
+        /// Never reused; the token's prefix.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// Label.
+        name -> Text,
+        /// Lower-case hex SHA-256 of the secret; unique.
+        token_hash -> Text,
+        /// UTC, throttled.
+        last_used_at -> Nullable<Timestamp>,
+        /// UTC.
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// SIP trunks; `(user_id, phone_number, sip_username, sip_address)` is unique.
+    sip_trunks (id) {
+        /// Never reused.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// `extension` or `number`.
+        sip_trunk_type -> Text,
+        /// As validated for the type.
+        phone_number -> Text,
+        /// Optional label.
+        nickname -> Nullable<Text>,
+        /// SIP auth username.
+        sip_username -> Text,
+        /// `base64(nonce || AES-256-GCM ciphertext || tag)`.
+        sip_password_sealed -> Text,
+        /// Id of the key that sealed the password.
+        sip_password_key_id -> Text,
+        /// Lower-case host.
+        sip_address -> Text,
+        /// `+e164`, `e164` or `national`.
+        sip_calling_format -> Text,
+        /// `auth` or `ip`.
+        inbound_authorization_type -> Text,
+        /// Canonical entries joined by `,`; NULL for `auth`.
+        allowed_inbound_ips -> Nullable<Text>,
+        /// 0 or 1.
+        outbound_proxy -> SmallInt,
+        /// ISO 3166-1 alpha-2.
+        country_code -> Text,
+        /// Voice-infrastructure inbound leg.
+        inbound_trunk_id -> Nullable<Text>,
+        /// Voice-infrastructure outbound leg.
+        outbound_trunk_id -> Nullable<Text>,
+        /// UTC, microseconds.
+        created_at -> Timestamp,
+        /// UTC, microseconds.
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(sip_trunks -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, api_keys, sip_trunks);

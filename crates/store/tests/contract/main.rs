@@ -1,0 +1,70 @@
+//! The storage contract, run against every implementation: `memory_store::*`,
+//! `sqlite_store::*` and, when `TEST_DATABASE_URL` is set, `postgres_store::*`.
+//! Every test gets a private store: a new in-memory store, a new SQLite file, or a new
+//! PostgreSQL schema, dropped afterwards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod cases;
+mod fixtures;
+
+/// One module of tests per backend, one test per case.
+macro_rules! suite {
+    ($module:ident, $fixture:path, [$($case:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    if let Some(fixture) = $fixture() {
+                        super::cases::$case(&fixture);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// The cases every store must pass.
+macro_rules! common_suite {
+    ($module:ident, $fixture:path $(, $extra:ident)*) => {
+        suite!($module, $fixture, [
+            a_created_trunk_reads_back_equal,
+            trunks_are_listed_by_id_ascending_and_only_the_owners,
+            another_owner_can_neither_see_nor_change_nor_delete_a_trunk,
+            the_same_number_username_and_address_conflicts_within_an_owner_only,
+            threads_racing_to_create_the_same_trunk_give_exactly_one_winner,
+            an_update_into_another_trunks_identity_conflicts_and_changes_nothing,
+            update_and_delete_of_an_absent_trunk_are_not_found,
+            a_deleted_trunk_is_gone_and_its_id_is_never_reused,
+            timestamps_round_trip_to_the_microsecond,
+            allow_lists_round_trip_in_canonical_first_seen_order,
+            updated_at_moves_on_a_real_change_and_not_on_an_empty_one,
+            an_update_applies_every_field_sent_and_reports_the_legs,
+            an_update_breaking_a_rule_of_the_stored_trunk_is_rejected_and_changes_nothing,
+            concurrent_updates_of_one_trunk_are_all_applied,
+            a_users_email_is_unique_and_found_again,
+            api_keys_authenticate_list_record_use_and_revoke,
+            a_token_with_a_wrong_secret_or_key_id_is_refused,
+            keys_and_trunks_of_a_missing_user_are_not_found,
+            $($extra,)*
+        ]);
+    };
+}
+
+common_suite!(memory_store, crate::fixtures::memory);
+common_suite!(
+    sqlite_store,
+    crate::fixtures::sqlite,
+    the_stored_password_is_sealed_never_plaintext,
+    a_store_opened_with_another_key_reports_corrupt_rows_cleanly,
+    a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key,
+    a_row_that_no_longer_parses_is_reported_corrupt
+);
+common_suite!(
+    postgres_store,
+    crate::fixtures::postgres,
+    the_stored_password_is_sealed_never_plaintext,
+    a_store_opened_with_another_key_reports_corrupt_rows_cleanly,
+    a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key,
+    a_row_that_no_longer_parses_is_reported_corrupt
+);

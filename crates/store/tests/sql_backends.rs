@@ -1,0 +1,165 @@
+//! Backend-specific behaviour of the SQL store: URLs, pools, pragmas, migrations, and what
+//! the database file holds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use domain::{
+    AccountRepository, Email, NewSipTrunk, NewSipTrunkInput, SipTrunkRepository, UserName,
+};
+use store::{DatabaseUrl, EncryptionKey, Keyring, OpenError, PoolOptions, SqlStore};
+
+const PASSWORD: &str = "Very-Distinct-Plaintext-42";
+
+fn keys() -> Keyring {
+    Keyring::new(EncryptionKey::generate().0)
+}
+
+fn open(url: DatabaseUrl) -> SqlStore {
+    let store = SqlStore::open(&url, keys(), PoolOptions::default()).unwrap();
+    store.migrate().unwrap();
+    store
+}
+
+fn trunk() -> NewSipTrunk {
+    NewSipTrunk::parse(&NewSipTrunkInput {
+        sip_trunk_type: Some("number".into()),
+        phone_number: Some("+14155551234".into()),
+        sip_username: Some("acme_user".into()),
+        sip_password: Some(PASSWORD.into()),
+        sip_address: Some("sip.carrier.example".into()),
+        sip_calling_format: Some("+e164".into()),
+        inbound_authorization_type: Some("auth".into()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn an_in_memory_sqlite_database_is_one_database_for_every_caller() {
+    let store = open(DatabaseUrl::SqliteMemory);
+    let email = Email::parse("mem@example.com").unwrap();
+    store
+        .create_user(&email, &UserName::parse("Mem").unwrap())
+        .unwrap();
+    let other = store.clone();
+    let found = std::thread::spawn(move || other.find_user_by_email(&email))
+        .join()
+        .unwrap();
+    assert!(found.is_ok());
+}
+
+#[test]
+fn an_unreachable_postgres_is_reported_with_the_backends_reason() {
+    let url = DatabaseUrl::parse("postgres://nobody:pw@127.0.0.1:1/none").unwrap();
+    let options = PoolOptions {
+        max_size: 1,
+        connection_timeout: Duration::from_millis(500),
+    };
+    match SqlStore::open(&url, keys(), options) {
+        Err(error @ OpenError::Connect { .. }) => {
+            let message = error.to_string();
+            assert!(
+                message.contains("refused") || message.contains("connect"),
+                "{message}"
+            );
+            assert!(!message.contains(":pw@"), "{message}");
+        }
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+}
+
+#[test]
+fn migrations_apply_once_and_then_find_nothing_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::SqliteFile(dir.path().join("m.db"));
+    let store = SqlStore::open(&url, keys(), PoolOptions::default()).unwrap();
+    assert_eq!(store.migrate().unwrap().len(), 2);
+    assert!(store.migrate().unwrap().is_empty());
+}
+
+#[test]
+fn both_backends_have_the_same_migration_names() {
+    let names = |backend: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(format!(
+            "{}/../../migrations/{backend}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names("sqlite"), names("postgres"));
+}
+
+#[derive(QueryableByName)]
+struct Pragma {
+    #[diesel(sql_type = Text)]
+    journal_mode: String,
+}
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = BigInt)]
+    value: i64,
+}
+
+#[test]
+fn every_sqlite_connection_uses_wal_foreign_keys_and_a_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(DatabaseUrl::SqliteFile(dir.path().join("p.db")));
+    let (mode, foreign_keys, timeout, synchronous) = store
+        .with_connection(|conn| {
+            let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Pragma>(conn)?;
+            let flag = |sql: &str, conn: &mut _| {
+                diesel::sql_query(sql)
+                    .get_result::<Flag>(conn)
+                    .map(|flag| flag.value)
+            };
+            Ok((
+                mode.journal_mode,
+                flag(
+                    "SELECT foreign_keys AS value FROM pragma_foreign_keys",
+                    conn,
+                )?,
+                flag("SELECT timeout AS value FROM pragma_busy_timeout", conn)?,
+                flag("SELECT synchronous AS value FROM pragma_synchronous", conn)?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(foreign_keys, 1);
+    assert_eq!(timeout, 5000);
+    assert_eq!(synchronous, 2, "FULL");
+}
+
+#[test]
+fn the_sqlite_files_never_hold_the_plaintext_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(DatabaseUrl::SqliteFile(dir.path().join("raw.db")));
+    let owner = store
+        .create_user(
+            &Email::parse("raw@example.com").unwrap(),
+            &UserName::parse("Raw").unwrap(),
+        )
+        .unwrap()
+        .id;
+    let created = store.create_trunk(owner, &trunk()).unwrap();
+    assert_eq!(created.settings.sip_password.expose_secret(), PASSWORD);
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(
+        bytes.windows(b"acme_user".len()).any(|w| w == b"acme_user"),
+        "the data is on disk"
+    );
+    assert!(!bytes
+        .windows(PASSWORD.len())
+        .any(|w| w == PASSWORD.as_bytes()));
+}
