@@ -1,1 +1,64 @@
-//! The SIP trunk HTTP API.
+//! The SIP trunk HTTP API: actix-web handlers over the domain's ports, and the pieces of the
+//! `sip-trunks` binary (configuration, start-up, administration commands).
+
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod errors;
+pub mod request;
+mod routes;
+pub mod server;
+pub mod state;
+pub mod views;
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, App};
+
+pub use state::AppState;
+
+/// Longest path written to the request log.
+const LOGGED_PATH_LEN: usize = 200;
+
+/// The application: routes, shared state, security headers and the request log.
+/// The log line holds method, path, status and duration; never headers, query or body.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state))
+        .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+        .wrap_fn(|req, service| {
+            let started = Instant::now();
+            let method = req.method().clone();
+            let path: String = req.path().chars().take(LOGGED_PATH_LEN).collect();
+            let response = service.call(req);
+            async move {
+                let response = response.await;
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                match &response {
+                    Ok(done) => log::info!(
+                        "{method} {path} {} {elapsed_ms:.2}ms",
+                        done.status().as_u16()
+                    ),
+                    Err(error) => log::info!(
+                        "{method} {path} {} {elapsed_ms:.2}ms",
+                        error.as_response_error().status_code().as_u16()
+                    ),
+                }
+                response
+            }
+        })
+        .configure(routes::routes)
+}

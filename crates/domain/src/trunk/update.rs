@@ -145,6 +145,32 @@ impl SipTrunkPatch {
         input: &SipTrunkPatchInput,
         trunk_type: TrunkType,
     ) -> Result<Self, ValidationErrors> {
+        let (patch, errors) = Self::parse_partial(input, trunk_type);
+        errors.into_result(|| patch)
+    }
+
+    /// [`SipTrunkPatch::parse`] for the stored trunk `current`, also checking the rules that
+    /// depend on it, so that a client learns every problem in one answer. The store checks
+    /// those rules again when it applies the patch, against the row it locked.
+    pub fn parse_for(
+        input: &SipTrunkPatchInput,
+        current: &SipTrunk,
+    ) -> Result<Self, ValidationErrors> {
+        let (patch, mut errors) = Self::parse_partial(input, current.trunk_type());
+        let authorization_failed = errors.fields().any(|(field, _)| {
+            field == "inbound_authorization_type" || field.starts_with(ALLOWED_IPS_FIELD)
+        });
+        if !authorization_failed {
+            patch.inbound_authorization(current, &mut errors);
+        }
+        errors.into_result(|| patch)
+    }
+
+    /// Every field that parsed, and the failures of those that did not.
+    fn parse_partial(
+        input: &SipTrunkPatchInput,
+        trunk_type: TrunkType,
+    ) -> (Self, ValidationErrors) {
         let mut errors = ValidationErrors::new();
         let phone_number = value_of(&mut errors, "phone_number", &input.phone_number, |raw| {
             PhoneNumber::parse(trunk_type, raw)
@@ -213,7 +239,7 @@ impl SipTrunkPatch {
             }
             Patch::Value(flag) => Some(flag),
         };
-        errors.into_result(|| Self {
+        let patch = Self {
             phone_number,
             nickname,
             sip_username,
@@ -224,7 +250,8 @@ impl SipTrunkPatch {
             allowed_ips,
             country_code,
             outbound_proxy,
-        })
+        };
+        (patch, errors)
     }
 
     /// True when the patch sets nothing.
@@ -619,6 +646,33 @@ mod tests {
                 "country_code"
             ]
         );
+    }
+
+    #[test]
+    fn parsing_for_a_stored_trunk_reports_field_and_rule_failures_together() {
+        let current = stored("auth", None);
+        let errors = SipTrunkPatch::parse_for(
+            &SipTrunkPatchInput {
+                inbound_authorization_type: value("ip"),
+                sip_calling_format: value("bad"),
+                ..Default::default()
+            },
+            &current,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors.fields().map(|(field, _)| field).collect();
+        assert_eq!(fields, ["sip_calling_format", "allowed_inbound_ips"]);
+    }
+
+    #[test]
+    fn parsing_for_a_stored_trunk_accepts_what_apply_accepts() {
+        let current = stored("ip", Some(vec!["198.51.100.1"]));
+        let input = SipTrunkPatchInput {
+            allowed_inbound_ips: ips(&["203.0.113.1"]),
+            ..Default::default()
+        };
+        let patch = SipTrunkPatch::parse_for(&input, &current).unwrap();
+        assert!(patch.apply(&current, later()).is_ok());
     }
 
     #[test]

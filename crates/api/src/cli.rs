@@ -1,0 +1,268 @@
+//! The `sip-trunks` command line: `serve` (the default), `migrate`, and administration of
+//! users and API keys. Every option can also come from the environment.
+
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use domain::{AccountRepository, ApiKeyId, ApiKeyName, ApiToken, Email, TokenSecret, UserName};
+use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
+
+use crate::server::{self, ServeSettings, StartError};
+
+/// The SIP trunk registry.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sip-trunks",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do; `serve` when left out.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Where the data lives.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Server options, when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The database and its secrets.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// sqlite://<path>, sqlite:///<absolute path>, sqlite::memory: or postgres://...
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://sip-trunks.db",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Base64 of 32 bytes; seals SIP passwords. Optional on SQLite (a key file is used).
+    #[arg(
+        long,
+        env = "SIP_TRUNKS_ENCRYPTION_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub encryption_key: Option<String>,
+    /// Retired keys (comma-separated) that still open older rows.
+    #[arg(
+        long,
+        env = "SIP_TRUNKS_PREVIOUS_ENCRYPTION_KEYS",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub previous_encryption_keys: Vec<String>,
+}
+
+/// How the server runs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Most database connections.
+    #[arg(long, env = "POOL_SIZE", default_value_t = 16)]
+    pub pool_size: u32,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "WORKERS")]
+    pub workers: Option<usize>,
+    /// Seconds to wait for a database connection before answering 503.
+    #[arg(long, env = "DB_TIMEOUT_SECS", default_value_t = 3)]
+    pub db_timeout_secs: u64,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage API keys.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
+}
+
+/// `users ...`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user and a first API key; the token is printed alone on the last line.
+    Create {
+        /// The user's e-mail (unique).
+        #[arg(long)]
+        email: String,
+        /// The user's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// `api-keys ...`
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create an API key for a user; the token is printed alone on the last line.
+    Create {
+        /// The user's e-mail.
+        #[arg(long)]
+        email: String,
+        /// A label for the key.
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke an API key by id.
+    Revoke {
+        /// The key's id (the part of the token before `|`).
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Start-up failed.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// An argument was refused.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store said no.
+    #[error("{0}")]
+    Store(#[from] domain::RepositoryError),
+}
+
+impl Cli {
+    /// Runs the command.
+    pub async fn run(self) -> Result<(), CommandError> {
+        let database = self.database;
+        match self.command {
+            None => serve(&database, self.serve).await,
+            Some(Command::Serve(args)) => serve(&database, args).await,
+            Some(Command::Migrate) => {
+                admin_store(&database)?;
+                Ok(())
+            }
+            Some(Command::Users(UsersCommand::Create { email, name })) => {
+                let store = admin_store(&database)?;
+                let email =
+                    Email::parse(&email).map_err(|e| CommandError::Invalid(e.to_string()))?;
+                let name =
+                    UserName::parse(&name).map_err(|e| CommandError::Invalid(e.to_string()))?;
+                let user = store
+                    .create_user(&email, &name)
+                    .map_err(|error| match error {
+                        domain::RepositoryError::Conflict => CommandError::Invalid(format!(
+                            "a user with the email {} already exists",
+                            email.as_str()
+                        )),
+                        other => other.into(),
+                    })?;
+                say(&format!(
+                    "created user {} <{}>",
+                    user.id,
+                    user.email.as_str()
+                ));
+                issue_key(&store, &user.email, "default")
+            }
+            Some(Command::ApiKeys(ApiKeysCommand::Create { email, name })) => {
+                let store = admin_store(&database)?;
+                let email =
+                    Email::parse(&email).map_err(|e| CommandError::Invalid(e.to_string()))?;
+                issue_key(&store, &email, &name)
+            }
+            Some(Command::ApiKeys(ApiKeysCommand::Revoke { id })) => {
+                let store = admin_store(&database)?;
+                let id = ApiKeyId::new(id).ok_or_else(|| {
+                    CommandError::Invalid("an API key id is a positive integer".into())
+                })?;
+                store.revoke_any_api_key(id).map_err(|error| match error {
+                    domain::RepositoryError::NotFound => {
+                        CommandError::Invalid(format!("no API key with id {id}"))
+                    }
+                    other => other.into(),
+                })?;
+                say(&format!("revoked API key {id}"));
+                Ok(())
+            }
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)] // the command's output, read by people and scripts
+fn say(line: &str) {
+    println!("{line}");
+}
+
+async fn serve(database: &DatabaseArgs, args: ServeArgs) -> Result<(), CommandError> {
+    let settings = ServeSettings {
+        bind: args.bind,
+        pool_size: args.pool_size,
+        workers: args
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+        db_timeout_secs: args.db_timeout_secs,
+    };
+    settings.check()?;
+    let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
+    let keys = server::keyring(
+        &url,
+        database.encryption_key.as_deref(),
+        &database.previous_encryption_keys,
+    )?;
+    log::info!("opening {url}");
+    let store = server::open_store(&url, keys, settings.pool())?;
+    server::serve(store, &settings).await?;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// The store for administration commands, migrated. These commands never read or write a
+/// SIP password, so when no key is configured a throw-away one is enough to open the store.
+fn admin_store(database: &DatabaseArgs) -> Result<SqlStore, CommandError> {
+    let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
+    let keys = match &database.encryption_key {
+        Some(_) => server::keyring(
+            &url,
+            database.encryption_key.as_deref(),
+            &database.previous_encryption_keys,
+        )?,
+        None => Keyring::new(EncryptionKey::generate().0),
+    };
+    let pool = PoolOptions {
+        max_size: 2,
+        ..PoolOptions::default()
+    };
+    Ok(server::open_store(&url, keys, pool)?)
+}
+
+fn issue_key(store: &SqlStore, email: &Email, name: &str) -> Result<(), CommandError> {
+    let store: Arc<dyn AccountRepository> = Arc::new(store.clone());
+    let user = store
+        .find_user_by_email(email)
+        .map_err(|error| match error {
+            domain::RepositoryError::NotFound => {
+                CommandError::Invalid(format!("no user with the email {}", email.as_str()))
+            }
+            other => other.into(),
+        })?;
+    let name = ApiKeyName::parse(name).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    let secret = TokenSecret::generate();
+    let key = store.create_api_key(user.id, &name, &secret.hash())?;
+    say(&format!(
+        "created API key {} \"{}\" for {}",
+        key.id,
+        key.name.as_str(),
+        email.as_str()
+    ));
+    say(&ApiToken::new(key.id, secret).expose_secret());
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! `ApiError`: every failure the API answers with, rendered in the contract's JSON shapes.
+//! Causes are logged here (never a secret); responses carry no internals.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use domain::{RepositoryError, ValidationErrors};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+/// Seconds a client is told to wait after a 503.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// What went wrong, as the client sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing, malformed, unknown or revoked token.
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// No such trunk for this user.
+    #[error("SIP trunk not found")]
+    TrunkNotFound,
+    /// No such phone number (the delete endpoint's wording).
+    #[error("phone number not found")]
+    PhoneNumberNotFound,
+    /// No such API key for this user.
+    #[error("API key not found")]
+    ApiKeyNotFound,
+    /// No route at this path.
+    #[error("route not found")]
+    RouteNotFound,
+    /// The path exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Same phone number + username + address as another trunk of the user.
+    #[error("duplicate trunk")]
+    TrunkConflict,
+    /// Field errors (422).
+    #[error("{0}")]
+    Invalid(ValidationErrors),
+    /// The body is not JSON (400); the text says where it broke.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// The body is JSON but not an object (400).
+    #[error("the body is not a JSON object")]
+    NotAnObject,
+    /// A body with a content type other than JSON (415).
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    /// A body over the limit (413).
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// The storage is unreachable (503).
+    #[error("storage unavailable")]
+    Unavailable,
+    /// Anything else (500); the cause was logged.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The error for a repository failure, logging what the client will not see.
+    pub fn from_repository(error: RepositoryError, not_found: ApiError) -> Self {
+        match error {
+            RepositoryError::NotFound => not_found,
+            RepositoryError::Conflict => Self::TrunkConflict,
+            RepositoryError::Rejected(errors) => Self::Invalid(errors),
+            RepositoryError::Unavailable(reason) => {
+                log::warn!("storage unavailable: {reason}");
+                Self::Unavailable
+            }
+            RepositoryError::Corrupt(reason) => {
+                log::error!("corrupt stored data: {reason}");
+                Self::Internal
+            }
+            RepositoryError::Internal(reason) => {
+                log::error!("storage failure: {reason}");
+                Self::Internal
+            }
+        }
+    }
+}
+
+/// `{"message": ...}`
+#[derive(Serialize)]
+struct Message<'a> {
+    message: &'a str,
+}
+
+/// `{"error": ...}`
+#[derive(Serialize)]
+struct Error<'a> {
+    error: &'a str,
+}
+
+/// `{"message":"The given data was invalid.","errors":{field:[...]}}`
+struct Invalid<'a>(&'a ValidationErrors);
+
+impl Serialize for Invalid<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Fields<'a>(&'a ValidationErrors);
+        impl Serialize for Fields<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(None)?;
+                for (field, messages) in self.0.fields() {
+                    map.serialize_entry(field, messages)?;
+                }
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("message", "The given data was invalid.")?;
+        map.serialize_entry("errors", &Fields(self.0))?;
+        map.end()
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::TrunkNotFound
+            | Self::PhoneNumberNotFound
+            | Self::ApiKeyNotFound
+            | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TrunkConflict => StatusCode::CONFLICT,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MalformedJson(_) | Self::NotAnObject => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        let message = |text: &str| serde_json::to_vec(&Message { message: text });
+        let error = |text: &str| serde_json::to_vec(&Error { error: text });
+        let body = match self {
+            Self::Unauthenticated => message("Unauthenticated."),
+            Self::TrunkNotFound => error("SIP trunk not found."),
+            Self::PhoneNumberNotFound => error("Phone number not found."),
+            Self::ApiKeyNotFound => message("API key not found."),
+            Self::RouteNotFound => message("Not found."),
+            Self::MethodNotAllowed => message("Method not allowed."),
+            Self::TrunkConflict => error(
+                "A SIP trunk with the same phone number, username, and address already exists.",
+            ),
+            Self::Invalid(errors) => serde_json::to_vec(&Invalid(errors)),
+            Self::MalformedJson(detail) => message(&format!("Malformed JSON: {detail}.")),
+            Self::NotAnObject => message("The request body must be a JSON object."),
+            Self::UnsupportedMediaType => {
+                message("The request body must be sent as application/json.")
+            }
+            Self::PayloadTooLarge => message("The request body may not be larger than 64 KiB."),
+            Self::Unavailable => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
+                message("Service temporarily unavailable.")
+            }
+            Self::Internal => error("Internal server error."),
+        };
+        response
+            .content_type(mime_json())
+            .body(body.unwrap_or_default())
+    }
+}
+
+/// `application/json`
+pub fn mime_json() -> HeaderValue {
+    HeaderValue::from_static("application/json")
+}

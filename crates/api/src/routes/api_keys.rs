@@ -1,0 +1,83 @@
+//! `/api/user/api-keys`: create (the token is shown once), list, revoke.
+
+use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::{web, HttpResponse};
+use domain::{ApiKeyId, ApiKeyName, ApiToken, TokenSecret, ValidationErrors};
+
+use crate::auth::Authenticated;
+use crate::body::JsonObject;
+use crate::errors::ApiError;
+use crate::request;
+use crate::state::{run, AppState};
+use crate::views::{ApiKeyCreated, ApiKeyItem, ApiKeyList, Message, NewApiKey, Time};
+
+/// `POST /user/api-keys` with `{"name": ...}`
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let (raw, mut errors) = request::api_key_name(&body.0);
+    let name = match (raw, errors.is_empty()) {
+        (Some(raw), true) => errors.check("name", ApiKeyName::parse(&raw)),
+        (None, true) => {
+            errors.add("name", "The name field is required.");
+            None
+        }
+        (_, false) => None,
+    };
+    let name = name.ok_or_else(|| {
+        ApiError::Invalid(std::mem::replace(&mut errors, ValidationErrors::new()))
+    })?;
+    let secret = TokenSecret::generate();
+    let hash = secret.hash();
+    let key = run(
+        move || state.accounts.create_api_key(caller.user, &name, &hash),
+        ApiError::Unauthenticated,
+    )
+    .await?;
+    let token = ApiToken::new(key.id, secret);
+    Ok(HttpResponse::Created()
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(ApiKeyCreated {
+            message: "API key created successfully.",
+            api_key: NewApiKey {
+                name: key.name.as_str(),
+                token: token.expose_secret(),
+                created_at: Time(key.created_at),
+            },
+        }))
+}
+
+/// `GET /user/api-keys`
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let keys = run(
+        move || state.accounts.list_api_keys(caller.user),
+        ApiError::ApiKeyNotFound,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(ApiKeyList {
+        api_keys: keys.iter().map(ApiKeyItem::of).collect(),
+    }))
+}
+
+/// `DELETE /user/api-keys/{id}`: takes effect on the next request.
+pub async fn revoke(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ApiKeyId::parse(&path).ok_or(ApiError::ApiKeyNotFound)?;
+    run(
+        move || state.accounts.revoke_api_key(caller.user, id),
+        ApiError::ApiKeyNotFound,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(Message {
+        message: "API key deleted successfully.",
+    }))
+}

@@ -1,0 +1,65 @@
+//! The routes: every endpoint of the contract under `/api`, the health probes, and JSON
+//! answers for unknown routes (404) and wrong methods (405).
+
+mod api_keys;
+mod health;
+mod trunks;
+
+use actix_web::{web, HttpResponse};
+
+use crate::errors::ApiError;
+
+async fn method_not_allowed() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed)
+}
+
+async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::RouteNotFound)
+}
+
+/// Registers every route on `cfg`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/healthz")
+            .get(health::healthz)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/readyz")
+            .get(health::readyz)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::scope("/api/user")
+            .service(
+                web::resource("/phone-numbers/sip-trunks")
+                    .get(trunks::list)
+                    .post(trunks::create)
+                    .to(method_not_allowed),
+            )
+            .service(
+                web::resource("/phone-numbers/sip-trunks/{id}")
+                    .get(trunks::get)
+                    .put(trunks::update)
+                    .patch(trunks::update)
+                    .to(method_not_allowed),
+            )
+            .service(
+                web::resource("/phone-numbers/{id}")
+                    .delete(trunks::delete)
+                    .to(method_not_allowed),
+            )
+            .service(
+                web::resource("/api-keys")
+                    .get(api_keys::list)
+                    .post(api_keys::create)
+                    .to(method_not_allowed),
+            )
+            .service(
+                web::resource("/api-keys/{id}")
+                    .delete(api_keys::revoke)
+                    .to(method_not_allowed),
+            ),
+    )
+    .default_service(web::to(not_found));
+}

@@ -1,0 +1,274 @@
+//! Start-up: settings checked all at once, the encryption key found or made, the store
+//! opened and migrated, the HTTP server run until SIGTERM/SIGINT (in-flight requests drain).
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpServer;
+use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
+use validator::Validate;
+
+use crate::state::AppState;
+
+/// Why the service could not start. Never contains a key or a password.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is out of range; every bad one is listed.
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    /// The database URL was refused.
+    #[error(transparent)]
+    Url(#[from] store::DatabaseUrlError),
+    /// The encryption key is missing or malformed.
+    #[error("{0}")]
+    Key(String),
+    /// The store could not be opened or migrated.
+    #[error(transparent)]
+    Open(#[from] store::OpenError),
+    /// A file or socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The service's settings, checked with `validator` so that every bad one is reported at once.
+/// (Trunk rules are not here: they live in the domain's parsers.)
+#[derive(Debug, Clone, Validate)]
+pub struct ServeSettings {
+    /// Where to listen.
+    pub bind: String,
+    /// Most database connections.
+    #[validate(range(
+        min = 1,
+        max = 512,
+        message = "the pool size must be between 1 and 512"
+    ))]
+    pub pool_size: u32,
+    /// HTTP worker threads.
+    #[validate(range(
+        min = 1,
+        max = 256,
+        message = "the worker count must be between 1 and 256"
+    ))]
+    pub workers: usize,
+    /// Seconds to wait for a database connection before answering 503.
+    #[validate(range(
+        min = 1,
+        max = 120,
+        message = "the database timeout must be between 1 and 120 seconds"
+    ))]
+    pub db_timeout_secs: u64,
+}
+
+impl ServeSettings {
+    /// `Ok` when every setting is in range, else one error listing all that are not.
+    pub fn check(&self) -> Result<(), StartError> {
+        self.validate().map_err(|errors| {
+            let mut messages: Vec<String> = errors
+                .field_errors()
+                .into_values()
+                .flatten()
+                .map(|error| {
+                    error
+                        .message
+                        .as_deref()
+                        .unwrap_or("invalid value")
+                        .to_owned()
+                })
+                .collect();
+            messages.sort();
+            StartError::Settings(messages.join("; "))
+        })
+    }
+
+    /// The pool settings.
+    pub fn pool(&self) -> PoolOptions {
+        PoolOptions {
+            max_size: self.pool_size,
+            connection_timeout: Duration::from_secs(self.db_timeout_secs),
+        }
+    }
+}
+
+/// The key file used beside a SQLite database when no key is given.
+pub fn key_file_for(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".key");
+    PathBuf::from(name)
+}
+
+/// The key ring: the given key (base64 of 32 bytes) and previous keys; or, on SQLite with no
+/// key, the key file beside the database (created with mode 0600 on first start). PostgreSQL
+/// needs an explicit key.
+pub fn keyring(
+    url: &DatabaseUrl,
+    key: Option<&str>,
+    previous: &[String],
+) -> Result<Keyring, StartError> {
+    let parse = |text: &str, what: &str| {
+        EncryptionKey::from_base64(text)
+            .map_err(|error| StartError::Key(format!("{what}: {error}")))
+    };
+    let current = match (key, url) {
+        (Some(text), _) => parse(text, "the encryption key")?,
+        (None, DatabaseUrl::SqliteFile(path)) => key_from_file(&key_file_for(path))?,
+        (None, DatabaseUrl::SqliteMemory) => {
+            log::warn!("no encryption key given: using a throw-away key for the in-memory database");
+            EncryptionKey::generate().0
+        }
+        (None, DatabaseUrl::Postgres(_)) => {
+            return Err(StartError::Key(
+                "PostgreSQL needs an encryption key: set SIP_TRUNKS_ENCRYPTION_KEY (or --encryption-key) to the base64 of 32 random bytes, e.g. from `openssl rand -base64 32`".into(),
+            ))
+        }
+    };
+    let mut ring = Keyring::new(current);
+    for text in previous.iter().filter(|text| !text.trim().is_empty()) {
+        ring = ring.with_previous(parse(text, "a previous encryption key")?);
+    }
+    Ok(ring)
+}
+
+fn key_from_file(path: &Path) -> Result<EncryptionKey, StartError> {
+    let io = |context: String| move |source| StartError::Io { context, source };
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            log::warn!(
+                "no encryption key given: using the key file {}",
+                path.display()
+            );
+            EncryptionKey::from_base64(&text).map_err(|error| {
+                StartError::Key(format!("the key file {}: {error}", path.display()))
+            })
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let (key, text) = EncryptionKey::generate();
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(path)
+                .map_err(io(format!("cannot create the key file {}", path.display())))?;
+            writeln!(file, "{text}")
+                .and_then(|()| file.sync_all())
+                .map_err(io(format!("cannot write the key file {}", path.display())))?;
+            log::warn!(
+                "no encryption key given: created the key file {} (mode 0600); keep it with the database, \
+                 losing it makes the stored SIP passwords unreadable",
+                path.display()
+            );
+            Ok(key)
+        }
+        Err(error) => Err(io(format!("cannot read the key file {}", path.display()))(
+            error,
+        )),
+    }
+}
+
+/// Opens the store and applies pending migrations.
+pub fn open_store(
+    url: &DatabaseUrl,
+    keys: Keyring,
+    pool: PoolOptions,
+) -> Result<SqlStore, StartError> {
+    let store = SqlStore::open(url, keys, pool)?;
+    let applied = store.migrate()?;
+    for name in &applied {
+        log::info!("applied migration {name}");
+    }
+    Ok(store)
+}
+
+/// Serves the API on `store` until SIGTERM or SIGINT; in-flight requests get up to 10 s.
+pub async fn serve(store: SqlStore, settings: &ServeSettings) -> Result<(), StartError> {
+    let probe = store.clone();
+    let state = AppState::new(Arc::new(store), Arc::new(move || probe.ping()));
+    let server = HttpServer::new(move || crate::app(state.clone()))
+        .workers(settings.workers)
+        .shutdown_timeout(10)
+        .bind(&settings.bind)
+        .map_err(|source| StartError::Io {
+            context: format!("cannot listen on {}", settings.bind),
+            source,
+        })?;
+    for address in server.addrs() {
+        log::info!("listening on http://{address}");
+    }
+    server.run().await.map_err(|source| StartError::Io {
+        context: "the server stopped".into(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ServeSettings {
+        ServeSettings {
+            bind: "127.0.0.1:0".into(),
+            pool_size: 8,
+            workers: 2,
+            db_timeout_secs: 3,
+        }
+    }
+
+    #[test]
+    fn every_out_of_range_setting_is_reported_at_once() {
+        let bad = ServeSettings {
+            pool_size: 0,
+            workers: 0,
+            db_timeout_secs: 0,
+            ..settings()
+        };
+        let message = bad.check().unwrap_err().to_string();
+        assert!(
+            message.contains("pool size")
+                && message.contains("worker")
+                && message.contains("timeout"),
+            "{message}"
+        );
+        assert!(settings().check().is_ok());
+    }
+
+    #[test]
+    fn a_sqlite_database_gets_a_private_key_file_that_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::SqliteFile(dir.path().join("t.db"));
+        let first = keyring(&url, None, &[]).unwrap();
+        let path = key_file_for(&dir.path().join("t.db"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let second = keyring(&url, None, &[]).unwrap();
+        assert_eq!(first.current_id(), second.current_id());
+    }
+
+    #[test]
+    fn postgres_without_a_key_refuses_to_start() {
+        let url = DatabaseUrl::parse("postgres://localhost/x").unwrap();
+        assert!(matches!(keyring(&url, None, &[]), Err(StartError::Key(_))));
+    }
+
+    #[test]
+    fn a_malformed_key_is_refused_without_echoing_it() {
+        let url = DatabaseUrl::SqliteMemory;
+        let error = keyring(&url, Some("c2VjcmV0LWtleQ=="), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("c2VjcmV0LWtleQ"), "{error}");
+    }
+}

@@ -1,0 +1,57 @@
+//! `AppState`: what handlers share: the ports, and a readiness probe.
+
+use std::sync::Arc;
+
+use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository};
+
+use crate::errors::ApiError;
+
+/// Checks that storage answers (for `/readyz`).
+pub type ReadinessProbe = Arc<dyn Fn() -> RepositoryResult<()> + Send + Sync>;
+
+/// The application's shared state: the repositories behind their ports.
+#[derive(Clone)]
+pub struct AppState {
+    /// SIP trunks.
+    pub trunks: Arc<dyn SipTrunkRepository>,
+    /// Users and API keys.
+    pub accounts: Arc<dyn AccountRepository>,
+    /// `/readyz`.
+    pub ready: ReadinessProbe,
+}
+
+impl AppState {
+    /// State over one store implementing both ports.
+    pub fn new<S>(store: Arc<S>, ready: ReadinessProbe) -> Self
+    where
+        S: SipTrunkRepository + AccountRepository + 'static,
+    {
+        Self {
+            trunks: store.clone(),
+            accounts: store,
+            ready,
+        }
+    }
+}
+
+/// Runs blocking repository work on the blocking thread pool, never on an actix worker.
+pub async fn blocking<T, F>(work: F) -> Result<T, RepositoryError>
+where
+    F: FnOnce() -> RepositoryResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    actix_web::web::block(work)
+        .await
+        .map_err(|_| RepositoryError::Internal("the blocking pool is shut down".into()))?
+}
+
+/// [`blocking`], with a repository failure turned into the API's error.
+pub async fn run<T, F>(work: F, not_found: ApiError) -> Result<T, ApiError>
+where
+    F: FnOnce() -> RepositoryResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    blocking(work)
+        .await
+        .map_err(|error| ApiError::from_repository(error, not_found))
+}
