@@ -1,0 +1,125 @@
+//! Storage failures: unavailable is 503 with Retry-After, anything else a bare 500.
+
+use std::sync::Arc;
+
+use actix_web::test;
+use api::AppState;
+use domain::*;
+
+use crate::support::*;
+
+/// A store whose every call fails with the error `make` builds; authentication succeeds so
+/// the failure reaches the handlers.
+struct FailingStore {
+    make: fn() -> RepositoryError,
+}
+
+fn key() -> ApiKey {
+    ApiKey {
+        id: ApiKeyId::new(1).unwrap(),
+        owner: UserId::new(1).unwrap(),
+        name: ApiKeyName::parse("k").unwrap(),
+        last_used_at: Some(Timestamp::now()),
+        created_at: Timestamp::now(),
+    }
+}
+
+impl SipTrunkRepository for FailingStore {
+    fn list_trunks(&self, _: UserId) -> RepositoryResult<Vec<SipTrunk>> {
+        Err((self.make)())
+    }
+    fn get_trunk(&self, _: UserId, _: TrunkId) -> RepositoryResult<SipTrunk> {
+        Err((self.make)())
+    }
+    fn create_trunk(&self, _: UserId, _: &NewSipTrunk) -> RepositoryResult<SipTrunk> {
+        Err((self.make)())
+    }
+    fn update_trunk(
+        &self,
+        _: UserId,
+        _: TrunkId,
+        _: &SipTrunkPatch,
+    ) -> RepositoryResult<TrunkUpdate> {
+        Err((self.make)())
+    }
+    fn delete_trunk(&self, _: UserId, _: TrunkId) -> RepositoryResult<()> {
+        Err((self.make)())
+    }
+}
+
+impl AccountRepository for FailingStore {
+    fn create_user(&self, _: &Email, _: &UserName) -> RepositoryResult<User> {
+        Err((self.make)())
+    }
+    fn find_user_by_email(&self, _: &Email) -> RepositoryResult<User> {
+        Err((self.make)())
+    }
+    fn create_api_key(&self, _: UserId, _: &ApiKeyName, _: &TokenHash) -> RepositoryResult<ApiKey> {
+        Err((self.make)())
+    }
+    fn list_api_keys(&self, _: UserId) -> RepositoryResult<Vec<ApiKey>> {
+        Err((self.make)())
+    }
+    fn revoke_api_key(&self, _: UserId, _: ApiKeyId) -> RepositoryResult<()> {
+        Err((self.make)())
+    }
+    fn revoke_any_api_key(&self, _: ApiKeyId) -> RepositoryResult<()> {
+        Err((self.make)())
+    }
+    fn authenticate(&self, _: &ApiToken) -> RepositoryResult<ApiKey> {
+        Ok(key())
+    }
+    fn touch_api_key(&self, _: ApiKeyId, _: Timestamp) -> RepositoryResult<()> {
+        Ok(())
+    }
+}
+
+fn failing(make: fn() -> RepositoryError) -> AppState {
+    let store = Arc::new(FailingStore { make });
+    let ready: api::state::ReadinessProbe = Arc::new(move || Err(make()));
+    AppState::new(store, ready)
+}
+
+const TOKEN: &str = "1|anything";
+
+#[actix_web::test]
+async fn unreachable_storage_is_503_with_retry_after_on_every_endpoint() {
+    let app = test::init_service(api::app(failing(|| {
+        RepositoryError::Unavailable("connection refused".into())
+    })))
+    .await;
+    let body = number_trunk();
+    for (method, path, body) in [
+        ("GET", TRUNKS.to_owned(), None),
+        ("POST", TRUNKS.to_owned(), Some(&body)),
+        ("GET", trunk_path(1), None),
+        ("PUT", trunk_path(1), Some(&body)),
+        ("DELETE", "/api/user/phone-numbers/1".to_owned(), None),
+        ("GET", "/api/user/api-keys".to_owned(), None),
+        ("GET", "/readyz".to_owned(), None),
+    ] {
+        let reply = send(&app, request(method, &path, Some(TOKEN), body)).await;
+        assert_eq!(
+            (reply.status, reply.text.as_str()),
+            (503, r#"{"message":"Service temporarily unavailable."}"#),
+            "{method} {path}"
+        );
+        assert_eq!(reply.header("retry-after"), Some("5"));
+    }
+}
+
+#[actix_web::test]
+async fn an_internal_or_corrupt_failure_is_a_bare_500() {
+    for make in [
+        (|| RepositoryError::Internal("syntax error near SELECT".into()))
+            as fn() -> RepositoryError,
+        || RepositoryError::Corrupt("sip_trunks row 1, column sip_address".into()),
+    ] {
+        let app = test::init_service(api::app(failing(make))).await;
+        let reply = send(&app, request("GET", TRUNKS, Some(TOKEN), None)).await;
+        assert_eq!(
+            (reply.status, reply.text.as_str()),
+            (500, r#"{"error":"Internal server error."}"#)
+        );
+    }
+}

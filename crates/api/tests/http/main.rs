@@ -1,0 +1,9 @@
+//! In-process tests of every row of the HTTP contract, over the in-memory store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod api_keys;
+mod failures;
+mod protocol;
+mod support;
+mod trunks;

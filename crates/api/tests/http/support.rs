@@ -1,0 +1,141 @@
+//! Test helpers: the app over an in-memory store, a caller with a token, and requests that
+//! return status, headers and the raw body text (key order is checked on the text).
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::HeaderMap;
+use actix_web::test::{self, TestRequest};
+use api::AppState;
+use domain::{AccountRepository, ApiKeyName, ApiToken, Email, TokenSecret, UserName};
+use serde_json::Value;
+use store::MemoryStore;
+
+/// A user of the service and their bearer token.
+pub struct Caller {
+    pub token: String,
+}
+
+/// Creates a user with one API key directly in the store.
+pub fn caller(store: &MemoryStore, email: &str) -> Caller {
+    let user = store
+        .create_user(
+            &Email::parse(email).unwrap(),
+            &UserName::parse("Test").unwrap(),
+        )
+        .unwrap();
+    let secret = TokenSecret::generate();
+    let key = store
+        .create_api_key(user.id, &ApiKeyName::parse("test").unwrap(), &secret.hash())
+        .unwrap();
+    Caller {
+        token: ApiToken::new(key.id, secret).expose_secret(),
+    }
+}
+
+/// The state over a fresh in-memory store.
+pub fn memory_state() -> (AppState, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    (AppState::new(store.clone(), Arc::new(|| Ok(()))), store)
+}
+
+/// What came back.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON: {:?}", self.text))
+    }
+
+    /// The keys of the JSON object at `pointer`, in the order of the text (the tests build
+    /// serde_json with `preserve_order`).
+    pub fn keys_at(&self, pointer: &str) -> Vec<String> {
+        match self.json().pointer(pointer) {
+            Some(Value::Object(map)) => map.keys().cloned().collect(),
+            other => panic!("no object at {pointer}: {other:?} in {}", self.text),
+        }
+    }
+
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
+/// Sends `request` to `app`.
+pub async fn send<S, B>(app: &S, request: TestRequest) -> Reply
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let response = test::call_service(app, request.to_request()).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = test::read_body(response).await;
+    Reply {
+        status,
+        headers,
+        text: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+/// A request with the bearer token and, when given, a JSON body.
+pub fn request(method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> TestRequest {
+    let mut request = TestRequest::default()
+        .method(method.parse().unwrap())
+        .uri(path);
+    if let Some(token) = token {
+        request = request.insert_header(("Authorization", format!("Bearer {token}")));
+    }
+    if let Some(body) = body {
+        request = request
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(serde_json::to_vec(body).unwrap());
+    }
+    request
+}
+
+/// The contract's first example: an E.164 number with credentials.
+pub fn number_trunk() -> Value {
+    serde_json::json!({
+        "sip_trunk_type": "number",
+        "phone_number": "+14155551234",
+        "nickname": "Main line",
+        "sip_username": "acme_user",
+        "sip_password": "Sup3r-Secret-Pass",
+        "sip_address": "sip.carrier.example",
+        "sip_calling_format": "+e164",
+        "inbound_authorization_type": "auth",
+        "country_code": "US",
+        "outbound_proxy": false
+    })
+}
+
+/// The contract's second example: an extension with an allow-list.
+pub fn extension_trunk() -> Value {
+    serde_json::json!({
+        "sip_trunk_type": "extension",
+        "phone_number": "1000",
+        "sip_username": "pbx_user",
+        "sip_password": "Pbx-Secret-Pass",
+        "sip_address": "203.0.113.10",
+        "sip_calling_format": "national",
+        "inbound_authorization_type": "ip",
+        "allowed_inbound_ips": ["203.0.113.10", "198.51.100.0/24"],
+        "country_code": "GB",
+        "outbound_proxy": true
+    })
+}
+
+pub const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
+
+pub fn trunk_path(id: impl std::fmt::Display) -> String {
+    format!("{TRUNKS}/{id}")
+}

@@ -1,0 +1,43 @@
+//! End-to-end: the real binary over HTTP, on SQLite (`sqlite_e2e::*`) and, when
+//! `TEST_DATABASE_URL` is set, on PostgreSQL (`postgres_e2e::*`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod harness;
+mod scenarios;
+
+macro_rules! e2e_suite {
+    ($module:ident, $database:path, [$($case:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    if let Some(database) = $database() {
+                        crate::scenarios::$case(&database);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+e2e_suite!(
+    sqlite_e2e,
+    crate::harness::sqlite,
+    [
+        the_contract_walkthrough_works_over_http,
+        data_and_tokens_survive_a_restart,
+        the_password_never_appears_in_a_response_or_the_log,
+        a_sqlite_database_gets_a_private_key_file,
+    ]
+);
+
+e2e_suite!(
+    postgres_e2e,
+    crate::harness::postgres,
+    [
+        the_contract_walkthrough_works_over_http,
+        data_and_tokens_survive_a_restart,
+        the_password_never_appears_in_a_response_or_the_log,
+    ]
+);

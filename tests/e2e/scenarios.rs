@@ -1,0 +1,213 @@
+//! What a client does, end to end.
+
+use serde_json::{json, Value};
+
+use crate::harness::{create_user, file_in, Database, Server};
+
+const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
+const PASSWORD: &str = "E2e-Very-Secret-Pass";
+
+fn number_trunk() -> Value {
+    json!({
+        "sip_trunk_type": "number", "phone_number": "+14155551234", "nickname": "Main line",
+        "sip_username": "acme_user", "sip_password": PASSWORD, "sip_address": "sip.carrier.example",
+        "sip_calling_format": "+e164", "inbound_authorization_type": "auth", "country_code": "US",
+        "outbound_proxy": false
+    })
+}
+
+fn extension_trunk() -> Value {
+    json!({
+        "sip_trunk_type": "extension", "phone_number": "1000", "sip_username": "pbx_user",
+        "sip_password": PASSWORD, "sip_address": "203.0.113.10", "sip_calling_format": "national",
+        "inbound_authorization_type": "ip", "allowed_inbound_ips": ["203.0.113.10", "198.51.100.0/24"],
+        "country_code": "GB", "outbound_proxy": true
+    })
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+pub fn the_contract_walkthrough_works_over_http(database: &Database) {
+    let token = create_user(database, "ops@example.com");
+    let server = Server::start(database);
+    let (status, body) = server.call("POST", TRUNKS, Some(&token), Some(&number_trunk()));
+    assert_eq!(status, 201, "{body}");
+    let first = json(&body)["data"]["id"].as_i64().unwrap();
+    let (status, body) = server.call("POST", TRUNKS, Some(&token), Some(&extension_trunk()));
+    assert_eq!(status, 201, "{body}");
+    let second = json(&body)["data"]["id"].as_i64().unwrap();
+
+    let (status, body) = server.call("GET", TRUNKS, Some(&token), None);
+    assert_eq!(status, 200);
+    let ids: Vec<i64> = json(&body)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [first, second]);
+
+    let (status, body) = server.call("GET", &format!("{TRUNKS}/{second}"), Some(&token), None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        json(&body)["data"]["allowed_inbound_ips"],
+        json!(["203.0.113.10", "198.51.100.0/24"])
+    );
+
+    let (status, body) = server.call(
+        "PATCH",
+        &format!("{TRUNKS}/{first}"),
+        Some(&token),
+        Some(&json!({"nickname": "Renamed"})),
+    );
+    assert_eq!(
+        (status, json(&body)["data"]["nickname"].clone()),
+        (200, json!("Renamed"))
+    );
+
+    let (status, body) = server.call("POST", TRUNKS, Some(&token), Some(&number_trunk()));
+    assert_eq!(status, 409, "{body}");
+
+    let (status, body) = server.call(
+        "DELETE",
+        &format!("/api/user/phone-numbers/{first}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"message":"Phone number deleted successfully."}"#)
+    );
+    let (status, _) = server.call("GET", &format!("{TRUNKS}/{first}"), Some(&token), None);
+    assert_eq!(status, 404);
+
+    let (status, body) = server.call(
+        "POST",
+        "/api/user/api-keys",
+        Some(&token),
+        Some(&json!({"name": "ci"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let second_token = json(&body)["api_key"]["token"].as_str().unwrap().to_owned();
+    let (status, _) = server.call("GET", TRUNKS, Some(&second_token), None);
+    assert_eq!(status, 200);
+    let key_id = second_token.split('|').next().unwrap();
+    let (status, _) = server.call(
+        "DELETE",
+        &format!("/api/user/api-keys/{key_id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200);
+    let (status, body) = server.call("GET", TRUNKS, Some(&second_token), None);
+    assert_eq!(
+        (status, body.as_str()),
+        (401, r#"{"message":"Unauthenticated."}"#)
+    );
+
+    let (status, body) = server.call("GET", "/readyz", None, None);
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
+    let (clean, log) = server.stop();
+    assert!(clean, "SIGTERM should end the service cleanly:\n{log}");
+}
+
+pub fn data_and_tokens_survive_a_restart(database: &Database) {
+    let token = create_user(database, "ops@example.com");
+    let server = Server::start(database);
+    let (status, created) = server.call("POST", TRUNKS, Some(&token), Some(&extension_trunk()));
+    assert_eq!(status, 201);
+    let id = json(&created)["data"]["id"].as_i64().unwrap();
+    let (_, before) = server.call("GET", &format!("{TRUNKS}/{id}"), Some(&token), None);
+    let (clean, log) = server.stop();
+    assert!(clean, "{log}");
+
+    let server = Server::start(database);
+    let (status, after) = server.call("GET", &format!("{TRUNKS}/{id}"), Some(&token), None);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after, before);
+    // The password is still readable (same key): changing only the username keeps it.
+    let (status, _) = server.call(
+        "PUT",
+        &format!("{TRUNKS}/{id}"),
+        Some(&token),
+        Some(&json!({"sip_username": "pbx_user2"})),
+    );
+    assert_eq!(status, 200);
+}
+
+pub fn the_password_never_appears_in_a_response_or_the_log(database: &Database) {
+    let token = create_user(database, "ops@example.com");
+    let server = Server::start(database);
+    let mut bodies = Vec::new();
+    bodies.push(
+        server
+            .call("POST", TRUNKS, Some(&token), Some(&number_trunk()))
+            .1,
+    );
+    bodies.push(
+        server
+            .call("POST", TRUNKS, Some(&token), Some(&number_trunk()))
+            .1,
+    );
+    let mut bad = number_trunk();
+    bad["sip_username"] = json!(PASSWORD.replace('-', " "));
+    bad["sip_address"] = json!(format!("{PASSWORD}@host"));
+    bodies.push(server.call("POST", TRUNKS, Some(&token), Some(&bad)).1);
+    bodies.push(server.call("GET", TRUNKS, Some(&token), None).1);
+    bodies.push(
+        server
+            .call("GET", &format!("{TRUNKS}/1"), Some(&token), None)
+            .1,
+    );
+    bodies.push(
+        server
+            .call(
+                "PUT",
+                &format!("{TRUNKS}/1"),
+                Some(&token),
+                Some(&json!({"sip_password": PASSWORD})),
+            )
+            .1,
+    );
+    bodies.push(
+        server
+            .call("GET", TRUNKS, Some(&format!("{token}x")), None)
+            .1,
+    );
+    let (_, log) = server.stop();
+    let secret = token.split('|').nth(1).unwrap();
+    for body in &bodies {
+        assert!(!body.contains("E2e-Very-Secret"), "{body}");
+        assert!(!body.contains(secret), "{body}");
+    }
+    assert!(
+        log.contains("POST /api/user/phone-numbers/sip-trunks 201"),
+        "{log}"
+    );
+    assert!(!log.contains("E2e-Very-Secret"), "{log}");
+    assert!(!log.contains(secret), "{log}");
+}
+
+pub fn a_sqlite_database_gets_a_private_key_file(database: &Database) {
+    let server = Server::start(database);
+    let key_file = file_in(database, "trunks.db.key");
+    let (clean, log) = server.stop();
+    assert!(clean, "{log}");
+    assert!(log.contains("created the key file"), "{log}");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!log.contains(key.trim()), "the key itself is never logged");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let again = Server::start(database);
+    let (_, log) = again.stop();
+    assert!(log.contains("using the key file"), "{log}");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+}
