@@ -165,7 +165,27 @@ impl Server {
                 panic!("the service did not start:\n{}", log.lock().unwrap());
             }
         };
-        Server { child, base, log }
+        let server = Server { child, base, log };
+        server.wait_until_healthy();
+        server
+    }
+
+    /// Polls `/healthz`: once it answers, workers and signal handlers are in place.
+    fn wait_until_healthy(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let answer = ureq::get(&format!("{}/healthz", self.base))
+                .timeout(Duration::from_secs(1))
+                .call();
+            if answer.is_ok_and(|response| response.status() == 200) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "the service never answered /healthz:\n{}",
+            self.log.lock().unwrap()
+        );
     }
 
     /// Sends a request; gives status and body text.
