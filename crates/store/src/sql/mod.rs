@@ -130,6 +130,43 @@ impl SqlStore {
         work(&mut conn).map_err(from_diesel)
     }
 
+    /// Bulk import for benchmarks and migrations from other systems: every user in one
+    /// transaction (one commit, one fsync). Gives the new ids in input order.
+    pub fn import_users(&self, users: &[(Email, UserName)]) -> RepositoryResult<Vec<UserId>> {
+        let now = Timestamp::now().naive_utc();
+        let mut conn = self.pool.get().map_err(from_pool)?;
+        let rows = conn
+            .transaction(|conn| {
+                users
+                    .iter()
+                    .map(|(email, name)| {
+                        let row = NewUserRow {
+                            email: email.as_str(),
+                            name: name.as_str(),
+                            created_at: now,
+                        };
+                        diesel::insert_into(users::table).values(&row).get_result::<UserRow>(conn)
+                    })
+                    .collect::<QueryResult<Vec<_>>>()
+            })
+            .map_err(from_diesel)?;
+        rows.into_iter().map(|row| row.into_domain().map(|user| user.id)).collect()
+    }
+
+    /// Bulk import of trunks, every one in one transaction, through the same row mapping and
+    /// encryption as [`SipTrunkRepository::create_trunk`]. `Conflict` aborts the whole import.
+    pub fn import_trunks(&self, trunks: &[(UserId, NewSipTrunk)]) -> RepositoryResult<usize> {
+        let now = Timestamp::now();
+        let mut conn = self.pool.get().map_err(from_pool)?;
+        conn.transaction(|conn| {
+            trunks.iter().try_fold(0, |count, (owner, trunk)| {
+                let row = NewTrunkRow::of(*owner, trunk, now, &self.keys);
+                diesel::insert_into(sip_trunks::table).values(&row).execute(conn).map(|n| count + n)
+            })
+        })
+        .map_err(from_diesel)
+    }
+
     fn trunk_query(owner: UserId) -> sip_trunks::BoxedQuery<'static, connection::MultiBackend> {
         sip_trunks::table
             .filter(sip_trunks::user_id.eq(owner.get()))

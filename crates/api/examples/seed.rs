@@ -1,0 +1,78 @@
+//! The benchmark's bulk path: users and trunks written through the store (same row mapping and
+//! encryption as the API), many per transaction. Prints `token <token>` for the probe user.
+//!
+//! `seed <database url> <encryption key> probe` creates the probe user with 10 trunks;
+//! `seed <database url> <encryption key> fill <first user number> <users>` adds `users` users
+//! with 10 trunks each.
+
+use domain::{AccountRepository, ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput, TokenSecret, UserName};
+use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
+
+const TRUNKS_PER_USER: usize = 10;
+const BATCH_USERS: usize = 2_000;
+
+fn trunk(index: usize) -> NewSipTrunk {
+    let ip = index % 2 == 1;
+    NewSipTrunk::parse(&NewSipTrunkInput {
+        sip_trunk_type: Some("number".into()),
+        phone_number: Some(format!("+1415555{index:04}")),
+        nickname: Some(format!("Line {index}")),
+        sip_username: Some("bench_user".into()),
+        sip_password: Some("Bench-Pass-123".into()),
+        sip_address: Some("sip.carrier.example".into()),
+        sip_calling_format: Some("+e164".into()),
+        inbound_authorization_type: Some(if ip { "ip" } else { "auth" }.into()),
+        allowed_inbound_ips: ip.then(|| vec!["203.0.113.10".into(), "198.51.100.0/24".into()]),
+        country_code: Some("US".into()),
+        outbound_proxy: Some(ip),
+    })
+    .expect("a valid trunk")
+}
+
+#[allow(clippy::print_stdout, clippy::expect_used)] // a benchmark tool: output and failures are for its caller
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let url = DatabaseUrl::parse(&args[0]).expect("a database URL");
+    let keys = Keyring::new(EncryptionKey::from_base64(&args[1]).expect("a key"));
+    let store = SqlStore::open(&url, keys, PoolOptions::default()).expect("open");
+    store.migrate().expect("migrate");
+    match args[2].as_str() {
+        "probe" => {
+            let user = store
+                .create_user(&Email::parse("probe@bench.example").expect("email"), &UserName::parse("Probe").expect("name"))
+                .expect("probe user");
+            let trunks: Vec<_> = (0..TRUNKS_PER_USER).map(|i| (user.id, trunk(i))).collect();
+            store.import_trunks(&trunks).expect("probe trunks");
+            let secret = TokenSecret::generate();
+            let key = store
+                .create_api_key(user.id, &ApiKeyName::parse("bench").expect("name"), &secret.hash())
+                .expect("key");
+            println!("token {}", ApiToken::new(key.id, secret).expose_secret());
+        }
+        "fill" => {
+            let first: usize = args[3].parse().expect("first user number");
+            let count: usize = args[4].parse().expect("user count");
+            let mut done = 0;
+            while done < count {
+                let batch = BATCH_USERS.min(count - done);
+                let users: Vec<_> = (first + done..first + done + batch)
+                    .map(|n| {
+                        (
+                            Email::parse(&format!("user{n}@bench.example")).expect("email"),
+                            UserName::parse(&format!("User {n}")).expect("name"),
+                        )
+                    })
+                    .collect();
+                let ids = store.import_users(&users).expect("users");
+                let trunks: Vec<_> = ids
+                    .iter()
+                    .flat_map(|id| (0..TRUNKS_PER_USER).map(move |i| (*id, trunk(i))))
+                    .collect();
+                store.import_trunks(&trunks).expect("trunks");
+                done += batch;
+            }
+            println!("filled {count} users");
+        }
+        other => panic!("unknown mode {other}"),
+    }
+}
