@@ -17,7 +17,11 @@ async fn main() -> std::io::Result<()> {
         let body = body.clone();
         App::new().default_service(web::to(move || {
             let body = body.clone();
-            async move { HttpResponse::Ok().content_type("application/json").body(body) }
+            async move {
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(body)
+            }
         }))
     })
     .workers(workers)

@@ -5,7 +5,10 @@
 //! `seed <database url> <encryption key> fill <first user number> <users>` adds `users` users
 //! with 10 trunks each.
 
-use domain::{AccountRepository, ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput, TokenSecret, UserName};
+use domain::{
+    AccountRepository, ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput, TokenSecret,
+    UserName,
+};
 use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
 
 const TRUNKS_PER_USER: usize = 10;
@@ -39,13 +42,20 @@ fn main() {
     match args[2].as_str() {
         "probe" => {
             let user = store
-                .create_user(&Email::parse("probe@bench.example").expect("email"), &UserName::parse("Probe").expect("name"))
+                .create_user(
+                    &Email::parse("probe@bench.example").expect("email"),
+                    &UserName::parse("Probe").expect("name"),
+                )
                 .expect("probe user");
             let trunks: Vec<_> = (0..TRUNKS_PER_USER).map(|i| (user.id, trunk(i))).collect();
             store.import_trunks(&trunks).expect("probe trunks");
             let secret = TokenSecret::generate();
             let key = store
-                .create_api_key(user.id, &ApiKeyName::parse("bench").expect("name"), &secret.hash())
+                .create_api_key(
+                    user.id,
+                    &ApiKeyName::parse("bench").expect("name"),
+                    &secret.hash(),
+                )
                 .expect("key");
             println!("token {}", ApiToken::new(key.id, secret).expose_secret());
         }

@@ -1,20 +1,115 @@
 //! Bearer authentication as an extractor: `Authenticated` in a handler's arguments means the
 //! request carried a live token. Every failure is the same 401.
+//!
+//! Verified tokens are remembered for [`AUTH_CACHE_TTL`] so that most requests do not ask the
+//! database who they are. Revoking a key through this process takes effect on the next
+//! request; a key revoked elsewhere (another instance, the CLI) stops working within the TTL.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use domain::{ApiKeyId, ApiToken, Timestamp, UserId};
+use domain::{ApiKey, ApiKeyId, ApiToken, Timestamp, UserId};
 
 use crate::errors::ApiError;
 use crate::state::{blocking, AppState};
 
 /// `last_used_at` is written at most this often per key, so reads stay reads.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a verified token is trusted without asking the database again.
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Most tokens remembered; past that the cache starts over.
+const AUTH_CACHE_CAPACITY: usize = 10_000;
+
+struct CachedKey {
+    key: ApiKeyId,
+    owner: UserId,
+    verified_at: Instant,
+    last_used_at: Option<Timestamp>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// By the SHA-256 of the token's secret (never the secret itself).
+    entries: HashMap<[u8; 32], CachedKey>,
+    /// Keys revoked through this process: never cached again (ids are never reused).
+    revoked: HashSet<ApiKeyId>,
+}
+
+/// Tokens verified recently, by the hash of their secret.
+#[derive(Default)]
+pub struct AuthCache {
+    state: Mutex<CacheState>,
+}
+
+impl AuthCache {
+    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The caller, when `token` was verified less than the TTL ago; and, when the key's
+    /// `last_used_at` is due for a write, the time to write (recorded as written).
+    fn lookup(
+        &self,
+        token: &ApiToken,
+        now: Timestamp,
+    ) -> Option<(Authenticated, Option<Timestamp>)> {
+        let mut state = self.state();
+        let entry = state.entries.get_mut(token.hash().as_bytes())?;
+        if entry.key != token.key_id() || entry.verified_at.elapsed() > AUTH_CACHE_TTL {
+            return None;
+        }
+        let touch = is_stale(entry.last_used_at, now).then(|| {
+            entry.last_used_at = Some(now);
+            now
+        });
+        Some((
+            Authenticated {
+                user: entry.owner,
+                key: entry.key,
+            },
+            touch,
+        ))
+    }
+
+    fn remember(&self, token: &ApiToken, key: &ApiKey, last_used_at: Option<Timestamp>) {
+        let mut state = self.state();
+        if state.revoked.contains(&key.id) {
+            return;
+        }
+        if state.entries.len() >= AUTH_CACHE_CAPACITY {
+            state.entries.clear();
+        }
+        state.entries.insert(
+            *token.hash().as_bytes(),
+            CachedKey {
+                key: key.id,
+                owner: key.owner,
+                verified_at: Instant::now(),
+                last_used_at,
+            },
+        );
+    }
+
+    /// Forgets every token of key `id`, now and for good: call after revoking it.
+    pub fn revoke(&self, id: ApiKeyId) {
+        let mut state = self.state();
+        state.entries.retain(|_, entry| entry.key != id);
+        if state.revoked.len() >= AUTH_CACHE_CAPACITY {
+            state.revoked.clear();
+        }
+        state.revoked.insert(id);
+    }
+}
 
 /// Longest `Authorization` header considered; longer ones are refused without parsing.
 const MAX_HEADER_LEN: usize = 512;
@@ -56,16 +151,37 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let token = token.ok_or(ApiError::Unauthenticated)?;
             let state = state.ok_or(ApiError::Internal)?;
-            let key = blocking(move || {
-                let key = state.accounts.authenticate(&token)?;
-                let now = Timestamp::now();
-                if is_stale(key.last_used_at, now) {
-                    state.accounts.touch_api_key(key.id, now)?;
+            let now = Timestamp::now();
+            if let Some((caller, touch)) = state.auth_cache.lookup(&token, now) {
+                if let Some(at) = touch {
+                    // Off the request path: the answer does not wait for this write.
+                    let accounts = state.accounts.clone();
+                    actix_web::rt::spawn(async move {
+                        if let Err(error) =
+                            blocking(move || accounts.touch_api_key(caller.key, at)).await
+                        {
+                            log::warn!(
+                                "could not record the use of API key {}: {error}",
+                                caller.key
+                            );
+                        }
+                    });
                 }
-                Ok(key)
+                return Ok(caller);
+            }
+            let accounts = state.accounts.clone();
+            let (key, token, last_used_at) = blocking(move || {
+                let key = accounts.authenticate(&token)?;
+                let mut last_used_at = key.last_used_at;
+                if is_stale(last_used_at, now) {
+                    accounts.touch_api_key(key.id, now)?;
+                    last_used_at = Some(now);
+                }
+                Ok((key, token, last_used_at))
             })
             .await
             .map_err(|error| ApiError::from_repository(error, ApiError::Unauthenticated))?;
+            state.auth_cache.remember(&token, &key, last_used_at);
             Ok(Authenticated {
                 user: key.owner,
                 key: key.id,
@@ -77,6 +193,53 @@ impl FromRequest for Authenticated {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(id: i64) -> ApiKey {
+        ApiKey {
+            id: ApiKeyId::new(id).unwrap(),
+            owner: UserId::new(9).unwrap(),
+            name: domain::ApiKeyName::parse("k").unwrap(),
+            last_used_at: None,
+            created_at: Timestamp::now(),
+        }
+    }
+
+    fn token(id: i64, secret: &str) -> ApiToken {
+        ApiToken::parse(&format!("{id}|{secret}")).unwrap()
+    }
+
+    #[test]
+    fn a_remembered_token_is_recognised_and_a_different_secret_is_not() {
+        let cache = AuthCache::default();
+        let now = Timestamp::now();
+        cache.remember(&token(1, "right"), &key(1), Some(now));
+        let (caller, touch) = cache.lookup(&token(1, "right"), now).unwrap();
+        assert_eq!((caller.user.get(), caller.key.get(), touch), (9, 1, None));
+        assert!(cache.lookup(&token(1, "wrong"), now).is_none());
+        assert!(
+            cache.lookup(&token(2, "right"), now).is_none(),
+            "the key id must match too"
+        );
+    }
+
+    #[test]
+    fn a_revoked_key_is_forgotten_and_never_cached_again() {
+        let cache = AuthCache::default();
+        cache.remember(&token(1, "s"), &key(1), None);
+        cache.revoke(ApiKeyId::new(1).unwrap());
+        assert!(cache.lookup(&token(1, "s"), Timestamp::now()).is_none());
+        cache.remember(&token(1, "s"), &key(1), None);
+        assert!(cache.lookup(&token(1, "s"), Timestamp::now()).is_none());
+    }
+
+    #[test]
+    fn a_stale_last_used_at_is_due_once() {
+        let cache = AuthCache::default();
+        cache.remember(&token(1, "s"), &key(1), None);
+        let now = Timestamp::now();
+        assert_eq!(cache.lookup(&token(1, "s"), now).unwrap().1, Some(now));
+        assert_eq!(cache.lookup(&token(1, "s"), now).unwrap().1, None);
+    }
 
     #[test]
     fn last_used_at_is_written_when_absent_or_older_than_the_interval() {

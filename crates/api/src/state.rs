@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository};
 
+use crate::auth::AuthCache;
 use crate::errors::ApiError;
 
 /// Checks that storage answers (for `/readyz`).
@@ -18,6 +19,8 @@ pub struct AppState {
     pub accounts: Arc<dyn AccountRepository>,
     /// `/readyz`.
     pub ready: ReadinessProbe,
+    /// Recently verified tokens.
+    pub auth_cache: Arc<AuthCache>,
 }
 
 impl AppState {
@@ -30,6 +33,7 @@ impl AppState {
             trunks: store.clone(),
             accounts: store,
             ready,
+            auth_cache: Arc::new(AuthCache::default()),
         }
     }
 }

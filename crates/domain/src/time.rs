@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SubsecRound, Timelike, Utc};
 
 /// A UTC instant truncated to whole microseconds, so that what is stored, read back and shown
 /// are always equal. Displays as `2026-03-31T10:00:00.000000Z`.
@@ -50,8 +50,22 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
+    /// `%Y-%m-%dT%H:%M:%S%.6fZ`, written field by field: every response carries timestamps,
+    /// and interpreting a format string each time showed up in profiles.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+        let (date, time) = (self.0.date_naive(), self.0.time());
+        // A leap second carries nanoseconds past 10^9; show it as the last microsecond.
+        let micros = (time.nanosecond() / 1000).min(999_999);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            date.year(),
+            date.month(),
+            date.day(),
+            time.hour(),
+            time.minute(),
+            time.second(),
+        )
     }
 }
 
@@ -77,6 +91,24 @@ mod tests {
     fn a_timestamp_displays_with_exactly_six_fractional_digits_and_z() {
         let t = Timestamp::from_unix_micros(0).unwrap();
         assert_eq!(t.to_string(), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn display_matches_the_strftime_form_across_dates() {
+        for micros in [
+            0,
+            1,
+            999_999,
+            951_782_400_000_000,
+            1_774_951_200_123_456,
+            4_102_444_799_999_999,
+        ] {
+            let t = Timestamp::from_unix_micros(micros).unwrap();
+            assert_eq!(
+                t.to_string(),
+                t.as_datetime().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+            );
+        }
     }
 
     #[test]

@@ -72,11 +72,14 @@ pub async fn revoke(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ApiKeyId::parse(&path).ok_or(ApiError::ApiKeyNotFound)?;
+    let accounts = state.accounts.clone();
     run(
-        move || state.accounts.revoke_api_key(caller.user, id),
+        move || accounts.revoke_api_key(caller.user, id),
         ApiError::ApiKeyNotFound,
     )
     .await?;
+    // Immediate within this process; other instances forget it within AUTH_CACHE_TTL.
+    state.auth_cache.revoke(id);
     Ok(HttpResponse::Ok().json(Message {
         message: "API key deleted successfully.",
     }))

@@ -103,6 +103,9 @@ async fn a_deleted_key_stops_working_on_the_next_request() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Used once first, so that the service has verified (and may remember) it.
+    let used = send(&app, request("GET", TRUNKS, Some(&token), None)).await;
+    assert_eq!(used.status, 200);
     let deleted = send(
         &app,
         request("DELETE", &format!("{KEYS}/2"), Some(&alice.token), None),

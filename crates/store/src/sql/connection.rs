@@ -56,6 +56,16 @@ pub enum ConnectionError {
     NonUtf8Path,
 }
 
+/// A pooled connection and whether it is known to be dead. Connections are not pinged on
+/// checkout (a round trip per request); instead a query that fails the way a dead connection
+/// fails marks it, and the pool replaces it.
+pub struct TrackedConnection {
+    /// The connection queries run on.
+    pub db: DbConnection,
+    /// Set after a connection-class failure; the pool then drops the connection.
+    pub broken: bool,
+}
+
 /// Opens connections of the backend the URL names, never another.
 #[derive(Debug)]
 pub struct ConnectionManager {
@@ -85,33 +95,36 @@ fn configure_sqlite(conn: &mut SqliteConnection, wal: bool) -> Result<(), Connec
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
+    type Connection = TrackedConnection;
     type Error = ConnectionError;
 
-    fn connect(&self) -> Result<DbConnection, ConnectionError> {
-        match &self.url {
-            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url)?)),
+    fn connect(&self) -> Result<TrackedConnection, ConnectionError> {
+        let db = match &self.url {
+            DatabaseUrl::Postgres(url) => DbConnection::Postgres(PgConnection::establish(url)?),
             DatabaseUrl::SqliteFile(path) => {
                 let path = path.to_str().ok_or(ConnectionError::NonUtf8Path)?;
                 let mut conn = SqliteConnection::establish(path)?;
                 configure_sqlite(&mut conn, true)?;
-                Ok(DbConnection::Sqlite(conn))
+                DbConnection::Sqlite(conn)
             }
             DatabaseUrl::SqliteMemory => {
                 let mut conn = SqliteConnection::establish(":memory:")?;
                 configure_sqlite(&mut conn, false)?;
-                Ok(DbConnection::Sqlite(conn))
+                DbConnection::Sqlite(conn)
             }
-        }
+        };
+        Ok(TrackedConnection { db, broken: false })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
-        diesel::sql_query("SELECT 1").execute(conn)?;
+    fn is_valid(&self, conn: &mut TrackedConnection) -> Result<(), ConnectionError> {
+        diesel::sql_query("SELECT 1").execute(&mut conn.db)?;
         Ok(())
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || diesel::r2d2::R2D2Connection::is_broken(conn)
+    fn has_broken(&self, conn: &mut TrackedConnection) -> bool {
+        conn.broken
+            || std::thread::panicking()
+            || diesel::r2d2::R2D2Connection::is_broken(&mut conn.db)
     }
 }
 
@@ -122,6 +135,7 @@ pub fn build_pool(
     options: PoolOptions,
 ) -> Result<r2d2::Pool<ConnectionManager>, r2d2::Error> {
     let builder = r2d2::Pool::builder()
+        .test_on_check_out(false)
         .connection_timeout(options.connection_timeout)
         .max_size(options.max_size.max(1));
     let builder = match url {

@@ -1,15 +1,17 @@
 //! The Diesel store: one code path over SQLite and PostgreSQL.
 //!
 //! Every method is blocking; async callers run them on a blocking thread pool.
-//! Write transactions on SQLite begin with a write, so that the busy timeout applies and a
-//! concurrent writer makes them wait instead of failing (see `lock_trunk`).
+//! SQLite has one writer at a time: the store queues its own writers on an in-process lock,
+//! so they wait their turn instead of sleeping in SQLite's busy handler; write transactions
+//! also begin with a write, so a writer from another process is waited for under the busy
+//! timeout instead of failing (see `lock_trunk`).
 
 mod connection;
 mod errors;
 mod rows;
 pub mod schema;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use diesel::prelude::*;
 use domain::{
@@ -55,6 +57,8 @@ pub struct SqlStore {
     pool: r2d2::Pool<ConnectionManager>,
     keys: Arc<Keyring>,
     url: DatabaseUrl,
+    /// SQLite only: this process's writers take turns here.
+    write_lock: Option<Arc<Mutex<()>>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -93,10 +97,17 @@ impl SqlStore {
             url: url.to_string(),
             reason: error.to_string(),
         })?;
+        let write_lock = match url {
+            DatabaseUrl::SqliteFile(_) | DatabaseUrl::SqliteMemory => {
+                Some(Arc::new(Mutex::new(())))
+            }
+            DatabaseUrl::Postgres(_) => None,
+        };
         Ok(Self {
             pool,
             keys: Arc::new(keys),
             url: url.clone(),
+            write_lock,
         })
     }
 
@@ -107,7 +118,7 @@ impl SqlStore {
             reason,
         };
         let mut conn = self.pool.get().map_err(|error| failed(error.to_string()))?;
-        connection::run_migrations(&mut conn).map_err(failed)
+        connection::run_migrations(&mut conn.db).map_err(failed)
     }
 
     /// The URL the store was opened on (password hidden when displayed).
@@ -126,17 +137,43 @@ impl SqlStore {
         &self,
         work: impl FnOnce(&mut DbConnection) -> QueryResult<T>,
     ) -> RepositoryResult<T> {
+        self.read(|conn| work(conn).map_err(TxError::Query))
+    }
+
+    /// Runs `work` on a pooled connection. A failure that says the connection is dead retires
+    /// it, so the next caller gets a fresh one (a restarted PostgreSQL is picked up again).
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
+    ) -> RepositoryResult<T> {
         let mut conn = self.pool.get().map_err(from_pool)?;
-        work(&mut conn).map_err(from_diesel)
+        work(&mut conn.db).map_err(|error| {
+            let error = RepositoryError::from(error);
+            if matches!(error, RepositoryError::Unavailable(_)) {
+                conn.broken = true;
+            }
+            error
+        })
+    }
+
+    /// [`SqlStore::read`] for work that writes: on SQLite, one writer of this process at a time.
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
+    ) -> RepositoryResult<T> {
+        let _turn = self
+            .write_lock
+            .as_ref()
+            .map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        self.read(work)
     }
 
     /// Bulk import for benchmarks and migrations from other systems: every user in one
     /// transaction (one commit, one fsync). Gives the new ids in input order.
     pub fn import_users(&self, users: &[(Email, UserName)]) -> RepositoryResult<Vec<UserId>> {
         let now = Timestamp::now().naive_utc();
-        let mut conn = self.pool.get().map_err(from_pool)?;
-        let rows = conn
-            .transaction(|conn| {
+        let rows = self.write(|conn| {
+            conn.transaction(|conn| {
                 users
                     .iter()
                     .map(|(email, name)| {
@@ -145,33 +182,45 @@ impl SqlStore {
                             name: name.as_str(),
                             created_at: now,
                         };
-                        diesel::insert_into(users::table).values(&row).get_result::<UserRow>(conn)
+                        diesel::insert_into(users::table)
+                            .values(&row)
+                            .get_result::<UserRow>(conn)
                     })
                     .collect::<QueryResult<Vec<_>>>()
             })
-            .map_err(from_diesel)?;
-        rows.into_iter().map(|row| row.into_domain().map(|user| user.id)).collect()
+            .map_err(TxError::Query)
+        })?;
+        rows.into_iter()
+            .map(|row| row.into_domain().map(|user| user.id))
+            .collect()
     }
 
     /// Bulk import of trunks, every one in one transaction, through the same row mapping and
     /// encryption as [`SipTrunkRepository::create_trunk`]. `Conflict` aborts the whole import.
     pub fn import_trunks(&self, trunks: &[(UserId, NewSipTrunk)]) -> RepositoryResult<usize> {
         let now = Timestamp::now();
-        let mut conn = self.pool.get().map_err(from_pool)?;
-        conn.transaction(|conn| {
-            trunks.iter().try_fold(0, |count, (owner, trunk)| {
-                let row = NewTrunkRow::of(*owner, trunk, now, &self.keys);
-                diesel::insert_into(sip_trunks::table).values(&row).execute(conn).map(|n| count + n)
+        self.write(|conn| {
+            conn.transaction(|conn| {
+                trunks.iter().try_fold(0, |count, (owner, trunk)| {
+                    let row = NewTrunkRow::of(*owner, trunk, now, &self.keys);
+                    diesel::insert_into(sip_trunks::table)
+                        .values(&row)
+                        .execute(conn)
+                        .map(|n| count + n)
+                })
             })
+            .map_err(TxError::Query)
         })
-        .map_err(from_diesel)
     }
+}
 
-    fn trunk_query(owner: UserId) -> sip_trunks::BoxedQuery<'static, connection::MultiBackend> {
-        sip_trunks::table
-            .filter(sip_trunks::user_id.eq(owner.get()))
-            .into_boxed()
-    }
+/// The owner's trunk `id` (not boxed, so Diesel caches the prepared statement).
+fn load_trunk(conn: &mut DbConnection, owner: UserId, id: TrunkId) -> QueryResult<TrunkRow> {
+    sip_trunks::table
+        .filter(sip_trunks::user_id.eq(owner.get()))
+        .filter(sip_trunks::id.eq(id.get()))
+        .select(TrunkRow::as_select())
+        .first(conn)
 }
 
 /// Takes the write lock on the owner's trunk `id` with a no-op write (SQLite: the database
@@ -188,10 +237,20 @@ fn lock_trunk(conn: &mut DbConnection, owner: UserId, id: TrunkId) -> QueryResul
     Ok(touched == 1)
 }
 
+/// `NotFound` when nothing was deleted.
+fn deleted(count: usize) -> RepositoryResult<()> {
+    if count == 0 {
+        Err(RepositoryError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
 impl SipTrunkRepository for SqlStore {
     fn list_trunks(&self, owner: UserId) -> RepositoryResult<Vec<SipTrunk>> {
         let rows = self.with_connection(|conn| {
-            Self::trunk_query(owner)
+            sip_trunks::table
+                .filter(sip_trunks::user_id.eq(owner.get()))
                 .order(sip_trunks::id.asc())
                 .select(TrunkRow::as_select())
                 .load(conn)
@@ -202,23 +261,19 @@ impl SipTrunkRepository for SqlStore {
     }
 
     fn get_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<SipTrunk> {
-        let row = self.with_connection(|conn| {
-            Self::trunk_query(owner)
-                .filter(sip_trunks::id.eq(id.get()))
-                .select(TrunkRow::as_select())
-                .first(conn)
-        })?;
-        row.into_domain(&self.keys)
+        self.with_connection(|conn| load_trunk(conn, owner, id))?
+            .into_domain(&self.keys)
     }
 
     fn create_trunk(&self, owner: UserId, trunk: &NewSipTrunk) -> RepositoryResult<SipTrunk> {
         let row = NewTrunkRow::of(owner, trunk, Timestamp::now(), &self.keys);
-        let stored = self.with_connection(|conn| {
+        self.write(|conn| {
             diesel::insert_into(sip_trunks::table)
                 .values(&row)
                 .get_result::<TrunkRow>(conn)
-        })?;
-        stored.into_domain(&self.keys)
+                .map_err(TxError::Query)
+        })?
+        .into_domain(&self.keys)
     }
 
     fn update_trunk(
@@ -227,47 +282,45 @@ impl SipTrunkRepository for SqlStore {
         id: TrunkId,
         patch: &SipTrunkPatch,
     ) -> RepositoryResult<TrunkUpdate> {
-        let mut conn = self.pool.get().map_err(from_pool)?;
         let keys = &self.keys;
-        let update = conn.transaction::<_, TxError, _>(|conn| {
-            if !lock_trunk(conn, owner, id)? {
-                return Err(TxError::Outcome(RepositoryError::NotFound));
-            }
-            let current = Self::trunk_query(owner)
-                .filter(sip_trunks::id.eq(id.get()))
-                .select(TrunkRow::as_select())
-                .first(conn)?
-                .into_domain(keys)
-                .map_err(TxError::Outcome)?;
-            let update = patch
-                .apply(&current, Timestamp::now())
-                .map_err(|errors| TxError::Outcome(RepositoryError::Rejected(errors)))?;
-            if update.changed {
-                let fields =
-                    TrunkFields::of(owner, &update.trunk.settings, update.trunk.updated_at, keys);
-                diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
-                    .set(&fields)
-                    .execute(conn)?;
-            }
-            Ok(update)
-        })?;
-        Ok(update)
+        self.write(|conn| {
+            conn.transaction::<_, TxError, _>(|conn| {
+                if !lock_trunk(conn, owner, id)? {
+                    return Err(TxError::Outcome(RepositoryError::NotFound));
+                }
+                let current = load_trunk(conn, owner, id)?
+                    .into_domain(keys)
+                    .map_err(TxError::Outcome)?;
+                let update = patch
+                    .apply(&current, Timestamp::now())
+                    .map_err(|errors| TxError::Outcome(RepositoryError::Rejected(errors)))?;
+                if update.changed {
+                    let fields = TrunkFields::of(
+                        owner,
+                        &update.trunk.settings,
+                        update.trunk.updated_at,
+                        keys,
+                    );
+                    diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
+                        .set(&fields)
+                        .execute(conn)?;
+                }
+                Ok(update)
+            })
+        })
     }
 
     fn delete_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<()> {
-        let deleted = self.with_connection(|conn| {
+        let count = self.write(|conn| {
             diesel::delete(
                 sip_trunks::table
                     .filter(sip_trunks::id.eq(id.get()))
                     .filter(sip_trunks::user_id.eq(owner.get())),
             )
             .execute(conn)
+            .map_err(TxError::Query)
         })?;
-        if deleted == 0 {
-            Err(RepositoryError::NotFound)
-        } else {
-            Ok(())
-        }
+        deleted(count)
     }
 }
 
@@ -278,10 +331,11 @@ impl AccountRepository for SqlStore {
             name: name.as_str(),
             created_at: Timestamp::now().naive_utc(),
         };
-        self.with_connection(|conn| {
+        self.write(|conn| {
             diesel::insert_into(users::table)
                 .values(&row)
                 .get_result::<UserRow>(conn)
+                .map_err(TxError::Query)
         })?
         .into_domain()
     }
@@ -308,10 +362,11 @@ impl AccountRepository for SqlStore {
             token_hash: token_hash.to_hex(),
             created_at: Timestamp::now().naive_utc(),
         };
-        self.with_connection(|conn| {
+        self.write(|conn| {
             diesel::insert_into(api_keys::table)
                 .values(&row)
                 .get_result::<ApiKeyRow>(conn)
+                .map_err(TxError::Query)
         })?
         .into_domain()
     }
@@ -330,30 +385,25 @@ impl AccountRepository for SqlStore {
     }
 
     fn revoke_api_key(&self, owner: UserId, id: ApiKeyId) -> RepositoryResult<()> {
-        let deleted = self.with_connection(|conn| {
+        let count = self.write(|conn| {
             diesel::delete(
                 api_keys::table
                     .filter(api_keys::id.eq(id.get()))
                     .filter(api_keys::user_id.eq(owner.get())),
             )
             .execute(conn)
+            .map_err(TxError::Query)
         })?;
-        if deleted == 0 {
-            Err(RepositoryError::NotFound)
-        } else {
-            Ok(())
-        }
+        deleted(count)
     }
 
     fn revoke_any_api_key(&self, id: ApiKeyId) -> RepositoryResult<()> {
-        let deleted = self.with_connection(|conn| {
-            diesel::delete(api_keys::table.filter(api_keys::id.eq(id.get()))).execute(conn)
+        let count = self.write(|conn| {
+            diesel::delete(api_keys::table.filter(api_keys::id.eq(id.get())))
+                .execute(conn)
+                .map_err(TxError::Query)
         })?;
-        if deleted == 0 {
-            Err(RepositoryError::NotFound)
-        } else {
-            Ok(())
-        }
+        deleted(count)
     }
 
     fn authenticate(&self, token: &ApiToken) -> RepositoryResult<ApiKey> {
@@ -373,10 +423,11 @@ impl AccountRepository for SqlStore {
     }
 
     fn touch_api_key(&self, id: ApiKeyId, at: Timestamp) -> RepositoryResult<()> {
-        self.with_connection(|conn| {
+        self.write(|conn| {
             diesel::update(api_keys::table.filter(api_keys::id.eq(id.get())))
                 .set(api_keys::last_used_at.eq(Some(at.naive_utc())))
                 .execute(conn)
+                .map_err(TxError::Query)
         })?;
         Ok(())
     }
