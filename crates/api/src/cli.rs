@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// Seconds to wait for a database connection before answering 503.
     #[arg(long, env = "DB_TIMEOUT_SECS", default_value_t = 3)]
     pub db_timeout_secs: u64,
+    /// Milliseconds a rendered trunk read is served from memory; writes through this process
+    /// are seen at once, writes through other instances within this time. 0 turns it off.
+    #[arg(long, env = "READ_CACHE_MS", default_value_t = 1000)]
+    pub read_cache_ms: u64,
 }
 
 /// The subcommands.
@@ -210,6 +214,7 @@ async fn serve(database: &DatabaseArgs, args: ServeArgs) -> Result<(), CommandEr
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
         db_timeout_secs: args.db_timeout_secs,
+        read_cache_ms: args.read_cache_ms,
     };
     settings.check()?;
     let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;

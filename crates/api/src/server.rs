@@ -65,6 +65,9 @@ pub struct ServeSettings {
         message = "the database timeout must be between 1 and 120 seconds"
     ))]
     pub db_timeout_secs: u64,
+    /// Milliseconds a rendered read is served from memory (0: off).
+    #[validate(range(max = 60_000, message = "the read cache time must be at most 60000 ms"))]
+    pub read_cache_ms: u64,
 }
 
 impl ServeSettings {
@@ -190,7 +193,8 @@ pub fn open_store(
 /// Serves the API on `store` until SIGTERM or SIGINT; in-flight requests get up to 10 s.
 pub async fn serve(store: SqlStore, settings: &ServeSettings) -> Result<(), StartError> {
     let probe = store.clone();
-    let state = AppState::new(Arc::new(store), Arc::new(move || probe.ping()));
+    let state = AppState::new(Arc::new(store), Arc::new(move || probe.ping()))
+        .with_read_cache_ttl(Duration::from_millis(settings.read_cache_ms));
     let server = HttpServer::new(move || crate::app(state.clone()))
         .workers(settings.workers)
         .shutdown_timeout(10)
@@ -218,6 +222,7 @@ mod tests {
             pool_size: 8,
             workers: 2,
             db_timeout_secs: 3,
+            read_cache_ms: 1000,
         }
     }
 

@@ -1,11 +1,13 @@
 //! `AppState`: what handlers share: the ports, and a readiness probe.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository};
 
 use crate::auth::AuthCache;
 use crate::errors::ApiError;
+use crate::read_cache::ReadCache;
 
 /// Checks that storage answers (for `/readyz`).
 pub type ReadinessProbe = Arc<dyn Fn() -> RepositoryResult<()> + Send + Sync>;
@@ -21,7 +23,12 @@ pub struct AppState {
     pub ready: ReadinessProbe,
     /// Recently verified tokens.
     pub auth_cache: Arc<AuthCache>,
+    /// Recently rendered reads.
+    pub read_cache: Arc<ReadCache>,
 }
+
+/// How long a rendered read is served from memory by default.
+pub const DEFAULT_READ_CACHE_TTL: Duration = Duration::from_secs(1);
 
 impl AppState {
     /// State over one store implementing both ports.
@@ -34,7 +41,14 @@ impl AppState {
             accounts: store,
             ready,
             auth_cache: Arc::new(AuthCache::default()),
+            read_cache: Arc::new(ReadCache::new(DEFAULT_READ_CACHE_TTL)),
         }
+    }
+
+    /// The same state with reads cached for `ttl` (zero turns the cache off).
+    pub fn with_read_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.read_cache = Arc::new(ReadCache::new(ttl));
+        self
     }
 }
 

@@ -1,11 +1,14 @@
 //! `/api/user/phone-numbers/sip-trunks` and the delete at `/api/user/phone-numbers/{id}`.
 
-use actix_web::{web, HttpResponse};
-use domain::{NewSipTrunk, SipTrunkPatch, TrunkId};
+use actix_web::web::{self, Bytes};
+use actix_web::HttpResponse;
+use domain::{NewSipTrunk, RepositoryError, SipTrunkPatch, TrunkId, ValidationErrors};
+use serde::Serialize;
 
 use crate::auth::Authenticated;
 use crate::body::JsonObject;
-use crate::errors::ApiError;
+use crate::errors::{mime_json, ApiError};
+use crate::read_cache::Read;
 use crate::request::{self, TRUNK_FIELDS};
 use crate::state::{run, AppState};
 use crate::views::{Data, Message, MessageData, TrunkListItem, TrunkView};
@@ -14,18 +17,38 @@ fn trunk_id(raw: &str, not_found: ApiError) -> Result<TrunkId, ApiError> {
     TrunkId::parse(raw).ok_or(not_found)
 }
 
+fn json_ok(bytes: Bytes) -> HttpResponse {
+    HttpResponse::Ok().content_type(mime_json()).body(bytes)
+}
+
+fn render(body: &impl Serialize) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(body).map(Bytes::from).map_err(|error| {
+        log::error!("cannot render a response: {error}");
+        ApiError::Internal
+    })
+}
+
 /// `GET /user/phone-numbers/sip-trunks`
 pub async fn list(
     state: web::Data<AppState>,
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(bytes) = state.read_cache.get(caller.user, Read::List) {
+        return Ok(json_ok(bytes));
+    }
+    let generation = state.read_cache.generation(caller.user);
+    let trunks = state.trunks.clone();
     let trunks = run(
-        move || state.trunks.list_trunks(caller.user),
+        move || trunks.list_trunks(caller.user),
         ApiError::TrunkNotFound,
     )
     .await?;
     let items: Vec<TrunkListItem> = trunks.iter().map(TrunkListItem::of).collect();
-    Ok(HttpResponse::Ok().json(Data { data: items }))
+    let bytes = render(&Data { data: items })?;
+    state
+        .read_cache
+        .put(caller.user, Read::List, generation, bytes.clone());
+    Ok(json_ok(bytes))
 }
 
 /// `GET /user/phone-numbers/sip-trunks/{id}`
@@ -35,14 +58,31 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = trunk_id(&path, ApiError::TrunkNotFound)?;
+    if let Some(bytes) = state.read_cache.get(caller.user, Read::One(id)) {
+        return Ok(json_ok(bytes));
+    }
+    let generation = state.read_cache.generation(caller.user);
+    let trunks = state.trunks.clone();
     let trunk = run(
-        move || state.trunks.get_trunk(caller.user, id),
+        move || trunks.get_trunk(caller.user, id),
         ApiError::TrunkNotFound,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(Data {
+    let bytes = render(&Data {
         data: TrunkView::of(&trunk),
-    }))
+    })?;
+    state
+        .read_cache
+        .put(caller.user, Read::One(id), generation, bytes.clone());
+    Ok(json_ok(bytes))
+}
+
+/// The 422 for a trunk body: type errors first-class, the domain's errors for the rest.
+fn invalid(
+    type_errors: ValidationErrors,
+    domain_errors: Option<ValidationErrors>,
+) -> ValidationErrors {
+    request::merge(&TRUNK_FIELDS, type_errors, domain_errors)
 }
 
 /// `POST /user/phone-numbers/sip-trunks`
@@ -52,29 +92,19 @@ pub async fn create(
     body: JsonObject,
 ) -> Result<HttpResponse, ApiError> {
     let (input, type_errors) = request::create_input(&body.0);
-    let parsed = NewSipTrunk::parse(&input);
-    let new = match parsed {
+    let new = match NewSipTrunk::parse(&input) {
         Ok(new) if type_errors.is_empty() => new,
-        Ok(_) => {
-            return Err(ApiError::Invalid(request::merge(
-                &TRUNK_FIELDS,
-                type_errors,
-                None,
-            )))
-        }
-        Err(errors) => {
-            return Err(ApiError::Invalid(request::merge(
-                &TRUNK_FIELDS,
-                type_errors,
-                Some(errors),
-            )))
-        }
+        Ok(_) => return Err(ApiError::Invalid(invalid(type_errors, None))),
+        Err(errors) => return Err(ApiError::Invalid(invalid(type_errors, Some(errors)))),
     };
-    let trunk = run(
-        move || state.trunks.create_trunk(caller.user, &new),
+    let trunks = state.trunks.clone();
+    let created = run(
+        move || trunks.create_trunk(caller.user, &new),
         ApiError::Unauthenticated,
     )
-    .await?;
+    .await;
+    state.read_cache.invalidate(caller.user);
+    let trunk = created?;
     Ok(HttpResponse::Created().json(MessageData {
         message: "SIP trunk created successfully.",
         data: TrunkView::of(&trunk),
@@ -90,33 +120,29 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = trunk_id(&path, ApiError::TrunkNotFound)?;
     let (input, type_errors) = request::patch_input(&body.0);
-    let update = run(
+    let trunks = state.trunks.clone();
+    let updated = run(
         move || {
             // Checked against the stored trunk so that every problem is reported at once;
             // the store checks the rules again inside its transaction.
-            let current = state.trunks.get_trunk(caller.user, id)?;
+            let current = trunks.get_trunk(caller.user, id)?;
             let patch = match SipTrunkPatch::parse_for(&input, &current) {
                 Ok(patch) if type_errors.is_empty() => patch,
-                Ok(_) => {
-                    return Err(domain::RepositoryError::Rejected(request::merge(
-                        &TRUNK_FIELDS,
-                        type_errors,
-                        None,
-                    )))
-                }
+                Ok(_) => return Err(RepositoryError::Rejected(invalid(type_errors, None))),
                 Err(errors) => {
-                    return Err(domain::RepositoryError::Rejected(request::merge(
-                        &TRUNK_FIELDS,
+                    return Err(RepositoryError::Rejected(invalid(
                         type_errors,
                         Some(errors),
                     )))
                 }
             };
-            state.trunks.update_trunk(caller.user, id, &patch)
+            trunks.update_trunk(caller.user, id, &patch)
         },
         ApiError::TrunkNotFound,
     )
-    .await?;
+    .await;
+    state.read_cache.invalidate(caller.user);
+    let update = updated?;
     Ok(HttpResponse::Ok().json(MessageData {
         message: "SIP trunk updated successfully.",
         data: TrunkView::of(&update.trunk),
@@ -130,11 +156,14 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = trunk_id(&path, ApiError::PhoneNumberNotFound)?;
-    run(
-        move || state.trunks.delete_trunk(caller.user, id),
+    let trunks = state.trunks.clone();
+    let deleted = run(
+        move || trunks.delete_trunk(caller.user, id),
         ApiError::PhoneNumberNotFound,
     )
-    .await?;
+    .await;
+    state.read_cache.invalidate(caller.user);
+    deleted?;
     Ok(HttpResponse::Ok().json(Message {
         message: "Phone number deleted successfully.",
     }))

@@ -721,3 +721,71 @@ async fn the_password_never_appears_in_any_response() {
         assert!(!reply.text.contains("An0ther-Secret"), "{}", reply.text);
     }
 }
+
+#[actix_web::test]
+async fn a_read_after_a_write_sees_the_write_even_with_the_read_cache() {
+    let (state, store) = memory_state();
+    let state = state.with_read_cache_ttl(std::time::Duration::from_secs(3600));
+    let alice = caller(&store, "alice@example.com");
+    let app = test::init_service(api::app(state)).await;
+    send(
+        &app,
+        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
+    )
+    .await;
+    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    assert_eq!(list.json()["data"].as_array().unwrap().len(), 1);
+
+    send(
+        &app,
+        request("POST", TRUNKS, Some(&alice.token), Some(&extension_trunk())),
+    )
+    .await;
+    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    assert_eq!(list.json()["data"].as_array().unwrap().len(), 2);
+
+    // Cached now: the next write must not leave this answer behind.
+    let one = send(
+        &app,
+        request("GET", &trunk_path(1), Some(&alice.token), None),
+    )
+    .await;
+    assert_eq!(one.json()["data"]["nickname"], "Main line");
+
+    send(
+        &app,
+        request(
+            "PATCH",
+            &trunk_path(1),
+            Some(&alice.token),
+            Some(&json!({"nickname": "Fresh"})),
+        ),
+    )
+    .await;
+    let again = send(
+        &app,
+        request("GET", &trunk_path(1), Some(&alice.token), None),
+    )
+    .await;
+    assert_ne!(again.text, one.text);
+    assert_eq!(again.json()["data"]["nickname"], "Fresh");
+
+    send(
+        &app,
+        request(
+            "DELETE",
+            "/api/user/phone-numbers/1",
+            Some(&alice.token),
+            None,
+        ),
+    )
+    .await;
+    let gone = send(
+        &app,
+        request("GET", &trunk_path(1), Some(&alice.token), None),
+    )
+    .await;
+    assert_eq!(gone.status, 404);
+    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    assert_eq!(list.json()["data"].as_array().unwrap().len(), 1);
+}
