@@ -6,8 +6,8 @@
 //! with 10 trunks each.
 
 use domain::{
-    AccountRepository, ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput, TokenSecret,
-    UserName,
+    AccountRepository, ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput,
+    SipTrunkRepository, TokenSecret, UserName,
 };
 use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
 
@@ -30,6 +30,14 @@ fn trunk(index: usize) -> NewSipTrunk {
         outbound_proxy: Some(ip),
     })
     .expect("a valid trunk")
+}
+
+fn doomed_trunk(index: usize) -> NewSipTrunk {
+    let mut trunk = trunk(0);
+    trunk.phone_number =
+        domain::PhoneNumber::parse(domain::TrunkType::Number, &format!("+1999{index:09}"))
+            .expect("a number");
+    trunk
 }
 
 #[allow(clippy::print_stdout, clippy::expect_used)] // a benchmark tool: output and failures are for its caller
@@ -58,6 +66,37 @@ fn main() {
                 )
                 .expect("key");
             println!("token {}", ApiToken::new(key.id, secret).expose_secret());
+        }
+        "doomed" => {
+            // A separate user whose trunks the delete benchmark removes, so the probe's list
+            // stays at 10. Prints the first new id and the user's token.
+            let count: usize = args[3].parse().expect("count");
+            let user = store
+                .create_user(
+                    &Email::parse("deleter@bench.example").expect("email"),
+                    &UserName::parse("Deleter").expect("name"),
+                )
+                .expect("the deleter user");
+            let trunks: Vec<_> = (0..count).map(|i| (user.id, doomed_trunk(i))).collect();
+            store.import_trunks(&trunks).expect("doomed trunks");
+            let first = store
+                .list_trunks(user.id)
+                .expect("list")
+                .first()
+                .map(|t| t.id.get())
+                .expect("trunks");
+            let secret = TokenSecret::generate();
+            let key = store
+                .create_api_key(
+                    user.id,
+                    &ApiKeyName::parse("bench").expect("name"),
+                    &secret.hash(),
+                )
+                .expect("key");
+            println!(
+                "first {first} token {}",
+                ApiToken::new(key.id, secret).expose_secret()
+            );
         }
         "fill" => {
             let first: usize = args[3].parse().expect("first user number");
