@@ -3,8 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod faults;
 mod harness;
 mod scenarios;
+
+/// Every scenario, by name.
+mod cases {
+    pub use crate::faults::*;
+    pub use crate::scenarios::*;
+}
 
 macro_rules! e2e_suite {
     ($module:ident, $database:path, [$($case:ident),* $(,)?]) => {
@@ -13,7 +20,7 @@ macro_rules! e2e_suite {
                 #[test]
                 fn $case() {
                     if let Some(database) = $database() {
-                        crate::scenarios::$case(&database);
+                        crate::cases::$case(&database);
                     }
                 }
             )*
@@ -29,6 +36,8 @@ e2e_suite!(
         data_and_tokens_survive_a_restart,
         the_password_never_appears_in_a_response_or_the_log,
         a_sqlite_database_gets_a_private_key_file,
+        thirty_two_identical_creates_give_one_201_and_the_rest_409,
+        every_acknowledged_write_survives_a_sigkill,
     ]
 );
 
@@ -39,5 +48,7 @@ e2e_suite!(
         the_contract_walkthrough_works_over_http,
         data_and_tokens_survive_a_restart,
         the_password_never_appears_in_a_response_or_the_log,
+        thirty_two_identical_creates_give_one_201_and_the_rest_409,
+        every_acknowledged_write_survives_a_sigkill,
     ]
 );

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use domain::{ApiKey, ApiKeyId, ApiToken, Timestamp, UserId};
 
 use crate::errors::ApiError;
@@ -148,46 +148,60 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer_token(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let client = req.peer_addr().map(|address| address.ip());
+        let req = req.clone();
         Box::pin(async move {
-            let token = token.ok_or(ApiError::Unauthenticated)?;
             let state = state.ok_or(ApiError::Internal)?;
-            let now = Timestamp::now();
-            if let Some((caller, touch)) = state.auth_cache.lookup(&token, now) {
-                if let Some(at) = touch {
-                    // Off the request path: the answer does not wait for this write.
-                    let accounts = state.accounts.clone();
-                    actix_web::rt::spawn(async move {
-                        if let Err(error) =
-                            blocking(move || accounts.touch_api_key(caller.key, at)).await
-                        {
-                            log::warn!(
-                                "could not record the use of API key {}: {error}",
-                                caller.key
-                            );
-                        }
-                    });
-                }
-                return Ok(caller);
+            state.rate_limits.check_client(client)?;
+            let caller = match verify(&state, token).await {
+                Ok(caller) => caller,
+                Err(ApiError::Unauthenticated) => return Err(state.rate_limits.failed(client)),
+                Err(other) => return Err(other),
+            };
+            if let Some(allowance) = state.rate_limits.check_key(caller.key)? {
+                req.extensions_mut().insert(allowance);
             }
-            let accounts = state.accounts.clone();
-            let (key, token, last_used_at) = blocking(move || {
-                let key = accounts.authenticate(&token)?;
-                let mut last_used_at = key.last_used_at;
-                if is_stale(last_used_at, now) {
-                    accounts.touch_api_key(key.id, now)?;
-                    last_used_at = Some(now);
-                }
-                Ok((key, token, last_used_at))
-            })
-            .await
-            .map_err(|error| ApiError::from_repository(error, ApiError::Unauthenticated))?;
-            state.auth_cache.remember(&token, &key, last_used_at);
-            Ok(Authenticated {
-                user: key.owner,
-                key: key.id,
-            })
+            Ok(caller)
         })
     }
+}
+
+/// The caller `token` belongs to: from the cache, or from the database (then remembered).
+async fn verify(state: &AppState, token: Option<ApiToken>) -> Result<Authenticated, ApiError> {
+    let token = token.ok_or(ApiError::Unauthenticated)?;
+    let now = Timestamp::now();
+    if let Some((caller, touch)) = state.auth_cache.lookup(&token, now) {
+        if let Some(at) = touch {
+            // Off the request path: the answer does not wait for this write.
+            let accounts = state.accounts.clone();
+            actix_web::rt::spawn(async move {
+                if let Err(error) = blocking(move || accounts.touch_api_key(caller.key, at)).await {
+                    log::warn!(
+                        "could not record the use of API key {}: {error}",
+                        caller.key
+                    );
+                }
+            });
+        }
+        return Ok(caller);
+    }
+    let accounts = state.accounts.clone();
+    let (key, token, last_used_at) = blocking(move || {
+        let key = accounts.authenticate(&token)?;
+        let mut last_used_at = key.last_used_at;
+        if is_stale(last_used_at, now) {
+            accounts.touch_api_key(key.id, now)?;
+            last_used_at = Some(now);
+        }
+        Ok((key, token, last_used_at))
+    })
+    .await
+    .map_err(|error| ApiError::from_repository(error, ApiError::Unauthenticated))?;
+    state.auth_cache.remember(&token, &key, last_used_at);
+    Ok(Authenticated {
+        user: key.owner,
+        key: key.id,
+    })
 }
 
 #[cfg(test)]

@@ -79,6 +79,13 @@ pub struct ServeArgs {
     /// are seen at once, writes through other instances within this time. 0 turns it off.
     #[arg(long, env = "READ_CACHE_MS", default_value_t = 1000)]
     pub read_cache_ms: u64,
+    /// Requests a minute per API key, refilled continuously, with a burst of a minute's
+    /// worth. 0 turns it off.
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
+    /// Failed authentications a minute per client IP before 429. 0 turns it off.
+    #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
+    pub auth_failures_per_minute: u32,
 }
 
 /// The subcommands.
@@ -215,6 +222,8 @@ async fn serve(database: &DatabaseArgs, args: ServeArgs) -> Result<(), CommandEr
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
         db_timeout_secs: args.db_timeout_secs,
         read_cache_ms: args.read_cache_ms,
+        rate_limit_per_minute: args.rate_limit_per_minute,
+        auth_failures_per_minute: args.auth_failures_per_minute,
     };
     settings.check()?;
     let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;

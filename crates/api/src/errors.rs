@@ -50,6 +50,14 @@ pub enum ApiError {
     /// A body over the limit (413).
     #[error("payload too large")]
     PayloadTooLarge,
+    /// Over a rate limit (429).
+    #[error("too many requests")]
+    TooManyRequests {
+        /// Seconds until a request may succeed.
+        retry_after_secs: u64,
+        /// The per-key limit (0 for the failed-authentication limit, whose size is not told).
+        limit: u32,
+    },
     /// The storage is unreachable (503).
     #[error("storage unavailable")]
     Unavailable,
@@ -129,6 +137,7 @@ impl ResponseError for ApiError {
             Self::MalformedJson(_) | Self::NotAnObject => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -155,6 +164,17 @@ impl ResponseError for ApiError {
                 message("The request body must be sent as application/json.")
             }
             Self::PayloadTooLarge => message("The request body may not be larger than 64 KiB."),
+            Self::TooManyRequests {
+                retry_after_secs,
+                limit,
+            } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+                if *limit > 0 {
+                    response.insert_header(("X-RateLimit-Limit", HeaderValue::from(*limit)));
+                    response.insert_header(("X-RateLimit-Remaining", HeaderValue::from(0u32)));
+                }
+                message("Too Many Attempts.")
+            }
             Self::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
                 message("Service temporarily unavailable.")

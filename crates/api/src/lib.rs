@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod errors;
+pub mod rate_limit;
 pub mod read_cache;
 pub mod request;
 mod routes;
@@ -16,10 +17,14 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{web, App};
+use actix_web::{web, App, HttpMessage};
 
 pub use state::AppState;
+
+const RATE_LIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 
 /// Longest path written to the request log.
 const LOGGED_PATH_LEN: usize = 200;
@@ -46,7 +51,20 @@ pub fn app(
             let path: String = req.path().chars().take(LOGGED_PATH_LEN).collect();
             let response = service.call(req);
             async move {
-                let response = response.await;
+                let mut response = response.await;
+                if let Ok(done) = &mut response {
+                    let allowance = done
+                        .request()
+                        .extensions()
+                        .get::<rate_limit::Allowance>()
+                        .copied();
+                    if let Some(allowance) = allowance {
+                        let headers = done.headers_mut();
+                        headers.insert(RATE_LIMIT_LIMIT, HeaderValue::from(allowance.limit));
+                        headers
+                            .insert(RATE_LIMIT_REMAINING, HeaderValue::from(allowance.remaining));
+                    }
+                }
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
                 match &response {
                     Ok(done) => log::info!(

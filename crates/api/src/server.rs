@@ -11,6 +11,7 @@ use actix_web::HttpServer;
 use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
 use validator::Validate;
 
+use crate::rate_limit::RateLimits;
 use crate::state::AppState;
 
 /// Why the service could not start. Never contains a key or a password.
@@ -68,6 +69,10 @@ pub struct ServeSettings {
     /// Milliseconds a rendered read is served from memory (0: off).
     #[validate(range(max = 60_000, message = "the read cache time must be at most 60000 ms"))]
     pub read_cache_ms: u64,
+    /// Requests a minute per API key (0: off).
+    pub rate_limit_per_minute: u32,
+    /// Failed authentications a minute per client IP (0: off).
+    pub auth_failures_per_minute: u32,
 }
 
 impl ServeSettings {
@@ -194,7 +199,19 @@ pub fn open_store(
 pub async fn serve(store: SqlStore, settings: &ServeSettings) -> Result<(), StartError> {
     let probe = store.clone();
     let state = AppState::new(Arc::new(store), Arc::new(move || probe.ping()))
-        .with_read_cache_ttl(Duration::from_millis(settings.read_cache_ms));
+        .with_read_cache_ttl(Duration::from_millis(settings.read_cache_ms))
+        .with_rate_limits(RateLimits::new(
+            settings.rate_limit_per_minute,
+            settings.auth_failures_per_minute,
+        ));
+    let limits = state.rate_limits.clone();
+    actix_web::rt::spawn(async move {
+        let mut every_minute = actix_web::rt::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            limits.housekeeping();
+        }
+    });
     let server = HttpServer::new(move || crate::app(state.clone()))
         .workers(settings.workers)
         .shutdown_timeout(10)
@@ -223,6 +240,8 @@ mod tests {
             workers: 2,
             db_timeout_secs: 3,
             read_cache_ms: 1000,
+            rate_limit_per_minute: 600,
+            auth_failures_per_minute: 30,
         }
     }
 

@@ -7,6 +7,7 @@ use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepos
 
 use crate::auth::AuthCache;
 use crate::errors::ApiError;
+use crate::rate_limit::RateLimits;
 use crate::read_cache::ReadCache;
 
 /// Checks that storage answers (for `/readyz`).
@@ -25,6 +26,8 @@ pub struct AppState {
     pub auth_cache: Arc<AuthCache>,
     /// Recently rendered reads.
     pub read_cache: Arc<ReadCache>,
+    /// Per-key and failed-authentication limits (off unless configured).
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// How long a rendered read is served from memory by default.
@@ -42,7 +45,14 @@ impl AppState {
             ready,
             auth_cache: Arc::new(AuthCache::default()),
             read_cache: Arc::new(ReadCache::new(DEFAULT_READ_CACHE_TTL)),
+            rate_limits: Arc::new(RateLimits::off()),
         }
+    }
+
+    /// The same state with `rate_limits`.
+    pub fn with_rate_limits(mut self, rate_limits: RateLimits) -> Self {
+        self.rate_limits = Arc::new(rate_limits);
+        self
     }
 
     /// The same state with reads cached for `ttl` (zero turns the cache off).

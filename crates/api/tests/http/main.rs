@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod failures;
+mod hostile;
 mod protocol;
 mod support;
 mod trunks;

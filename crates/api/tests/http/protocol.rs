@@ -236,3 +236,77 @@ async fn every_answer_says_nosniff() {
         assert_eq!(reply.header("content-type"), Some("application/json"));
     }
 }
+
+#[actix_web::test]
+async fn answers_carry_the_rate_limit_and_the_limit_gives_429_with_retry_after() {
+    let (state, store) = memory_state();
+    let state = state.with_rate_limits(api::rate_limit::RateLimits::new(3, 0));
+    let alice = caller(&store, "alice@example.com");
+    let bob = caller(&store, "bob@example.com");
+    let app = test::init_service(api::app(state)).await;
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let reply = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("x-ratelimit-limit"), Some("3"));
+        remaining.push(reply.header("x-ratelimit-remaining").unwrap().to_owned());
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let refused = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    assert_eq!(
+        (refused.status, refused.text.as_str()),
+        (429, r#"{"message":"Too Many Attempts."}"#)
+    );
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
+    let other_key = send(&app, request("GET", TRUNKS, Some(&bob.token), None)).await;
+    assert_eq!(other_key.status, 200, "limits are per key");
+}
+
+#[actix_web::test]
+async fn repeated_failed_authentications_from_one_address_get_429() {
+    let (state, store) = memory_state();
+    let state = state.with_rate_limits(api::rate_limit::RateLimits::new(0, 3));
+    let alice = caller(&store, "alice@example.com");
+    let app = test::init_service(api::app(state)).await;
+    let from = |address: &str, token: &str| {
+        TestRequest::get()
+            .uri(TRUNKS)
+            .peer_addr(address.parse().unwrap())
+            .insert_header(("Authorization", format!("Bearer {token}")))
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(send(&app, from("192.0.2.7:4000", "1|guess")).await.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    let blocked = send(&app, from("192.0.2.7:4000", &alice.token)).await;
+    assert_eq!(
+        blocked.status, 429,
+        "a blocked client is refused even with a good token"
+    );
+    assert_eq!(blocked.json()["message"], "Too Many Attempts.");
+    assert!(blocked.header("retry-after").is_some());
+    let elsewhere = send(&app, from("192.0.2.8:4000", &alice.token)).await;
+    assert_eq!(elsewhere.status, 200);
+}
+
+#[actix_web::test]
+async fn a_new_token_is_never_cached_by_the_client() {
+    let (state, store) = memory_state();
+    let alice = caller(&store, "alice@example.com");
+    let app = test::init_service(api::app(state)).await;
+    let reply = send(
+        &app,
+        request(
+            "POST",
+            "/api/user/api-keys",
+            Some(&alice.token),
+            Some(&json!({"name": "x"})),
+        ),
+    )
+    .await;
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+}
