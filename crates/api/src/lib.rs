@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod errors;
+pub mod openapi;
 pub mod rate_limit;
 pub mod read_cache;
 pub mod request;

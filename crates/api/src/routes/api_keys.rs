@@ -12,6 +12,20 @@ use crate::state::{run, AppState};
 use crate::views::{ApiKeyCreated, ApiKeyItem, ApiKeyList, Message, NewApiKey, Time};
 
 /// `POST /user/api-keys` with `{"name": ...}`
+#[utoipa::path(post, path = "/api/user/api-keys", tag = "api-keys",
+    request_body = crate::openapi::CreateApiKeyDoc,
+    responses(
+        (status = 201, description = "Created; the token is shown this once", body = crate::openapi::ApiKeyCreatedDoc,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 400, description = "Malformed JSON, or not an object", body = crate::openapi::MessageDoc),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::MessageDoc),
+        (status = 415, description = "Body not sent as JSON", body = crate::openapi::MessageDoc),
+        (status = 422, description = "Field errors, every failing field at once", body = crate::openapi::ValidationErrorDoc),
+        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
+        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
+        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
+        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+    ))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -51,6 +65,14 @@ pub async fn create(
 }
 
 /// `GET /user/api-keys`
+#[utoipa::path(get, path = "/api/user/api-keys", tag = "api-keys",
+    responses(
+        (status = 200, description = "The caller's keys, never their tokens", body = crate::openapi::ApiKeyListDoc),
+        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
+        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
+        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
+        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+    ))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -66,6 +88,16 @@ pub async fn list(
 }
 
 /// `DELETE /user/api-keys/{id}`: takes effect on the next request.
+#[utoipa::path(delete, path = "/api/user/api-keys/{id}", tag = "api-keys",
+    params(("id" = i64, Path, minimum = 1, description = "The key id")),
+    responses(
+        (status = 200, description = "Revoked: the next request with its token is 401", body = crate::openapi::MessageDoc),
+        (status = 404, description = "No such key of the caller", body = crate::openapi::MessageDoc),
+        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
+        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
+        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
+        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+    ))]
 pub async fn revoke(
     state: web::Data<AppState>,
     caller: Authenticated,

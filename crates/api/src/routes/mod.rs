@@ -1,9 +1,9 @@
 //! The routes: every endpoint of the contract under `/api`, the health probes, and JSON
 //! answers for unknown routes (404) and wrong methods (405).
 
-mod api_keys;
-mod health;
-mod trunks;
+pub(crate) mod api_keys;
+pub(crate) mod health;
+pub(crate) mod trunks;
 
 use actix_web::{web, HttpResponse};
 
@@ -60,6 +60,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .delete(api_keys::revoke)
                     .to(method_not_allowed),
             ),
+    )
+    .service(
+        web::resource("/api/openapi.json")
+            .get(crate::openapi::document)
+            .to(method_not_allowed),
     )
     .default_service(web::to(not_found));
 }

@@ -29,6 +29,14 @@ fn render(body: &impl Serialize) -> Result<Bytes, ApiError> {
 }
 
 /// `GET /user/phone-numbers/sip-trunks`
+#[utoipa::path(get, path = "/api/user/phone-numbers/sip-trunks", tag = "sip-trunks",
+    responses(
+        (status = 200, description = "The caller's trunks by id", body = crate::openapi::SipTrunkListDoc),
+        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
+        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
+        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
+        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+    ))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -52,6 +60,15 @@ pub async fn list(
 }
 
 /// `GET /user/phone-numbers/sip-trunks/{id}`
+#[utoipa::path(get, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+    responses(
+        (status = 200, description = "The trunk", body = crate::openapi::SipTrunkDataDoc),
+        (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
+        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
+        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
+        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+    ))]
 pub async fn get(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -86,6 +103,20 @@ fn invalid(
 }
 
 /// `POST /user/phone-numbers/sip-trunks`
+#[utoipa::path(post, path = "/api/user/phone-numbers/sip-trunks", tag = "sip-trunks",
+    request_body = crate::openapi::CreateSipTrunkDoc,
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::SipTrunkSavedDoc),
+        (status = 409, description = "Same phone number, username and address as another trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 400, description = "Malformed JSON, or not an object", body = crate::openapi::MessageDoc),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::MessageDoc),
+        (status = 415, description = "Body not sent as JSON", body = crate::openapi::MessageDoc),
+        (status = 422, description = "Field errors, every failing field at once", body = crate::openapi::ValidationErrorDoc),
+        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
+        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
+        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
+        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+    ))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -112,6 +143,21 @@ pub async fn create(
 }
 
 /// `PUT` and `PATCH /user/phone-numbers/sip-trunks/{id}`: a partial update.
+#[utoipa::path(method(put, patch), path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+    request_body = crate::openapi::UpdateSipTrunkDoc,
+    responses(
+        (status = 200, description = "Updated (or unchanged)", body = crate::openapi::SipTrunkSavedDoc),
+        (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 409, description = "The change collides with another trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 400, description = "Malformed JSON, or not an object", body = crate::openapi::MessageDoc),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::MessageDoc),
+        (status = 415, description = "Body not sent as JSON", body = crate::openapi::MessageDoc),
+        (status = 422, description = "Field errors, every failing field at once", body = crate::openapi::ValidationErrorDoc),
+        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
+        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
+        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
+        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+    ))]
 pub async fn update(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -150,6 +196,16 @@ pub async fn update(
 }
 
 /// `DELETE /user/phone-numbers/{id}`
+#[utoipa::path(delete, path = "/api/user/phone-numbers/{id}", tag = "sip-trunks",
+    params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+    responses(
+        (status = 200, description = "Deleted", body = crate::openapi::MessageDoc),
+        (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
+        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
+        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
+        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+    ))]
 pub async fn delete(
     state: web::Data<AppState>,
     caller: Authenticated,

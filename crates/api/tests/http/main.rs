@@ -5,6 +5,7 @@
 mod api_keys;
 mod failures;
 mod hostile;
+mod openapi;
 mod protocol;
 mod support;
 mod trunks;

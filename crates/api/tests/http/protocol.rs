@@ -310,3 +310,13 @@ async fn a_new_token_is_never_cached_by_the_client() {
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
 }
+
+#[actix_web::test]
+async fn the_openapi_document_is_served_without_a_token() {
+    let (state, _) = memory_state();
+    let app = test::init_service(api::app(state)).await;
+    let reply = send(&app, TestRequest::get().uri("/api/openapi.json")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["openapi"], "3.1.0");
+    assert_eq!(reply.text, api::openapi::json());
+}

@@ -1,0 +1,313 @@
+//! The OpenAPI 3.1 description of the API, generated from the code with `utoipa`, served at
+//! `GET /api/openapi.json` and committed as `docs/openapi.json` (a test fails when they drift).
+//!
+//! The schemas here describe the wire shapes. Response schemas are checked against real
+//! answers by the tests (same keys, same order); request schemas are documentation of what
+//! the domain's parsers accept, which is stricter than a schema can say (see docs/validation.md).
+
+#![allow(dead_code)] // the types below exist for their schemas
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// `sip_trunk_type`: how `phone_number` is read.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum TrunkType {
+    /// A PBX extension.
+    Extension,
+    /// An E.164 number.
+    Number,
+}
+
+/// The outbound number format.
+#[derive(ToSchema)]
+pub enum CallingFormat {
+    /// `+14155551234`
+    #[schema(rename = "+e164")]
+    PlusE164,
+    /// `14155551234`
+    #[schema(rename = "e164")]
+    E164,
+    /// The national format.
+    #[schema(rename = "national")]
+    National,
+}
+
+/// How inbound calls are authorized.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum AuthorizationType {
+    /// The trunk's username and password.
+    Auth,
+    /// The allow-list.
+    Ip,
+}
+
+/// A SIP trunk in full (get, create, update). The password is never shown.
+#[derive(ToSchema)]
+#[schema(as = SipTrunk)]
+pub struct SipTrunkDoc {
+    #[schema(example = 1, minimum = 1)]
+    id: i64,
+    /// An extension such as `1000`, or an E.164 number such as `+14155551234`.
+    #[schema(example = "+14155551234")]
+    phone_number: String,
+    #[schema(max_length = 50)]
+    nickname: Option<String>,
+    sip_username: String,
+    /// Lower-case host: a name, an IPv4 or an IPv6 address.
+    #[schema(example = "sip.carrier.example")]
+    sip_address: String,
+    sip_calling_format: CallingFormat,
+    inbound_authorization_type: AuthorizationType,
+    /// `null` for `auth`; the canonical allow-list for `ip`.
+    allowed_inbound_ips: Option<Vec<String>>,
+    outbound_proxy: bool,
+    #[schema(pattern = "^[A-Z]{2}$", example = "US")]
+    country_code: String,
+    inbound_trunk_id: Option<String>,
+    outbound_trunk_id: Option<String>,
+    #[schema(format = DateTime, example = "2026-03-31T10:00:00.000000Z")]
+    created_at: String,
+    #[schema(format = DateTime, example = "2026-03-31T10:00:00.000000Z")]
+    updated_at: String,
+}
+
+/// A SIP trunk in a list: no leg ids.
+#[derive(ToSchema)]
+#[schema(as = SipTrunkListItem)]
+pub struct SipTrunkListItemDoc {
+    id: i64,
+    phone_number: String,
+    nickname: Option<String>,
+    sip_username: String,
+    sip_address: String,
+    sip_calling_format: CallingFormat,
+    inbound_authorization_type: AuthorizationType,
+    allowed_inbound_ips: Option<Vec<String>>,
+    outbound_proxy: bool,
+    country_code: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+/// The create body. Rules the schema cannot say (the phone number per type, E.164, host
+/// syntax, ISO countries, the allow-list per authorization type) answer 422.
+#[derive(ToSchema)]
+#[schema(as = CreateSipTrunk)]
+pub struct CreateSipTrunkDoc {
+    sip_trunk_type: TrunkType,
+    #[schema(min_length = 1, max_length = 16, example = "+14155551234")]
+    phone_number: String,
+    #[schema(max_length = 50)]
+    nickname: Option<String>,
+    #[schema(min_length = 3, max_length = 128)]
+    sip_username: String,
+    #[schema(min_length = 3, max_length = 128, write_only)]
+    sip_password: String,
+    #[schema(min_length = 1, max_length = 253)]
+    sip_address: String,
+    sip_calling_format: CallingFormat,
+    inbound_authorization_type: AuthorizationType,
+    /// Required, non-empty, for `ip`; absent, null or empty for `auth`.
+    #[schema(max_items = 100)]
+    allowed_inbound_ips: Option<Vec<String>>,
+    /// Required for `extension`; derived from a `number` when absent.
+    #[schema(pattern = "^[A-Za-z]{2}$")]
+    country_code: Option<String>,
+    #[schema(default = false)]
+    outbound_proxy: Option<bool>,
+}
+
+/// The update body: any field of the create body but `sip_trunk_type`; only those sent change.
+#[derive(ToSchema)]
+#[schema(as = UpdateSipTrunk)]
+pub struct UpdateSipTrunkDoc {
+    #[schema(min_length = 1, max_length = 16)]
+    phone_number: Option<String>,
+    /// `null` clears it.
+    #[schema(max_length = 50)]
+    nickname: Option<String>,
+    #[schema(min_length = 3, max_length = 128)]
+    sip_username: Option<String>,
+    #[schema(min_length = 3, max_length = 128, write_only)]
+    sip_password: Option<String>,
+    #[schema(min_length = 1, max_length = 253)]
+    sip_address: Option<String>,
+    sip_calling_format: Option<CallingFormat>,
+    /// Switching to `ip` needs `allowed_inbound_ips` in the same request.
+    inbound_authorization_type: Option<AuthorizationType>,
+    #[schema(max_items = 100)]
+    allowed_inbound_ips: Option<Vec<String>>,
+    #[schema(pattern = "^[A-Za-z]{2}$")]
+    country_code: Option<String>,
+    outbound_proxy: Option<bool>,
+}
+
+/// `{"data": [...]}`
+#[derive(ToSchema)]
+#[schema(as = SipTrunkList)]
+pub struct SipTrunkListDoc {
+    data: Vec<SipTrunkListItemDoc>,
+}
+
+/// `{"data": {...}}`
+#[derive(ToSchema)]
+#[schema(as = SipTrunkData)]
+pub struct SipTrunkDataDoc {
+    data: SipTrunkDoc,
+}
+
+/// `{"message": ..., "data": {...}}` after a create or an update.
+#[derive(ToSchema)]
+#[schema(as = SipTrunkSaved)]
+pub struct SipTrunkSavedDoc {
+    #[schema(example = "SIP trunk created successfully.")]
+    message: String,
+    data: SipTrunkDoc,
+}
+
+/// `{"name": ...}`
+#[derive(ToSchema)]
+#[schema(as = CreateApiKey)]
+pub struct CreateApiKeyDoc {
+    #[schema(min_length = 1, max_length = 255)]
+    name: String,
+}
+
+/// The new key, with its token shown this once.
+#[derive(ToSchema)]
+#[schema(as = NewApiKey)]
+pub struct NewApiKeyDoc {
+    name: String,
+    /// `<id>|<secret>`: send as `Authorization: Bearer <token>`.
+    #[schema(example = "2|Jx2w...")]
+    token: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+/// `{"message": ..., "api_key": {...}}`
+#[derive(ToSchema)]
+#[schema(as = ApiKeyCreated)]
+pub struct ApiKeyCreatedDoc {
+    #[schema(example = "API key created successfully.")]
+    message: String,
+    api_key: NewApiKeyDoc,
+}
+
+/// An API key as listed: never its token.
+#[derive(ToSchema)]
+#[schema(as = ApiKey)]
+pub struct ApiKeyDoc {
+    id: i64,
+    name: String,
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+/// `{"api_keys": [...]}`
+#[derive(ToSchema)]
+#[schema(as = ApiKeyList)]
+pub struct ApiKeyListDoc {
+    api_keys: Vec<ApiKeyDoc>,
+}
+
+/// `{"message": ...}`: successes without data, and most errors.
+#[derive(ToSchema)]
+#[schema(as = Message)]
+pub struct MessageDoc {
+    message: String,
+}
+
+/// `{"error": ...}`: a trunk not found, a duplicate trunk, an unexpected failure.
+#[derive(ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorDoc {
+    error: String,
+}
+
+/// `{"message": "The given data was invalid.", "errors": {field: [sentences]}}`; allow-list
+/// entries are reported as `allowed_inbound_ips.N`.
+#[derive(ToSchema)]
+#[schema(as = ValidationError)]
+pub struct ValidationErrorDoc {
+    #[schema(example = "The given data was invalid.")]
+    message: String,
+    errors: BTreeMap<String, Vec<String>>,
+}
+
+/// `{"status": ...}`
+#[derive(ToSchema)]
+#[schema(as = Status)]
+pub struct StatusDoc {
+    #[schema(example = "ok")]
+    status: String,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "SIP trunks",
+        description = "Customers' own SIP trunks (bring your own carrier) and their API keys.",
+        version = "1.0.0"
+    ),
+    paths(
+        crate::routes::trunks::list,
+        crate::routes::trunks::create,
+        crate::routes::trunks::get,
+        crate::routes::trunks::update,
+        crate::routes::trunks::delete,
+        crate::routes::api_keys::list,
+        crate::routes::api_keys::create,
+        crate::routes::api_keys::revoke,
+        crate::routes::health::healthz,
+        crate::routes::health::readyz,
+        document,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags((name = "sip-trunks"), (name = "api-keys"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON, built once.
+pub fn json() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|_| "{}".to_owned())
+    })
+}
+
+/// `GET /api/openapi.json`, without authentication.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "This document", content_type = "application/json")))]
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(crate::errors::mime_json())
+        .body(json())
+}

@@ -1,0 +1,127 @@
+//! The OpenAPI document: committed as docs/openapi.json and in step with the code, and its
+//! response schemas in step with real answers (same keys, same order).
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+
+#[test]
+fn the_committed_document_matches_the_code() {
+    let generated = api::openapi::json();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(COMMITTED, format!("{generated}\n")).unwrap();
+    }
+    let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+    assert!(
+        committed.trim_end() == generated,
+        "docs/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test -p sip-trunks-api --test http openapi` and commit it"
+    );
+}
+
+fn document() -> Value {
+    serde_json::from_str(api::openapi::json()).unwrap()
+}
+
+/// The property names of component `name`, in order.
+fn properties(name: &str) -> Vec<String> {
+    match &document()["components"]["schemas"][name]["properties"] {
+        Value::Object(map) => map.keys().cloned().collect(),
+        other => panic!("no properties for {name}: {other}"),
+    }
+}
+
+fn keys(value: &Value) -> Vec<String> {
+    value.as_object().unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn every_operation_documents_its_errors_and_the_bearer_scheme() {
+    let document = document();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = keys(&operation["responses"]);
+            let public = ["/healthz", "/readyz", "/api/openapi.json"].contains(&path.as_str());
+            if !public {
+                for status in ["401", "429", "500", "503"] {
+                    assert!(
+                        responses.contains(&status.to_owned()),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+            }
+            if method == "post" || method == "put" || method == "patch" {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(
+                        responses.contains(&status.to_owned()),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+            }
+        }
+    }
+    let create = &document["paths"]["/api/user/phone-numbers/sip-trunks"]["post"]["responses"];
+    assert!(create["409"].is_object());
+    let enums = &document["components"]["schemas"]["CallingFormat"]["enum"];
+    assert_eq!(enums, &json!(["+e164", "e164", "national"]));
+}
+
+#[actix_web::test]
+async fn response_schemas_have_the_keys_of_real_answers_in_order() {
+    let (state, store) = memory_state();
+    let alice = caller(&store, "alice@example.com");
+    let app = actix_web::test::init_service(api::app(state)).await;
+    let created = send(
+        &app,
+        request("POST", TRUNKS, Some(&alice.token), Some(&extension_trunk())),
+    )
+    .await
+    .json();
+    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None))
+        .await
+        .json();
+    let key = send(
+        &app,
+        request(
+            "POST",
+            "/api/user/api-keys",
+            Some(&alice.token),
+            Some(&json!({"name": "k"})),
+        ),
+    )
+    .await
+    .json();
+    let keys_list = send(
+        &app,
+        request("GET", "/api/user/api-keys", Some(&alice.token), None),
+    )
+    .await
+    .json();
+    let invalid = send(
+        &app,
+        request("POST", TRUNKS, Some(&alice.token), Some(&json!({}))),
+    )
+    .await
+    .json();
+
+    assert_eq!(properties("SipTrunkSaved"), keys(&created));
+    assert_eq!(properties("SipTrunk"), keys(&created["data"]));
+    assert_eq!(properties("SipTrunkList"), keys(&list));
+    assert_eq!(properties("SipTrunkListItem"), keys(&list["data"][0]));
+    assert_eq!(properties("ApiKeyCreated"), keys(&key));
+    assert_eq!(properties("NewApiKey"), keys(&key["api_key"]));
+    assert_eq!(properties("ApiKeyList"), keys(&keys_list));
+    assert_eq!(properties("ApiKey"), keys(&keys_list["api_keys"][0]));
+    assert_eq!(properties("ValidationError"), keys(&invalid));
+    let create_body = properties("CreateSipTrunk");
+    assert_eq!(
+        create_body,
+        api::request::TRUNK_FIELDS.map(String::from).to_vec()
+    );
+}
