@@ -178,7 +178,12 @@ pub struct SipTrunkSavedDoc {
 #[derive(ToSchema)]
 #[schema(as = CreateApiKey)]
 pub struct CreateApiKeyDoc {
-    #[schema(min_length = 1, max_length = 255)]
+    /// Trimmed; at least one visible character, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     name: String,
 }
 

@@ -5,12 +5,22 @@ pub(crate) mod api_keys;
 pub(crate) mod health;
 pub(crate) mod trunks;
 
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 use crate::errors::ApiError;
 
-async fn method_not_allowed() -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed)
+/// The 405 of a resource, with the `Allow` header RFC 9110 requires.
+fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone {
+    move || {
+        let mut response = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed);
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        std::future::ready(response)
+    }
 }
 
 async fn not_found() -> HttpResponse {
@@ -22,12 +32,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/healthz")
             .get(health::healthz)
-            .to(method_not_allowed),
+            .to(method_not_allowed("GET")),
     )
     .service(
         web::resource("/readyz")
             .get(health::readyz)
-            .to(method_not_allowed),
+            .to(method_not_allowed("GET")),
     )
     .service(
         web::scope("/api/user")
@@ -35,36 +45,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/phone-numbers/sip-trunks")
                     .get(trunks::list)
                     .post(trunks::create)
-                    .to(method_not_allowed),
+                    .to(method_not_allowed("GET, POST")),
             )
             .service(
                 web::resource("/phone-numbers/sip-trunks/{id}")
                     .get(trunks::get)
                     .put(trunks::update)
                     .patch(trunks::update)
-                    .to(method_not_allowed),
+                    .to(method_not_allowed("GET, PUT, PATCH")),
             )
             .service(
                 web::resource("/phone-numbers/{id}")
                     .delete(trunks::delete)
-                    .to(method_not_allowed),
+                    .to(method_not_allowed("DELETE")),
             )
             .service(
                 web::resource("/api-keys")
                     .get(api_keys::list)
                     .post(api_keys::create)
-                    .to(method_not_allowed),
+                    .to(method_not_allowed("GET, POST")),
             )
             .service(
                 web::resource("/api-keys/{id}")
                     .delete(api_keys::revoke)
-                    .to(method_not_allowed),
+                    .to(method_not_allowed("DELETE")),
             ),
     )
     .service(
         web::resource("/api/openapi.json")
             .get(crate::openapi::document)
-            .to(method_not_allowed),
+            .to(method_not_allowed("GET")),
     )
     .default_service(web::to(not_found));
 }

@@ -203,6 +203,12 @@ async fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
             (405, r#"{"message":"Method not allowed."}"#),
             "{method} {path}"
         );
+        assert!(
+            reply
+                .header("allow")
+                .is_some_and(|allow| !allow.contains(method)),
+            "{method} {path}"
+        );
     }
 }
 
