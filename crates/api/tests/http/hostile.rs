@@ -78,6 +78,8 @@ fn invalid_create_fields() -> Vec<(&'static str, Value)> {
             "user\u{0}",
             "line\nbreak",
             "' OR '1'='1",
+            "admin\u{202e}txt",
+            "us\u{200b}er",
         ]
         .into_iter()
         .map(|raw| json!(raw)),

@@ -10,6 +10,15 @@ fn has_control(raw: &str) -> bool {
     raw.chars().any(char::is_control)
 }
 
+/// Bidirectional controls and zero-width characters: invisible, and able to make one
+/// username look like another ("Trojan Source"), so an identifier may not hold them.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+    )
+}
+
 /// A human label for a trunk: trimmed, 1 to 50 characters, no control characters.
 ///
 /// An empty or all-blank nickname means "no nickname", so [`Nickname::parse`] gives
@@ -76,9 +85,12 @@ impl SipUsername {
 
     /// Checks `raw` as given; nothing is trimmed.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if raw
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_invisible_format(c))
+        {
             return Err(FieldError::new(
-                "The sip username may not contain whitespace or control characters.",
+                "The sip username may not contain whitespace, control or invisible formatting characters.",
             ));
         }
         let chars = raw.chars().count();
@@ -237,6 +249,23 @@ mod tests {
         for raw in [" user", "user ", "us er", "user\t", "user\u{a0}x"] {
             assert!(SipUsername::parse(raw).is_err(), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn a_username_with_bidi_controls_or_zero_width_characters_is_refused() {
+        for raw in [
+            "admin\u{202E}txt",
+            "us\u{200B}er",
+            "\u{FEFF}user",
+            "user\u{2066}x",
+            "a\u{061C}bc",
+        ] {
+            assert!(SipUsername::parse(raw).is_err(), "{raw:?}");
+        }
+        assert!(
+            SipUsername::parse("usuário").is_ok(),
+            "other non-ASCII letters stay allowed"
+        );
     }
 
     #[test]
