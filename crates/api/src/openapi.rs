@@ -259,6 +259,46 @@ pub struct StatusDoc {
     status: String,
 }
 
+/// The errors every authenticated operation can answer.
+#[derive(utoipa::IntoResponses)]
+pub enum CommonErrors {
+    /// Missing, malformed, unknown or revoked token.
+    #[response(
+        status = 401,
+        description = "Missing, malformed, unknown or revoked token"
+    )]
+    Unauthenticated(MessageDoc),
+    /// Over a rate limit.
+    #[response(status = 429, description = "Over a rate limit; see Retry-After")]
+    TooManyRequests(MessageDoc),
+    /// Unexpected failure.
+    #[response(status = 500, description = "Unexpected failure")]
+    Internal(ErrorDoc),
+    /// Storage unavailable.
+    #[response(status = 503, description = "Storage unavailable; see Retry-After")]
+    Unavailable(MessageDoc),
+}
+
+/// The errors of an operation that reads a JSON body.
+#[derive(utoipa::IntoResponses)]
+pub enum BodyErrors {
+    /// Malformed JSON.
+    #[response(status = 400, description = "Malformed JSON, or not an object")]
+    Malformed(MessageDoc),
+    /// Too large.
+    #[response(status = 413, description = "Body over 64 KiB")]
+    TooLarge(MessageDoc),
+    /// Not JSON.
+    #[response(status = 415, description = "Body not sent as JSON")]
+    NotJson(MessageDoc),
+    /// Field errors.
+    #[response(
+        status = 422,
+        description = "Field errors, every failing field at once"
+    )]
+    Invalid(ValidationErrorDoc),
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -292,6 +332,7 @@ impl Modify for BearerAuth {
         crate::routes::health::readyz,
         document,
     ),
+    components(schemas(MessageDoc, ErrorDoc, ValidationErrorDoc)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags((name = "sip-trunks"), (name = "api-keys"), (name = "operations"))

@@ -17,14 +17,8 @@ use crate::views::{ApiKeyCreated, ApiKeyItem, ApiKeyList, Message, NewApiKey, Ti
     responses(
         (status = 201, description = "Created; the token is shown this once", body = crate::openapi::ApiKeyCreatedDoc,
             headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 400, description = "Malformed JSON, or not an object", body = crate::openapi::MessageDoc),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::MessageDoc),
-        (status = 415, description = "Body not sent as JSON", body = crate::openapi::MessageDoc),
-        (status = 422, description = "Field errors, every failing field at once", body = crate::openapi::ValidationErrorDoc),
-        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
-        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
-        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
-        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+        crate::openapi::BodyErrors,
+        crate::openapi::CommonErrors
     ))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -68,10 +62,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/user/api-keys", tag = "api-keys",
     responses(
         (status = 200, description = "The caller's keys, never their tokens", body = crate::openapi::ApiKeyListDoc),
-        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
-        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
-        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
-        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+        crate::openapi::CommonErrors
     ))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -93,10 +84,7 @@ pub async fn list(
     responses(
         (status = 200, description = "Revoked: the next request with its token is 401", body = crate::openapi::MessageDoc),
         (status = 404, description = "No such key of the caller", body = crate::openapi::MessageDoc),
-        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
-        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
-        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
-        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+        crate::openapi::CommonErrors
     ))]
 pub async fn revoke(
     state: web::Data<AppState>,

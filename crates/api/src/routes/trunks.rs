@@ -32,10 +32,7 @@ fn render(body: &impl Serialize) -> Result<Bytes, ApiError> {
 #[utoipa::path(get, path = "/api/user/phone-numbers/sip-trunks", tag = "sip-trunks",
     responses(
         (status = 200, description = "The caller's trunks by id", body = crate::openapi::SipTrunkListDoc),
-        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
-        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
-        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
-        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+        crate::openapi::CommonErrors
     ))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -64,10 +61,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The trunk", body = crate::openapi::SipTrunkDataDoc),
         (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
-        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
-        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
-        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
-        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+        crate::openapi::CommonErrors
     ))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -108,14 +102,8 @@ fn invalid(
     responses(
         (status = 201, description = "Created", body = crate::openapi::SipTrunkSavedDoc),
         (status = 409, description = "Same phone number, username and address as another trunk of the caller", body = crate::openapi::ErrorDoc),
-        (status = 400, description = "Malformed JSON, or not an object", body = crate::openapi::MessageDoc),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::MessageDoc),
-        (status = 415, description = "Body not sent as JSON", body = crate::openapi::MessageDoc),
-        (status = 422, description = "Field errors, every failing field at once", body = crate::openapi::ValidationErrorDoc),
-        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
-        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
-        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
-        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+        crate::openapi::BodyErrors,
+        crate::openapi::CommonErrors
     ))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -149,14 +137,8 @@ pub async fn create(
         (status = 200, description = "Updated (or unchanged)", body = crate::openapi::SipTrunkSavedDoc),
         (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
         (status = 409, description = "The change collides with another trunk of the caller", body = crate::openapi::ErrorDoc),
-        (status = 400, description = "Malformed JSON, or not an object", body = crate::openapi::MessageDoc),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::MessageDoc),
-        (status = 415, description = "Body not sent as JSON", body = crate::openapi::MessageDoc),
-        (status = 422, description = "Field errors, every failing field at once", body = crate::openapi::ValidationErrorDoc),
-        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
-        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
-        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
-        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+        crate::openapi::BodyErrors,
+        crate::openapi::CommonErrors
     ))]
 pub async fn update(
     state: web::Data<AppState>,
@@ -201,10 +183,7 @@ pub async fn update(
     responses(
         (status = 200, description = "Deleted", body = crate::openapi::MessageDoc),
         (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
-        (status = 401, description = "Missing, malformed, unknown or revoked token", body = crate::openapi::MessageDoc),
-        (status = 429, description = "Over a rate limit; see Retry-After", body = crate::openapi::MessageDoc),
-        (status = 500, description = "Unexpected failure", body = crate::openapi::ErrorDoc),
-        (status = 503, description = "Storage unavailable; see Retry-After", body = crate::openapi::MessageDoc)
+        crate::openapi::CommonErrors
     ))]
 pub async fn delete(
     state: web::Data<AppState>,
