@@ -324,6 +324,7 @@ impl Modify for BearerAuth {
         crate::routes::trunks::create,
         crate::routes::trunks::get,
         crate::routes::trunks::update,
+        crate::routes::trunks::patch,
         crate::routes::trunks::delete,
         crate::routes::api_keys::list,
         crate::routes::api_keys::create,
@@ -343,14 +344,31 @@ pub struct ApiDoc;
 pub fn json() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .unwrap_or_else(|_| "{}".to_owned())
+        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        add_trunk_links(&mut document);
+        serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_owned())
     })
 }
 
+/// Links from a created trunk to the operations that take its id, for clients (and test
+/// tools) that follow create -> get -> update -> delete. Written as JSON because utoipa 5.5
+/// serializes `Link` with `operation_id` instead of the specification's `operationId`.
+fn add_trunk_links(document: &mut serde_json::Value) {
+    let links = serde_json::json!({
+        "GetSipTrunk": { "operationId": "getSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
+        "UpdateSipTrunk": { "operationId": "updateSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
+        "PatchSipTrunk": { "operationId": "patchSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
+        "DeletePhoneNumber": { "operationId": "deletePhoneNumber", "parameters": { "id": "$response.body#/data/id" } },
+    });
+    if let Some(created) =
+        document.pointer_mut("/paths/~1api~1user~1phone-numbers~1sip-trunks/post/responses/201")
+    {
+        created["links"] = links;
+    }
+}
+
 /// `GET /api/openapi.json`, without authentication.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", security(()),
+#[utoipa::path(operation_id = "openApiDocument", get, path = "/api/openapi.json", tag = "operations", security(()),
     responses((status = 200, description = "This document", content_type = "application/json")))]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok()

@@ -12,7 +12,7 @@ use crate::state::{run, AppState};
 use crate::views::{ApiKeyCreated, ApiKeyItem, ApiKeyList, Message, NewApiKey, Time};
 
 /// `POST /user/api-keys` with `{"name": ...}`
-#[utoipa::path(post, path = "/api/user/api-keys", tag = "api-keys",
+#[utoipa::path(operation_id = "createApiKey", post, path = "/api/user/api-keys", tag = "api-keys",
     request_body = crate::openapi::CreateApiKeyDoc,
     responses(
         (status = 201, description = "Created; the token is shown this once", body = crate::openapi::ApiKeyCreatedDoc,
@@ -59,7 +59,7 @@ pub async fn create(
 }
 
 /// `GET /user/api-keys`
-#[utoipa::path(get, path = "/api/user/api-keys", tag = "api-keys",
+#[utoipa::path(operation_id = "listApiKeys", get, path = "/api/user/api-keys", tag = "api-keys",
     responses(
         (status = 200, description = "The caller's keys, never their tokens", body = crate::openapi::ApiKeyListDoc),
         crate::openapi::CommonErrors
@@ -79,7 +79,7 @@ pub async fn list(
 }
 
 /// `DELETE /user/api-keys/{id}`: takes effect on the next request.
-#[utoipa::path(delete, path = "/api/user/api-keys/{id}", tag = "api-keys",
+#[utoipa::path(operation_id = "deleteApiKey", delete, path = "/api/user/api-keys/{id}", tag = "api-keys",
     params(("id" = i64, Path, minimum = 1, description = "The key id")),
     responses(
         (status = 200, description = "Revoked: the next request with its token is 401", body = crate::openapi::MessageDoc),

@@ -6,14 +6,14 @@ use crate::errors::ApiError;
 use crate::state::{run, AppState};
 
 /// Always 200 while the process serves.
-#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+#[utoipa::path(operation_id = "healthz", get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, description = "The process answers", body = crate::openapi::StatusDoc)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
 /// 200 when the database answers, 503 otherwise.
-#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+#[utoipa::path(operation_id = "readyz", get, path = "/readyz", tag = "operations", security(()),
     responses(
         (status = 200, description = "The database answers", body = crate::openapi::StatusDoc),
         (status = 503, description = "The database does not answer", body = crate::openapi::MessageDoc)

@@ -51,7 +51,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/phone-numbers/sip-trunks/{id}")
                     .get(trunks::get)
                     .put(trunks::update)
-                    .patch(trunks::update)
+                    .patch(trunks::patch)
                     .to(method_not_allowed("GET, PUT, PATCH")),
             )
             .service(

@@ -29,7 +29,7 @@ fn render(body: &impl Serialize) -> Result<Bytes, ApiError> {
 }
 
 /// `GET /user/phone-numbers/sip-trunks`
-#[utoipa::path(get, path = "/api/user/phone-numbers/sip-trunks", tag = "sip-trunks",
+#[utoipa::path(operation_id = "listSipTrunks", get, path = "/api/user/phone-numbers/sip-trunks", tag = "sip-trunks",
     responses(
         (status = 200, description = "The caller's trunks by id", body = crate::openapi::SipTrunkListDoc),
         crate::openapi::CommonErrors
@@ -57,7 +57,7 @@ pub async fn list(
 }
 
 /// `GET /user/phone-numbers/sip-trunks/{id}`
-#[utoipa::path(get, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+#[utoipa::path(operation_id = "getSipTrunk", get, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
     responses(
         (status = 200, description = "The trunk", body = crate::openapi::SipTrunkDataDoc),
         (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
@@ -97,7 +97,7 @@ fn invalid(
 }
 
 /// `POST /user/phone-numbers/sip-trunks`
-#[utoipa::path(post, path = "/api/user/phone-numbers/sip-trunks", tag = "sip-trunks",
+#[utoipa::path(operation_id = "createSipTrunk", post, path = "/api/user/phone-numbers/sip-trunks", tag = "sip-trunks",
     request_body = crate::openapi::CreateSipTrunkDoc,
     responses(
         (status = 201, description = "Created", body = crate::openapi::SipTrunkSavedDoc),
@@ -130,8 +130,8 @@ pub async fn create(
     }))
 }
 
-/// `PUT` and `PATCH /user/phone-numbers/sip-trunks/{id}`: a partial update.
-#[utoipa::path(method(put, patch), path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+/// `PUT /user/phone-numbers/sip-trunks/{id}`: a partial update (only the fields sent change).
+#[utoipa::path(operation_id = "updateSipTrunk", put, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
     request_body = crate::openapi::UpdateSipTrunkDoc,
     responses(
         (status = 200, description = "Updated (or unchanged)", body = crate::openapi::SipTrunkSavedDoc),
@@ -177,8 +177,27 @@ pub async fn update(
     }))
 }
 
+/// `PATCH /user/phone-numbers/sip-trunks/{id}`: the same partial update as `PUT`.
+#[utoipa::path(operation_id = "patchSipTrunk", patch, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+    request_body = crate::openapi::UpdateSipTrunkDoc,
+    responses(
+        (status = 200, description = "Updated (or unchanged)", body = crate::openapi::SipTrunkSavedDoc),
+        (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 409, description = "The change collides with another trunk of the caller", body = crate::openapi::ErrorDoc),
+        crate::openapi::BodyErrors,
+        crate::openapi::CommonErrors
+    ))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    update(state, caller, path, body).await
+}
+
 /// `DELETE /user/phone-numbers/{id}`
-#[utoipa::path(delete, path = "/api/user/phone-numbers/{id}", tag = "sip-trunks",
+#[utoipa::path(operation_id = "deletePhoneNumber", delete, path = "/api/user/phone-numbers/{id}", tag = "sip-trunks",
     params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
     responses(
         (status = 200, description = "Deleted", body = crate::openapi::MessageDoc),

@@ -125,3 +125,34 @@ async fn response_schemas_have_the_keys_of_real_answers_in_order() {
         api::request::TRUNK_FIELDS.map(String::from).to_vec()
     );
 }
+
+#[test]
+fn operation_ids_are_unique_and_a_created_trunk_links_to_its_operations() {
+    let document = document();
+    let mut ids: Vec<String> = Vec::new();
+    for item in document["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            ids.push(
+                operation["operationId"]
+                    .as_str()
+                    .expect("an operationId")
+                    .to_owned(),
+            );
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    let links = &document["paths"]["/api/user/phone-numbers/sip-trunks"]["post"]["responses"]
+        ["201"]["links"];
+    for (name, link) in links.as_object().unwrap() {
+        let target = link["operationId"].as_str().unwrap();
+        assert!(
+            ids.iter().any(|id| id == target),
+            "{name} links to {target}"
+        );
+        assert_eq!(link["parameters"]["id"], "$response.body#/data/id");
+    }
+    assert_eq!(links.as_object().unwrap().len(), 4);
+}
