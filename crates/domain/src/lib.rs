@@ -10,6 +10,7 @@ mod account;
 mod errors;
 mod ids;
 mod ports;
+pub mod syntax;
 mod time;
 mod token;
 mod trunk;

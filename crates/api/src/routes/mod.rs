@@ -52,7 +52,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .get(trunks::get)
                     .put(trunks::update)
                     .patch(trunks::patch)
-                    .to(method_not_allowed("GET, PUT, PATCH")),
+                    .delete(trunks::delete_at_trunk_path)
+                    .to(method_not_allowed("GET, PUT, PATCH, DELETE")),
             )
             .service(
                 web::resource("/phone-numbers/{id}")

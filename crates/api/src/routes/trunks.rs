@@ -222,3 +222,21 @@ pub async fn delete(
         message: "Phone number deleted successfully.",
     }))
 }
+
+/// `DELETE /user/phone-numbers/sip-trunks/{id}` [ours]: the same delete at the trunk's own
+/// address, with the same answers, for clients and tools that expect a resource to be
+/// deleted where it is read (the contract's path is kept for existing clients).
+#[utoipa::path(operation_id = "deleteSipTrunk", delete, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks",
+    params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+    responses(
+        (status = 200, description = "Deleted", body = crate::openapi::MessageDoc),
+        (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
+        crate::openapi::CommonErrors
+    ))]
+pub async fn delete_at_trunk_path(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    delete(state, caller, path).await
+}

@@ -156,3 +156,27 @@ fn operation_ids_are_unique_and_a_created_trunk_links_to_its_operations() {
     }
     assert_eq!(links.as_object().unwrap().len(), 4);
 }
+
+#[actix_web::test]
+async fn the_documented_request_examples_are_accepted() {
+    let (state, store) = memory_state();
+    let alice = caller(&store, "alice@example.com");
+    let app = actix_web::test::init_service(api::app(state)).await;
+    let schemas = &document()["components"]["schemas"];
+    let create = schemas["CreateSipTrunk"]["example"].clone();
+    let created = send(
+        &app,
+        request("POST", TRUNKS, Some(&alice.token), Some(&create)),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let update = schemas["UpdateSipTrunk"]["example"].clone();
+    for method in ["PUT", "PATCH"] {
+        let updated = send(
+            &app,
+            request(method, &trunk_path(1), Some(&alice.token), Some(&update)),
+        )
+        .await;
+        assert_eq!(updated.status, 200, "{method}: {}", updated.text);
+    }
+}

@@ -675,6 +675,54 @@ async fn delete_answers_the_contract_messages_and_ids_are_not_reused() {
 }
 
 #[actix_web::test]
+async fn delete_at_the_trunks_own_path_answers_like_the_contracts_delete() {
+    let (state, store) = memory_state();
+    let alice = caller(&store, "alice@example.com");
+    let bob = caller(&store, "bob@example.com");
+    let app = test::init_service(api::app(state)).await;
+    send(
+        &app,
+        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
+    )
+    .await;
+    let by_bob = send(
+        &app,
+        request("DELETE", &trunk_path(1), Some(&bob.token), None),
+    )
+    .await;
+    assert_eq!(
+        (by_bob.status, by_bob.text.as_str()),
+        (404, r#"{"error":"Phone number not found."}"#)
+    );
+    let deleted = send(
+        &app,
+        request("DELETE", &trunk_path(1), Some(&alice.token), None),
+    )
+    .await;
+    assert_eq!(
+        (deleted.status, deleted.text.as_str()),
+        (200, r#"{"message":"Phone number deleted successfully."}"#)
+    );
+    let gone = send(
+        &app,
+        request("GET", &trunk_path(1), Some(&alice.token), None),
+    )
+    .await;
+    assert_eq!(gone.status, 404);
+    let by_contract_path = send(
+        &app,
+        request(
+            "DELETE",
+            "/api/user/phone-numbers/1",
+            Some(&alice.token),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(by_contract_path.status, 404);
+}
+
+#[actix_web::test]
 async fn the_password_never_appears_in_any_response() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");

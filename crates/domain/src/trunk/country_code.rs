@@ -78,12 +78,25 @@ impl CountryCode {
     /// Ascension (AC) and Tristan da Cunha (TA) have regions of their own in the numbering
     /// plan but belong to ISO's SH; regions with no ISO code (XK) give `None`.
     pub(crate) fn from_phone_region(region: phonenumber::country::Id) -> Option<Self> {
-        let code: &str = region.as_ref();
+        Self::from_region_id(region.as_ref())
+    }
+
+    /// [`CountryCode::from_phone_region`] for a region id as the metadata spells it (`"US"`,
+    /// `"001"` for non-geographic codes).
+    pub(crate) fn from_region_id(code: &str) -> Option<Self> {
         let code = match code {
             "AC" | "TA" => "SH",
             other => other,
         };
         Self::parse(code).ok()
+    }
+
+    /// Every assigned code, in alphabetical order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        ISO_3166_1_ALPHA_2
+            .as_bytes()
+            .chunks_exact(2)
+            .map(|pair| Self([pair[0], pair[1]]))
     }
 
     /// The two upper-case letters.

@@ -54,6 +54,11 @@ impl fmt::Display for AuthorizationType {
 /// (a range's host bits cleared, a full-length range written as its address), duplicates
 /// removed keeping the first one seen. Ranges of length 0 (everyone) are refused.
 ///
+/// Addresses follow the standard library's strict syntax (no leading zeros in IPv4 octets,
+/// which other tools read as octal); a prefix length is 1 to 3 decimal digits without a
+/// leading zero. The limit counts entries as sent, duplicates included, so that it can be
+/// stated as `maxItems` in the published schema.
+///
 /// ```
 /// use domain::AllowedIps;
 ///
@@ -84,7 +89,7 @@ impl AllowedIps {
         }
         if entries.is_empty() {
             errors.add(ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED);
-        } else if networks.len() > Self::MAX_ENTRIES {
+        } else if entries.len() > Self::MAX_ENTRIES {
             errors.add(
                 ALLOWED_IPS_FIELD,
                 "The allowed inbound ips may not have more than 100 items.",
@@ -120,17 +125,36 @@ fn parse_entry(raw: &str) -> Result<IpNet, FieldError> {
             "Each allowed inbound IP must be a valid IPv4 or IPv6 address or CIDR range.",
         )
     };
-    let network = if raw.contains('/') {
-        raw.parse::<IpNet>().map_err(|_| invalid())?.trunc()
-    } else {
-        IpNet::from(raw.parse::<IpAddr>().map_err(|_| invalid())?)
+    // ipnet's own parser accepts leading zeros (`010.0.0.0/08`) where `IpAddr` refuses them,
+    // so the address and the prefix are read separately to give one strict syntax.
+    let (address, prefix) = match raw.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (raw, None),
     };
+    let address: IpAddr = address.parse().map_err(|_| invalid())?;
+    let max_prefix = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max_prefix,
+        Some(digits) => parse_prefix(digits)
+            .filter(|length| *length <= max_prefix)
+            .ok_or_else(invalid)?,
+    };
+    let network = IpNet::new(address, prefix).map_err(|_| invalid())?.trunc();
     if network.prefix_len() == 0 {
         return Err(FieldError::new(
             "An allowed inbound IP range may not cover every address (/0).",
         ));
     }
     Ok(network)
+}
+
+/// A prefix length: 1 to 3 ASCII digits, no leading zero (but `0` itself, refused later with
+/// its own message).
+fn parse_prefix(digits: &str) -> Option<u8> {
+    let well_formed = (1..=3).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    well_formed.then(|| digits.parse().ok()).flatten()
 }
 
 fn canonical(network: &IpNet) -> String {
@@ -286,10 +310,34 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_do_not_count_towards_the_limit() {
+    fn the_limit_counts_entries_as_sent_duplicates_included() {
         let mut entries: Vec<String> = (0..100).map(|i| format!("10.0.{i}.1")).collect();
         entries.push("10.0.0.1".into());
-        assert_eq!(AllowedIps::parse(&entries).unwrap().len(), 100);
+        assert!(AllowedIps::parse(&entries)
+            .unwrap_err()
+            .contains("allowed_inbound_ips"));
+    }
+
+    #[test]
+    fn leading_zeros_in_octets_and_prefixes_are_refused() {
+        for raw in [
+            "010.0.0.1",
+            "010.0.0.0/8",
+            "10.0.0.0/08",
+            "2001:db8::/032",
+            "10.0.0.0/00",
+            "10.0.0.0/+8",
+            "10.0.0.0/8/8",
+            "10.0.0.0/33",
+            "2001:db8::/129",
+            "10.0.0.0/1000",
+        ] {
+            assert!(AllowedIps::parse(&[raw]).is_err(), "{raw:?}");
+        }
+        assert_eq!(
+            strings(&["0.0.0.0/1", "::ffff:10.0.0.1/128"]),
+            ["0.0.0.0/1", "::ffff:10.0.0.1"]
+        );
     }
 
     #[test]

@@ -92,16 +92,48 @@ impl PhoneNumber {
         &self.value
     }
 
-    /// The country an E.164 number belongs to, when the numbering plan says so. Extensions,
-    /// non-geographic numbers (`+800...`) and unassigned ranges give `None`.
+    /// The country an E.164 number belongs to: the region the numbering plan gives the whole
+    /// number when it recognises it (`+14165551234` is CA), otherwise the main country of its
+    /// calling code (`+15550000000` is US). Extensions and calling codes with no ISO country
+    /// (`+800...`, Kosovo's `+383`) give `None`.
+    ///
+    /// Falling back to the calling code makes the rule depend on the first 1 to 3 digits only,
+    /// so it can be published as a pattern (see [`PhoneNumber::derivable_calling_codes`]) and
+    /// does not change when the numbering plan's metadata gains or loses a range.
     pub fn derived_country(&self) -> Option<CountryCode> {
         if self.kind != TrunkType::Number {
             return None;
         }
-        let parsed = phonenumber::parse(None, &self.value).ok()?;
-        let region = parsed.country().id()?;
-        CountryCode::from_phone_region(region)
+        let digits = self.value.strip_prefix('+')?;
+        let code = calling_code(digits)?;
+        phonenumber::parse(None, &self.value)
+            .ok()
+            .filter(|number| number.code().value() == code)
+            .and_then(|number| number.country().id())
+            .and_then(CountryCode::from_phone_region)
+            .or_else(|| main_country(code))
     }
+
+    /// The country calling codes whose numbers have a derived country, ascending. No code is
+    /// a prefix of another, so a number's code is read unambiguously from its first digits.
+    pub fn derivable_calling_codes() -> Vec<u16> {
+        (1..=999)
+            .filter(|code| main_country(*code).is_some())
+            .collect()
+    }
+}
+
+/// The calling code a number's digits start with, when the numbering plan knows it.
+fn calling_code(digits: &str) -> Option<u16> {
+    (1..=3)
+        .filter_map(|len| digits.get(..len)?.parse::<u16>().ok())
+        .find(|code| phonenumber::metadata::DATABASE.region(code).is_some())
+}
+
+/// The ISO country of a calling code's main region (`1` is US, `44` is GB).
+fn main_country(code: u16) -> Option<CountryCode> {
+    let regions = phonenumber::metadata::DATABASE.region(&code)?;
+    CountryCode::from_region_id(regions.first()?)
 }
 
 fn is_extension(raw: &str) -> bool {
@@ -274,5 +306,60 @@ mod tests {
     fn extensions_and_non_geographic_numbers_have_no_derived_country() {
         assert_eq!(extension("1000").unwrap().derived_country(), None);
         assert_eq!(number("+80012345678").unwrap().derived_country(), None);
+        assert_eq!(number("+38344123456").unwrap().derived_country(), None);
+        assert_eq!(number("+999999999999999").unwrap().derived_country(), None);
+    }
+
+    #[test]
+    fn a_number_the_plan_does_not_recognise_gets_its_calling_codes_main_country() {
+        for (raw, country) in [
+            ("+15550000000", "US"),
+            ("+12", "US"),
+            ("+70", "RU"),
+            ("+4400", "GB"),
+            ("+20", "EG"),
+            ("+2470000", "SH"),
+            ("+199999999999999", "US"),
+        ] {
+            let derived = number(raw).unwrap().derived_country();
+            assert_eq!(
+                derived.map(|c| c.as_str().to_owned()),
+                Some(country.to_owned()),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn derivable_calling_codes_are_prefix_free_and_exclude_non_geographic_ones() {
+        let codes = PhoneNumber::derivable_calling_codes();
+        assert!(codes.len() > 200, "{}", codes.len());
+        for code in [1, 7, 20, 44, 247, 290, 599] {
+            assert!(codes.contains(&code), "{code}");
+        }
+        for code in [800, 808, 870, 878, 881, 882, 883, 888, 979, 383] {
+            assert!(!codes.contains(&code), "{code}");
+        }
+        for a in &codes {
+            for b in &codes {
+                assert!(
+                    a == b || !b.to_string().starts_with(&a.to_string()),
+                    "{a} {b}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_number_has_a_derived_country_exactly_when_it_starts_with_a_derivable_code(
+            digits in "[1-9][0-9]{1,14}"
+        ) {
+            let derivable = PhoneNumber::derivable_calling_codes()
+                .iter()
+                .any(|code| digits.starts_with(&code.to_string()));
+            let derived = number(&format!("+{digits}")).unwrap().derived_country();
+            proptest::prop_assert_eq!(derived.is_some(), derivable);
+        }
     }
 }

@@ -2,10 +2,13 @@
 //! `GET /api/openapi.json` and committed as `docs/openapi.json` (a test fails when they drift).
 //!
 //! The schemas here describe the wire shapes. Response schemas are checked against real
-//! answers by the tests (same keys, same order); request schemas are documentation of what
-//! the domain's parsers accept, which is stricter than a schema can say (see docs/validation.md).
+//! answers by the tests (same keys, same order). The trunk request bodies come from
+//! [`trunk_bodies`], built from the domain's syntax patterns, so that they accept exactly what
+//! the domain's parsers accept.
 
 #![allow(dead_code)] // the types below exist for their schemas
+
+mod trunk_bodies;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -98,58 +101,31 @@ pub struct SipTrunkListItemDoc {
     updated_at: String,
 }
 
-/// The create body. Rules the schema cannot say (the phone number per type, E.164, host
-/// syntax, ISO countries, the allow-list per authorization type) answer 422.
-#[derive(ToSchema)]
-#[schema(as = CreateSipTrunk)]
-pub struct CreateSipTrunkDoc {
-    sip_trunk_type: TrunkType,
-    #[schema(min_length = 1, max_length = 16, example = "+14155551234")]
-    phone_number: String,
-    #[schema(max_length = 50)]
-    nickname: Option<String>,
-    #[schema(min_length = 3, max_length = 128)]
-    sip_username: String,
-    #[schema(min_length = 3, max_length = 128, write_only)]
-    sip_password: String,
-    #[schema(min_length = 1, max_length = 253)]
-    sip_address: String,
-    sip_calling_format: CallingFormat,
-    inbound_authorization_type: AuthorizationType,
-    /// Required, non-empty, for `ip`; absent, null or empty for `auth`.
-    #[schema(max_items = 100)]
-    allowed_inbound_ips: Option<Vec<String>>,
-    /// Required for `extension`; derived from a `number` when absent.
-    #[schema(pattern = "^[A-Za-z]{2}$")]
-    country_code: Option<String>,
-    #[schema(default = false)]
-    outbound_proxy: Option<bool>,
+/// The create body. Its schema is [`trunk_bodies::create`], written over this placeholder.
+pub struct CreateSipTrunkDoc;
+
+/// The update body. Its schema is [`trunk_bodies::update`], written over this placeholder.
+pub struct UpdateSipTrunkDoc;
+
+/// Registers a request body by name with an empty placeholder schema, for [`json`] to replace.
+macro_rules! placeholder_schema {
+    ($doc:ty, $name:literal) => {
+        impl utoipa::PartialSchema for $doc {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::Object::new().into()
+            }
+        }
+
+        impl ToSchema for $doc {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed($name)
+            }
+        }
+    };
 }
 
-/// The update body: any field of the create body but `sip_trunk_type`; only those sent change.
-#[derive(ToSchema)]
-#[schema(as = UpdateSipTrunk)]
-pub struct UpdateSipTrunkDoc {
-    #[schema(min_length = 1, max_length = 16)]
-    phone_number: Option<String>,
-    /// `null` clears it.
-    #[schema(max_length = 50)]
-    nickname: Option<String>,
-    #[schema(min_length = 3, max_length = 128)]
-    sip_username: Option<String>,
-    #[schema(min_length = 3, max_length = 128, write_only)]
-    sip_password: Option<String>,
-    #[schema(min_length = 1, max_length = 253)]
-    sip_address: Option<String>,
-    sip_calling_format: Option<CallingFormat>,
-    /// Switching to `ip` needs `allowed_inbound_ips` in the same request.
-    inbound_authorization_type: Option<AuthorizationType>,
-    #[schema(max_items = 100)]
-    allowed_inbound_ips: Option<Vec<String>>,
-    #[schema(pattern = "^[A-Za-z]{2}$")]
-    country_code: Option<String>,
-    outbound_proxy: Option<bool>,
-}
+placeholder_schema!(CreateSipTrunkDoc, "CreateSipTrunk");
+placeholder_schema!(UpdateSipTrunkDoc, "UpdateSipTrunk");
 
 /// `{"data": [...]}`
 #[derive(ToSchema)]
@@ -326,6 +302,7 @@ impl Modify for BearerAuth {
         crate::routes::trunks::update,
         crate::routes::trunks::patch,
         crate::routes::trunks::delete,
+        crate::routes::trunks::delete_at_trunk_path,
         crate::routes::api_keys::list,
         crate::routes::api_keys::create,
         crate::routes::api_keys::revoke,
@@ -346,6 +323,19 @@ pub fn json() -> &'static str {
     DOCUMENT.get_or_init(|| {
         let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
         add_trunk_links(&mut document);
+        if let Some(schemas) = document.pointer_mut("/components/schemas") {
+            schemas["CreateSipTrunk"] = trunk_bodies::create();
+            schemas["UpdateSipTrunk"] = trunk_bodies::update();
+        }
+        // An update without a body changes nothing, like `{}` (the contract's "empty body").
+        for method in ["put", "patch"] {
+            let pointer = format!(
+                "/paths/~1api~1user~1phone-numbers~1sip-trunks~1{{id}}/{method}/requestBody"
+            );
+            if let Some(body) = document.pointer_mut(&pointer) {
+                body["required"] = serde_json::Value::Bool(false);
+            }
+        }
         serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_owned())
     })
 }
@@ -358,7 +348,7 @@ fn add_trunk_links(document: &mut serde_json::Value) {
         "GetSipTrunk": { "operationId": "getSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
         "UpdateSipTrunk": { "operationId": "updateSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
         "PatchSipTrunk": { "operationId": "patchSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
-        "DeletePhoneNumber": { "operationId": "deletePhoneNumber", "parameters": { "id": "$response.body#/data/id" } },
+        "DeleteSipTrunk": { "operationId": "deleteSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
     });
     if let Some(created) =
         document.pointer_mut("/paths/~1api~1user~1phone-numbers~1sip-trunks/post/responses/201")
