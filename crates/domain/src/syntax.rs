@@ -13,7 +13,7 @@
 //! The tests below check every pattern against its parser, exhaustively over characters where
 //! a pattern is a character class and with generated near-miss strings elsewhere.
 
-use crate::{CountryCode, PhoneNumber};
+use crate::{ApiKeyName, CountryCode, Nickname, PhoneNumber};
 
 /// Characters `char::is_whitespace` (Unicode White_Space) accepts, as a class body.
 const WHITESPACE: &str =
@@ -44,8 +44,26 @@ pub fn e164_with_derivable_country() -> String {
 /// A nickname before trimming: at most 50 characters once surrounding whitespace is trimmed,
 /// none of them a control character. Whitespace-only (or empty) means "no nickname".
 pub fn nickname() -> String {
+    trimmed_text(0, Nickname::MAX_CHARS)
+}
+
+/// An API key's (or a user's) name before trimming: 1 to 255 characters once surrounding
+/// whitespace is trimmed, none of them a control character.
+pub fn api_key_name() -> String {
+    trimmed_text(1, ApiKeyName::MAX_CHARS)
+}
+
+/// Text that is trimmed (Unicode whitespace, as `str::trim`), then must hold `min` (0 or 1) to
+/// `max` characters, none of them a control character. Whitespace inside is kept and counts.
+fn trimmed_text(min: usize, max: usize) -> String {
     let visible = format!("[^{WHITESPACE}{CONTROL}]");
-    format!(r"^[{WHITESPACE}]*(?:{visible}(?:[^{CONTROL}]{{0,48}}{visible})?)?[{WHITESPACE}]*$")
+    let text = format!("{visible}(?:[^{CONTROL}]{{0,{}}}{visible})?", max - 2);
+    let text = if min == 0 {
+        format!("(?:{text})?")
+    } else {
+        text
+    };
+    format!("^[{WHITESPACE}]*{text}[{WHITESPACE}]*$")
 }
 
 /// The characters of a SIP username: no whitespace, control, bidirectional-control or
@@ -142,7 +160,7 @@ fn ipv6() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AllowedIps, Nickname, SipAddress, SipPassword, SipUsername, TrunkType};
+    use crate::{AllowedIps, SipAddress, SipPassword, SipUsername, TrunkType, UserName};
     use fancy_regex::Regex;
     use proptest::prelude::*;
 
@@ -155,6 +173,7 @@ mod tests {
         sip_address: Regex,
         allowed_ip_entry: Regex,
         nickname: Regex,
+        api_key_name: Regex,
         sip_username: Regex,
         sip_password: Regex,
         extension: Regex,
@@ -165,6 +184,7 @@ mod tests {
         sip_address: compile(&sip_address()),
         allowed_ip_entry: compile(&allowed_ip_entry()),
         nickname: compile(&nickname()),
+        api_key_name: compile(&api_key_name()),
         sip_username: compile(&sip_username()),
         sip_password: compile(&sip_password()),
         extension: compile(EXTENSION),
@@ -422,6 +442,7 @@ mod tests {
         #[test]
         fn the_text_patterns_agree_with_the_parsers(raw in made_of(TEXT_PIECES, 20)) {
             prop_assert_eq!(matches(&COMPILED.nickname, &raw), Nickname::parse(&raw).is_ok(), "{:?}", raw);
+            prop_assert_eq!(matches(&COMPILED.api_key_name, &raw), ApiKeyName::parse(&raw).is_ok(), "{:?}", raw);
             prop_assert_eq!(
                 matches(&COMPILED.sip_username, &raw) && within(&raw, 3, 128),
                 SipUsername::parse(&raw).is_ok(),

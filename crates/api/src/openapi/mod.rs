@@ -2,13 +2,13 @@
 //! `GET /api/openapi.json` and committed as `docs/openapi.json` (a test fails when they drift).
 //!
 //! The schemas here describe the wire shapes. Response schemas are checked against real
-//! answers by the tests (same keys, same order). The trunk request bodies come from
-//! [`trunk_bodies`], built from the domain's syntax patterns, so that they accept exactly what
-//! the domain's parsers accept.
+//! answers by the tests (same keys, same order). The request bodies come from
+//! [`request_bodies`], built from the domain's syntax patterns, so that they accept exactly
+//! what the domain's parsers accept.
 
 #![allow(dead_code)] // the types below exist for their schemas
 
-mod trunk_bodies;
+mod request_bodies;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -101,10 +101,10 @@ pub struct SipTrunkListItemDoc {
     updated_at: String,
 }
 
-/// The create body. Its schema is [`trunk_bodies::create`], written over this placeholder.
+/// The create body. Its schema is [`request_bodies::create_trunk`], written over this placeholder.
 pub struct CreateSipTrunkDoc;
 
-/// The update body. Its schema is [`trunk_bodies::update`], written over this placeholder.
+/// The update body. Its schema is [`request_bodies::update_trunk`], written over this placeholder.
 pub struct UpdateSipTrunkDoc;
 
 /// Registers a request body by name with an empty placeholder schema, for [`json`] to replace.
@@ -126,6 +126,7 @@ macro_rules! placeholder_schema {
 
 placeholder_schema!(CreateSipTrunkDoc, "CreateSipTrunk");
 placeholder_schema!(UpdateSipTrunkDoc, "UpdateSipTrunk");
+placeholder_schema!(CreateApiKeyDoc, "CreateApiKey");
 
 /// `{"data": [...]}`
 #[derive(ToSchema)]
@@ -150,18 +151,9 @@ pub struct SipTrunkSavedDoc {
     data: SipTrunkDoc,
 }
 
-/// `{"name": ...}`
-#[derive(ToSchema)]
-#[schema(as = CreateApiKey)]
-pub struct CreateApiKeyDoc {
-    /// Trimmed; at least one visible character, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
-    )]
-    name: String,
-}
+/// The API key create body. Its schema is [`request_bodies::create_api_key`], written over this
+/// placeholder.
+pub struct CreateApiKeyDoc;
 
 /// The new key, with its token shown this once.
 #[derive(ToSchema)]
@@ -324,8 +316,9 @@ pub fn json() -> &'static str {
         let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
         add_trunk_links(&mut document);
         if let Some(schemas) = document.pointer_mut("/components/schemas") {
-            schemas["CreateSipTrunk"] = trunk_bodies::create();
-            schemas["UpdateSipTrunk"] = trunk_bodies::update();
+            schemas["CreateSipTrunk"] = request_bodies::create_trunk();
+            schemas["UpdateSipTrunk"] = request_bodies::update_trunk();
+            schemas["CreateApiKey"] = request_bodies::create_api_key();
         }
         // An update without a body changes nothing, like `{}` (the contract's "empty body").
         for method in ["put", "patch"] {

@@ -179,4 +179,11 @@ async fn the_documented_request_examples_are_accepted() {
         .await;
         assert_eq!(updated.status, 200, "{method}: {}", updated.text);
     }
+    let key = schemas["CreateApiKey"]["example"].clone();
+    let created = send(
+        &app,
+        request("POST", "/api/user/api-keys", Some(&alice.token), Some(&key)),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
 }

@@ -1,6 +1,6 @@
-//! The JSON Schemas of the trunk create and update bodies, built from the domain's syntax
-//! patterns so that a body valid under the schema is one the service accepts, and the other
-//! way round (for create; see [`update`] for what an update schema cannot know).
+//! The JSON Schemas of the request bodies (trunk create and update, API key create), built
+//! from the domain's syntax patterns so that a body valid under the schema is one the service
+//! accepts, and the other way round (see [`update_trunk`] for what an update schema cannot know).
 //!
 //! They are written as JSON rather than derived with utoipa because they need what utoipa's
 //! object schemas cannot hold: `anyOf` branches beside `properties` (the cross-field rules),
@@ -122,8 +122,25 @@ fn outbound_proxy(nullable: bool) -> Value {
     })
 }
 
+/// The API key create body: a name of 1 to 255 characters once trimmed.
+pub fn create_api_key() -> Value {
+    json!({
+        "type": "object",
+        "description": "`{\"name\": ...}`",
+        "required": ["name"],
+        "properties": {
+            "name": {
+                "type": "string",
+                "description": "1 to 255 characters once surrounding whitespace is trimmed; no control characters.",
+                "pattern": syntax::api_key_name(),
+            },
+        },
+        "example": { "name": "production" },
+    })
+}
+
 /// The create body: the field rules, then one `anyOf` per cross-field rule.
-pub fn create() -> Value {
+pub fn create_trunk() -> Value {
     let fields = Fields::new();
     let iso = fields.country_code.clone();
     json!({
@@ -226,7 +243,7 @@ pub fn create() -> Value {
 /// number must keep the trunk's type, switching to `ip` needs a list in the same request, and a
 /// list fits only an `ip` trunk. Bodies breaking them are schema-valid and get a 422; the
 /// schema is as strict as it can be without refusing a body that some trunk accepts.
-pub fn update() -> Value {
+pub fn update_trunk() -> Value {
     let fields = Fields::new();
     json!({
         "type": "object",
