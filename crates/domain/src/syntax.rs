@@ -284,8 +284,9 @@ mod tests {
     }
 
     #[test]
-    fn the_nickname_pattern_agrees_with_its_parser_on_every_character() {
+    fn the_trimmed_text_patterns_agree_with_their_parsers_on_every_character() {
         let nickname = compile(&nickname());
+        let name = compile(&api_key_name());
         for c in characters() {
             for raw in [
                 format!("{c}"),
@@ -298,7 +299,38 @@ mod tests {
                     Nickname::parse(&raw).is_ok(),
                     "{raw:?}"
                 );
+                assert_eq!(
+                    matches(&name, &raw),
+                    ApiKeyName::parse(&raw).is_ok(),
+                    "{raw:?}"
+                );
             }
+        }
+    }
+
+    #[test]
+    fn names_count_their_length_after_trimming() {
+        let name = compile(&api_key_name());
+        for raw in [
+            "a".repeat(255),
+            "a".repeat(256),
+            format!(" \u{c}{}\n", "a".repeat(255)),
+            format!("a{}a", " ".repeat(253)),
+            format!("a{}a", " ".repeat(254)),
+            " ".repeat(300),
+            String::new(),
+        ] {
+            let chars = raw.chars().count();
+            assert_eq!(
+                matches(&name, &raw),
+                ApiKeyName::parse(&raw).is_ok(),
+                "{chars}"
+            );
+            assert_eq!(
+                matches(&name, &raw),
+                UserName::parse(&raw).is_ok(),
+                "{chars}"
+            );
         }
     }
 
