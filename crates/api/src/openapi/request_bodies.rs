@@ -139,6 +139,20 @@ pub fn create_api_key() -> Value {
     })
 }
 
+/// A create branch: `sip_trunk_type` is `trunk_type`, the number matches `phone_pattern` and
+/// the country is given (`iso`).
+fn with_country(title: &str, trunk_type: &str, phone_pattern: &str, iso: &str) -> Value {
+    json!({
+        "title": title,
+        "properties": {
+            "sip_trunk_type": { "const": trunk_type },
+            "phone_number": { "pattern": phone_pattern },
+            "country_code": { "type": "string", "pattern": iso },
+        },
+        "required": ["country_code"],
+    })
+}
+
 /// The create body: the field rules, then one `anyOf` per cross-field rule.
 pub fn create_trunk() -> Value {
     let fields = Fields::new();
@@ -173,24 +187,8 @@ pub fn create_trunk() -> Value {
         },
         "allOf": [
             { "anyOf": [
-                {
-                    "title": "Extension",
-                    "properties": {
-                        "sip_trunk_type": { "const": "extension" },
-                        "phone_number": { "pattern": syntax::EXTENSION },
-                        "country_code": { "type": "string", "pattern": iso },
-                    },
-                    "required": ["country_code"],
-                },
-                {
-                    "title": "Number with its country",
-                    "properties": {
-                        "sip_trunk_type": { "const": "number" },
-                        "phone_number": { "pattern": syntax::E164 },
-                        "country_code": { "type": "string", "pattern": iso },
-                    },
-                    "required": ["country_code"],
-                },
+                with_country("Extension", "extension", syntax::EXTENSION, &iso),
+                with_country("Number with its country", "number", syntax::E164, &iso),
                 {
                     "title": "Number, country derived",
                     "properties": {
