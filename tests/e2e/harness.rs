@@ -4,13 +4,13 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
+use store::testing::TempPgSchema;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sip-trunks");
 
@@ -22,24 +22,8 @@ pub struct Database {
     pub env: Vec<(String, String)>,
     /// The working directory of the service (the SQLite file and key file are there).
     pub dir: tempfile::TempDir,
-    drop_schema: Option<(String, String)>,
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Some((admin_url, schema)) = &self.drop_schema {
-            let _ = Command::new("psql")
-                .args([
-                    admin_url.as_str(),
-                    "-q",
-                    "-c",
-                    &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
+    /// The PostgreSQL schema, dropped with this value.
+    _schema: Option<TempPgSchema>,
 }
 
 /// A SQLite database in a fresh directory, with the default key file.
@@ -49,47 +33,19 @@ pub fn sqlite() -> Option<Database> {
         url: "sqlite://trunks.db".into(),
         env: Vec::new(),
         dir,
-        drop_schema: None,
+        _schema: None,
     })
 }
 
 /// A fresh schema in `TEST_DATABASE_URL`, or `None` when it is not set.
 pub fn postgres() -> Option<Database> {
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL end-to-end test skipped");
-        return None;
-    };
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let schema = format!(
-        "e2e_{}_{}_{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let created = Command::new("psql")
-        .args([
-            admin_url.as_str(),
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            &format!("CREATE SCHEMA {schema}"),
-        ])
-        .status()
-        .expect("psql runs");
-    assert!(
-        created.success(),
-        "cannot create a schema in TEST_DATABASE_URL"
-    );
-    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    let schema = TempPgSchema::from_env("e2e")?;
     let (_, key) = store::EncryptionKey::generate();
     Some(Database {
-        url: format!("{admin_url}{separator}options=-csearch_path%3D{schema}"),
+        url: schema.url().to_owned(),
         env: vec![("SIP_TRUNKS_ENCRYPTION_KEY".into(), key)],
         dir: tempfile::tempdir().unwrap(),
-        drop_schema: Some((admin_url, schema)),
+        _schema: Some(schema),
     })
 }
 

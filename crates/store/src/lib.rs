@@ -6,6 +6,8 @@ mod database_url;
 mod memory;
 pub mod secrets;
 pub mod sql;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use memory::MemoryStore;

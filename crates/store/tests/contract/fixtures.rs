@@ -1,13 +1,11 @@
 //! One fixture per backend: a fresh, private store for each test, removed afterwards.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
 use domain::{AccountRepository, SipTrunkRepository};
+use store::testing::TempPgSchema;
 use store::{DatabaseUrl, EncryptionKey, Keyring, MemoryStore, PoolOptions, SqlStore};
 
 /// A store under test, and what is needed to clean it up.
@@ -24,20 +22,12 @@ pub struct Fixture {
     _cleanup: Cleanup,
 }
 
+/// Removed when dropped; held only for that.
+#[allow(dead_code)]
 enum Cleanup {
     None,
-    TempDir(#[allow(dead_code)] tempfile::TempDir),
-    PostgresSchema { admin_url: String, schema: String },
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Cleanup::PostgresSchema { admin_url, schema } = self {
-            if let Ok(mut conn) = PgConnection::establish(admin_url) {
-                let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-            }
-        }
-    }
+    TempDir(tempfile::TempDir),
+    PostgresSchema(TempPgSchema),
 }
 
 impl Fixture {
@@ -93,30 +83,7 @@ pub fn sqlite() -> Option<Fixture> {
 
 /// PostgreSQL in a fresh schema of `TEST_DATABASE_URL`, or `None` when it is not set.
 pub fn postgres() -> Option<Fixture> {
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL contract test skipped");
-        return None;
-    };
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let schema = format!(
-        "contract_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nanos
-    );
-    let mut admin = PgConnection::establish(&admin_url)
-        .unwrap_or_else(|error| panic!("TEST_DATABASE_URL is set but unreachable: {error}"));
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .expect("create the test schema");
-    let separator = if admin_url.contains('?') { '&' } else { '?' };
-    let url = format!("{admin_url}{separator}options=-csearch_path%3D{schema}");
-    let url = DatabaseUrl::parse(&url).expect("a postgres URL");
-    Some(sql_fixture(
-        url,
-        Cleanup::PostgresSchema { admin_url, schema },
-    ))
+    let schema = TempPgSchema::from_env("contract")?;
+    let url = DatabaseUrl::parse(schema.url()).expect("a postgres URL");
+    Some(sql_fixture(url, Cleanup::PostgresSchema(schema)))
 }
