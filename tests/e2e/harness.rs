@@ -39,10 +39,20 @@ pub fn sqlite() -> Option<Database> {
 
 /// A fresh schema in `TEST_DATABASE_URL`, or `None` when it is not set.
 pub fn postgres() -> Option<Database> {
+    postgres_with("")
+}
+
+/// [`postgres`] with TLS required (`sslmode=require`), or `None` when it is not set.
+pub fn postgres_tls() -> Option<Database> {
+    postgres_with("&sslmode=require")
+}
+
+/// [`postgres`], its URL ending with `extra` (e.g. `&sslmode=require`).
+pub fn postgres_with(extra: &str) -> Option<Database> {
     let schema = TempPgSchema::from_env("e2e")?;
     let (_, key) = store::EncryptionKey::generate();
     Some(Database {
-        url: schema.url().to_owned(),
+        url: format!("{}{extra}", schema.url()),
         env: vec![("SIP_TRUNKS_ENCRYPTION_KEY".into(), key)],
         dir: tempfile::tempdir().unwrap(),
         _schema: Some(schema),
@@ -65,9 +75,14 @@ fn command(database: &Database) -> Command {
     command
 }
 
+/// Runs a CLI command, whatever its outcome.
+pub fn run_cli(database: &Database, args: &[&str]) -> std::process::Output {
+    command(database).args(args).output().unwrap()
+}
+
 /// Runs a CLI command; gives its stdout, panicking with its stderr on failure.
 pub fn cli(database: &Database, args: &[&str]) -> String {
-    let output = command(database).args(args).output().unwrap();
+    let output = run_cli(database, args);
     assert!(
         output.status.success(),
         "{args:?} failed: {}",

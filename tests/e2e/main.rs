@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod exits;
 mod faults;
 mod harness;
 mod scenarios;
 
 /// Every scenario, by name.
 mod cases {
+    pub use crate::exits::*;
     pub use crate::faults::*;
     pub use crate::scenarios::*;
 }
@@ -51,4 +53,10 @@ e2e_suite!(
         thirty_two_identical_creates_give_one_201_and_the_rest_409,
         every_acknowledged_write_survives_a_sigkill,
     ]
+);
+
+e2e_suite!(
+    postgres_tls_e2e,
+    crate::harness::postgres_tls,
+    [every_command_exits_with_its_status_every_time_over_tls]
 );

@@ -251,11 +251,7 @@ fn admin_store(database: &DatabaseArgs) -> Result<SqlStore, CommandError> {
         )?,
         None => Keyring::new(EncryptionKey::generate().0),
     };
-    let pool = PoolOptions {
-        max_size: 2,
-        ..PoolOptions::default()
-    };
-    Ok(server::open_store(&url, keys, pool)?)
+    Ok(server::open_store(&url, keys, PoolOptions::one_shot())?)
 }
 
 fn issue_key(store: &SqlStore, email: &Email, name: &str) -> Result<(), CommandError> {

@@ -1,11 +1,22 @@
 //! The `sip-trunks` binary: see `sip-trunks --help`.
 
+use std::time::Duration;
+
 use clap::Parser;
+
+/// How long the process waits, on its way out, for database connections being opened.
+const CONNECT_DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[actix_web::main]
 async fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    if let Err(error) = api::cli::Cli::parse().run().await {
+    let outcome = api::cli::Cli::parse().run().await;
+    // Every exit path passes here: no connection may be inside libpq's TLS handshake while
+    // `exit` runs OpenSSL's clean-up (that crashed one-shot commands after their work).
+    if !store::close_connection_attempts(CONNECT_DRAIN_TIMEOUT) {
+        log::warn!("a database connection was still being opened at exit");
+    }
+    if let Err(error) = outcome {
         log::error!("{error}");
         std::process::exit(1);
     }

@@ -101,6 +101,7 @@ impl ServeSettings {
         PoolOptions {
             max_size: self.pool_size,
             connection_timeout: Duration::from_secs(self.db_timeout_secs),
+            keep_one_ready: true,
         }
     }
 }

@@ -63,3 +63,24 @@ impl Drop for TempPgSchema {
         }
     }
 }
+
+/// True when a connection made with `url` negotiates TLS with the server.
+///
+/// # Panics
+/// When no connection can be made.
+pub fn negotiates_tls(url: &str) -> bool {
+    use diesel::sql_types::Bool;
+    use diesel::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Ssl {
+        #[diesel(sql_type = Bool)]
+        ssl: bool,
+    }
+    let mut conn =
+        PgConnection::establish(url).unwrap_or_else(|error| panic!("cannot connect: {error}"));
+    diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .get_result::<Ssl>(&mut conn)
+        .unwrap_or_else(|error| panic!("cannot read pg_stat_ssl: {error}"))
+        .ssl
+}

@@ -58,6 +58,7 @@ fn an_unreachable_postgres_is_reported_with_the_backends_reason() {
     let options = PoolOptions {
         max_size: 1,
         connection_timeout: Duration::from_millis(500),
+        ..PoolOptions::default()
     };
     match SqlStore::open(&url, keys(), options) {
         Err(error @ OpenError::Connect { .. }) => {

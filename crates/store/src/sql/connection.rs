@@ -1,7 +1,13 @@
 //! Connections and the pool: one connection type over both backends, opened exactly as the
 //! URL says, with SQLite configured on every connection, and the embedded migrations.
+//!
+//! r2d2 opens connections on its own background threads. A thread still inside libpq's TLS
+//! handshake when the process exits races OpenSSL's `atexit` clean-up and can crash the
+//! process after its work was done, so every attempt passes a process-wide gate that the
+//! binary closes, and waits on, before it exits ([`close_connection_attempts`]).
 
-use std::time::Duration;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
@@ -31,6 +37,10 @@ pub struct PoolOptions {
     pub max_size: u32,
     /// How long a caller waits for a connection before the store reports `Unavailable`.
     pub connection_timeout: Duration,
+    /// Keep one idle connection ready, replaced in the background when it is taken (a
+    /// server). False for one-shot commands: connections are then opened only when asked
+    /// for, so none is being opened behind the command's back when it exits.
+    pub keep_one_ready: bool,
 }
 
 impl Default for PoolOptions {
@@ -38,8 +48,104 @@ impl Default for PoolOptions {
         Self {
             max_size: 8,
             connection_timeout: Duration::from_secs(3),
+            keep_one_ready: true,
         }
     }
+}
+
+impl PoolOptions {
+    /// Settings for a command that does a few queries and exits: two connections at most,
+    /// none opened in the background.
+    pub fn one_shot() -> Self {
+        Self {
+            max_size: 2,
+            keep_one_ready: false,
+            ..Self::default()
+        }
+    }
+}
+
+/// Connection attempts under way in this process, and whether new ones may start.
+struct ConnectGate {
+    state: Mutex<GateState>,
+    idle: Condvar,
+}
+
+struct GateState {
+    closed: bool,
+    in_flight: usize,
+}
+
+static CONNECT_GATE: ConnectGate = ConnectGate {
+    state: Mutex::new(GateState {
+        closed: false,
+        in_flight: 0,
+    }),
+    idle: Condvar::new(),
+};
+
+/// One connection attempt that passed the gate; leaving it (drop) lets a closer go on.
+struct Attempt;
+
+impl ConnectGate {
+    fn state(&self) -> MutexGuard<'_, GateState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn enter(&self) -> Option<Attempt> {
+        let mut state = self.state();
+        if state.closed {
+            return None;
+        }
+        state.in_flight += 1;
+        Some(Attempt)
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        let mut state = CONNECT_GATE.state();
+        state.in_flight -= 1;
+        if state.in_flight == 0 {
+            CONNECT_GATE.idle.notify_all();
+        }
+    }
+}
+
+/// Refuses every new connection attempt in this process and waits, at most `timeout`, for
+/// those under way to finish. Call it once, right before the process exits (on every exit
+/// path): true when none is left in flight.
+pub fn close_connection_attempts(timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut state = CONNECT_GATE.state();
+    state.closed = true;
+    while state.in_flight > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        state = CONNECT_GATE
+            .idle
+            .wait_timeout(state, left)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0;
+    }
+    true
+}
+
+/// Seconds libpq may spend on one connection attempt when the URL does not say.
+const PG_CONNECT_TIMEOUT_SECS: u32 = 10;
+
+/// The URL with libpq's `connect_timeout` set when it has none, so that an attempt against
+/// an unreachable server ends (without one libpq waits as long as TCP does).
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={PG_CONNECT_TIMEOUT_SECS}")
 }
 
 /// Why a connection could not be opened or configured.
@@ -54,6 +160,9 @@ pub enum ConnectionError {
     /// The SQLite path is not valid UTF-8.
     #[error("the SQLite path is not valid UTF-8")]
     NonUtf8Path,
+    /// The process is exiting: no new connection is opened.
+    #[error("the process is shutting down")]
+    ShuttingDown,
 }
 
 /// A pooled connection and whether it is known to be dead. Connections are not pinged on
@@ -99,8 +208,11 @@ impl r2d2::ManageConnection for ConnectionManager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<TrackedConnection, ConnectionError> {
+        let _attempt = CONNECT_GATE.enter().ok_or(ConnectionError::ShuttingDown)?;
         let db = match &self.url {
-            DatabaseUrl::Postgres(url) => DbConnection::Postgres(PgConnection::establish(url)?),
+            DatabaseUrl::Postgres(url) => {
+                DbConnection::Postgres(PgConnection::establish(&with_connect_timeout(url))?)
+            }
             DatabaseUrl::SqliteFile(path) => {
                 let path = path.to_str().ok_or(ConnectionError::NonUtf8Path)?;
                 let mut conn = SqliteConnection::establish(path)?;
@@ -129,7 +241,7 @@ impl r2d2::ManageConnection for ConnectionManager {
 }
 
 /// Builds the pool. An in-memory SQLite database lives in one connection that the pool
-/// keeps forever, so the pool is pinned to that one connection.
+/// keeps forever, so the pool is pinned to that one connection (whatever `keep_one_ready`).
 pub fn build_pool(
     url: &DatabaseUrl,
     options: PoolOptions,
@@ -144,7 +256,7 @@ pub fn build_pool(
             .min_idle(Some(1))
             .idle_timeout(None)
             .max_lifetime(None),
-        _ => builder.min_idle(Some(1)),
+        _ => builder.min_idle(Some(u32::from(options.keep_one_ready))),
     };
     builder.build(ConnectionManager::new(url.clone()))
 }
@@ -157,4 +269,25 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, String> {
     }
     .map_err(|error| error.to_string())?;
     Ok(applied.iter().map(ToString::to_string).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_url_gets_a_connect_timeout_unless_it_has_one() {
+        assert_eq!(
+            with_connect_timeout("postgres://h/db"),
+            "postgres://h/db?connect_timeout=10"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?sslmode=require"),
+            "postgres://h/db?sslmode=require&connect_timeout=10"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?connect_timeout=2"),
+            "postgres://h/db?connect_timeout=2"
+        );
+    }
 }

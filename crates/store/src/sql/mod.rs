@@ -21,7 +21,8 @@ use domain::{
 };
 
 pub use connection::{
-    ConnectionError, ConnectionManager, DbConnection, PoolOptions, SQLITE_BUSY_TIMEOUT,
+    close_connection_attempts, ConnectionError, ConnectionManager, DbConnection, PoolOptions,
+    SQLITE_BUSY_TIMEOUT,
 };
 use errors::{from_diesel, from_pool};
 use rows::{ApiKeyRow, NewApiKeyRow, NewTrunkRow, NewUserRow, TrunkFields, TrunkRow, UserRow};

@@ -42,6 +42,7 @@ fn test_pool() -> PoolOptions {
     PoolOptions {
         max_size: 4,
         connection_timeout: Duration::from_secs(10),
+        ..PoolOptions::default()
     }
 }
 
