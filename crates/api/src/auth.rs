@@ -123,8 +123,15 @@ pub struct Authenticated {
     pub key: ApiKeyId,
 }
 
+/// The token of the request's one `Authorization: Bearer` header; `None` when there is no
+/// such header, or more than one (which of two credentials is meant is not guessed).
 fn bearer_token(req: &HttpRequest) -> Option<ApiToken> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let value = value.to_str().ok()?;
     if value.len() > MAX_HEADER_LEN {
         return None;
     }
@@ -148,17 +155,22 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer_token(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let client = req.peer_addr().map(|address| address.ip());
         let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or(ApiError::Internal)?;
-            state.rate_limits.check_client(client)?;
+            // The token is checked before the client's failure count: a valid token is never
+            // refused because someone else at the same address keeps failing.
             let caller = match verify(&state, token).await {
                 Ok(caller) => caller,
-                Err(ApiError::Unauthenticated) => return Err(state.rate_limits.failed(client)),
+                Err(ApiError::Unauthenticated) => {
+                    let client = state
+                        .trusted_proxies
+                        .client(req.peer_addr().map(|peer| peer.ip()), req.headers());
+                    return Err(state.rate_limits.failed(client));
+                }
                 Err(other) => return Err(other),
             };
-            if let Some(allowance) = state.rate_limits.check_key(caller.key)? {
+            if let Some(allowance) = state.rate_limits.check_account(caller.user)? {
                 req.extensions_mut().insert(allowance);
             }
             Ok(caller)

@@ -83,9 +83,17 @@ pub struct ServeArgs {
     /// worth. 0 turns it off.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
     pub rate_limit_per_minute: u32,
-    /// Failed authentications a minute per client IP before 429. 0 turns it off.
+    /// Failed authentications a minute per client address before 429 (a valid token is
+    /// never refused). 0 turns it off.
     #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
     pub auth_failures_per_minute: u32,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` names the
+    /// client. None by default: the TCP peer is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Most client connections open at once, over all workers; more wait in the backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 /// The subcommands.
@@ -224,6 +232,8 @@ async fn serve(database: &DatabaseArgs, args: ServeArgs) -> Result<(), CommandEr
         read_cache_ms: args.read_cache_ms,
         rate_limit_per_minute: args.rate_limit_per_minute,
         auth_failures_per_minute: args.auth_failures_per_minute,
+        trusted_proxies: args.trusted_proxies,
+        max_connections: args.max_connections,
     };
     settings.check()?;
     let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod client_address;
 pub mod errors;
 pub mod openapi;
 pub mod rate_limit;

@@ -11,6 +11,7 @@ use actix_web::HttpServer;
 use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
 use validator::Validate;
 
+use crate::client_address::TrustedProxies;
 use crate::rate_limit::RateLimits;
 use crate::state::AppState;
 
@@ -71,8 +72,17 @@ pub struct ServeSettings {
     pub read_cache_ms: u64,
     /// Requests a minute per API key (0: off).
     pub rate_limit_per_minute: u32,
-    /// Failed authentications a minute per client IP (0: off).
+    /// Failed authentications a minute per client address (0: off).
     pub auth_failures_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// Most client connections at once, over all workers.
+    #[validate(range(
+        min = 1,
+        max = 1_000_000,
+        message = "the connection limit must be between 1 and 1000000"
+    ))]
+    pub max_connections: usize,
 }
 
 impl ServeSettings {
@@ -93,7 +103,16 @@ impl ServeSettings {
                 .collect();
             messages.sort();
             StartError::Settings(messages.join("; "))
-        })
+        })?;
+        TrustedProxies::parse(&self.trusted_proxies)
+            .map(drop)
+            .map_err(|error| StartError::Settings(format!("trusted proxies: {error}")))
+    }
+
+    /// The connection limit of each worker (actix counts per worker): the total shared out,
+    /// at least one each.
+    pub fn max_connections_per_worker(&self) -> usize {
+        self.max_connections.div_ceil(self.workers.max(1)).max(1)
     }
 
     /// The pool settings.
@@ -196,6 +215,26 @@ pub fn open_store(
     Ok(store)
 }
 
+/// File descriptors kept for the database, the log and the listener, beyond connections.
+const RESERVED_FILES: u64 = 64;
+
+/// Raises the open-file soft limit to the hard limit (the usual soft default, 1024, is fewer
+/// connections than a busy server holds), and warns when even that cannot hold
+/// `--max-connections` plus the pool.
+fn raise_open_file_limit(settings: &ServeSettings) {
+    let needed = settings.max_connections as u64 + u64::from(settings.pool_size) + RESERVED_FILES;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < needed => log::warn!(
+            "the open-file limit is {limit}, fewer than the {needed} that --max-connections {} \
+             and --pool-size {} may need: connections past it are refused by the OS",
+            settings.max_connections,
+            settings.pool_size
+        ),
+        Ok(limit) => log::debug!("open-file limit: {limit}"),
+        Err(error) => log::warn!("cannot raise the open-file limit: {error}"),
+    }
+}
+
 /// Serves the API on `store` until SIGTERM or SIGINT; in-flight requests get up to 10 s.
 pub async fn serve(store: SqlStore, settings: &ServeSettings) -> Result<(), StartError> {
     let probe = store.clone();
@@ -204,7 +243,11 @@ pub async fn serve(store: SqlStore, settings: &ServeSettings) -> Result<(), Star
         .with_rate_limits(RateLimits::new(
             settings.rate_limit_per_minute,
             settings.auth_failures_per_minute,
-        ));
+        ))
+        .with_trusted_proxies(
+            TrustedProxies::parse(&settings.trusted_proxies).map_err(StartError::Settings)?,
+        );
+    raise_open_file_limit(settings);
     let limits = state.rate_limits.clone();
     actix_web::rt::spawn(async move {
         let mut every_minute = actix_web::rt::time::interval(Duration::from_secs(60));
@@ -215,6 +258,7 @@ pub async fn serve(store: SqlStore, settings: &ServeSettings) -> Result<(), Star
     });
     let server = HttpServer::new(move || crate::app(state.clone()))
         .workers(settings.workers)
+        .max_connections(settings.max_connections_per_worker())
         .shutdown_timeout(10)
         .bind(&settings.bind)
         .map_err(|source| StartError::Io {
@@ -243,6 +287,8 @@ mod tests {
             read_cache_ms: 1000,
             rate_limit_per_minute: 600,
             auth_failures_per_minute: 30,
+            trusted_proxies: Vec::new(),
+            max_connections: 4096,
         }
     }
 
@@ -262,6 +308,31 @@ mod tests {
             "{message}"
         );
         assert!(settings().check().is_ok());
+    }
+
+    #[test]
+    fn a_trusted_proxy_that_is_not_an_address_is_refused() {
+        let bad = ServeSettings {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "lb.internal".into()],
+            ..settings()
+        };
+        let message = bad.check().unwrap_err().to_string();
+        assert!(message.contains("lb.internal"), "{message}");
+    }
+
+    #[test]
+    fn the_connection_limit_is_shared_out_among_workers() {
+        let split = |max_connections, workers| {
+            ServeSettings {
+                max_connections,
+                workers,
+                ..settings()
+            }
+            .max_connections_per_worker()
+        };
+        assert_eq!(split(4096, 2), 2048);
+        assert_eq!(split(5, 2), 3);
+        assert_eq!(split(1, 4), 1);
     }
 
     #[test]

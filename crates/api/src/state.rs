@@ -6,6 +6,7 @@ use std::time::Duration;
 use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository};
 
 use crate::auth::AuthCache;
+use crate::client_address::TrustedProxies;
 use crate::errors::ApiError;
 use crate::rate_limit::RateLimits;
 use crate::read_cache::ReadCache;
@@ -26,8 +27,10 @@ pub struct AppState {
     pub auth_cache: Arc<AuthCache>,
     /// Recently rendered reads.
     pub read_cache: Arc<ReadCache>,
-    /// Per-key and failed-authentication limits (off unless configured).
+    /// Per-account and failed-authentication limits (off unless configured).
     pub rate_limits: Arc<RateLimits>,
+    /// Proxies whose `X-Forwarded-For` names the client (none unless configured).
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 /// How long a rendered read is served from memory by default.
@@ -46,7 +49,14 @@ impl AppState {
             auth_cache: Arc::new(AuthCache::default()),
             read_cache: Arc::new(ReadCache::new(DEFAULT_READ_CACHE_TTL)),
             rate_limits: Arc::new(RateLimits::off()),
+            trusted_proxies: Arc::new(TrustedProxies::default()),
         }
+    }
+
+    /// The same state believing `X-Forwarded-For` from `proxies`.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
+        self
     }
 
     /// The same state with `rate_limits`.

@@ -16,7 +16,9 @@ macro_rules! define_id {
 
             /// Reads a path segment: decimal digits only, no sign, no padding, in range.
             pub fn parse(raw: &str) -> Option<Self> {
-                if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+                // "007" is not 7: one id, one spelling (a token or path that differs is
+                // another credential or resource, not an alias).
+                if raw.is_empty() || raw.starts_with('0') || !raw.bytes().all(|b| b.is_ascii_digit()) {
                     return None;
                 }
                 raw.parse::<i64>().ok().and_then(Self::new)
@@ -83,6 +85,8 @@ mod tests {
         for raw in [
             "",
             "0",
+            "01",
+            "007",
             "+1",
             "-1",
             " 1",

@@ -266,36 +266,200 @@ async fn answers_carry_the_rate_limit_and_the_limit_gives_429_with_retry_after()
     let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
-    let other_key = send(&app, request("GET", TRUNKS, Some(&bob.token), None)).await;
-    assert_eq!(other_key.status, 200, "limits are per key");
+    let other_account = send(&app, request("GET", TRUNKS, Some(&bob.token), None)).await;
+    assert_eq!(other_account.status, 200, "limits are per account");
+}
+
+#[actix_web::test]
+async fn the_rate_limit_counts_all_keys_of_an_account_together() {
+    let (state, store) = memory_state();
+    let state = state.with_rate_limits(api::rate_limit::RateLimits::new(4, 0));
+    let alice = caller(&store, "alice@example.com");
+    let app = test::init_service(api::app(state)).await;
+    let mut tokens = vec![alice.token.clone()];
+    for name in ["second", "third"] {
+        let created = send(
+            &app,
+            request(
+                "POST",
+                "/api/user/api-keys",
+                Some(&alice.token),
+                Some(&json!({ "name": name })),
+            ),
+        )
+        .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        tokens.push(
+            created.json()["api_key"]["token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // Two creates spent two of the four; one more request on each new key is one too many.
+    let second = send(&app, request("GET", TRUNKS, Some(&tokens[1]), None)).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("x-ratelimit-remaining"), Some("1"));
+    let third = send(&app, request("GET", TRUNKS, Some(&tokens[2]), None)).await;
+    assert_eq!(third.status, 200);
+    let over = send(&app, request("GET", TRUNKS, Some(&tokens[2]), None)).await;
+    assert_eq!(over.status, 429, "a fresh key does not bring a fresh quota");
+    let first = send(&app, request("GET", TRUNKS, Some(&tokens[0]), None)).await;
+    assert_eq!(first.status, 429);
+}
+
+fn from(address: &str, token: &str) -> TestRequest {
+    TestRequest::get()
+        .uri(TRUNKS)
+        .peer_addr(address.parse().unwrap())
+        .insert_header(("Authorization", format!("Bearer {token}")))
 }
 
 #[actix_web::test]
 async fn repeated_failed_authentications_from_one_address_get_429() {
     let (state, store) = memory_state();
     let state = state.with_rate_limits(api::rate_limit::RateLimits::new(0, 3));
-    let alice = caller(&store, "alice@example.com");
+    caller(&store, "alice@example.com");
     let app = test::init_service(api::app(state)).await;
-    let from = |address: &str, token: &str| {
-        TestRequest::get()
-            .uri(TRUNKS)
-            .peer_addr(address.parse().unwrap())
-            .insert_header(("Authorization", format!("Bearer {token}")))
-    };
     let mut statuses = Vec::new();
     for _ in 0..5 {
         statuses.push(send(&app, from("192.0.2.7:4000", "1|guess")).await.status);
     }
     assert_eq!(statuses, [401, 401, 401, 429, 429]);
-    let blocked = send(&app, from("192.0.2.7:4000", &alice.token)).await;
-    assert_eq!(
-        blocked.status, 429,
-        "a blocked client is refused even with a good token"
-    );
+    let blocked = send(&app, from("192.0.2.7:4000", "1|guess")).await;
     assert_eq!(blocked.json()["message"], "Too Many Attempts.");
     assert!(blocked.header("retry-after").is_some());
-    let elsewhere = send(&app, from("192.0.2.8:4000", &alice.token)).await;
-    assert_eq!(elsewhere.status, 200);
+    let elsewhere = send(&app, from("192.0.2.8:4000", "1|guess")).await;
+    assert_eq!(
+        elsewhere.status, 401,
+        "other addresses keep their own count"
+    );
+}
+
+#[actix_web::test]
+async fn a_client_failing_behind_a_shared_address_never_locks_out_a_valid_token() {
+    let (state, store) = memory_state();
+    let state = state.with_rate_limits(api::rate_limit::RateLimits::new(0, 3));
+    let alice = caller(&store, "alice@example.com");
+    let app = test::init_service(api::app(state)).await;
+    let nat = "198.51.100.1:4000";
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for _ in 0..20 {
+        bad.push(send(&app, from(nat, "1|not-the-secret")).await.status);
+        good.push(send(&app, from(nat, &alice.token)).await.status);
+    }
+    assert!(good.iter().all(|&status| status == 200), "{good:?}");
+    assert_eq!(&bad[..4], [401, 401, 401, 429]);
+}
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_the_client() {
+    let (state, _) = memory_state();
+    let state = state
+        .with_rate_limits(api::rate_limit::RateLimits::new(0, 2))
+        .with_trusted_proxies(api::client_address::TrustedProxies::parse(&["10.0.0.1"]).unwrap());
+    let app = test::init_service(api::app(state)).await;
+    let via_proxy = |client: &str| {
+        from("10.0.0.1:5000", "1|guess").insert_header(("X-Forwarded-For", client.to_owned()))
+    };
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first.push(send(&app, via_proxy("203.0.113.5")).await.status);
+    }
+    assert_eq!(first, [401, 401, 429]);
+    let second = send(&app, via_proxy("203.0.113.6")).await;
+    assert_eq!(second.status, 401, "another client behind the same proxy");
+    // An untrusted peer cannot pick its address by sending the header itself.
+    let spoofing = |claimed: &str| {
+        from("192.0.2.50:5000", "1|guess").insert_header(("X-Forwarded-For", claimed.to_owned()))
+    };
+    let mut spoofed = Vec::new();
+    for claimed in ["203.0.113.7", "203.0.113.8", "203.0.113.9"] {
+        spoofed.push(send(&app, spoofing(claimed)).await.status);
+    }
+    assert_eq!(spoofed, [401, 401, 429]);
+}
+
+#[actix_web::test]
+async fn two_authorization_headers_are_401_even_when_one_is_valid() {
+    let (state, store) = memory_state();
+    let alice = caller(&store, "alice@example.com");
+    let app = test::init_service(api::app(state)).await;
+    for pair in [
+        [alice.token.as_str(), alice.token.as_str()],
+        [alice.token.as_str(), "1|other"],
+        ["1|other", alice.token.as_str()],
+    ] {
+        let request = TestRequest::get()
+            .uri(TRUNKS)
+            .append_header(("Authorization", format!("Bearer {}", pair[0])))
+            .append_header(("Authorization", format!("Bearer {}", pair[1])));
+        let reply = send(&app, request).await;
+        assert_eq!(
+            (reply.status, reply.text.as_str()),
+            (401, r#"{"message":"Unauthenticated."}"#)
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_key_id_written_with_leading_zeros_is_not_the_same_key() {
+    let (state, store) = memory_state();
+    let alice = caller(&store, "alice@example.com");
+    let app = test::init_service(api::app(state)).await;
+    let (id, secret) = alice.token.split_once('|').unwrap();
+    for padded in [format!("0{id}|{secret}"), format!("00{id}|{secret}")] {
+        let reply = send(&app, request("GET", TRUNKS, Some(&padded), None)).await;
+        assert_eq!(reply.status, 401, "{padded}");
+    }
+    let exact = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    assert_eq!(exact.status, 200);
+}
+
+#[actix_web::test]
+async fn every_answer_under_the_account_api_says_no_store() {
+    let (state, store) = memory_state();
+    let alice = caller(&store, "alice@example.com");
+    let app = test::init_service(api::app(state)).await;
+    let created = send(
+        &app,
+        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    for reply in [
+        created,
+        send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await,
+        send(
+            &app,
+            request("GET", &trunk_path(1), Some(&alice.token), None),
+        )
+        .await,
+        send(
+            &app,
+            request("GET", &trunk_path(99), Some(&alice.token), None),
+        )
+        .await,
+        send(
+            &app,
+            request("GET", "/api/user/api-keys", Some(&alice.token), None),
+        )
+        .await,
+        send(
+            &app,
+            request(
+                "DELETE",
+                "/api/user/phone-numbers/1",
+                Some(&alice.token),
+                None,
+            ),
+        )
+        .await,
+        send(&app, request("GET", TRUNKS, None, None)).await,
+    ] {
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{reply:?}");
+    }
 }
 
 #[actix_web::test]
