@@ -61,6 +61,7 @@ pub fn every_command_exits_with_its_status_every_time_over_tls(database: &Databa
     let taken = taken.local_addr().unwrap().to_string();
     thread::scope(|scope| {
         scope.spawn(|| every_run_exits_with(database, 0, |_| owned(&["migrate"])));
+        scope.spawn(|| every_run_exits_with(database, 0, |_| owned(&["reencrypt"])));
         scope.spawn(|| {
             every_run_exits_with(database, 0, |run| {
                 let email = format!("user{run}@example.com");

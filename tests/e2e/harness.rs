@@ -77,7 +77,40 @@ fn command(database: &Database) -> Command {
 
 /// Runs a CLI command, whatever its outcome.
 pub fn run_cli(database: &Database, args: &[&str]) -> std::process::Output {
-    command(database).args(args).output().unwrap()
+    run_cli_with(database, &[], args)
+}
+
+/// [`run_cli`] with `env` set on top of the database's environment (`""` removes a variable).
+/// A command still running after 30 s is killed, so a `serve` that wrongly starts ends the
+/// test instead of hanging it.
+pub fn run_cli_with(
+    database: &Database,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut command = command(database);
+    for (name, value) in env {
+        if value.is_empty() {
+            command.env_remove(name);
+        } else {
+            command.env(name, value);
+        }
+    }
+    let mut child = command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// Runs a CLI command; gives its stdout, panicking with its stderr on failure.
@@ -111,7 +144,16 @@ pub struct Server {
 impl Server {
     /// Starts the service on a free port and waits until it listens.
     pub fn start(database: &Database) -> Server {
-        let mut child = command(database)
+        Self::start_with(database, &[])
+    }
+
+    /// [`Server::start`] with `env` set on top of the database's environment.
+    pub fn start_with(database: &Database, env: &[(&str, &str)]) -> Server {
+        let mut command = command(database);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -6,12 +6,14 @@
 mod exits;
 mod faults;
 mod harness;
+mod keys;
 mod scenarios;
 
 /// Every scenario, by name.
 mod cases {
     pub use crate::exits::*;
     pub use crate::faults::*;
+    pub use crate::keys::*;
     pub use crate::scenarios::*;
 }
 
@@ -38,6 +40,9 @@ e2e_suite!(
         data_and_tokens_survive_a_restart,
         the_password_never_appears_in_a_response_or_the_log,
         a_sqlite_database_gets_a_private_key_file,
+        the_service_refuses_to_start_without_a_key_the_stored_rows_need,
+        a_lost_sqlite_key_file_is_never_replaced_while_passwords_are_stored,
+        reencrypt_moves_every_row_to_the_current_key_so_the_old_one_can_go,
         thirty_two_identical_creates_give_one_201_and_the_rest_409,
         every_acknowledged_write_survives_a_sigkill,
     ]
@@ -52,6 +57,8 @@ e2e_suite!(
         the_password_never_appears_in_a_response_or_the_log,
         thirty_two_identical_creates_give_one_201_and_the_rest_409,
         every_acknowledged_write_survives_a_sigkill,
+        the_service_refuses_to_start_without_a_key_the_stored_rows_need,
+        reencrypt_moves_every_row_to_the_current_key_so_the_old_one_can_go,
     ]
 );
 

@@ -7,7 +7,7 @@
 
 use domain::{
     AccountRepository, ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput,
-    SipTrunkRepository, TokenSecret, UserName,
+    SipTrunkRepository, TokenSecret, TrunkPage, UserName,
 };
 use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
 
@@ -63,6 +63,7 @@ fn main() {
                     user.id,
                     &ApiKeyName::parse("bench").expect("name"),
                     &secret.hash(),
+                    u32::MAX,
                 )
                 .expect("key");
             println!("token {}", ApiToken::new(key.id, secret).expose_secret());
@@ -80,8 +81,9 @@ fn main() {
             let trunks: Vec<_> = (0..count).map(|i| (user.id, doomed_trunk(i))).collect();
             store.import_trunks(&trunks).expect("doomed trunks");
             let first = store
-                .list_trunks(user.id)
+                .list_trunks(user.id, TrunkPage::first(1))
                 .expect("list")
+                .trunks
                 .first()
                 .map(|t| t.id.get())
                 .expect("trunks");
@@ -91,6 +93,7 @@ fn main() {
                     user.id,
                     &ApiKeyName::parse("bench").expect("name"),
                     &secret.hash(),
+                    u32::MAX,
                 )
                 .expect("key");
             println!(

@@ -1,13 +1,17 @@
 //! The `sip-trunks` command line: `serve` (the default), `migrate`, and administration of
 //! users and API keys. Every option can also come from the environment.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use domain::{AccountRepository, ApiKeyId, ApiKeyName, ApiToken, Email, TokenSecret, UserName};
-use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
+use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, ResealScope, SqlStore};
 
+use crate::keys::{self, KeySource};
+use crate::read_cache;
 use crate::server::{self, ServeSettings, StartError};
+use crate::state::AccountLimits;
 
 /// The SIP trunk registry.
 #[derive(Debug, Parser)]
@@ -29,7 +33,11 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
-/// The database and its secrets.
+/// The database, its secrets and the per-account limits (every command needs them).
+///
+/// Keys are never flags, which anyone on the host can read in the process list: the current
+/// key comes from `SIP_TRUNKS_ENCRYPTION_KEY` or a file, retired keys from
+/// `SIP_TRUNKS_PREVIOUS_ENCRYPTION_KEYS` or a file.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// sqlite://<path>, sqlite:///<absolute path>, sqlite::memory: or postgres://...
@@ -41,23 +49,46 @@ pub struct DatabaseArgs {
         hide_env_values = true
     )]
     pub database_url: String,
-    /// Base64 of 32 bytes; seals SIP passwords. Optional on SQLite (a key file is used).
+    /// A file (mode 0600) holding the current encryption key, base64 of 32 bytes. Instead:
+    /// SIP_TRUNKS_ENCRYPTION_KEY. On SQLite, neither: a key file beside the database.
+    #[arg(long, env = "SIP_TRUNKS_ENCRYPTION_KEY_FILE", global = true)]
+    pub encryption_key_file: Option<PathBuf>,
+    /// A file (mode 0600) of retired keys, one a line, that still open older rows. Besides:
+    /// SIP_TRUNKS_PREVIOUS_ENCRYPTION_KEYS (comma-separated).
+    #[arg(long, env = "SIP_TRUNKS_PREVIOUS_ENCRYPTION_KEYS_FILE", global = true)]
+    pub previous_encryption_keys_file: Option<PathBuf>,
+    /// Most trunks an account may hold.
     #[arg(
         long,
-        env = "SIP_TRUNKS_ENCRYPTION_KEY",
-        global = true,
-        hide_env_values = true
+        env = "MAX_TRUNKS_PER_USER",
+        default_value_t = 1000,
+        global = true
     )]
-    pub encryption_key: Option<String>,
-    /// Retired keys (comma-separated) that still open older rows.
+    pub max_trunks_per_user: u32,
+    /// Most live API keys an account may hold.
     #[arg(
         long,
-        env = "SIP_TRUNKS_PREVIOUS_ENCRYPTION_KEYS",
-        value_delimiter = ',',
-        global = true,
-        hide_env_values = true
+        env = "MAX_API_KEYS_PER_USER",
+        default_value_t = 100,
+        global = true
     )]
-    pub previous_encryption_keys: Vec<String>,
+    pub max_api_keys_per_user: u32,
+}
+
+impl DatabaseArgs {
+    fn keys(&self) -> KeySource {
+        KeySource::from_env(
+            self.encryption_key_file.clone(),
+            self.previous_encryption_keys_file.clone(),
+        )
+    }
+
+    fn limits(&self) -> AccountLimits {
+        AccountLimits {
+            max_trunks: self.max_trunks_per_user,
+            max_api_keys: self.max_api_keys_per_user,
+        }
+    }
 }
 
 /// How the server runs.
@@ -79,6 +110,10 @@ pub struct ServeArgs {
     /// are seen at once, writes through other instances within this time. 0 turns it off.
     #[arg(long, env = "READ_CACHE_MS", default_value_t = 1000)]
     pub read_cache_ms: u64,
+    /// Most bytes of rendered reads kept in memory; an answer over an eighth of it is not
+    /// kept. 0 turns the cache off.
+    #[arg(long, env = "READ_CACHE_BYTES", default_value_t = read_cache::DEFAULT_BUDGET_BYTES)]
+    pub read_cache_bytes: usize,
     /// Requests a minute per API key, refilled continuously, with a burst of a minute's
     /// worth. 0 turns it off.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
@@ -109,6 +144,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeysCommand),
+    /// Re-seal every stored SIP password with the current key (after a rotation); then the
+    /// previous keys can be dropped. Safe to interrupt and to run again.
+    Reencrypt,
 }
 
 /// `users ...`
@@ -157,6 +195,9 @@ pub enum CommandError {
     /// The store said no.
     #[error("{0}")]
     Store(#[from] domain::RepositoryError),
+    /// `reencrypt` left rows it could not open.
+    #[error("{0} stored password(s) could not be re-sealed: keep the previous keys until they are fixed")]
+    Unreadable(usize),
 }
 
 impl Cli {
@@ -190,14 +231,20 @@ impl Cli {
                     user.id,
                     user.email.as_str()
                 ));
-                issue_key(&store, &user.email, "default")
+                issue_key(
+                    &store,
+                    &user.email,
+                    "default",
+                    database.max_api_keys_per_user,
+                )
             }
             Some(Command::ApiKeys(ApiKeysCommand::Create { email, name })) => {
                 let store = admin_store(&database)?;
                 let email =
                     Email::parse(&email).map_err(|e| CommandError::Invalid(e.to_string()))?;
-                issue_key(&store, &email, &name)
+                issue_key(&store, &email, &name, database.max_api_keys_per_user)
             }
+            Some(Command::Reencrypt) => reencrypt(&database),
             Some(Command::ApiKeys(ApiKeysCommand::Revoke { id })) => {
                 let store = admin_store(&database)?;
                 let id = ApiKeyId::new(id).ok_or_else(|| {
@@ -230,6 +277,8 @@ async fn serve(database: &DatabaseArgs, args: ServeArgs) -> Result<(), CommandEr
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
         db_timeout_secs: args.db_timeout_secs,
         read_cache_ms: args.read_cache_ms,
+        read_cache_bytes: args.read_cache_bytes,
+        limits: database.limits(),
         rate_limit_per_minute: args.rate_limit_per_minute,
         auth_failures_per_minute: args.auth_failures_per_minute,
         trusted_proxies: args.trusted_proxies,
@@ -237,34 +286,54 @@ async fn serve(database: &DatabaseArgs, args: ServeArgs) -> Result<(), CommandEr
     };
     settings.check()?;
     let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
-    let keys = server::keyring(
-        &url,
-        database.encryption_key.as_deref(),
-        &database.previous_encryption_keys,
-    )?;
     log::info!("opening {url}");
-    let store = server::open_store(&url, keys, settings.pool())?;
+    let store = keys::open_store(&url, &database.keys(), settings.pool())?;
     server::serve(store, &settings).await?;
     log::info!("stopped");
     Ok(())
 }
 
 /// The store for administration commands, migrated. These commands never read or write a
-/// SIP password, so when no key is configured a throw-away one is enough to open the store.
+/// SIP password, so a throw-away key ring is enough to open the store (and no key file is
+/// created).
 fn admin_store(database: &DatabaseArgs) -> Result<SqlStore, CommandError> {
     let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
-    let keys = match &database.encryption_key {
-        Some(_) => server::keyring(
-            &url,
-            database.encryption_key.as_deref(),
-            &database.previous_encryption_keys,
-        )?,
-        None => Keyring::new(EncryptionKey::generate().0),
-    };
+    server::check_limits(&database.limits())?;
+    let keys = Keyring::new(EncryptionKey::generate().0);
     Ok(server::open_store(&url, keys, PoolOptions::one_shot())?)
 }
 
-fn issue_key(store: &SqlStore, email: &Email, name: &str) -> Result<(), CommandError> {
+/// `reencrypt`: every row not sealed with the current key and bound to its trunk, re-sealed.
+fn reencrypt(database: &DatabaseArgs) -> Result<(), CommandError> {
+    let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
+    let store = keys::open_store(&url, &database.keys(), PoolOptions::one_shot())?;
+    let report = store.reseal(ResealScope::NotCurrent, |so_far| {
+        log::info!("re-sealed {} password(s) so far", so_far.resealed);
+    })?;
+    for (id, why) in &report.unreadable {
+        log::error!("the password of trunk {id} does not open: {why}");
+    }
+    let current = store.current_password_rows()?;
+    say(&format!(
+        "re-sealed {} password(s) with key {}; {} changed meanwhile; {} unreadable; {current} now sealed with the current key",
+        report.resealed,
+        store.keys().current_id(),
+        report.changed_meanwhile,
+        report.unreadable.len(),
+    ));
+    if report.unreadable.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::Unreadable(report.unreadable.len()))
+    }
+}
+
+fn issue_key(
+    store: &SqlStore,
+    email: &Email,
+    name: &str,
+    max_keys: u32,
+) -> Result<(), CommandError> {
     let store: Arc<dyn AccountRepository> = Arc::new(store.clone());
     let user = store
         .find_user_by_email(email)
@@ -276,7 +345,15 @@ fn issue_key(store: &SqlStore, email: &Email, name: &str) -> Result<(), CommandE
         })?;
     let name = ApiKeyName::parse(name).map_err(|e| CommandError::Invalid(e.to_string()))?;
     let secret = TokenSecret::generate();
-    let key = store.create_api_key(user.id, &name, &secret.hash())?;
+    let key = store
+        .create_api_key(user.id, &name, &secret.hash(), max_keys)
+        .map_err(|error| match error {
+            domain::RepositoryError::LimitReached => CommandError::Invalid(format!(
+                "{} has {max_keys} API keys already (MAX_API_KEYS_PER_USER): revoke one first",
+                email.as_str()
+            )),
+            other => other.into(),
+        })?;
     say(&format!(
         "created API key {} \"{}\" for {}",
         key.id,

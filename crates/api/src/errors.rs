@@ -35,6 +35,18 @@ pub enum ApiError {
     /// Same phone number + username + address as another trunk of the user.
     #[error("duplicate trunk")]
     TrunkConflict,
+    /// The account holds `limit` trunks already (403).
+    #[error("trunk limit reached")]
+    TrunkLimitReached {
+        /// `MAX_TRUNKS_PER_USER`.
+        limit: u32,
+    },
+    /// The account holds `limit` live API keys already (403).
+    #[error("API key limit reached")]
+    ApiKeyLimitReached {
+        /// `MAX_API_KEYS_PER_USER`.
+        limit: u32,
+    },
     /// Field errors (422).
     #[error("{0}")]
     Invalid(ValidationErrors),
@@ -73,6 +85,10 @@ impl ApiError {
             RepositoryError::NotFound => not_found,
             RepositoryError::Conflict => Self::TrunkConflict,
             RepositoryError::Rejected(errors) => Self::Invalid(errors),
+            RepositoryError::LimitReached => {
+                log::error!("an account limit was reported where none applies");
+                Self::Internal
+            }
             RepositoryError::Unavailable(reason) => {
                 log::warn!("storage unavailable: {reason}");
                 Self::Unavailable
@@ -133,6 +149,9 @@ impl ResponseError for ApiError {
             | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TrunkConflict => StatusCode::CONFLICT,
+            Self::TrunkLimitReached { .. } | Self::ApiKeyLimitReached { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MalformedJson(_) | Self::NotAnObject => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -157,6 +176,12 @@ impl ResponseError for ApiError {
             Self::TrunkConflict => error(
                 "A SIP trunk with the same phone number, username, and address already exists.",
             ),
+            Self::TrunkLimitReached { limit } => error(&format!(
+                "SIP trunk limit reached: at most {limit} per account."
+            )),
+            Self::ApiKeyLimitReached { limit } => message(&format!(
+                "API key limit reached: at most {limit} per account."
+            )),
             Self::Invalid(errors) => serde_json::to_vec(&Invalid(errors)),
             Self::MalformedJson(detail) => message(&format!("Malformed JSON: {detail}.")),
             Self::NotAnObject => message("The request body must be a JSON object."),

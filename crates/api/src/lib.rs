@@ -6,6 +6,7 @@ pub mod body;
 pub mod cli;
 pub mod client_address;
 pub mod errors;
+pub mod keys;
 pub mod openapi;
 pub mod rate_limit;
 pub mod read_cache;

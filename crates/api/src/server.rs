@@ -1,19 +1,16 @@
-//! Start-up: settings checked all at once, the encryption key found or made, the store
-//! opened and migrated, the HTTP server run until SIGTERM/SIGINT (in-flight requests drain).
+//! Start-up: settings checked all at once, the store opened and migrated (with the keys of
+//! [`crate::keys`]), the HTTP server run until SIGTERM/SIGINT (in-flight requests drain).
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpServer;
-use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
+use store::{DatabaseUrl, Keyring, PoolOptions, ResealScope, SqlStore};
 use validator::Validate;
 
 use crate::client_address::TrustedProxies;
 use crate::rate_limit::RateLimits;
-use crate::state::AppState;
+use crate::state::{AccountLimits, AppState};
 
 /// Why the service could not start. Never contains a key or a password.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +67,14 @@ pub struct ServeSettings {
     /// Milliseconds a rendered read is served from memory (0: off).
     #[validate(range(max = 60_000, message = "the read cache time must be at most 60000 ms"))]
     pub read_cache_ms: u64,
+    /// Most bytes the read cache holds (0: off).
+    #[validate(range(
+        max = 1_073_741_824,
+        message = "the read cache budget must be at most 1 GiB"
+    ))]
+    pub read_cache_bytes: usize,
+    /// Most trunks and live API keys per account.
+    pub limits: AccountLimits,
     /// Requests a minute per API key (0: off).
     pub rate_limit_per_minute: u32,
     /// Failed authentications a minute per client address (0: off).
@@ -106,7 +111,8 @@ impl ServeSettings {
         })?;
         TrustedProxies::parse(&self.trusted_proxies)
             .map(drop)
-            .map_err(|error| StartError::Settings(format!("trusted proxies: {error}")))
+            .map_err(|error| StartError::Settings(format!("trusted proxies: {error}")))?;
+        check_limits(&self.limits)
     }
 
     /// The connection limit of each worker (actix counts per worker): the total shared out,
@@ -125,79 +131,22 @@ impl ServeSettings {
     }
 }
 
-/// The key file used beside a SQLite database when no key is given.
-pub fn key_file_for(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
-    name.push(".key");
-    PathBuf::from(name)
-}
+/// Most of either per-account limit.
+const MAX_ACCOUNT_LIMIT: u32 = 1_000_000;
 
-/// The key ring: the given key (base64 of 32 bytes) and previous keys; or, on SQLite with no
-/// key, the key file beside the database (created with mode 0600 on first start). PostgreSQL
-/// needs an explicit key.
-pub fn keyring(
-    url: &DatabaseUrl,
-    key: Option<&str>,
-    previous: &[String],
-) -> Result<Keyring, StartError> {
-    let parse = |text: &str, what: &str| {
-        EncryptionKey::from_base64(text)
-            .map_err(|error| StartError::Key(format!("{what}: {error}")))
-    };
-    let current = match (key, url) {
-        (Some(text), _) => parse(text, "the encryption key")?,
-        (None, DatabaseUrl::SqliteFile(path)) => key_from_file(&key_file_for(path))?,
-        (None, DatabaseUrl::SqliteMemory) => {
-            log::warn!("no encryption key given: using a throw-away key for the in-memory database");
-            EncryptionKey::generate().0
-        }
-        (None, DatabaseUrl::Postgres(_)) => {
-            return Err(StartError::Key(
-                "PostgreSQL needs an encryption key: set SIP_TRUNKS_ENCRYPTION_KEY (or --encryption-key) to the base64 of 32 random bytes, e.g. from `openssl rand -base64 32`".into(),
-            ))
-        }
-    };
-    let mut ring = Keyring::new(current);
-    for text in previous.iter().filter(|text| !text.trim().is_empty()) {
-        ring = ring.with_previous(parse(text, "a previous encryption key")?);
+/// `Ok` when both account limits are between 1 and [`MAX_ACCOUNT_LIMIT`].
+pub fn check_limits(limits: &AccountLimits) -> Result<(), StartError> {
+    let mut bad = Vec::new();
+    if !(1..=MAX_ACCOUNT_LIMIT).contains(&limits.max_trunks) {
+        bad.push("the trunk limit per user must be between 1 and 1000000");
     }
-    Ok(ring)
-}
-
-fn key_from_file(path: &Path) -> Result<EncryptionKey, StartError> {
-    let io = |context: String| move |source| StartError::Io { context, source };
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            log::warn!(
-                "no encryption key given: using the key file {}",
-                path.display()
-            );
-            EncryptionKey::from_base64(&text).map_err(|error| {
-                StartError::Key(format!("the key file {}: {error}", path.display()))
-            })
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let (key, text) = EncryptionKey::generate();
-            let mut options = OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options
-                .open(path)
-                .map_err(io(format!("cannot create the key file {}", path.display())))?;
-            writeln!(file, "{text}")
-                .and_then(|()| file.sync_all())
-                .map_err(io(format!("cannot write the key file {}", path.display())))?;
-            log::warn!(
-                "no encryption key given: created the key file {} (mode 0600); keep it with the database, \
-                 losing it makes the stored SIP passwords unreadable",
-                path.display()
-            );
-            Ok(key)
-        }
-        Err(error) => Err(io(format!("cannot read the key file {}", path.display()))(
-            error,
-        )),
+    if !(1..=MAX_ACCOUNT_LIMIT).contains(&limits.max_api_keys) {
+        bad.push("the API key limit per user must be between 1 and 1000000");
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(StartError::Settings(bad.join("; ")))
     }
 }
 
@@ -213,6 +162,24 @@ pub fn open_store(
         log::info!("applied migration {name}");
     }
     Ok(store)
+}
+
+/// Re-seals the passwords still bound to their owner alone (rows written before trunk
+/// binding), once: the data half of migration 000003, which SQL cannot do without the key.
+fn bind_passwords_to_trunks(store: &SqlStore) -> Result<(), StartError> {
+    let report = store
+        .reseal(ResealScope::OwnerBound, |_| {})
+        .map_err(|error| StartError::Key(format!("cannot re-seal stored passwords: {error}")))?;
+    if report.resealed > 0 {
+        log::info!(
+            "bound {} stored password(s) to their trunk",
+            report.resealed
+        );
+    }
+    for (id, why) in &report.unreadable {
+        log::error!("the password of trunk {id} does not open: {why}");
+    }
+    Ok(())
 }
 
 /// File descriptors kept for the database, the log and the listener, beyond connections.
@@ -237,9 +204,14 @@ fn raise_open_file_limit(settings: &ServeSettings) {
 
 /// Serves the API on `store` until SIGTERM or SIGINT; in-flight requests get up to 10 s.
 pub async fn serve(store: SqlStore, settings: &ServeSettings) -> Result<(), StartError> {
+    bind_passwords_to_trunks(&store)?;
     let probe = store.clone();
     let state = AppState::new(Arc::new(store), Arc::new(move || probe.ping()))
-        .with_read_cache_ttl(Duration::from_millis(settings.read_cache_ms))
+        .with_read_cache(
+            Duration::from_millis(settings.read_cache_ms),
+            settings.read_cache_bytes,
+        )
+        .with_limits(settings.limits)
         .with_rate_limits(RateLimits::new(
             settings.rate_limit_per_minute,
             settings.auth_failures_per_minute,
@@ -248,12 +220,13 @@ pub async fn serve(store: SqlStore, settings: &ServeSettings) -> Result<(), Star
             TrustedProxies::parse(&settings.trusted_proxies).map_err(StartError::Settings)?,
         );
     raise_open_file_limit(settings);
-    let limits = state.rate_limits.clone();
+    let (limits, read_cache) = (state.rate_limits.clone(), state.read_cache.clone());
     actix_web::rt::spawn(async move {
         let mut every_minute = actix_web::rt::time::interval(Duration::from_secs(60));
         loop {
             every_minute.tick().await;
             limits.housekeeping();
+            read_cache.evict_expired();
         }
     });
     let server = HttpServer::new(move || crate::app(state.clone()))
@@ -285,6 +258,8 @@ mod tests {
             workers: 2,
             db_timeout_secs: 3,
             read_cache_ms: 1000,
+            read_cache_bytes: 8 << 20,
+            limits: AccountLimits::default(),
             rate_limit_per_minute: 600,
             auth_failures_per_minute: 30,
             trusted_proxies: Vec::new(),
@@ -311,6 +286,22 @@ mod tests {
     }
 
     #[test]
+    fn account_limits_of_zero_are_refused() {
+        let bad = ServeSettings {
+            limits: AccountLimits {
+                max_trunks: 0,
+                max_api_keys: 0,
+            },
+            ..settings()
+        };
+        let message = bad.check().unwrap_err().to_string();
+        assert!(
+            message.contains("trunk limit") && message.contains("API key limit"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn a_trusted_proxy_that_is_not_an_address_is_refused() {
         let bad = ServeSettings {
             trusted_proxies: vec!["10.0.0.0/8".into(), "lb.internal".into()],
@@ -333,38 +324,5 @@ mod tests {
         assert_eq!(split(4096, 2), 2048);
         assert_eq!(split(5, 2), 3);
         assert_eq!(split(1, 4), 1);
-    }
-
-    #[test]
-    fn a_sqlite_database_gets_a_private_key_file_that_is_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = DatabaseUrl::SqliteFile(dir.path().join("t.db"));
-        let first = keyring(&url, None, &[]).unwrap();
-        let path = key_file_for(&dir.path().join("t.db"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-        }
-        let second = keyring(&url, None, &[]).unwrap();
-        assert_eq!(first.current_id(), second.current_id());
-    }
-
-    #[test]
-    fn postgres_without_a_key_refuses_to_start() {
-        let url = DatabaseUrl::parse("postgres://localhost/x").unwrap();
-        assert!(matches!(keyring(&url, None, &[]), Err(StartError::Key(_))));
-    }
-
-    #[test]
-    fn a_malformed_key_is_refused_without_echoing_it() {
-        let url = DatabaseUrl::SqliteMemory;
-        let error = keyring(&url, Some("c2VjcmV0LWtleQ=="), &[])
-            .unwrap_err()
-            .to_string();
-        assert!(!error.contains("c2VjcmV0LWtleQ"), "{error}");
     }
 }

@@ -9,7 +9,7 @@ use crate::auth::AuthCache;
 use crate::client_address::TrustedProxies;
 use crate::errors::ApiError;
 use crate::rate_limit::RateLimits;
-use crate::read_cache::ReadCache;
+use crate::read_cache::{self, ReadCache};
 
 /// Checks that storage answers (for `/readyz`).
 pub type ReadinessProbe = Arc<dyn Fn() -> RepositoryResult<()> + Send + Sync>;
@@ -31,10 +31,30 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     /// Proxies whose `X-Forwarded-For` names the client (none unless configured).
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// Most trunks and keys per account.
+    pub limits: AccountLimits,
 }
 
 /// How long a rendered read is served from memory by default.
 pub const DEFAULT_READ_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// How much one account may hold (the contract's "Limits per account").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountLimits {
+    /// Most trunks (`MAX_TRUNKS_PER_USER`).
+    pub max_trunks: u32,
+    /// Most live API keys (`MAX_API_KEYS_PER_USER`).
+    pub max_api_keys: u32,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        Self {
+            max_trunks: 1000,
+            max_api_keys: 100,
+        }
+    }
+}
 
 impl AppState {
     /// State over one store implementing both ports.
@@ -47,10 +67,20 @@ impl AppState {
             accounts: store,
             ready,
             auth_cache: Arc::new(AuthCache::default()),
-            read_cache: Arc::new(ReadCache::new(DEFAULT_READ_CACHE_TTL)),
+            read_cache: Arc::new(ReadCache::new(
+                DEFAULT_READ_CACHE_TTL,
+                read_cache::DEFAULT_BUDGET_BYTES,
+            )),
             rate_limits: Arc::new(RateLimits::off()),
             trusted_proxies: Arc::new(TrustedProxies::default()),
+            limits: AccountLimits::default(),
         }
+    }
+
+    /// The same state with `limits` per account.
+    pub fn with_limits(mut self, limits: AccountLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The same state believing `X-Forwarded-For` from `proxies`.
@@ -65,9 +95,10 @@ impl AppState {
         self
     }
 
-    /// The same state with reads cached for `ttl` (zero turns the cache off).
-    pub fn with_read_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.read_cache = Arc::new(ReadCache::new(ttl));
+    /// The same state with reads cached for `ttl`, at most `budget` bytes in all (zero
+    /// turns the cache off).
+    pub fn with_read_cache(mut self, ttl: Duration, budget: usize) -> Self {
+        self.read_cache = Arc::new(ReadCache::new(ttl, budget));
         self
     }
 }

@@ -28,7 +28,7 @@ struct TrunkHead<'a> {
 }
 
 impl<'a> TrunkHead<'a> {
-    fn of(trunk: &'a SipTrunk) -> Self {
+    fn of<P>(trunk: &'a SipTrunk<P>) -> Self {
         let settings = &trunk.settings;
         Self {
             id: trunk.id.get(),
@@ -59,7 +59,7 @@ pub struct TrunkListItem<'a> {
 
 impl<'a> TrunkListItem<'a> {
     /// The list form of `trunk`.
-    pub fn of(trunk: &'a SipTrunk) -> Self {
+    pub fn of<P>(trunk: &'a SipTrunk<P>) -> Self {
         Self {
             head: TrunkHead::of(trunk),
             created_at: Time(trunk.created_at),
@@ -81,7 +81,7 @@ pub struct TrunkView<'a> {
 
 impl<'a> TrunkView<'a> {
     /// The full form of `trunk`.
-    pub fn of(trunk: &'a SipTrunk) -> Self {
+    pub fn of<P>(trunk: &'a SipTrunk<P>) -> Self {
         Self {
             head: TrunkHead::of(trunk),
             inbound_trunk_id: trunk.inbound_trunk_id.as_ref().map(LegId::as_str),

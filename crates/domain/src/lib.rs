@@ -18,12 +18,15 @@ mod trunk;
 pub use account::{ApiKey, ApiKeyName, Email, User, UserName};
 pub use errors::{FieldError, ValidationErrors};
 pub use ids::{ApiKeyId, TrunkId, UserId};
-pub use ports::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository};
+pub use ports::{
+    AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository, TrunkListing,
+    TrunkPage, UnreadableTrunk,
+};
 pub use time::Timestamp;
 pub use token::{ApiToken, TokenHash, TokenSecret, SECRET_LEN};
 pub use trunk::{
     AllowedIps, AuthorizationType, CallingFormat, CountryCode, InboundAuthorization, LegChanges,
-    LegId, NewSipTrunk, NewSipTrunkInput, Nickname, Patch, PhoneNumber, SipAddress, SipPassword,
-    SipTrunk, SipTrunkPatch, SipTrunkPatchInput, SipUsername, TrunkSettings, TrunkType,
-    TrunkUpdate, ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
+    LegId, NewSipTrunk, NewSipTrunkInput, Nickname, PasswordWithheld, Patch, PhoneNumber,
+    SipAddress, SipPassword, SipTrunk, SipTrunkPatch, SipTrunkPatchInput, SipUsername,
+    TrunkSettings, TrunkType, TrunkUpdate, ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
 };

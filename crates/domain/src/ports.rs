@@ -6,8 +6,9 @@
 //! blocking thread pool.
 
 use crate::{
-    ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk, SipTrunk, SipTrunkPatch, Timestamp,
-    TokenHash, TrunkId, TrunkUpdate, User, UserId, UserName, ValidationErrors,
+    ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk, PasswordWithheld, SipTrunk,
+    SipTrunkPatch, Timestamp, TokenHash, TrunkId, TrunkUpdate, User, UserId, UserName,
+    ValidationErrors,
 };
 
 /// How a repository call can fail. Every implementation maps its own errors onto these, and
@@ -25,6 +26,10 @@ pub enum RepositoryError {
     /// [`SipTrunkPatch::apply`]); nothing was written.
     #[error("{0}")]
     Rejected(ValidationErrors),
+    /// The owner already has as many records of this kind as its limit allows; nothing was
+    /// written.
+    #[error("the account limit is reached")]
+    LimitReached,
     /// The storage cannot be reached now (connection refused, pool exhausted, database
     /// locked for too long). Worth retrying later.
     #[error("storage unavailable: {0}")]
@@ -40,17 +45,79 @@ pub enum RepositoryError {
 /// Shorthand for repository results.
 pub type RepositoryResult<T> = Result<T, RepositoryError>;
 
+/// Which of an owner's trunks to list: by id ascending, those after `after`, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrunkPage {
+    /// Start after this id (`None`: from the first).
+    pub after: Option<TrunkId>,
+    /// Most rows to read.
+    pub limit: usize,
+}
+
+impl TrunkPage {
+    /// The first `limit` trunks.
+    pub fn first(limit: usize) -> Self {
+        Self { after: None, limit }
+    }
+
+    /// The `limit` trunks after the last row of `listing`.
+    pub fn after(listing: &TrunkListing, limit: usize) -> Self {
+        Self {
+            after: listing.last_id,
+            limit,
+        }
+    }
+}
+
+/// A stored trunk that no longer reads as a valid trunk; listed apart so that it never fails
+/// the rest of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableTrunk {
+    /// The row's id.
+    pub id: TrunkId,
+    /// What is wrong (names columns, never values).
+    pub reason: String,
+}
+
+/// A page of an owner's trunks as shown to clients: without passwords (never decrypted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrunkListing {
+    /// The trunks that read, by id ascending.
+    pub trunks: Vec<SipTrunk<PasswordWithheld>>,
+    /// The rows of the page that did not.
+    pub unreadable: Vec<UnreadableTrunk>,
+    /// The id of the page's last row, readable or not: where the next page starts.
+    pub last_id: Option<TrunkId>,
+    /// Rows read (readable or not); fewer than the page's limit means the list is complete.
+    pub rows: usize,
+}
+
 /// SIP trunks, always scoped by their owner.
 pub trait SipTrunkRepository: Send + Sync {
-    /// The owner's trunks, by id ascending; empty when none.
-    fn list_trunks(&self, owner: UserId) -> RepositoryResult<Vec<SipTrunk>>;
+    /// A page of the owner's trunks, by id ascending, without passwords. A row that does not
+    /// read is reported in [`TrunkListing::unreadable`], never as an error of the whole page.
+    fn list_trunks(&self, owner: UserId, page: TrunkPage) -> RepositoryResult<TrunkListing>;
 
-    /// One of the owner's trunks; `NotFound` when absent or another owner's.
-    fn get_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<SipTrunk>;
+    /// One of the owner's trunks, without its password (which is not decrypted); `NotFound`
+    /// when absent or another owner's.
+    fn get_trunk(&self, owner: UserId, id: TrunkId)
+        -> RepositoryResult<SipTrunk<PasswordWithheld>>;
+
+    /// One of the owner's trunks with its password opened: for the voice infrastructure,
+    /// which needs the credentials, never for an answer to a client. `NotFound` as
+    /// [`SipTrunkRepository::get_trunk`]; `Corrupt` when the password does not open.
+    fn open_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<SipTrunk>;
 
     /// Stores a new trunk with a fresh id (never reused) and both timestamps now;
-    /// `Conflict` when the owner already has the same (phone number, username, address).
-    fn create_trunk(&self, owner: UserId, trunk: &NewSipTrunk) -> RepositoryResult<SipTrunk>;
+    /// `Conflict` when the owner already has the same (phone number, username, address);
+    /// `LimitReached` when the owner already has `max_trunks` trunks. Concurrent creates
+    /// never take an owner past the limit.
+    fn create_trunk(
+        &self,
+        owner: UserId,
+        trunk: &NewSipTrunk,
+        max_trunks: u32,
+    ) -> RepositoryResult<SipTrunk>;
 
     /// Applies `patch` atomically to the owner's trunk `id` with [`SipTrunkPatch::apply`]:
     /// `NotFound`, `Rejected` (a rule that depends on the stored trunk), `Conflict` (the
@@ -76,12 +143,15 @@ pub trait AccountRepository: Send + Sync {
     fn find_user_by_email(&self, email: &Email) -> RepositoryResult<User>;
 
     /// A new key for `owner` storing only `token_hash`; the caller builds the token from the
-    /// returned id and the secret it hashed. `NotFound` when the owner does not exist.
+    /// returned id and the secret it hashed. `NotFound` when the owner does not exist;
+    /// `LimitReached` when the owner already has `max_keys` live keys (never passed by
+    /// concurrent creates).
     fn create_api_key(
         &self,
         owner: UserId,
         name: &ApiKeyName,
         token_hash: &TokenHash,
+        max_keys: u32,
     ) -> RepositoryResult<ApiKey>;
 
     /// The owner's keys, by id ascending.

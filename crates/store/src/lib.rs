@@ -12,4 +12,7 @@ pub mod testing;
 pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use memory::MemoryStore;
 pub use secrets::{EncryptionKey, KeyError, Keyring};
-pub use sql::{close_connection_attempts, OpenError, PoolOptions, SqlStore};
+pub use sql::{
+    close_connection_attempts, KeyUsage, OpenError, PoolOptions, ResealReport, ResealScope,
+    SqlStore,
+};

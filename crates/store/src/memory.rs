@@ -3,12 +3,14 @@
 //! and for services that embed the domain without a database.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use domain::{
-    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk, RepositoryError,
-    RepositoryResult, SipTrunk, SipTrunkPatch, SipTrunkRepository, Timestamp, TokenHash, TrunkId,
-    TrunkUpdate, User, UserId, UserName,
+    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk,
+    PasswordWithheld, RepositoryError, RepositoryResult, SipTrunk, SipTrunkPatch,
+    SipTrunkRepository, Timestamp, TokenHash, TrunkId, TrunkListing, TrunkPage, TrunkUpdate, User,
+    UserId, UserName,
 };
 
 #[derive(Default)]
@@ -82,27 +84,55 @@ fn id_of<T>(make: impl FnOnce(i64) -> Option<T>, raw: i64) -> RepositoryResult<T
 }
 
 impl SipTrunkRepository for MemoryStore {
-    fn list_trunks(&self, owner: UserId) -> RepositoryResult<Vec<SipTrunk>> {
-        Ok(self
-            .state()
+    fn list_trunks(&self, owner: UserId, page: TrunkPage) -> RepositoryResult<TrunkListing> {
+        let state = self.state();
+        let start = page.after.map_or(Bound::Unbounded, Bound::Excluded);
+        let trunks: Vec<SipTrunk<PasswordWithheld>> = state
             .trunks
-            .values()
+            .range((start, Bound::Unbounded))
+            .map(|(_, trunk)| trunk)
             .filter(|trunk| trunk.owner == owner)
-            .cloned()
-            .collect())
+            .take(page.limit)
+            .map(|trunk| trunk.clone().without_password())
+            .collect();
+        Ok(TrunkListing {
+            rows: trunks.len(),
+            last_id: trunks.last().map(|trunk| trunk.id),
+            trunks,
+            unreadable: Vec::new(),
+        })
     }
 
-    fn get_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<SipTrunk> {
+    fn get_trunk(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+    ) -> RepositoryResult<SipTrunk<PasswordWithheld>> {
+        self.state()
+            .owned_trunk(owner, id)
+            .map(|trunk| trunk.clone().without_password())
+    }
+
+    fn open_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<SipTrunk> {
         self.state().owned_trunk(owner, id).cloned()
     }
 
-    fn create_trunk(&self, owner: UserId, trunk: &NewSipTrunk) -> RepositoryResult<SipTrunk> {
+    fn create_trunk(
+        &self,
+        owner: UserId,
+        trunk: &NewSipTrunk,
+        max_trunks: u32,
+    ) -> RepositoryResult<SipTrunk> {
         let mut state = self.state();
         if !state.users.contains_key(&owner) {
             return Err(RepositoryError::NotFound);
         }
         if state.identity_taken(owner, trunk, None) {
             return Err(RepositoryError::Conflict);
+        }
+        let owned = state.trunks.values().filter(|t| t.owner == owner).count();
+        if owned >= max_trunks as usize {
+            return Err(RepositoryError::LimitReached);
         }
         let id = id_of(TrunkId::new, next(&mut state.last_ids.trunk))?;
         let stored = SipTrunk::create(id, owner, trunk.clone(), Timestamp::now());
@@ -168,10 +198,19 @@ impl AccountRepository for MemoryStore {
         owner: UserId,
         name: &ApiKeyName,
         token_hash: &TokenHash,
+        max_keys: u32,
     ) -> RepositoryResult<ApiKey> {
         let mut state = self.state();
         if !state.users.contains_key(&owner) {
             return Err(RepositoryError::NotFound);
+        }
+        let owned = state
+            .api_keys
+            .values()
+            .filter(|(key, _)| key.owner == owner)
+            .count();
+        if owned >= max_keys as usize {
+            return Err(RepositoryError::LimitReached);
         }
         if state.api_keys.values().any(|(_, hash)| hash == token_hash) {
             return Err(RepositoryError::Conflict);

@@ -119,6 +119,13 @@ impl Keyring {
         self.current.id()
     }
 
+    /// True when the ring holds the key with id `key_id` (current or previous).
+    pub fn has(&self, key_id: &str) -> bool {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .any(|key| key.id == key_id)
+    }
+
     /// Seals `plaintext` for the record described by `context` with the current key.
     pub fn seal(&self, plaintext: &str, context: &[u8]) -> Sealed {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);

@@ -78,7 +78,7 @@ fn migrations_apply_once_and_then_find_nothing_pending() {
     let dir = tempfile::tempdir().unwrap();
     let url = DatabaseUrl::SqliteFile(dir.path().join("m.db"));
     let store = SqlStore::open(&url, keys(), PoolOptions::default()).unwrap();
-    assert_eq!(store.migrate().unwrap().len(), 2);
+    assert_eq!(store.migrate().unwrap().len(), 3);
     assert!(store.migrate().unwrap().is_empty());
 }
 
@@ -150,7 +150,7 @@ fn the_sqlite_files_never_hold_the_plaintext_password() {
         )
         .unwrap()
         .id;
-    let created = store.create_trunk(owner, &trunk()).unwrap();
+    let created = store.create_trunk(owner, &trunk(), 1000).unwrap();
     assert_eq!(created.settings.sip_password.expose_secret(), PASSWORD);
     let mut bytes = Vec::new();
     for entry in std::fs::read_dir(dir.path()).unwrap() {

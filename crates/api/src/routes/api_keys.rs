@@ -2,13 +2,13 @@
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{web, HttpResponse};
-use domain::{ApiKeyId, ApiKeyName, ApiToken, TokenSecret, ValidationErrors};
+use domain::{ApiKeyId, ApiKeyName, ApiToken, RepositoryError, TokenSecret, ValidationErrors};
 
 use crate::auth::Authenticated;
 use crate::body::JsonObject;
 use crate::errors::ApiError;
 use crate::request;
-use crate::state::{run, AppState};
+use crate::state::{blocking, run, AppState};
 use crate::views::{ApiKeyCreated, ApiKeyItem, ApiKeyList, Message, NewApiKey, Time};
 
 /// `POST /user/api-keys` with `{"name": ...}`
@@ -39,11 +39,17 @@ pub async fn create(
     })?;
     let secret = TokenSecret::generate();
     let hash = secret.hash();
-    let key = run(
-        move || state.accounts.create_api_key(caller.user, &name, &hash),
-        ApiError::Unauthenticated,
-    )
-    .await?;
+    let max_keys = state.limits.max_api_keys;
+    let key = blocking(move || {
+        state
+            .accounts
+            .create_api_key(caller.user, &name, &hash, max_keys)
+    })
+    .await
+    .map_err(|error| match error {
+        RepositoryError::LimitReached => ApiError::ApiKeyLimitReached { limit: max_keys },
+        other => ApiError::from_repository(other, ApiError::Unauthenticated),
+    })?;
     let token = ApiToken::new(key.id, secret);
     Ok(HttpResponse::Created()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))

@@ -2,7 +2,11 @@
 
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
-use domain::{NewSipTrunk, RepositoryError, SipTrunkPatch, TrunkId, ValidationErrors};
+use domain::{
+    NewSipTrunk, PasswordWithheld, RepositoryError, SipTrunk, SipTrunkPatch, TrunkId, TrunkListing,
+    TrunkPage, UserId, ValidationErrors,
+};
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::auth::Authenticated;
@@ -10,7 +14,7 @@ use crate::body::JsonObject;
 use crate::errors::{mime_json, ApiError};
 use crate::read_cache::Read;
 use crate::request::{self, TRUNK_FIELDS};
-use crate::state::{run, AppState};
+use crate::state::{blocking, run, AppState};
 use crate::views::{Data, Message, MessageData, TrunkListItem, TrunkView};
 
 fn trunk_id(raw: &str, not_found: ApiError) -> Result<TrunkId, ApiError> {
@@ -28,6 +32,122 @@ fn render(body: &impl Serialize) -> Result<Bytes, ApiError> {
     })
 }
 
+/// Trunks read from the database at a time for a list. A list of fewer is one query (one
+/// snapshot); a longer one is read and sent page by page, so an account with thousands of
+/// large trunks costs a few pages of memory, not the whole list at once, and holds no
+/// database connection while the client reads.
+pub const LIST_PAGE: usize = 200;
+
+/// One page of the owner's trunks; unreadable rows are logged and left out.
+async fn read_page(
+    state: &AppState,
+    owner: UserId,
+    page: TrunkPage,
+) -> Result<TrunkListing, ApiError> {
+    let trunks = state.trunks.clone();
+    let listing = run(
+        move || trunks.list_trunks(owner, page),
+        ApiError::TrunkNotFound,
+    )
+    .await?;
+    for row in &listing.unreadable {
+        log::error!(
+            "trunk {} of user {owner} does not read and is left out of its list: {}",
+            row.id,
+            row.reason
+        );
+    }
+    Ok(listing)
+}
+
+/// Appends the list items of `trunks` to a `{"data":[` body, with the separating commas.
+fn append_items(
+    body: &mut Vec<u8>,
+    trunks: &[SipTrunk<PasswordWithheld>],
+    mut first: bool,
+) -> Result<(), ApiError> {
+    for trunk in trunks {
+        if !first {
+            body.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *body, &TrunkListItem::of(trunk)).map_err(|error| {
+            log::error!("cannot render a response: {error}");
+            ApiError::Internal
+        })?;
+    }
+    Ok(())
+}
+
+const LIST_OPEN: &[u8] = b"{\"data\":[";
+const LIST_CLOSE: &[u8] = b"]}";
+
+/// Where a streamed list is.
+struct ListStream {
+    state: web::Data<AppState>,
+    owner: UserId,
+    generation: u64,
+    /// The page to read next; `None` once the last was sent.
+    next: Option<TrunkPage>,
+    /// Whether an item was sent (the next one needs a comma).
+    sent_any: bool,
+    /// The whole answer so far, while it may still fit the read cache.
+    copy: Option<Vec<u8>>,
+}
+
+impl ListStream {
+    /// The next chunk of the answer, or `None` at the end. A database failure after the
+    /// first chunk ends the stream with an error, which cuts the connection: the client
+    /// sees a broken answer, never a short list that looks whole.
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, ApiError>, Self)> {
+        let page = self.next?;
+        let listing = match read_page(&self.state, self.owner, page).await {
+            Ok(listing) => listing,
+            Err(error) => {
+                self.next = None;
+                return Some((Err(error), self));
+            }
+        };
+        let mut chunk = Vec::new();
+        if let Err(error) = append_items(&mut chunk, &listing.trunks, !self.sent_any) {
+            self.next = None;
+            return Some((Err(error), self));
+        }
+        self.sent_any |= !listing.trunks.is_empty();
+        if listing.rows < page.limit {
+            chunk.extend_from_slice(LIST_CLOSE);
+            self.next = None;
+        } else {
+            self.next = Some(TrunkPage::after(&listing, LIST_PAGE));
+        }
+        self.keep_copy(&chunk);
+        Some((Ok(Bytes::from(chunk)), self))
+    }
+
+    /// Adds `chunk` to the copy for the read cache (dropped once too large) and stores the
+    /// copy when the answer is complete.
+    fn keep_copy(&mut self, chunk: &[u8]) {
+        let largest = self.state.read_cache.largest_entry();
+        if let Some(copy) = &mut self.copy {
+            if copy.len() + chunk.len() > largest {
+                self.copy = None;
+            } else {
+                copy.extend_from_slice(chunk);
+            }
+        }
+        if self.next.is_none() {
+            if let Some(copy) = self.copy.take() {
+                self.state.read_cache.put(
+                    self.owner,
+                    Read::List,
+                    self.generation,
+                    Bytes::from(copy),
+                );
+            }
+        }
+    }
+}
+
 /// `GET /user/phone-numbers/sip-trunks`
 #[utoipa::path(operation_id = "listSipTrunks", get, path = "/api/user/phone-numbers/sip-trunks", tag = "sip-trunks",
     responses(
@@ -42,18 +162,31 @@ pub async fn list(
         return Ok(json_ok(bytes));
     }
     let generation = state.read_cache.generation(caller.user);
-    let trunks = state.trunks.clone();
-    let trunks = run(
-        move || trunks.list_trunks(caller.user),
-        ApiError::TrunkNotFound,
-    )
-    .await?;
-    let items: Vec<TrunkListItem> = trunks.iter().map(TrunkListItem::of).collect();
-    let bytes = render(&Data { data: items })?;
-    state
-        .read_cache
-        .put(caller.user, Read::List, generation, bytes.clone());
-    Ok(json_ok(bytes))
+    let first = read_page(&state, caller.user, TrunkPage::first(LIST_PAGE)).await?;
+    let mut head = LIST_OPEN.to_vec();
+    append_items(&mut head, &first.trunks, true)?;
+    if first.rows < LIST_PAGE {
+        head.extend_from_slice(LIST_CLOSE);
+        let bytes = Bytes::from(head);
+        state
+            .read_cache
+            .put(caller.user, Read::List, generation, bytes.clone());
+        return Ok(json_ok(bytes));
+    }
+    let mut rest = ListStream {
+        state: state.clone(),
+        owner: caller.user,
+        generation,
+        next: Some(TrunkPage::after(&first, LIST_PAGE)),
+        sent_any: !first.trunks.is_empty(),
+        copy: None,
+    };
+    if head.len() <= state.read_cache.largest_entry() {
+        rest.copy = Some(head.clone());
+    }
+    let body = futures_util::stream::once(std::future::ready(Ok::<_, ApiError>(Bytes::from(head))))
+        .chain(futures_util::stream::unfold(rest, ListStream::next_chunk));
+    Ok(HttpResponse::Ok().content_type(mime_json()).streaming(body))
 }
 
 /// `GET /user/phone-numbers/sip-trunks/{id}`
@@ -117,13 +250,13 @@ pub async fn create(
         Err(errors) => return Err(ApiError::Invalid(invalid(type_errors, Some(errors)))),
     };
     let trunks = state.trunks.clone();
-    let created = run(
-        move || trunks.create_trunk(caller.user, &new),
-        ApiError::Unauthenticated,
-    )
-    .await;
+    let max_trunks = state.limits.max_trunks;
+    let created = blocking(move || trunks.create_trunk(caller.user, &new, max_trunks)).await;
     state.read_cache.invalidate(caller.user);
-    let trunk = created?;
+    let trunk = created.map_err(|error| match error {
+        RepositoryError::LimitReached => ApiError::TrunkLimitReached { limit: max_trunks },
+        other => ApiError::from_repository(other, ApiError::Unauthenticated),
+    })?;
     Ok(HttpResponse::Created().json(MessageData {
         message: "SIP trunk created successfully.",
         data: TrunkView::of(&trunk),

@@ -25,13 +25,16 @@ fn key() -> ApiKey {
 }
 
 impl SipTrunkRepository for FailingStore {
-    fn list_trunks(&self, _: UserId) -> RepositoryResult<Vec<SipTrunk>> {
+    fn list_trunks(&self, _: UserId, _: TrunkPage) -> RepositoryResult<TrunkListing> {
         Err((self.make)())
     }
-    fn get_trunk(&self, _: UserId, _: TrunkId) -> RepositoryResult<SipTrunk> {
+    fn get_trunk(&self, _: UserId, _: TrunkId) -> RepositoryResult<SipTrunk<PasswordWithheld>> {
         Err((self.make)())
     }
-    fn create_trunk(&self, _: UserId, _: &NewSipTrunk) -> RepositoryResult<SipTrunk> {
+    fn open_trunk(&self, _: UserId, _: TrunkId) -> RepositoryResult<SipTrunk> {
+        Err((self.make)())
+    }
+    fn create_trunk(&self, _: UserId, _: &NewSipTrunk, _: u32) -> RepositoryResult<SipTrunk> {
         Err((self.make)())
     }
     fn update_trunk(
@@ -54,7 +57,13 @@ impl AccountRepository for FailingStore {
     fn find_user_by_email(&self, _: &Email) -> RepositoryResult<User> {
         Err((self.make)())
     }
-    fn create_api_key(&self, _: UserId, _: &ApiKeyName, _: &TokenHash) -> RepositoryResult<ApiKey> {
+    fn create_api_key(
+        &self,
+        _: UserId,
+        _: &ApiKeyName,
+        _: &TokenHash,
+        _: u32,
+    ) -> RepositoryResult<ApiKey> {
         Err((self.make)())
     }
     fn list_api_keys(&self, _: UserId) -> RepositoryResult<Vec<ApiKey>> {

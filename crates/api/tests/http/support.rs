@@ -27,7 +27,12 @@ pub fn caller(store: &MemoryStore, email: &str) -> Caller {
         .unwrap();
     let secret = TokenSecret::generate();
     let key = store
-        .create_api_key(user.id, &ApiKeyName::parse("test").unwrap(), &secret.hash())
+        .create_api_key(
+            user.id,
+            &ApiKeyName::parse("test").unwrap(),
+            &secret.hash(),
+            1000,
+        )
         .unwrap();
     Caller {
         token: ApiToken::new(key.id, secret).expose_secret(),

@@ -773,7 +773,10 @@ async fn the_password_never_appears_in_any_response() {
 #[actix_web::test]
 async fn a_read_after_a_write_sees_the_write_even_with_the_read_cache() {
     let (state, store) = memory_state();
-    let state = state.with_read_cache_ttl(std::time::Duration::from_secs(3600));
+    let state = state.with_read_cache(
+        std::time::Duration::from_secs(3600),
+        api::read_cache::DEFAULT_BUDGET_BYTES,
+    );
     let alice = caller(&store, "alice@example.com");
     let app = test::init_service(api::app(state)).await;
     send(

@@ -69,16 +69,20 @@ impl fmt::Debug for NewSipTrunkInput {
 pub type NewSipTrunk = TrunkSettings;
 
 /// The client-controlled settings of a trunk; every field is a validated type.
+///
+/// `P` is what is held of the password: the [`SipPassword`] itself (the default), or
+/// [`super::PasswordWithheld`] for reads that never show it, so that such reads need not
+/// decrypt it and cannot leak it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrunkSettings {
+pub struct TrunkSettings<P = SipPassword> {
     /// Its kind is the trunk type.
     pub phone_number: PhoneNumber,
     /// Optional label.
     pub nickname: Option<Nickname>,
     /// SIP auth username.
     pub sip_username: SipUsername,
-    /// SIP auth password.
-    pub sip_password: SipPassword,
+    /// SIP auth password (or the fact that it was withheld).
+    pub sip_password: P,
     /// The carrier's SIP server.
     pub sip_address: SipAddress,
     /// Outbound number format.

@@ -50,15 +50,22 @@ impl fmt::Debug for LegId {
     }
 }
 
+/// In place of a SIP password: the trunk was read without it (the password is write-only, so
+/// the reads that answer clients never open it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordWithheld;
+
 /// A stored SIP trunk. Every field is a validated type, so a `SipTrunk` that exists is valid.
+///
+/// `SipTrunk` holds the password; `SipTrunk<PasswordWithheld>` is a trunk read without it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SipTrunk {
+pub struct SipTrunk<P = SipPassword> {
     /// Never reused.
     pub id: TrunkId,
     /// The user the trunk belongs to; every read and write is scoped by it.
     pub owner: UserId,
     /// What the client set: number, credentials, server, formats, authorization, country.
-    pub settings: TrunkSettings,
+    pub settings: TrunkSettings<P>,
     /// The inbound leg on the voice infrastructure, once provisioned.
     pub inbound_trunk_id: Option<LegId>,
     /// The outbound leg on the voice infrastructure, once provisioned.
@@ -82,14 +89,44 @@ impl SipTrunk {
             updated_at: now,
         }
     }
+}
 
+impl<P> SipTrunk<P> {
     /// The trunk's `sip_trunk_type`.
     pub fn trunk_type(&self) -> TrunkType {
         self.settings.phone_number.kind()
     }
+
+    /// The same trunk without its password.
+    pub fn without_password(self) -> SipTrunk<PasswordWithheld> {
+        SipTrunk {
+            id: self.id,
+            owner: self.owner,
+            settings: self.settings.without_password(),
+            inbound_trunk_id: self.inbound_trunk_id,
+            outbound_trunk_id: self.outbound_trunk_id,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
 }
 
-impl TrunkSettings {
+impl<P> TrunkSettings<P> {
+    /// The same settings without the password.
+    pub fn without_password(self) -> TrunkSettings<PasswordWithheld> {
+        TrunkSettings {
+            phone_number: self.phone_number,
+            nickname: self.nickname,
+            sip_username: self.sip_username,
+            sip_password: PasswordWithheld,
+            sip_address: self.sip_address,
+            calling_format: self.calling_format,
+            inbound_authorization: self.inbound_authorization,
+            outbound_proxy: self.outbound_proxy,
+            country_code: self.country_code,
+        }
+    }
+
     /// The (phone number, username, address) triple that is unique per owner.
     pub fn identity(&self) -> (&str, &str, &str) {
         (

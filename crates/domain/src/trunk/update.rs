@@ -152,9 +152,9 @@ impl SipTrunkPatch {
     /// [`SipTrunkPatch::parse`] for the stored trunk `current`, also checking the rules that
     /// depend on it, so that a client learns every problem in one answer. The store checks
     /// those rules again when it applies the patch, against the row it locked.
-    pub fn parse_for(
+    pub fn parse_for<P>(
         input: &SipTrunkPatchInput,
-        current: &SipTrunk,
+        current: &SipTrunk<P>,
     ) -> Result<Self, ValidationErrors> {
         let (patch, mut errors) = Self::parse_partial(input, current.trunk_type());
         let authorization_failed = errors.fields().any(|(field, _)| {
@@ -330,9 +330,9 @@ impl SipTrunkPatch {
         })
     }
 
-    fn inbound_authorization(
+    fn inbound_authorization<P>(
         &self,
-        current: &SipTrunk,
+        current: &SipTrunk<P>,
         errors: &mut ValidationErrors,
     ) -> Option<InboundAuthorization> {
         let kind = self

@@ -8,6 +8,8 @@
 
 mod connection;
 mod errors;
+mod files;
+mod keys;
 mod rows;
 pub mod schema;
 
@@ -15,9 +17,10 @@ use std::sync::{Arc, Mutex};
 
 use diesel::prelude::*;
 use domain::{
-    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk, RepositoryError,
-    RepositoryResult, SipTrunk, SipTrunkPatch, SipTrunkRepository, Timestamp, TokenHash, TrunkId,
-    TrunkUpdate, User, UserId, UserName,
+    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk,
+    PasswordWithheld, RepositoryError, RepositoryResult, SipTrunk, SipTrunkPatch,
+    SipTrunkRepository, Timestamp, TokenHash, TrunkId, TrunkListing, TrunkPage, TrunkUpdate,
+    UnreadableTrunk, User, UserId, UserName,
 };
 
 pub use connection::{
@@ -25,7 +28,11 @@ pub use connection::{
     SQLITE_BUSY_TIMEOUT,
 };
 use errors::{from_diesel, from_pool};
-use rows::{ApiKeyRow, NewApiKeyRow, NewTrunkRow, NewUserRow, TrunkFields, TrunkRow, UserRow};
+pub use keys::{KeyUsage, ResealReport, ResealScope};
+use rows::{
+    ApiKeyRow, NewApiKeyRow, NewTrunkRow, NewUserRow, SealedPasswordColumns, TrunkFields, TrunkRow,
+    UserRow,
+};
 use schema::{api_keys, sip_trunks, users};
 
 use crate::secrets::Keyring;
@@ -94,6 +101,12 @@ impl SqlStore {
     /// made within the pool's timeout). Passwords are sealed and opened with `keys`.
     /// Does not migrate: call [`SqlStore::migrate`].
     pub fn open(url: &DatabaseUrl, keys: Keyring, options: PoolOptions) -> Result<Self, OpenError> {
+        if let DatabaseUrl::SqliteFile(path) = url {
+            files::make_private(path).map_err(|error| OpenError::Connect {
+                url: url.to_string(),
+                reason: error.to_string(),
+            })?;
+        }
         let pool = connection::build_pool(url, options).map_err(|error| OpenError::Connect {
             url: url.to_string(),
             reason: error.to_string(),
@@ -110,6 +123,18 @@ impl SqlStore {
             url: url.clone(),
             write_lock,
         })
+    }
+
+    /// The same store (same pool) sealing and opening passwords with `keys`: for start-up,
+    /// which learns which keys the stored rows need only once the database is open.
+    pub fn with_keys(mut self, keys: Keyring) -> Self {
+        self.keys = Arc::new(keys);
+        self
+    }
+
+    /// The key ring passwords are sealed and opened with.
+    pub fn keys(&self) -> &Keyring {
+        &self.keys
     }
 
     /// Applies pending migrations; gives the names of those applied.
@@ -197,22 +222,53 @@ impl SqlStore {
     }
 
     /// Bulk import of trunks, every one in one transaction, through the same row mapping and
-    /// encryption as [`SipTrunkRepository::create_trunk`]. `Conflict` aborts the whole import.
+    /// encryption as [`SipTrunkRepository::create_trunk`] (no account limit: an import is an
+    /// operator's act). `Conflict` aborts the whole import.
     pub fn import_trunks(&self, trunks: &[(UserId, NewSipTrunk)]) -> RepositoryResult<usize> {
         let now = Timestamp::now();
         self.write(|conn| {
             conn.transaction(|conn| {
                 trunks.iter().try_fold(0, |count, (owner, trunk)| {
-                    let row = NewTrunkRow::of(*owner, trunk, now, &self.keys);
-                    diesel::insert_into(sip_trunks::table)
-                        .values(&row)
-                        .execute(conn)
-                        .map(|n| count + n)
+                    insert_trunk(conn, *owner, trunk, now, &self.keys).map(|_| count + 1)
                 })
             })
             .map_err(TxError::Query)
         })
     }
+}
+
+/// Inserts a trunk of `owner` and seals its password for the new id, in the caller's
+/// transaction (the row is never seen without its password).
+fn insert_trunk(
+    conn: &mut DbConnection,
+    owner: UserId,
+    trunk: &NewSipTrunk,
+    now: Timestamp,
+    keys: &Keyring,
+) -> QueryResult<TrunkRow> {
+    let id: i64 = diesel::insert_into(sip_trunks::table)
+        .values(&NewTrunkRow::of(owner, trunk, now))
+        .returning(sip_trunks::id)
+        .get_result(conn)?;
+    let trunk_id = TrunkId::new(id).ok_or(diesel::result::Error::NotFound)?;
+    diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id)))
+        .set(&SealedPasswordColumns::of(
+            keys,
+            owner,
+            trunk_id,
+            &trunk.sip_password,
+        ))
+        .get_result::<TrunkRow>(conn)
+}
+
+/// Takes the write lock on user `owner`'s row with a no-op write, so that the owner's
+/// creates take turns (a count then an insert cannot interleave with another's). False when
+/// there is no such user.
+fn lock_user(conn: &mut DbConnection, owner: UserId) -> QueryResult<bool> {
+    let touched = diesel::update(users::table.filter(users::id.eq(owner.get())))
+        .set(users::name.eq(users::name))
+        .execute(conn)?;
+    Ok(touched == 1)
 }
 
 /// The owner's trunk `id` (not boxed, so Diesel caches the prepared statement).
@@ -248,31 +304,73 @@ fn deleted(count: usize) -> RepositoryResult<()> {
 }
 
 impl SipTrunkRepository for SqlStore {
-    fn list_trunks(&self, owner: UserId) -> RepositoryResult<Vec<SipTrunk>> {
+    fn list_trunks(&self, owner: UserId, page: TrunkPage) -> RepositoryResult<TrunkListing> {
+        let after = page.after.map_or(0, TrunkId::get);
+        let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
         let rows = self.with_connection(|conn| {
             sip_trunks::table
                 .filter(sip_trunks::user_id.eq(owner.get()))
+                .filter(sip_trunks::id.gt(after))
                 .order(sip_trunks::id.asc())
+                .limit(limit)
                 .select(TrunkRow::as_select())
                 .load(conn)
         })?;
-        rows.into_iter()
-            .map(|row| row.into_domain(&self.keys))
-            .collect()
+        let mut listing = TrunkListing {
+            rows: rows.len(),
+            ..TrunkListing::default()
+        };
+        for row in rows {
+            let id = row.id();
+            listing.last_id = TrunkId::new(id).or(listing.last_id);
+            match row.into_parts() {
+                Ok((trunk, _)) => listing.trunks.push(trunk),
+                Err(error) => listing.unreadable.push(UnreadableTrunk {
+                    id: TrunkId::new(id).ok_or(RepositoryError::Corrupt(error.to_string()))?,
+                    reason: error.to_string(),
+                }),
+            }
+        }
+        Ok(listing)
     }
 
-    fn get_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<SipTrunk> {
+    fn get_trunk(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+    ) -> RepositoryResult<SipTrunk<PasswordWithheld>> {
+        let (trunk, _) = self
+            .with_connection(|conn| load_trunk(conn, owner, id))?
+            .into_parts()?;
+        Ok(trunk)
+    }
+
+    fn open_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<SipTrunk> {
         self.with_connection(|conn| load_trunk(conn, owner, id))?
             .into_domain(&self.keys)
     }
 
-    fn create_trunk(&self, owner: UserId, trunk: &NewSipTrunk) -> RepositoryResult<SipTrunk> {
-        let row = NewTrunkRow::of(owner, trunk, Timestamp::now(), &self.keys);
+    fn create_trunk(
+        &self,
+        owner: UserId,
+        trunk: &NewSipTrunk,
+        max_trunks: u32,
+    ) -> RepositoryResult<SipTrunk> {
+        let now = Timestamp::now();
         self.write(|conn| {
-            diesel::insert_into(sip_trunks::table)
-                .values(&row)
-                .get_result::<TrunkRow>(conn)
-                .map_err(TxError::Query)
+            conn.transaction::<_, TxError, _>(|conn| {
+                if !lock_user(conn, owner)? {
+                    return Err(TxError::Outcome(RepositoryError::NotFound));
+                }
+                let count: i64 = sip_trunks::table
+                    .filter(sip_trunks::user_id.eq(owner.get()))
+                    .count()
+                    .get_result(conn)?;
+                if count >= i64::from(max_trunks) {
+                    return Err(TxError::Outcome(RepositoryError::LimitReached));
+                }
+                Ok(insert_trunk(conn, owner, trunk, now, &self.keys)?)
+            })
         })?
         .into_domain(&self.keys)
     }
@@ -296,14 +394,12 @@ impl SipTrunkRepository for SqlStore {
                     .apply(&current, Timestamp::now())
                     .map_err(|errors| TxError::Outcome(RepositoryError::Rejected(errors)))?;
                 if update.changed {
-                    let fields = TrunkFields::of(
-                        owner,
-                        &update.trunk.settings,
-                        update.trunk.updated_at,
-                        keys,
-                    );
+                    let settings = &update.trunk.settings;
+                    let fields = TrunkFields::of(settings, update.trunk.updated_at);
+                    let password =
+                        SealedPasswordColumns::of(keys, owner, id, &settings.sip_password);
                     diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
-                        .set(&fields)
+                        .set((&fields, &password))
                         .execute(conn)?;
                 }
                 Ok(update)
@@ -356,6 +452,7 @@ impl AccountRepository for SqlStore {
         owner: UserId,
         name: &ApiKeyName,
         token_hash: &TokenHash,
+        max_keys: u32,
     ) -> RepositoryResult<ApiKey> {
         let row = NewApiKeyRow {
             user_id: owner.get(),
@@ -364,10 +461,21 @@ impl AccountRepository for SqlStore {
             created_at: Timestamp::now().naive_utc(),
         };
         self.write(|conn| {
-            diesel::insert_into(api_keys::table)
-                .values(&row)
-                .get_result::<ApiKeyRow>(conn)
-                .map_err(TxError::Query)
+            conn.transaction::<_, TxError, _>(|conn| {
+                if !lock_user(conn, owner)? {
+                    return Err(TxError::Outcome(RepositoryError::NotFound));
+                }
+                let count: i64 = api_keys::table
+                    .filter(api_keys::user_id.eq(owner.get()))
+                    .count()
+                    .get_result(conn)?;
+                if count >= i64::from(max_keys) {
+                    return Err(TxError::Outcome(RepositoryError::LimitReached));
+                }
+                Ok(diesel::insert_into(api_keys::table)
+                    .values(&row)
+                    .get_result::<ApiKeyRow>(conn)?)
+            })
         })?
         .into_domain()
     }

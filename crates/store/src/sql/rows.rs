@@ -5,16 +5,83 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use domain::{
     AllowedIps, ApiKey, ApiKeyId, ApiKeyName, AuthorizationType, CallingFormat, CountryCode, Email,
-    InboundAuthorization, LegId, Nickname, PhoneNumber, RepositoryError, SipAddress, SipPassword,
-    SipTrunk, SipUsername, Timestamp, TrunkId, TrunkSettings, TrunkType, User, UserId, UserName,
+    InboundAuthorization, LegId, Nickname, PasswordWithheld, PhoneNumber, RepositoryError,
+    SipAddress, SipPassword, SipTrunk, SipUsername, Timestamp, TrunkId, TrunkSettings, TrunkType,
+    User, UserId, UserName,
 };
 
 use super::schema::{api_keys, sip_trunks, users};
 use crate::secrets::{Keyring, Sealed};
 
-/// Associated data binding a sealed password to its owner.
-pub(crate) fn password_context(owner: UserId) -> Vec<u8> {
-    format!("sip_trunks.sip_password:user:{owner}").into_bytes()
+/// What a sealed password is bound to (its associated data), stored beside it in
+/// `sip_password_binding` so that rows sealed before trunk binding existed still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PasswordBinding {
+    /// 1: the owner only (rows written before migration 000003, until re-sealed).
+    Owner,
+    /// 2: the owner and the trunk id: a sealed password moved to another row does not open.
+    OwnerAndTrunk,
+}
+
+impl PasswordBinding {
+    /// The column value.
+    pub(crate) fn code(self) -> i16 {
+        match self {
+            Self::Owner => 1,
+            Self::OwnerAndTrunk => 2,
+        }
+    }
+
+    fn from_code(code: i16) -> Option<Self> {
+        match code {
+            1 => Some(Self::Owner),
+            2 => Some(Self::OwnerAndTrunk),
+            _ => None,
+        }
+    }
+
+    /// The associated data of the password of trunk `id` of `owner`.
+    pub(crate) fn context(self, owner: UserId, id: TrunkId) -> Vec<u8> {
+        match self {
+            Self::Owner => format!("sip_trunks.sip_password:user:{owner}"),
+            Self::OwnerAndTrunk => format!("sip_trunks.sip_password:user:{owner}:trunk:{id}"),
+        }
+        .into_bytes()
+    }
+}
+
+/// A password as stored, and what it is bound to.
+pub(crate) struct StoredPassword {
+    pub(crate) sealed: Sealed,
+    pub(crate) binding: PasswordBinding,
+}
+
+impl StoredPassword {
+    /// The password of trunk `id` of `owner`, opened with `keys`.
+    pub(crate) fn open(
+        &self,
+        keys: &Keyring,
+        owner: UserId,
+        id: TrunkId,
+    ) -> Result<SipPassword, String> {
+        let plaintext = keys
+            .open(&self.sealed, &self.binding.context(owner, id))
+            .map_err(|error| error.to_string())?;
+        SipPassword::parse(&plaintext).map_err(|error| error.to_string())
+    }
+}
+
+/// `password` sealed with the current key, bound to trunk `id` of `owner`.
+pub(crate) fn seal_password(
+    keys: &Keyring,
+    owner: UserId,
+    id: TrunkId,
+    password: &SipPassword,
+) -> Sealed {
+    keys.seal(
+        password.expose_secret(),
+        &PasswordBinding::OwnerAndTrunk.context(owner, id),
+    )
 }
 
 fn corrupt(table: &str, id: i64, column: &str, why: impl std::fmt::Display) -> RepositoryError {
@@ -33,6 +100,7 @@ pub(crate) struct TrunkRow {
     sip_username: String,
     sip_password_sealed: String,
     sip_password_key_id: String,
+    sip_password_binding: i16,
     sip_address: String,
     sip_calling_format: String,
     inbound_authorization_type: String,
@@ -46,8 +114,42 @@ pub(crate) struct TrunkRow {
 }
 
 impl TrunkRow {
+    /// The row's id (for reports about a row that does not read).
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+
     /// The domain trunk, its password opened with `keys`.
     pub(crate) fn into_domain(self, keys: &Keyring) -> Result<SipTrunk, RepositoryError> {
+        let (trunk, password) = self.into_parts()?;
+        let sip_password = password
+            .open(keys, trunk.owner, trunk.id)
+            .map_err(|why| corrupt("sip_trunks", trunk.id.get(), "sip_password_sealed", why))?;
+        Ok(SipTrunk {
+            id: trunk.id,
+            owner: trunk.owner,
+            settings: TrunkSettings {
+                phone_number: trunk.settings.phone_number,
+                nickname: trunk.settings.nickname,
+                sip_username: trunk.settings.sip_username,
+                sip_password,
+                sip_address: trunk.settings.sip_address,
+                calling_format: trunk.settings.calling_format,
+                inbound_authorization: trunk.settings.inbound_authorization,
+                outbound_proxy: trunk.settings.outbound_proxy,
+                country_code: trunk.settings.country_code,
+            },
+            inbound_trunk_id: trunk.inbound_trunk_id,
+            outbound_trunk_id: trunk.outbound_trunk_id,
+            created_at: trunk.created_at,
+            updated_at: trunk.updated_at,
+        })
+    }
+
+    /// The trunk without its password (nothing is decrypted), and the password as stored.
+    pub(crate) fn into_parts(
+        self,
+    ) -> Result<(SipTrunk<PasswordWithheld>, StoredPassword), RepositoryError> {
         let id = self.id;
         let bad =
             |column: &str, why: &dyn std::fmt::Display| corrupt("sip_trunks", id, column, why);
@@ -60,15 +162,14 @@ impl TrunkRow {
             Some(raw) => Nickname::parse(raw).map_err(|e| bad("nickname", &e))?,
             None => None,
         };
-        let sealed = Sealed {
-            text: self.sip_password_sealed,
-            key_id: self.sip_password_key_id,
+        let password = StoredPassword {
+            sealed: Sealed {
+                text: self.sip_password_sealed,
+                key_id: self.sip_password_key_id,
+            },
+            binding: PasswordBinding::from_code(self.sip_password_binding)
+                .ok_or_else(|| bad("sip_password_binding", &"not 1 or 2"))?,
         };
-        let plaintext = keys
-            .open(&sealed, &password_context(owner))
-            .map_err(|e| bad("sip_password_sealed", &e))?;
-        let sip_password =
-            SipPassword::parse(&plaintext).map_err(|e| bad("sip_password_sealed", &e))?;
         let inbound_authorization = match (
             AuthorizationType::parse(&self.inbound_authorization_type)
                 .map_err(|e| bad("inbound_authorization_type", &e))?,
@@ -93,7 +194,7 @@ impl TrunkRow {
             nickname,
             sip_username: SipUsername::parse(&self.sip_username)
                 .map_err(|e| bad("sip_username", &e))?,
-            sip_password,
+            sip_password: PasswordWithheld,
             sip_address: SipAddress::parse(&self.sip_address)
                 .map_err(|e| bad("sip_address", &e))?,
             calling_format: CallingFormat::parse(&self.sip_calling_format)
@@ -107,7 +208,7 @@ impl TrunkRow {
             country_code: CountryCode::parse(&self.country_code)
                 .map_err(|e| bad("country_code", &e))?,
         };
-        Ok(SipTrunk {
+        let trunk = SipTrunk {
             id: trunk_id,
             owner,
             settings,
@@ -115,20 +216,66 @@ impl TrunkRow {
             outbound_trunk_id: self.outbound_trunk_id.and_then(LegId::new),
             created_at: Timestamp::from_naive_utc(self.created_at),
             updated_at: Timestamp::from_naive_utc(self.updated_at),
+        };
+        Ok((trunk, password))
+    }
+}
+
+/// The password columns: what re-sealing reads and writes.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sip_trunks)]
+pub(crate) struct PasswordRow {
+    pub(crate) id: i64,
+    pub(crate) user_id: i64,
+    pub(crate) sip_password_sealed: String,
+    pub(crate) sip_password_key_id: String,
+    pub(crate) sip_password_binding: i16,
+}
+
+impl PasswordRow {
+    /// The password as stored, or why the binding column does not read.
+    pub(crate) fn stored(&self) -> Option<StoredPassword> {
+        Some(StoredPassword {
+            sealed: Sealed {
+                text: self.sip_password_sealed.clone(),
+                key_id: self.sip_password_key_id.clone(),
+            },
+            binding: PasswordBinding::from_code(self.sip_password_binding)?,
         })
     }
 }
 
-/// The columns a client controls, plus `updated_at`: what an insert sets beside the fixed
-/// columns, and what an update rewrites. The legs are written by provisioning, not here.
+/// A sealed password as written: the columns an insert fills in and an update rewrites.
+#[derive(AsChangeset)]
+#[diesel(table_name = sip_trunks)]
+pub(crate) struct SealedPasswordColumns {
+    sip_password_sealed: String,
+    sip_password_key_id: String,
+    sip_password_binding: i16,
+}
+
+impl SealedPasswordColumns {
+    /// `password` of trunk `id` of `owner`, sealed with the current key.
+    pub(crate) fn of(keys: &Keyring, owner: UserId, id: TrunkId, password: &SipPassword) -> Self {
+        let sealed = seal_password(keys, owner, id, password);
+        Self {
+            sip_password_sealed: sealed.text,
+            sip_password_key_id: sealed.key_id,
+            sip_password_binding: PasswordBinding::OwnerAndTrunk.code(),
+        }
+    }
+}
+
+/// The columns a client controls but the password, plus `updated_at`: what an insert sets
+/// beside the fixed columns, and what an update rewrites. The password is sealed for the
+/// trunk's id, so it is written with [`SealedPasswordColumns`] once the id is known. The legs
+/// are written by provisioning, not here.
 #[derive(Insertable, AsChangeset)]
 #[diesel(table_name = sip_trunks, treat_none_as_null = true)]
 pub(crate) struct TrunkFields<'a> {
     phone_number: &'a str,
     nickname: Option<&'a str>,
     sip_username: &'a str,
-    sip_password_sealed: String,
-    sip_password_key_id: String,
     sip_address: &'a str,
     sip_calling_format: &'a str,
     inbound_authorization_type: &'a str,
@@ -139,23 +286,12 @@ pub(crate) struct TrunkFields<'a> {
 }
 
 impl<'a> TrunkFields<'a> {
-    /// The columns of `owner`'s `settings`, the password sealed with the current key.
-    pub(crate) fn of(
-        owner: UserId,
-        settings: &'a TrunkSettings,
-        updated_at: Timestamp,
-        keys: &Keyring,
-    ) -> Self {
-        let sealed = keys.seal(
-            settings.sip_password.expose_secret(),
-            &password_context(owner),
-        );
+    /// The columns of `settings`.
+    pub(crate) fn of<P>(settings: &'a TrunkSettings<P>, updated_at: Timestamp) -> Self {
         Self {
             phone_number: settings.phone_number.as_str(),
             nickname: settings.nickname.as_ref().map(Nickname::as_str),
             sip_username: settings.sip_username.as_str(),
-            sip_password_sealed: sealed.text,
-            sip_password_key_id: sealed.key_id,
             sip_address: settings.sip_address.as_str(),
             sip_calling_format: settings.calling_format.as_str(),
             inbound_authorization_type: settings.inbound_authorization.kind().as_str(),
@@ -170,30 +306,30 @@ impl<'a> TrunkFields<'a> {
     }
 }
 
-/// A new trunk row: the fields plus what never changes.
+/// A new trunk row: the fields plus what never changes, and an empty password that the same
+/// transaction replaces with the one sealed for the new id.
 #[derive(Insertable)]
 #[diesel(table_name = sip_trunks)]
 pub(crate) struct NewTrunkRow<'a> {
     user_id: i64,
     sip_trunk_type: &'a str,
     created_at: NaiveDateTime,
+    sip_password_sealed: &'static str,
+    sip_password_key_id: &'static str,
     #[diesel(embed)]
     fields: TrunkFields<'a>,
 }
 
 impl<'a> NewTrunkRow<'a> {
     /// The row of a trunk of `owner` created `now` with `settings`.
-    pub(crate) fn of(
-        owner: UserId,
-        settings: &'a TrunkSettings,
-        now: Timestamp,
-        keys: &Keyring,
-    ) -> Self {
+    pub(crate) fn of(owner: UserId, settings: &'a TrunkSettings, now: Timestamp) -> Self {
         Self {
             user_id: owner.get(),
             sip_trunk_type: settings.phone_number.kind().as_str(),
             created_at: now.naive_utc(),
-            fields: TrunkFields::of(owner, settings, now, keys),
+            sip_password_sealed: "",
+            sip_password_key_id: "",
+            fields: TrunkFields::of(settings, now),
         }
     }
 }

@@ -53,6 +53,8 @@ diesel::table! {
         sip_password_sealed -> Text,
         /// Id of the key that sealed the password.
         sip_password_key_id -> Text,
+        /// What the sealed password is bound to: 1 the owner, 2 the owner and the trunk id.
+        sip_password_binding -> SmallInt,
         /// Lower-case host.
         sip_address -> Text,
         /// `+e164`, `e164` or `national`.

@@ -6,8 +6,8 @@ use std::thread;
 use diesel::prelude::*;
 use domain::{
     ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput, Patch, RepositoryError,
-    SipTrunkPatch, SipTrunkPatchInput, Timestamp, TokenSecret, TrunkId, TrunkType, UserId,
-    UserName,
+    SipTrunkPatch, SipTrunkPatchInput, Timestamp, TokenSecret, TrunkId, TrunkPage, TrunkType,
+    UserId, UserName,
 };
 use store::sql::schema::sip_trunks;
 use store::{EncryptionKey, Keyring};
@@ -15,6 +15,15 @@ use store::{EncryptionKey, Keyring};
 use super::fixtures::Fixture;
 
 const PASSWORD: &str = "Plaintext-Pa55word";
+
+/// A limit no case reaches (the limit cases set their own).
+const NO_LIMIT: u32 = 1_000_000;
+
+/// Every trunk of an owner, in one page.
+const ALL: TrunkPage = TrunkPage {
+    after: None,
+    limit: 1_000_000,
+};
 
 fn user(fixture: &Fixture, email: &str) -> UserId {
     fixture
@@ -78,14 +87,14 @@ fn nickname_patch(nickname: &str) -> SipTrunkPatch {
 pub fn a_created_trunk_reads_back_equal(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let new = number_trunk("+14155551234");
-    let created = fixture.trunks.create_trunk(owner, &new).unwrap();
+    let created = fixture.trunks.create_trunk(owner, &new, NO_LIMIT).unwrap();
     assert_eq!(created.owner, owner);
     assert_eq!(created.settings, new);
     assert_eq!(created.settings.sip_password.expose_secret(), PASSWORD);
     assert_eq!(created.created_at, created.updated_at);
     assert_eq!(created.inbound_trunk_id, None);
     assert_eq!(
-        fixture.trunks.get_trunk(owner, created.id).unwrap(),
+        fixture.trunks.open_trunk(owner, created.id).unwrap(),
         created
     );
 }
@@ -93,23 +102,29 @@ pub fn a_created_trunk_reads_back_equal(fixture: &Fixture) {
 pub fn trunks_are_listed_by_id_ascending_and_only_the_owners(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let other = user(fixture, "b@example.com");
-    assert!(fixture.trunks.list_trunks(owner).unwrap().is_empty());
+    assert!(fixture
+        .trunks
+        .list_trunks(owner, ALL)
+        .unwrap()
+        .trunks
+        .is_empty());
     let first = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155550001"))
+        .create_trunk(owner, &number_trunk("+14155550001"), NO_LIMIT)
         .unwrap();
     fixture
         .trunks
-        .create_trunk(other, &number_trunk("+14155550002"))
+        .create_trunk(other, &number_trunk("+14155550002"), NO_LIMIT)
         .unwrap();
     let third = fixture
         .trunks
-        .create_trunk(owner, &ip_trunk("1000", &["198.51.100.1"]))
+        .create_trunk(owner, &ip_trunk("1000", &["198.51.100.1"]), NO_LIMIT)
         .unwrap();
     let listed: Vec<TrunkId> = fixture
         .trunks
-        .list_trunks(owner)
+        .list_trunks(owner, ALL)
         .unwrap()
+        .trunks
         .iter()
         .map(|t| t.id)
         .collect();
@@ -122,13 +137,18 @@ pub fn another_owner_can_neither_see_nor_change_nor_delete_a_trunk(fixture: &Fix
     let intruder = user(fixture, "b@example.com");
     let trunk = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     assert!(matches!(
         fixture.trunks.get_trunk(intruder, trunk.id),
         Err(RepositoryError::NotFound)
     ));
-    assert!(fixture.trunks.list_trunks(intruder).unwrap().is_empty());
+    assert!(fixture
+        .trunks
+        .list_trunks(intruder, ALL)
+        .unwrap()
+        .trunks
+        .is_empty());
     assert!(matches!(
         fixture
             .trunks
@@ -139,7 +159,7 @@ pub fn another_owner_can_neither_see_nor_change_nor_delete_a_trunk(fixture: &Fix
         fixture.trunks.delete_trunk(intruder, trunk.id),
         Err(RepositoryError::NotFound)
     ));
-    assert_eq!(fixture.trunks.get_trunk(owner, trunk.id).unwrap(), trunk);
+    assert_eq!(fixture.trunks.open_trunk(owner, trunk.id).unwrap(), trunk);
 }
 
 pub fn the_same_number_username_and_address_conflicts_within_an_owner_only(fixture: &Fixture) {
@@ -147,19 +167,22 @@ pub fn the_same_number_username_and_address_conflicts_within_an_owner_only(fixtu
     let other = user(fixture, "b@example.com");
     fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     assert!(matches!(
         fixture
             .trunks
-            .create_trunk(owner, &number_trunk("+14155551234")),
+            .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT),
         Err(RepositoryError::Conflict)
     ));
     fixture
         .trunks
-        .create_trunk(other, &number_trunk("+14155551234"))
+        .create_trunk(other, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
-    assert_eq!(fixture.trunks.list_trunks(owner).unwrap().len(), 1);
+    assert_eq!(
+        fixture.trunks.list_trunks(owner, ALL).unwrap().trunks.len(),
+        1
+    );
 }
 
 pub fn threads_racing_to_create_the_same_trunk_give_exactly_one_winner(fixture: &Fixture) {
@@ -172,7 +195,7 @@ pub fn threads_racing_to_create_the_same_trunk_give_exactly_one_winner(fixture: 
             let barrier = barrier.clone();
             thread::spawn(move || {
                 barrier.wait();
-                trunks.create_trunk(owner, &number_trunk("+14155551234"))
+                trunks.create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
             })
         })
         .collect::<Vec<_>>()
@@ -185,18 +208,21 @@ pub fn threads_racing_to_create_the_same_trunk_give_exactly_one_winner(fixture: 
         .filter(|outcome| matches!(outcome, Err(RepositoryError::Conflict)))
         .count();
     assert_eq!((winners, conflicts), (1, racers - 1), "{outcomes:?}");
-    assert_eq!(fixture.trunks.list_trunks(owner).unwrap().len(), 1);
+    assert_eq!(
+        fixture.trunks.list_trunks(owner, ALL).unwrap().trunks.len(),
+        1
+    );
 }
 
 pub fn an_update_into_another_trunks_identity_conflicts_and_changes_nothing(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155550001"))
+        .create_trunk(owner, &number_trunk("+14155550001"), NO_LIMIT)
         .unwrap();
     let second = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155550002"))
+        .create_trunk(owner, &number_trunk("+14155550002"), NO_LIMIT)
         .unwrap();
     let collide = patch(
         TrunkType::Number,
@@ -210,7 +236,7 @@ pub fn an_update_into_another_trunks_identity_conflicts_and_changes_nothing(fixt
         fixture.trunks.update_trunk(owner, second.id, &collide),
         Err(RepositoryError::Conflict)
     ));
-    assert_eq!(fixture.trunks.get_trunk(owner, second.id).unwrap(), second);
+    assert_eq!(fixture.trunks.open_trunk(owner, second.id).unwrap(), second);
 }
 
 pub fn update_and_delete_of_an_absent_trunk_are_not_found(fixture: &Fixture) {
@@ -236,7 +262,7 @@ pub fn a_deleted_trunk_is_gone_and_its_id_is_never_reused(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let trunk = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     fixture.trunks.delete_trunk(owner, trunk.id).unwrap();
     assert!(matches!(
@@ -249,7 +275,7 @@ pub fn a_deleted_trunk_is_gone_and_its_id_is_never_reused(fixture: &Fixture) {
     ));
     let again = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     assert!(again.id > trunk.id);
 }
@@ -259,7 +285,7 @@ pub fn timestamps_round_trip_to_the_microsecond(fixture: &Fixture) {
     let before = Timestamp::now();
     let created = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     let after = Timestamp::now();
     assert!(before <= created.created_at && created.created_at <= after);
@@ -282,7 +308,7 @@ pub fn allow_lists_round_trip_in_canonical_first_seen_order(fixture: &Fixture) {
     ];
     let created = fixture
         .trunks
-        .create_trunk(owner, &ip_trunk("1000", &entries))
+        .create_trunk(owner, &ip_trunk("1000", &entries), NO_LIMIT)
         .unwrap();
     let read = fixture.trunks.get_trunk(owner, created.id).unwrap();
     assert_eq!(
@@ -299,7 +325,7 @@ pub fn updated_at_moves_on_a_real_change_and_not_on_an_empty_one(fixture: &Fixtu
     let owner = user(fixture, "a@example.com");
     let created = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     let empty = fixture
         .trunks
@@ -307,7 +333,7 @@ pub fn updated_at_moves_on_a_real_change_and_not_on_an_empty_one(fixture: &Fixtu
         .unwrap();
     assert!(!empty.changed);
     assert_eq!(
-        fixture.trunks.get_trunk(owner, created.id).unwrap(),
+        fixture.trunks.open_trunk(owner, created.id).unwrap(),
         created
     );
     let same = fixture
@@ -329,7 +355,7 @@ pub fn updated_at_moves_on_a_real_change_and_not_on_an_empty_one(fixture: &Fixtu
         .unwrap();
     assert!(real.changed);
     assert!(real.trunk.updated_at > created.updated_at);
-    let read = fixture.trunks.get_trunk(owner, created.id).unwrap();
+    let read = fixture.trunks.open_trunk(owner, created.id).unwrap();
     assert_eq!(read, real.trunk);
     assert_eq!(read.created_at, created.created_at);
     assert_eq!(read.settings.nickname.unwrap().as_str(), "Renamed");
@@ -339,7 +365,7 @@ pub fn an_update_applies_every_field_sent_and_reports_the_legs(fixture: &Fixture
     let owner = user(fixture, "a@example.com");
     let created = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     let change = patch(
         TrunkType::Number,
@@ -357,7 +383,7 @@ pub fn an_update_applies_every_field_sent_and_reports_the_legs(fixture: &Fixture
         .update_trunk(owner, created.id, &change)
         .unwrap();
     assert!(update.legs.inbound && update.legs.outbound);
-    let read = fixture.trunks.get_trunk(owner, created.id).unwrap();
+    let read = fixture.trunks.open_trunk(owner, created.id).unwrap();
     assert_eq!(read, update.trunk);
     assert_eq!(read.settings.sip_password.expose_secret(), "N3w-password");
     assert_eq!(read.settings.nickname, None);
@@ -378,7 +404,7 @@ pub fn an_update_breaking_a_rule_of_the_stored_trunk_is_rejected_and_changes_not
     let owner = user(fixture, "a@example.com");
     let created = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     let to_ip_without_list = patch(
         TrunkType::Number,
@@ -396,7 +422,7 @@ pub fn an_update_breaking_a_rule_of_the_stored_trunk_is_rejected_and_changes_not
         other => panic!("expected a rejection, got {other:?}"),
     }
     assert_eq!(
-        fixture.trunks.get_trunk(owner, created.id).unwrap(),
+        fixture.trunks.open_trunk(owner, created.id).unwrap(),
         created
     );
 }
@@ -405,7 +431,7 @@ pub fn concurrent_updates_of_one_trunk_are_all_applied(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let created = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     let changes = [
         SipTrunkPatchInput {
@@ -473,7 +499,12 @@ pub fn api_keys_authenticate_list_record_use_and_revoke(fixture: &Fixture) {
     let secret = TokenSecret::generate();
     let key = fixture
         .accounts
-        .create_api_key(owner, &ApiKeyName::parse("ci").unwrap(), &secret.hash())
+        .create_api_key(
+            owner,
+            &ApiKeyName::parse("ci").unwrap(),
+            &secret.hash(),
+            NO_LIMIT,
+        )
         .unwrap();
     assert_eq!(key.last_used_at, None);
     let token = ApiToken::new(key.id, secret);
@@ -512,7 +543,12 @@ pub fn a_token_with_a_wrong_secret_or_key_id_is_refused(fixture: &Fixture) {
     let secret = TokenSecret::generate();
     let first = fixture
         .accounts
-        .create_api_key(owner, &ApiKeyName::parse("one").unwrap(), &secret.hash())
+        .create_api_key(
+            owner,
+            &ApiKeyName::parse("one").unwrap(),
+            &secret.hash(),
+            NO_LIMIT,
+        )
         .unwrap();
     let second = fixture
         .accounts
@@ -520,6 +556,7 @@ pub fn a_token_with_a_wrong_secret_or_key_id_is_refused(fixture: &Fixture) {
             owner,
             &ApiKeyName::parse("two").unwrap(),
             &TokenSecret::generate().hash(),
+            NO_LIMIT,
         )
         .unwrap();
     let wrong_secret = ApiToken::new(first.id, TokenSecret::generate());
@@ -540,20 +577,143 @@ pub fn keys_and_trunks_of_a_missing_user_are_not_found(fixture: &Fixture) {
         fixture.accounts.create_api_key(
             ghost,
             &ApiKeyName::parse("x").unwrap(),
-            &TokenSecret::generate().hash()
+            &TokenSecret::generate().hash(),
+            NO_LIMIT
         ),
         Err(RepositoryError::NotFound)
     ));
     assert!(matches!(
         fixture
             .trunks
-            .create_trunk(ghost, &number_trunk("+14155551234")),
+            .create_trunk(ghost, &number_trunk("+14155551234"), NO_LIMIT),
         Err(RepositoryError::NotFound)
     ));
     let admin_revoke = fixture
         .accounts
         .revoke_any_api_key(domain::ApiKeyId::new(424_242).unwrap());
     assert!(matches!(admin_revoke, Err(RepositoryError::NotFound)));
+}
+
+pub fn reads_for_clients_show_the_trunk_without_its_password(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let created = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    let withheld = created.clone().without_password();
+    assert_eq!(
+        fixture.trunks.get_trunk(owner, created.id).unwrap(),
+        withheld
+    );
+    assert_eq!(
+        fixture.trunks.list_trunks(owner, ALL).unwrap().trunks,
+        [withheld]
+    );
+    assert_eq!(
+        fixture
+            .trunks
+            .open_trunk(owner, created.id)
+            .unwrap()
+            .settings
+            .sip_password
+            .expose_secret(),
+        PASSWORD
+    );
+}
+
+pub fn a_list_is_read_in_pages_by_id_that_resume_after_the_last_row(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let other = user(fixture, "b@example.com");
+    let ids: Vec<TrunkId> = (0..5)
+        .map(|n| {
+            fixture
+                .trunks
+                .create_trunk(owner, &number_trunk(&format!("+1415555000{n}")), NO_LIMIT)
+                .unwrap()
+                .id
+        })
+        .collect();
+    fixture
+        .trunks
+        .create_trunk(other, &number_trunk("+14155550009"), NO_LIMIT)
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut page = TrunkPage::first(2);
+    let mut pages = 0;
+    loop {
+        let listing = fixture.trunks.list_trunks(owner, page).unwrap();
+        pages += 1;
+        seen.extend(listing.trunks.iter().map(|trunk| trunk.id));
+        if listing.rows < page.limit {
+            break;
+        }
+        page = TrunkPage::after(&listing, 2);
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(pages, 3, "2 + 2 + 1 rows");
+}
+
+pub fn an_owner_holds_at_most_its_trunk_limit(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let other = user(fixture, "b@example.com");
+    let create = |who, n: u32| {
+        fixture
+            .trunks
+            .create_trunk(who, &number_trunk(&format!("+1415555100{n}")), 3)
+    };
+    let first = create(owner, 0).unwrap();
+    create(owner, 1).unwrap();
+    create(owner, 2).unwrap();
+    assert!(matches!(
+        create(owner, 3),
+        Err(RepositoryError::LimitReached)
+    ));
+    assert_eq!(fixture.trunks.list_trunks(owner, ALL).unwrap().rows, 3);
+    create(other, 3).expect("the limit is per owner");
+    fixture.trunks.delete_trunk(owner, first.id).unwrap();
+    create(owner, 3).expect("a delete makes room");
+}
+
+pub fn racing_creates_never_take_an_owner_past_its_trunk_limit(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let racers = 8;
+    let barrier = Arc::new(Barrier::new(racers));
+    let outcomes: Vec<_> = (0..racers)
+        .map(|n| {
+            let trunks = fixture.trunks.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                trunks.create_trunk(owner, &number_trunk(&format!("+1415555200{n}")), 5)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|racer| racer.join().unwrap())
+        .collect();
+    let created = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let refused = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Err(RepositoryError::LimitReached)))
+        .count();
+    assert_eq!((created, refused), (5, 3), "{outcomes:?}");
+    assert_eq!(fixture.trunks.list_trunks(owner, ALL).unwrap().rows, 5);
+}
+
+pub fn an_owner_holds_at_most_its_api_key_limit(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let name = ApiKeyName::parse("k").unwrap();
+    let create = || {
+        fixture
+            .accounts
+            .create_api_key(owner, &name, &TokenSecret::generate().hash(), 2)
+    };
+    let first = create().unwrap();
+    create().unwrap();
+    assert!(matches!(create(), Err(RepositoryError::LimitReached)));
+    assert_eq!(fixture.accounts.list_api_keys(owner).unwrap().len(), 2);
+    fixture.accounts.revoke_api_key(owner, first.id).unwrap();
+    create().expect("a revoked key no longer counts");
 }
 
 // ---- SQL stores only: what is on disk ----
@@ -579,11 +739,11 @@ pub fn the_stored_password_is_sealed_never_plaintext(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let first = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155550001"))
+        .create_trunk(owner, &number_trunk("+14155550001"), NO_LIMIT)
         .unwrap();
     let second = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155550002"))
+        .create_trunk(owner, &number_trunk("+14155550002"), NO_LIMIT)
         .unwrap();
     let (sealed, key_id) = raw_password_columns(fixture, first.id);
     let (other_sealed, _) = raw_password_columns(fixture, second.id);
@@ -614,28 +774,36 @@ pub fn a_store_opened_with_another_key_reports_corrupt_rows_cleanly(fixture: &Fi
     let owner = user(fixture, "a@example.com");
     let created = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     let stranger = fixture.reopen(Keyring::new(EncryptionKey::generate().0));
     use domain::SipTrunkRepository;
-    match stranger.get_trunk(owner, created.id) {
+    match stranger.open_trunk(owner, created.id) {
         Err(RepositoryError::Corrupt(message)) => {
             assert!(message.contains("sip_password"), "{message}");
             assert!(!message.contains(PASSWORD));
         }
         other => panic!("expected a corrupt-row error, got {other:?}"),
     }
-    assert!(matches!(
-        stranger.list_trunks(owner),
-        Err(RepositoryError::Corrupt(_))
-    ));
+    let rename = nickname_patch("Renamed");
+    assert!(
+        matches!(
+            stranger.update_trunk(owner, created.id, &rename),
+            Err(RepositoryError::Corrupt(_))
+        ),
+        "an update re-seals the password, so it must open it first"
+    );
+    // Reads that never show the password never open it.
+    let withheld = created.clone().without_password();
+    assert_eq!(stranger.get_trunk(owner, created.id).unwrap(), withheld);
+    assert_eq!(stranger.list_trunks(owner, ALL).unwrap().trunks, [withheld]);
 }
 
 pub fn a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let created = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     let (_, old_key_id) = raw_password_columns(fixture, created.id);
     let (new_key, _) = EncryptionKey::generate();
@@ -644,7 +812,7 @@ pub fn a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key(f
         Keyring::new(new_key).with_previous(EncryptionKey::from_base64(&fixture.key).unwrap()),
     );
     use domain::SipTrunkRepository;
-    assert_eq!(rotated.get_trunk(owner, created.id).unwrap(), created);
+    assert_eq!(rotated.open_trunk(owner, created.id).unwrap(), created);
     let change = patch(
         TrunkType::Number,
         SipTrunkPatchInput {
@@ -658,7 +826,7 @@ pub fn a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key(f
     assert_eq!(key_id, new_key_id);
     assert_eq!(
         rotated
-            .get_trunk(owner, created.id)
+            .open_trunk(owner, created.id)
             .unwrap()
             .settings
             .sip_password
@@ -671,7 +839,7 @@ pub fn a_row_that_no_longer_parses_is_reported_corrupt(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let created = fixture
         .trunks
-        .create_trunk(owner, &number_trunk("+14155551234"))
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
         .unwrap();
     fixture
         .sql
@@ -689,4 +857,192 @@ pub fn a_row_that_no_longer_parses_is_reported_corrupt(fixture: &Fixture) {
         }
         other => panic!("expected a corrupt-row error, got {other:?}"),
     }
+}
+
+fn sql(fixture: &Fixture) -> &store::SqlStore {
+    fixture.sql.as_ref().expect("a SQL fixture")
+}
+
+pub fn one_row_that_does_not_read_never_fails_the_list(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let ids: Vec<TrunkId> = (0..3)
+        .map(|n| {
+            fixture
+                .trunks
+                .create_trunk(owner, &number_trunk(&format!("+1415555300{n}")), NO_LIMIT)
+                .unwrap()
+                .id
+        })
+        .collect();
+    sql(fixture)
+        .with_connection(|conn| {
+            diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(ids[1].get())))
+                .set(sip_trunks::country_code.eq("??"))
+                .execute(conn)
+        })
+        .unwrap();
+    let listing = fixture.trunks.list_trunks(owner, ALL).unwrap();
+    let read: Vec<TrunkId> = listing.trunks.iter().map(|trunk| trunk.id).collect();
+    assert_eq!(read, [ids[0], ids[2]]);
+    assert_eq!(listing.unreadable.len(), 1);
+    assert_eq!(listing.unreadable[0].id, ids[1]);
+    assert!(listing.unreadable[0].reason.contains("country_code"));
+    assert_eq!(listing.rows, 3);
+    assert_eq!(listing.last_id, Some(ids[2]));
+}
+
+pub fn a_sealed_password_moved_to_another_trunk_does_not_open(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let first = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155550001"), NO_LIMIT)
+        .unwrap();
+    let second = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155550002"), NO_LIMIT)
+        .unwrap();
+    let (sealed, key_id) = raw_password_columns(fixture, first.id);
+    sql(fixture)
+        .with_connection(|conn| {
+            diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(second.id.get())))
+                .set((
+                    sip_trunks::sip_password_sealed.eq(&sealed),
+                    sip_trunks::sip_password_key_id.eq(&key_id),
+                ))
+                .execute(conn)
+        })
+        .unwrap();
+    assert!(matches!(
+        fixture.trunks.open_trunk(owner, second.id),
+        Err(RepositoryError::Corrupt(_))
+    ));
+    assert_eq!(
+        fixture
+            .trunks
+            .open_trunk(owner, first.id)
+            .unwrap()
+            .settings
+            .sip_password
+            .expose_secret(),
+        PASSWORD
+    );
+}
+
+/// The ids of the keys sealing the stored passwords, with their row counts.
+fn key_usage(store: &store::SqlStore) -> Vec<(String, u64)> {
+    store
+        .password_key_usage()
+        .unwrap()
+        .into_iter()
+        .map(|usage| (usage.key_id, usage.rows))
+        .collect()
+}
+
+pub fn reseal_moves_every_row_to_the_current_key_and_is_safe_to_run_again(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let old_id = sql(fixture).keys().current_id().to_owned();
+    let created: Vec<TrunkId> = (0..3)
+        .map(|n| {
+            fixture
+                .trunks
+                .create_trunk(owner, &number_trunk(&format!("+1415555400{n}")), NO_LIMIT)
+                .unwrap()
+                .id
+        })
+        .collect();
+    assert_eq!(key_usage(sql(fixture)), [(old_id.clone(), 3)]);
+    let (new_key, new_text) = EncryptionKey::generate();
+    let new_id = new_key.id().to_owned();
+    let rotated = fixture.reopen(
+        Keyring::new(new_key).with_previous(EncryptionKey::from_base64(&fixture.key).unwrap()),
+    );
+    let mut batches = 0;
+    let report = rotated
+        .reseal(store::ResealScope::NotCurrent, |_| batches += 1)
+        .unwrap();
+    assert_eq!(
+        (
+            report.resealed,
+            report.changed_meanwhile,
+            report.unreadable.len()
+        ),
+        (3, 0, 0)
+    );
+    assert!(batches >= 1);
+    assert_eq!(key_usage(&rotated), [(new_id, 3)]);
+    assert_eq!(rotated.current_password_rows().unwrap(), 3);
+    let again = rotated
+        .reseal(store::ResealScope::NotCurrent, |_| {})
+        .unwrap();
+    assert_eq!(again.resealed, 0, "nothing is left to do");
+    // The old key can go now.
+    let new_only = fixture.reopen(Keyring::new(EncryptionKey::from_base64(&new_text).unwrap()));
+    use domain::SipTrunkRepository;
+    for id in created {
+        let trunk = new_only.open_trunk(owner, id).unwrap();
+        assert_eq!(trunk.settings.sip_password.expose_secret(), PASSWORD);
+    }
+}
+
+pub fn reseal_reports_rows_it_cannot_open_and_leaves_them_as_they_are(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let created = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155550001"), NO_LIMIT)
+        .unwrap();
+    let before = raw_password_columns(fixture, created.id);
+    let stranger = fixture.reopen(Keyring::new(EncryptionKey::generate().0));
+    let report = stranger
+        .reseal(store::ResealScope::NotCurrent, |_| {})
+        .unwrap();
+    assert_eq!(report.resealed, 0);
+    assert_eq!(report.unreadable.len(), 1);
+    assert_eq!(report.unreadable[0].0, created.id.get());
+    assert!(!report.unreadable[0].1.contains(PASSWORD));
+    assert_eq!(raw_password_columns(fixture, created.id), before);
+}
+
+pub fn passwords_bound_to_their_owner_only_are_rebound_to_their_trunk(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let created = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155550001"), NO_LIMIT)
+        .unwrap();
+    // A row as written before migration 000003: sealed for the owner alone, binding 1.
+    let keys = Keyring::new(EncryptionKey::from_base64(&fixture.key).unwrap());
+    let legacy = keys.seal(
+        PASSWORD,
+        format!("sip_trunks.sip_password:user:{owner}").as_bytes(),
+    );
+    sql(fixture)
+        .with_connection(|conn| {
+            diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(created.id.get())))
+                .set((
+                    sip_trunks::sip_password_sealed.eq(&legacy.text),
+                    sip_trunks::sip_password_binding.eq(1_i16),
+                ))
+                .execute(conn)
+        })
+        .unwrap();
+    let opened = fixture.trunks.open_trunk(owner, created.id).unwrap();
+    assert_eq!(opened.settings.sip_password.expose_secret(), PASSWORD);
+    let report = sql(fixture)
+        .reseal(store::ResealScope::OwnerBound, |_| {})
+        .unwrap();
+    assert_eq!(report.resealed, 1);
+    let binding: i16 = sql(fixture)
+        .with_connection(|conn| {
+            sip_trunks::table
+                .filter(sip_trunks::id.eq(created.id.get()))
+                .select(sip_trunks::sip_password_binding)
+                .first(conn)
+        })
+        .unwrap();
+    assert_eq!(binding, 2);
+    let opened = fixture.trunks.open_trunk(owner, created.id).unwrap();
+    assert_eq!(opened.settings.sip_password.expose_secret(), PASSWORD);
+    let again = sql(fixture)
+        .reseal(store::ResealScope::OwnerBound, |_| {})
+        .unwrap();
+    assert_eq!(again.resealed, 0);
 }

@@ -46,6 +46,11 @@ macro_rules! common_suite {
             api_keys_authenticate_list_record_use_and_revoke,
             a_token_with_a_wrong_secret_or_key_id_is_refused,
             keys_and_trunks_of_a_missing_user_are_not_found,
+            reads_for_clients_show_the_trunk_without_its_password,
+            a_list_is_read_in_pages_by_id_that_resume_after_the_last_row,
+            an_owner_holds_at_most_its_trunk_limit,
+            racing_creates_never_take_an_owner_past_its_trunk_limit,
+            an_owner_holds_at_most_its_api_key_limit,
             $($extra,)*
         ]);
     };
@@ -58,7 +63,12 @@ common_suite!(
     the_stored_password_is_sealed_never_plaintext,
     a_store_opened_with_another_key_reports_corrupt_rows_cleanly,
     a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key,
-    a_row_that_no_longer_parses_is_reported_corrupt
+    a_row_that_no_longer_parses_is_reported_corrupt,
+    one_row_that_does_not_read_never_fails_the_list,
+    a_sealed_password_moved_to_another_trunk_does_not_open,
+    reseal_moves_every_row_to_the_current_key_and_is_safe_to_run_again,
+    reseal_reports_rows_it_cannot_open_and_leaves_them_as_they_are,
+    passwords_bound_to_their_owner_only_are_rebound_to_their_trunk
 );
 common_suite!(
     postgres_store,
@@ -66,5 +76,10 @@ common_suite!(
     the_stored_password_is_sealed_never_plaintext,
     a_store_opened_with_another_key_reports_corrupt_rows_cleanly,
     a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key,
-    a_row_that_no_longer_parses_is_reported_corrupt
+    a_row_that_no_longer_parses_is_reported_corrupt,
+    one_row_that_does_not_read_never_fails_the_list,
+    a_sealed_password_moved_to_another_trunk_does_not_open,
+    reseal_moves_every_row_to_the_current_key_and_is_safe_to_run_again,
+    reseal_reports_rows_it_cannot_open_and_leaves_them_as_they_are,
+    passwords_bound_to_their_owner_only_are_rebound_to_their_trunk
 );
