@@ -11,7 +11,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod read_cache;
 pub mod request;
-mod routes;
+pub mod routes;
 pub mod server;
 pub mod state;
 pub mod views;
@@ -21,7 +21,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{Compress, DefaultHeaders};
 use actix_web::{web, App, HttpMessage};
 
 pub use state::AppState;
@@ -47,6 +47,9 @@ pub fn app(
 > {
     App::new()
         .app_data(web::Data::new(state))
+        // gzip (or another encoding the build has) when the client accepts it: a list of
+        // a thousand trunks is some 400 KB of JSON, a tenth of that compressed.
+        .wrap(Compress::default())
         .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
         .wrap_fn(|req, service| {
             let started = Instant::now();

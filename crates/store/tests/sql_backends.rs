@@ -24,8 +24,8 @@ fn open(url: DatabaseUrl) -> SqlStore {
     store
 }
 
-fn trunk() -> NewSipTrunk {
-    NewSipTrunk::parse(&NewSipTrunkInput {
+fn trunk_input() -> NewSipTrunkInput {
+    NewSipTrunkInput {
         sip_trunk_type: Some("number".into()),
         phone_number: Some("+14155551234".into()),
         sip_username: Some("acme_user".into()),
@@ -34,8 +34,11 @@ fn trunk() -> NewSipTrunk {
         sip_calling_format: Some("+e164".into()),
         inbound_authorization_type: Some("auth".into()),
         ..Default::default()
-    })
-    .unwrap()
+    }
+}
+
+fn trunk() -> NewSipTrunk {
+    NewSipTrunk::parse(&trunk_input()).unwrap()
 }
 
 #[test]
@@ -163,4 +166,53 @@ fn the_sqlite_files_never_hold_the_plaintext_password() {
     assert!(!bytes
         .windows(PASSWORD.len())
         .any(|w| w == PASSWORD.as_bytes()));
+}
+
+#[test]
+fn the_sqlite_wal_stays_bounded_under_ten_thousand_creates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let store = open(DatabaseUrl::SqliteFile(path.clone()));
+    // Users are created by `INSERT ... RETURNING` outside any transaction: the write that
+    // never triggered SQLite's auto-checkpoint.
+    let owners: Vec<_> = (0..100)
+        .map(|n| {
+            store
+                .create_user(
+                    &Email::parse(&format!("wal{n}@example.com")).unwrap(),
+                    &UserName::parse("Wal").unwrap(),
+                )
+                .unwrap()
+                .id
+        })
+        .collect();
+    let mut largest = 0;
+    for n in 0..10_000_usize {
+        let mut input = trunk_input();
+        input.phone_number = Some(format!("+1415{n:07}"));
+        store
+            .create_trunk(
+                owners[n % owners.len()],
+                &NewSipTrunk::parse(&input).unwrap(),
+                1000,
+            )
+            .unwrap();
+        if n % 500 == 0 {
+            largest = largest.max(wal_size(&path));
+        }
+    }
+    largest = largest.max(wal_size(&path));
+    // SQLite checkpoints at 1000 pages (4 MiB); journal_size_limit cuts the file to 16 MiB.
+    assert!(largest <= 16 << 20, "the WAL reached {largest} bytes");
+    let database = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        database > 1 << 20,
+        "the rows reached the database file: {database}"
+    );
+}
+
+fn wal_size(database: &std::path::Path) -> u64 {
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).map_or(0, |metadata| metadata.len())
 }

@@ -5,6 +5,8 @@ pub(crate) mod api_keys;
 pub(crate) mod health;
 pub(crate) mod trunks;
 
+pub use trunks::LIST_PAGE;
+
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpResponse};

@@ -5,6 +5,7 @@
 mod api_keys;
 mod failures;
 mod hostile;
+mod limits;
 mod openapi;
 mod protocol;
 mod support;

@@ -191,8 +191,10 @@ impl ConnectionManager {
 fn configure_sqlite(conn: &mut SqliteConnection, wal: bool) -> Result<(), ConnectionError> {
     // WAL lets readers run beside the writer; synchronous = FULL makes every acknowledged
     // commit survive power loss, not only a crash of this process.
+    // journal_size_limit: after a checkpoint resets the WAL, its file is cut back to this
+    // size instead of staying as large as the longest burst made it.
     let journal = if wal {
-        "PRAGMA journal_mode = WAL;"
+        "PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = 16777216;"
     } else {
         ""
     };
