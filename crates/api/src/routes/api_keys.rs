@@ -17,6 +17,7 @@ use crate::views::{ApiKeyCreated, ApiKeyItem, ApiKeyList, Message, NewApiKey, Ti
     responses(
         (status = 201, description = "Created; the token is shown this once", body = crate::openapi::ApiKeyCreatedDoc,
             headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 403, description = "The account holds MAX_API_KEYS_PER_USER live keys already", body = crate::openapi::MessageDoc),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors
     ))]

@@ -234,6 +234,7 @@ fn invalid(
     request_body = crate::openapi::CreateSipTrunkDoc,
     responses(
         (status = 201, description = "Created", body = crate::openapi::SipTrunkSavedDoc),
+        (status = 403, description = "The account holds MAX_TRUNKS_PER_USER trunks already; nothing was stored", body = crate::openapi::ErrorDoc),
         (status = 409, description = "Same phone number, username and address as another trunk of the caller", body = crate::openapi::ErrorDoc),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors
