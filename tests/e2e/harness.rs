@@ -60,7 +60,19 @@ pub fn postgres_with(extra: &str) -> Option<Database> {
 }
 
 fn command(database: &Database) -> Command {
-    let mut command = Command::new(BINARY);
+    command_under(database, &[])
+}
+
+/// The binary's command, run through `wrapper` (e.g. `prlimit --nofile=256:`) when given.
+fn command_under(database: &Database, wrapper: &[&str]) -> Command {
+    let mut command = match wrapper.split_first() {
+        None => Command::new(BINARY),
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(BINARY);
+            command
+        }
+    };
     command
         .current_dir(database.dir.path())
         .env_clear()
@@ -149,12 +161,28 @@ impl Server {
 
     /// [`Server::start`] with `env` set on top of the database's environment.
     pub fn start_with(database: &Database, env: &[(&str, &str)]) -> Server {
-        let mut command = command(database);
+        Self::start_with_args(database, env, &["--workers", "2"])
+    }
+
+    /// [`Server::start_with`], `serve` given `args` too.
+    pub fn start_with_args(database: &Database, env: &[(&str, &str)], args: &[&str]) -> Server {
+        Self::start_under(database, &[], env, args)
+    }
+
+    /// [`Server::start_with_args`], run through `wrapper` (see [`command_under`]).
+    pub fn start_under(
+        database: &Database,
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
+        let mut command = command_under(database, wrapper);
         for (name, value) in env {
             command.env(name, value);
         }
         let mut child = command
-            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -239,6 +267,11 @@ impl Server {
         };
         let status = response.status();
         response.into_string().ok().map(|body| (status, body))
+    }
+
+    /// The service's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGKILL: the process dies at once, mid-request.

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod bounds;
 mod exits;
 mod faults;
 mod harness;
@@ -11,6 +12,7 @@ mod scenarios;
 
 /// Every scenario, by name.
 mod cases {
+    pub use crate::bounds::*;
     pub use crate::exits::*;
     pub use crate::faults::*;
     pub use crate::keys::*;
@@ -45,6 +47,8 @@ e2e_suite!(
         reencrypt_moves_every_row_to_the_current_key_so_the_old_one_can_go,
         thirty_two_identical_creates_give_one_201_and_the_rest_409,
         every_acknowledged_write_survives_a_sigkill,
+        every_sqlite_file_the_service_creates_is_private,
+        the_open_file_limit_is_raised_and_connections_are_capped,
     ]
 );
 
