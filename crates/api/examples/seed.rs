@@ -3,7 +3,9 @@
 //!
 //! `seed <database url> <encryption key> probe` creates the probe user with 10 trunks;
 //! `seed <database url> <encryption key> fill <first user number> <users>` adds `users` users
-//! with 10 trunks each.
+//! with 10 trunks each; `seed <database url> <encryption key> wide <users> <trunks>` adds
+//! `users` users with `trunks` trunks of 100 IPv6 allow-list entries each (the memory
+//! benchmark's worst case) and prints `token <token>` for each.
 
 use domain::{
     AccountRepository, ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput,
@@ -30,6 +32,28 @@ fn trunk(index: usize) -> NewSipTrunk {
         outbound_proxy: Some(ip),
     })
     .expect("a valid trunk")
+}
+
+/// An `ip` trunk with 100 full-length IPv6 entries: some 4 KiB of JSON.
+fn wide_trunk(index: usize) -> NewSipTrunk {
+    NewSipTrunk::parse(&NewSipTrunkInput {
+        sip_trunk_type: Some("extension".into()),
+        phone_number: Some(format!("{index}")),
+        nickname: Some(format!("Wide {index}")),
+        sip_username: Some("wide_user".into()),
+        sip_password: Some("Wide-Pass-123".into()),
+        sip_address: Some("pbx.wide.example".into()),
+        sip_calling_format: Some("national".into()),
+        inbound_authorization_type: Some("ip".into()),
+        allowed_inbound_ips: Some(
+            (0..100)
+                .map(|j| format!("2001:db8:85a3:{index:x}:{j:x}:8a2e:370:7334"))
+                .collect(),
+        ),
+        country_code: Some("GB".into()),
+        outbound_proxy: Some(false),
+    })
+    .expect("a valid wide trunk")
 }
 
 fn doomed_trunk(index: usize) -> NewSipTrunk {
@@ -124,6 +148,32 @@ fn main() {
                 done += batch;
             }
             println!("filled {count} users");
+        }
+        "wide" => {
+            let users: usize = args[3].parse().expect("user count");
+            let per_user: usize = args[4].parse().expect("trunks per user");
+            for n in 0..users {
+                let user = store
+                    .create_user(
+                        &Email::parse(&format!("wide{n}@bench.example")).expect("email"),
+                        &UserName::parse("Wide").expect("name"),
+                    )
+                    .expect("a wide user");
+                for chunk in (0..per_user).collect::<Vec<_>>().chunks(1_000) {
+                    let trunks: Vec<_> = chunk.iter().map(|i| (user.id, wide_trunk(*i))).collect();
+                    store.import_trunks(&trunks).expect("wide trunks");
+                }
+                let secret = TokenSecret::generate();
+                let key = store
+                    .create_api_key(
+                        user.id,
+                        &ApiKeyName::parse("bench").expect("name"),
+                        &secret.hash(),
+                        u32::MAX,
+                    )
+                    .expect("key");
+                println!("token {}", ApiToken::new(key.id, secret).expose_secret());
+            }
         }
         other => panic!("unknown mode {other}"),
     }

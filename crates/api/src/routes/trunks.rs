@@ -3,8 +3,8 @@
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use domain::{
-    NewSipTrunk, PasswordWithheld, RepositoryError, SipTrunk, SipTrunkPatch, TrunkId, TrunkListing,
-    TrunkPage, UserId, ValidationErrors,
+    NewSipTrunk, PasswordWithheld, RepositoryError, SipTrunk, SipTrunkPatch, TrunkId, TrunkPage,
+    UserId, ValidationErrors,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -38,26 +38,50 @@ fn render(body: &impl Serialize) -> Result<Bytes, ApiError> {
 /// database connection while the client reads.
 pub const LIST_PAGE: usize = 200;
 
-/// One page of the owner's trunks; unreadable rows are logged and left out.
+/// A page of a list, read and rendered.
+struct RenderedPage {
+    /// The page's items as JSON, comma-separated (with a leading comma unless they are the
+    /// list's first).
+    json: Vec<u8>,
+    /// Whether the page held an item.
+    any: bool,
+    /// Where the next page starts, when this one was full.
+    next: Option<TrunkPage>,
+}
+
+/// Reads one page of the owner's trunks and renders it, on the blocking pool: a page of
+/// large trunks is megabytes of JSON, which must not hold up a worker's other requests.
+/// Unreadable rows are logged and left out.
 async fn read_page(
     state: &AppState,
     owner: UserId,
     page: TrunkPage,
-) -> Result<TrunkListing, ApiError> {
+    first_in_list: bool,
+) -> Result<RenderedPage, ApiError> {
     let trunks = state.trunks.clone();
-    let listing = run(
-        move || trunks.list_trunks(owner, page),
+    run(
+        move || {
+            let listing = trunks.list_trunks(owner, page)?;
+            for row in &listing.unreadable {
+                log::error!(
+                    "trunk {} of user {owner} does not read and is left out of its list: {}",
+                    row.id,
+                    row.reason
+                );
+            }
+            let mut json = Vec::new();
+            append_items(&mut json, &listing.trunks, first_in_list).map_err(|error| {
+                RepositoryError::Internal(format!("cannot render a list: {error}"))
+            })?;
+            Ok(RenderedPage {
+                json,
+                any: !listing.trunks.is_empty(),
+                next: (listing.rows >= page.limit).then(|| TrunkPage::after(&listing, LIST_PAGE)),
+            })
+        },
         ApiError::TrunkNotFound,
     )
-    .await?;
-    for row in &listing.unreadable {
-        log::error!(
-            "trunk {} of user {owner} does not read and is left out of its list: {}",
-            row.id,
-            row.reason
-        );
-    }
-    Ok(listing)
+    .await
 }
 
 /// Appends the list items of `trunks` to a `{"data":[` body, with the separating commas.
@@ -65,16 +89,13 @@ fn append_items(
     body: &mut Vec<u8>,
     trunks: &[SipTrunk<PasswordWithheld>],
     mut first: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), serde_json::Error> {
     for trunk in trunks {
         if !first {
             body.push(b',');
         }
         first = false;
-        serde_json::to_writer(&mut *body, &TrunkListItem::of(trunk)).map_err(|error| {
-            log::error!("cannot render a response: {error}");
-            ApiError::Internal
-        })?;
+        serde_json::to_writer(&mut *body, &TrunkListItem::of(trunk))?;
     }
     Ok(())
 }
@@ -101,24 +122,19 @@ impl ListStream {
     /// sees a broken answer, never a short list that looks whole.
     async fn next_chunk(mut self) -> Option<(Result<Bytes, ApiError>, Self)> {
         let page = self.next?;
-        let listing = match read_page(&self.state, self.owner, page).await {
-            Ok(listing) => listing,
+        let mut chunk = match read_page(&self.state, self.owner, page, !self.sent_any).await {
+            Ok(rendered) => {
+                self.sent_any |= rendered.any;
+                self.next = rendered.next;
+                rendered.json
+            }
             Err(error) => {
                 self.next = None;
                 return Some((Err(error), self));
             }
         };
-        let mut chunk = Vec::new();
-        if let Err(error) = append_items(&mut chunk, &listing.trunks, !self.sent_any) {
-            self.next = None;
-            return Some((Err(error), self));
-        }
-        self.sent_any |= !listing.trunks.is_empty();
-        if listing.rows < page.limit {
+        if self.next.is_none() {
             chunk.extend_from_slice(LIST_CLOSE);
-            self.next = None;
-        } else {
-            self.next = Some(TrunkPage::after(&listing, LIST_PAGE));
         }
         self.keep_copy(&chunk);
         Some((Ok(Bytes::from(chunk)), self))
@@ -162,23 +178,24 @@ pub async fn list(
         return Ok(json_ok(bytes));
     }
     let generation = state.read_cache.generation(caller.user);
-    let first = read_page(&state, caller.user, TrunkPage::first(LIST_PAGE)).await?;
-    let mut head = LIST_OPEN.to_vec();
-    append_items(&mut head, &first.trunks, true)?;
-    if first.rows < LIST_PAGE {
+    let first = read_page(&state, caller.user, TrunkPage::first(LIST_PAGE), true).await?;
+    let mut head = Vec::with_capacity(LIST_OPEN.len() + first.json.len() + LIST_CLOSE.len());
+    head.extend_from_slice(LIST_OPEN);
+    head.extend_from_slice(&first.json);
+    let Some(next) = first.next else {
         head.extend_from_slice(LIST_CLOSE);
         let bytes = Bytes::from(head);
         state
             .read_cache
             .put(caller.user, Read::List, generation, bytes.clone());
         return Ok(json_ok(bytes));
-    }
+    };
     let mut rest = ListStream {
         state: state.clone(),
         owner: caller.user,
         generation,
-        next: Some(TrunkPage::after(&first, LIST_PAGE)),
-        sent_any: !first.trunks.is_empty(),
+        next: Some(next),
+        sent_any: first.any,
         copy: None,
     };
     if head.len() <= state.read_cache.largest_entry() {
