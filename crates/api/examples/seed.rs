@@ -64,6 +64,21 @@ fn doomed_trunk(index: usize) -> NewSipTrunk {
     trunk
 }
 
+/// A new API key of `user`, as its token.
+#[allow(clippy::expect_used)] // a benchmark tool: failures are for its caller
+fn bench_token(store: &SqlStore, user: domain::UserId) -> String {
+    let secret = TokenSecret::generate();
+    let key = store
+        .create_api_key(
+            user,
+            &ApiKeyName::parse("bench").expect("name"),
+            &secret.hash(),
+            u32::MAX,
+        )
+        .expect("key");
+    ApiToken::new(key.id, secret).expose_secret()
+}
+
 #[allow(clippy::print_stdout, clippy::expect_used)] // a benchmark tool: output and failures are for its caller
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -81,16 +96,7 @@ fn main() {
                 .expect("probe user");
             let trunks: Vec<_> = (0..TRUNKS_PER_USER).map(|i| (user.id, trunk(i))).collect();
             store.import_trunks(&trunks).expect("probe trunks");
-            let secret = TokenSecret::generate();
-            let key = store
-                .create_api_key(
-                    user.id,
-                    &ApiKeyName::parse("bench").expect("name"),
-                    &secret.hash(),
-                    u32::MAX,
-                )
-                .expect("key");
-            println!("token {}", ApiToken::new(key.id, secret).expose_secret());
+            println!("token {}", bench_token(&store, user.id));
         }
         "doomed" => {
             // A separate user whose trunks the delete benchmark removes, so the probe's list
@@ -111,19 +117,7 @@ fn main() {
                 .first()
                 .map(|t| t.id.get())
                 .expect("trunks");
-            let secret = TokenSecret::generate();
-            let key = store
-                .create_api_key(
-                    user.id,
-                    &ApiKeyName::parse("bench").expect("name"),
-                    &secret.hash(),
-                    u32::MAX,
-                )
-                .expect("key");
-            println!(
-                "first {first} token {}",
-                ApiToken::new(key.id, secret).expose_secret()
-            );
+            println!("first {first} token {}", bench_token(&store, user.id));
         }
         "fill" => {
             let first: usize = args[3].parse().expect("first user number");
@@ -163,16 +157,7 @@ fn main() {
                     let trunks: Vec<_> = chunk.iter().map(|i| (user.id, wide_trunk(*i))).collect();
                     store.import_trunks(&trunks).expect("wide trunks");
                 }
-                let secret = TokenSecret::generate();
-                let key = store
-                    .create_api_key(
-                        user.id,
-                        &ApiKeyName::parse("bench").expect("name"),
-                        &secret.hash(),
-                        u32::MAX,
-                    )
-                    .expect("key");
-                println!("token {}", ApiToken::new(key.id, secret).expose_secret());
+                println!("token {}", bench_token(&store, user.id));
             }
         }
         other => panic!("unknown mode {other}"),

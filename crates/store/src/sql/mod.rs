@@ -287,14 +287,26 @@ fn insert_trunk(
         .get_result::<TrunkRow>(conn)
 }
 
-/// Takes the write lock on user `owner`'s row with a no-op write, so that the owner's
-/// creates take turns (a count then an insert cannot interleave with another's). False when
-/// there is no such user.
-fn lock_user(conn: &mut DbConnection, owner: UserId) -> QueryResult<bool> {
+/// Makes sure `owner` may hold one more record: takes the write lock on the owner's row with
+/// a no-op write (so the owner's creates take turns, and a count then an insert cannot
+/// interleave with another's), then counts what the owner holds with `owned`. `NotFound`
+/// when there is no such user, `LimitReached` when the count has reached `max`.
+fn claim_room(
+    conn: &mut DbConnection,
+    owner: UserId,
+    max: u32,
+    owned: impl FnOnce(&mut DbConnection) -> QueryResult<i64>,
+) -> Result<(), TxError> {
     let touched = diesel::update(users::table.filter(users::id.eq(owner.get())))
         .set(users::name.eq(users::name))
         .execute(conn)?;
-    Ok(touched == 1)
+    if touched != 1 {
+        return Err(TxError::Outcome(RepositoryError::NotFound));
+    }
+    if owned(conn)? >= i64::from(max) {
+        return Err(TxError::Outcome(RepositoryError::LimitReached));
+    }
+    Ok(())
 }
 
 /// The owner's trunk `id` (not boxed, so Diesel caches the prepared statement).
@@ -385,16 +397,12 @@ impl SipTrunkRepository for SqlStore {
         let now = Timestamp::now();
         self.write(|conn| {
             conn.transaction::<_, TxError, _>(|conn| {
-                if !lock_user(conn, owner)? {
-                    return Err(TxError::Outcome(RepositoryError::NotFound));
-                }
-                let count: i64 = sip_trunks::table
-                    .filter(sip_trunks::user_id.eq(owner.get()))
-                    .count()
-                    .get_result(conn)?;
-                if count >= i64::from(max_trunks) {
-                    return Err(TxError::Outcome(RepositoryError::LimitReached));
-                }
+                claim_room(conn, owner, max_trunks, |conn| {
+                    sip_trunks::table
+                        .filter(sip_trunks::user_id.eq(owner.get()))
+                        .count()
+                        .get_result(conn)
+                })?;
                 Ok(insert_trunk(conn, owner, trunk, now, &self.keys)?)
             })
         })?
@@ -488,16 +496,12 @@ impl AccountRepository for SqlStore {
         };
         self.write(|conn| {
             conn.transaction::<_, TxError, _>(|conn| {
-                if !lock_user(conn, owner)? {
-                    return Err(TxError::Outcome(RepositoryError::NotFound));
-                }
-                let count: i64 = api_keys::table
-                    .filter(api_keys::user_id.eq(owner.get()))
-                    .count()
-                    .get_result(conn)?;
-                if count >= i64::from(max_keys) {
-                    return Err(TxError::Outcome(RepositoryError::LimitReached));
-                }
+                claim_room(conn, owner, max_keys, |conn| {
+                    api_keys::table
+                        .filter(api_keys::user_id.eq(owner.get()))
+                        .count()
+                        .get_result(conn)
+                })?;
                 Ok(diesel::insert_into(api_keys::table)
                     .values(&row)
                     .get_result::<ApiKeyRow>(conn)?)

@@ -6,8 +6,8 @@ use std::thread;
 use diesel::prelude::*;
 use domain::{
     ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput, Patch, RepositoryError,
-    SipTrunkPatch, SipTrunkPatchInput, Timestamp, TokenSecret, TrunkId, TrunkPage, TrunkType,
-    UserId, UserName,
+    SipTrunkPatch, SipTrunkPatchInput, SipTrunkRepository, Timestamp, TokenSecret, TrunkId,
+    TrunkPage, TrunkType, UserId, UserName,
 };
 use store::sql::schema::sip_trunks;
 use store::{EncryptionKey, Keyring};
@@ -185,23 +185,36 @@ pub fn the_same_number_username_and_address_conflicts_within_an_owner_only(fixtu
     );
 }
 
-pub fn threads_racing_to_create_the_same_trunk_give_exactly_one_winner(fixture: &Fixture) {
-    let owner = user(fixture, "a@example.com");
-    let racers = 8;
+/// Runs `create(n)` for n in 0..racers on as many threads, released at once; gives the
+/// outcomes in thread order.
+fn race<T: Send + 'static>(
+    fixture: &Fixture,
+    racers: usize,
+    create: impl Fn(&dyn SipTrunkRepository, usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
     let barrier = Arc::new(Barrier::new(racers));
-    let outcomes: Vec<_> = (0..racers)
-        .map(|_| {
-            let trunks = fixture.trunks.clone();
-            let barrier = barrier.clone();
+    let create = Arc::new(create);
+    (0..racers)
+        .map(|n| {
+            let (trunks, barrier, create) =
+                (fixture.trunks.clone(), barrier.clone(), create.clone());
             thread::spawn(move || {
                 barrier.wait();
-                trunks.create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+                create(trunks.as_ref(), n)
             })
         })
         .collect::<Vec<_>>()
         .into_iter()
         .map(|racer| racer.join().unwrap())
-        .collect();
+        .collect()
+}
+
+pub fn threads_racing_to_create_the_same_trunk_give_exactly_one_winner(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let racers = 8;
+    let outcomes = race(fixture, racers, move |trunks, _| {
+        trunks.create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+    });
     let winners = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
     let conflicts = outcomes
         .iter()
@@ -676,21 +689,9 @@ pub fn an_owner_holds_at_most_its_trunk_limit(fixture: &Fixture) {
 
 pub fn racing_creates_never_take_an_owner_past_its_trunk_limit(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
-    let racers = 8;
-    let barrier = Arc::new(Barrier::new(racers));
-    let outcomes: Vec<_> = (0..racers)
-        .map(|n| {
-            let trunks = fixture.trunks.clone();
-            let barrier = barrier.clone();
-            thread::spawn(move || {
-                barrier.wait();
-                trunks.create_trunk(owner, &number_trunk(&format!("+1415555200{n}")), 5)
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|racer| racer.join().unwrap())
-        .collect();
+    let outcomes = race(fixture, 8, move |trunks, n| {
+        trunks.create_trunk(owner, &number_trunk(&format!("+1415555200{n}")), 5)
+    });
     let created = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
     let refused = outcomes
         .iter()

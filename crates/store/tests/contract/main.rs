@@ -57,29 +57,24 @@ macro_rules! common_suite {
 }
 
 common_suite!(memory_store, crate::fixtures::memory);
-common_suite!(
-    sqlite_store,
-    crate::fixtures::sqlite,
-    the_stored_password_is_sealed_never_plaintext,
-    a_store_opened_with_another_key_reports_corrupt_rows_cleanly,
-    a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key,
-    a_row_that_no_longer_parses_is_reported_corrupt,
-    one_row_that_does_not_read_never_fails_the_list,
-    a_sealed_password_moved_to_another_trunk_does_not_open,
-    reseal_moves_every_row_to_the_current_key_and_is_safe_to_run_again,
-    reseal_reports_rows_it_cannot_open_and_leaves_them_as_they_are,
-    passwords_bound_to_their_owner_only_are_rebound_to_their_trunk
-);
-common_suite!(
-    postgres_store,
-    crate::fixtures::postgres,
-    the_stored_password_is_sealed_never_plaintext,
-    a_store_opened_with_another_key_reports_corrupt_rows_cleanly,
-    a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key,
-    a_row_that_no_longer_parses_is_reported_corrupt,
-    one_row_that_does_not_read_never_fails_the_list,
-    a_sealed_password_moved_to_another_trunk_does_not_open,
-    reseal_moves_every_row_to_the_current_key_and_is_safe_to_run_again,
-    reseal_reports_rows_it_cannot_open_and_leaves_them_as_they_are,
-    passwords_bound_to_their_owner_only_are_rebound_to_their_trunk
-);
+/// The common cases plus those about what the SQL stores keep on disk.
+macro_rules! sql_suite {
+    ($module:ident, $fixture:path) => {
+        common_suite!(
+            $module,
+            $fixture,
+            the_stored_password_is_sealed_never_plaintext,
+            a_store_opened_with_another_key_reports_corrupt_rows_cleanly,
+            a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key,
+            a_row_that_no_longer_parses_is_reported_corrupt,
+            one_row_that_does_not_read_never_fails_the_list,
+            a_sealed_password_moved_to_another_trunk_does_not_open,
+            reseal_moves_every_row_to_the_current_key_and_is_safe_to_run_again,
+            reseal_reports_rows_it_cannot_open_and_leaves_them_as_they_are,
+            passwords_bound_to_their_owner_only_are_rebound_to_their_trunk
+        );
+    };
+}
+
+sql_suite!(sqlite_store, crate::fixtures::sqlite);
+sql_suite!(postgres_store, crate::fixtures::postgres);
