@@ -114,8 +114,8 @@ pub struct ServeArgs {
     /// kept. 0 turns the cache off.
     #[arg(long, env = "READ_CACHE_BYTES", default_value_t = read_cache::DEFAULT_BUDGET_BYTES)]
     pub read_cache_bytes: usize,
-    /// Requests a minute per API key, refilled continuously, with a burst of a minute's
-    /// worth. 0 turns it off.
+    /// Requests a minute per account (all its API keys together), refilled continuously,
+    /// with a burst of a minute's worth. 0 turns it off.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
     pub rate_limit_per_minute: u32,
     /// Failed authentications a minute per client address before 429 (a valid token is
