@@ -11,7 +11,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use store::{DatabaseUrl, EncryptionKey, KeyUsage, Keyring, PoolOptions, SqlStore};
+use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
 
 use crate::server::StartError;
 
@@ -77,35 +77,84 @@ pub fn open_store(
     // The stored key ids are read before the ring is built (a key file may only be created on
     // an empty database), so the store is opened with a ring that seals nothing yet.
     let store = crate::server::open_store(url, Keyring::new(EncryptionKey::generate().0), pool)?;
-    let usage = store.password_key_usage().map_err(|error| {
+    let unreadable = |error: domain::RepositoryError| {
         StartError::Key(format!(
             "cannot read which keys seal the stored passwords: {error}"
         ))
-    })?;
-    let ring = keyring(url, source, &usage)?;
-    for key in &usage {
-        log::info!("key {} seals {} stored password(s)", key.key_id, key.rows);
-    }
+    };
+    let stored = store.password_key_ids().map_err(unreadable)?;
+    let ring = match keyring(url, source, &stored) {
+        Ok(ring) => ring,
+        Err(KeyringError::Start(error)) => return Err(error),
+        Err(KeyringError::Missing { current, missing }) => {
+            let counted = missing
+                .iter()
+                .map(|key_id| {
+                    store
+                        .passwords_sealed_by(key_id)
+                        .map(|rows| format!("key {key_id} seals {rows} stored password(s)"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unreadable)?;
+            return Err(StartError::Key(format!(
+                "the configured keys cannot open every stored SIP password: {}. Configure the \
+                 missing key(s) as the current key or in {PREVIOUS_KEYS_ENV} (the configured \
+                 current key is {current})",
+                counted.join("; ")
+            )));
+        }
+    };
+    log::info!(
+        "stored passwords are sealed with key(s) {}; sealing with {}",
+        if stored.is_empty() {
+            "(none yet)".to_owned()
+        } else {
+            stored.join(", ")
+        },
+        ring.current_id()
+    );
     Ok(store.with_keys(ring))
 }
 
-/// The key ring for `url` from `source`, given which keys seal the stored passwords
-/// (`usage`): refused when a key of `usage` is not in it.
+/// Why no key ring could be built.
+#[derive(Debug)]
+pub enum KeyringError {
+    /// A key is malformed, missing or unreadable, or given twice.
+    Start(StartError),
+    /// The ring lacks keys that sealed stored passwords.
+    Missing {
+        /// The id of the ring's current key.
+        current: String,
+        /// The ids of the stored keys the ring lacks.
+        missing: Vec<String>,
+    },
+}
+
+impl From<StartError> for KeyringError {
+    fn from(error: StartError) -> Self {
+        Self::Start(error)
+    }
+}
+
+/// The key ring for `url` from `source`, given the ids of the keys that seal the stored
+/// passwords (`stored`): refused when one of them is not in it.
 pub fn keyring(
     url: &DatabaseUrl,
     source: &KeySource,
-    usage: &[KeyUsage],
-) -> Result<Keyring, StartError> {
-    let stored: u64 = usage.iter().map(|key| key.rows).sum();
+    stored: &[String],
+) -> Result<Keyring, KeyringError> {
     let current = match (&source.key, &source.key_file, url) {
         (Some(_), Some(_), _) => {
             return Err(StartError::Key(format!(
                 "both {KEY_ENV} and --encryption-key-file are set: give the key one way"
-            )))
+            ))
+            .into())
         }
         (Some(text), None, _) => parse(text, &format!("the key in {KEY_ENV}"))?,
         (None, Some(file), _) => read_key_file(file)?,
-        (None, None, DatabaseUrl::SqliteFile(path)) => default_key_file(&key_file_for(path), stored)?,
+        (None, None, DatabaseUrl::SqliteFile(path)) => {
+            default_key_file(&key_file_for(path), !stored.is_empty())?
+        }
         (None, None, DatabaseUrl::SqliteMemory) => {
             log::warn!("no encryption key given: using a throw-away key for the in-memory database");
             EncryptionKey::generate().0
@@ -113,7 +162,8 @@ pub fn keyring(
         (None, None, DatabaseUrl::Postgres(_)) => {
             return Err(StartError::Key(format!(
                 "PostgreSQL needs an encryption key: set {KEY_ENV} (or --encryption-key-file) to the base64 of 32 random bytes, e.g. from `openssl rand -base64 32`"
-            )))
+            ))
+            .into())
         }
     };
     let mut ring = Keyring::new(current);
@@ -129,21 +179,19 @@ pub fn keyring(
             ring = ring.with_previous(key);
         }
     }
-    let missing: Vec<String> = usage
+    let missing: Vec<String> = stored
         .iter()
-        .filter(|key| !ring.has(&key.key_id))
-        .map(|key| format!("key {} seals {} stored password(s)", key.key_id, key.rows))
+        .filter(|key_id| !ring.has(key_id))
+        .cloned()
         .collect();
-    if !missing.is_empty() {
-        return Err(StartError::Key(format!(
-            "the configured keys cannot open every stored SIP password: {}. Configure the \
-             missing key(s) as the current key or in {PREVIOUS_KEYS_ENV} (the configured \
-             current key is {})",
-            missing.join("; "),
-            ring.current_id()
-        )));
+    if missing.is_empty() {
+        Ok(ring)
+    } else {
+        Err(KeyringError::Missing {
+            current: ring.current_id().to_owned(),
+            missing,
+        })
     }
-    Ok(ring)
 }
 
 fn parse(text: &str, what: &str) -> Result<EncryptionKey, StartError> {
@@ -199,7 +247,7 @@ fn read_previous_keys_file(path: &Path) -> Result<Vec<EncryptionKey>, StartError
 
 /// The SQLite default: the key file beside the database, read, or created (mode 0600) while
 /// no password is stored.
-fn default_key_file(path: &Path, stored: u64) -> Result<EncryptionKey, StartError> {
+fn default_key_file(path: &Path, passwords_stored: bool) -> Result<EncryptionKey, StartError> {
     if path.exists() {
         log::warn!(
             "no encryption key given: using the key file {}",
@@ -207,10 +255,10 @@ fn default_key_file(path: &Path, stored: u64) -> Result<EncryptionKey, StartErro
         );
         return read_key_file(path);
     }
-    if stored > 0 {
+    if passwords_stored {
         return Err(StartError::Key(format!(
-            "the key file {} is missing, but {stored} stored SIP password(s) were sealed with a \
-             key: restore the file (or give the key in {KEY_ENV}); a new key would open none of them",
+            "the key file {} is missing, but stored SIP passwords were sealed with a key: \
+             restore the file (or give the key in {KEY_ENV}); a new key would open none of them",
             path.display()
         )));
     }
@@ -241,10 +289,15 @@ fn default_key_file(path: &Path, stored: u64) -> Result<EncryptionKey, StartErro
 mod tests {
     use super::*;
 
-    fn usage(key_id: &str, rows: u64) -> KeyUsage {
-        KeyUsage {
-            key_id: key_id.into(),
-            rows,
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    fn refusal(result: Result<Keyring, KeyringError>) -> String {
+        match result {
+            Ok(_) => panic!("expected a refusal"),
+            Err(KeyringError::Start(error)) => error.to_string(),
+            Err(KeyringError::Missing { missing, .. }) => format!("missing {missing:?}"),
         }
     }
 
@@ -269,7 +322,7 @@ mod tests {
                 0o600
             );
         }
-        let stored = [usage(first.current_id(), 3)];
+        let stored = ids(&[first.current_id()]);
         let second = keyring(&url, &KeySource::default(), &stored).unwrap();
         assert_eq!(first.current_id(), second.current_id());
     }
@@ -278,31 +331,31 @@ mod tests {
     fn a_missing_key_file_is_not_replaced_while_passwords_are_stored() {
         let dir = tempfile::tempdir().unwrap();
         let url = DatabaseUrl::SqliteFile(dir.path().join("t.db"));
-        let error = keyring(&url, &KeySource::default(), &[usage("00aa", 2)])
-            .unwrap_err()
-            .to_string();
+        let error = refusal(keyring(&url, &KeySource::default(), &ids(&["00aa"])));
         assert!(
-            error.contains("missing") && error.contains("2 stored"),
+            error.contains("is missing") && error.contains("restore"),
             "{error}"
         );
         assert!(!key_file_for(&dir.path().join("t.db")).exists());
     }
 
     #[test]
-    fn a_ring_without_a_stored_key_is_refused_naming_it_and_its_rows() {
-        let (_, current) = EncryptionKey::generate();
-        let error = keyring(
+    fn a_ring_without_a_stored_key_is_refused_naming_it() {
+        let (current_key, current) = EncryptionKey::generate();
+        match keyring(
             &DatabaseUrl::SqliteMemory,
             &source_with(&current),
-            &[usage("1111222233334444", 7), usage("5555666677778888", 1)],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            error.contains("key 1111222233334444 seals 7")
-                && error.contains("key 5555666677778888 seals 1"),
-            "{error}"
-        );
+            &ids(&["1111222233334444", current_key.id(), "5555666677778888"]),
+        ) {
+            Err(KeyringError::Missing {
+                current: id,
+                missing,
+            }) => {
+                assert_eq!(id, current_key.id());
+                assert_eq!(missing, ["1111222233334444", "5555666677778888"]);
+            }
+            other => panic!("expected missing keys, got {other:?}"),
+        }
     }
 
     #[test]
@@ -313,7 +366,7 @@ mod tests {
             previous: vec![old_text],
             ..source_with(&current)
         };
-        let ring = keyring(&DatabaseUrl::SqliteMemory, &source, &[usage(old.id(), 4)]).unwrap();
+        let ring = keyring(&DatabaseUrl::SqliteMemory, &source, &ids(&[old.id()])).unwrap();
         assert!(ring.has(old.id()));
     }
 
@@ -330,9 +383,7 @@ mod tests {
                 key_file: Some(path.clone()),
                 ..KeySource::default()
             };
-            let error = keyring(&DatabaseUrl::SqliteMemory, &source, &[])
-                .unwrap_err()
-                .to_string();
+            let error = refusal(keyring(&DatabaseUrl::SqliteMemory, &source, &[]));
             assert!(error.contains("chmod 600"), "{error}");
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
             assert!(keyring(&DatabaseUrl::SqliteMemory, &source, &[]).is_ok());
@@ -369,30 +420,24 @@ mod tests {
             key_file: Some("/nonexistent".into()),
             ..source_with(&EncryptionKey::generate().1)
         };
-        assert!(matches!(
-            keyring(&DatabaseUrl::SqliteMemory, &source, &[]),
-            Err(StartError::Key(_))
-        ));
+        assert!(refusal(keyring(&DatabaseUrl::SqliteMemory, &source, &[])).contains("one way"));
     }
 
     #[test]
     fn postgres_without_a_key_refuses_to_start() {
         let url = DatabaseUrl::parse("postgres://localhost/x").unwrap();
-        assert!(matches!(
-            keyring(&url, &KeySource::default(), &[]),
-            Err(StartError::Key(_))
-        ));
+        assert!(
+            refusal(keyring(&url, &KeySource::default(), &[])).contains("needs an encryption key")
+        );
     }
 
     #[test]
     fn a_malformed_key_is_refused_without_echoing_it() {
-        let error = keyring(
+        let error = refusal(keyring(
             &DatabaseUrl::SqliteMemory,
             &source_with("c2VjcmV0LWtleQ=="),
             &[],
-        )
-        .unwrap_err()
-        .to_string();
+        ));
         assert!(!error.contains("c2VjcmV0LWtleQ"), "{error}");
     }
 

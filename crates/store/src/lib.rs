@@ -13,6 +13,5 @@ pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use memory::MemoryStore;
 pub use secrets::{EncryptionKey, KeyError, Keyring};
 pub use sql::{
-    close_connection_attempts, KeyUsage, OpenError, PoolOptions, ResealReport, ResealScope,
-    SqlStore,
+    close_connection_attempts, OpenError, PoolOptions, ResealReport, ResealScope, SqlStore,
 };

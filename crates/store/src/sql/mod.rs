@@ -28,7 +28,7 @@ pub use connection::{
     SQLITE_BUSY_TIMEOUT,
 };
 use errors::{from_diesel, from_pool};
-pub use keys::{KeyUsage, ResealReport, ResealScope};
+pub use keys::{ResealReport, ResealScope};
 use rows::{
     ApiKeyRow, NewApiKeyRow, NewTrunkRow, NewUserRow, SealedPasswordColumns, TrunkFields, TrunkRow,
     UserRow,
@@ -236,6 +236,7 @@ impl SqlStore {
                         };
                         diesel::insert_into(users::table)
                             .values(&row)
+                            .returning((users::id, users::email, users::name, users::created_at))
                             .get_result::<UserRow>(conn)
                     })
                     .collect::<QueryResult<Vec<_>>>()
@@ -252,11 +253,19 @@ impl SqlStore {
     /// operator's act). `Conflict` aborts the whole import.
     pub fn import_trunks(&self, trunks: &[(UserId, NewSipTrunk)]) -> RepositoryResult<usize> {
         let now = Timestamp::now();
+        let mut per_owner = std::collections::BTreeMap::<UserId, i64>::new();
+        for (owner, _) in trunks {
+            *per_owner.entry(*owner).or_default() += 1;
+        }
         self.write(|conn| {
             conn.transaction(|conn| {
-                trunks.iter().try_fold(0, |count, (owner, trunk)| {
-                    insert_trunk(conn, *owner, trunk, now, &self.keys).map(|_| count + 1)
-                })
+                for (owner, trunk) in trunks {
+                    insert_trunk(conn, *owner, trunk, now, &self.keys)?;
+                }
+                for (owner, added) in &per_owner {
+                    move_counter(conn, *owner, Holding::Trunks, *added, false)?;
+                }
+                Ok(trunks.len())
             })
             .map_err(TxError::Query)
         })
@@ -287,26 +296,103 @@ fn insert_trunk(
         .get_result::<TrunkRow>(conn)
 }
 
-/// Makes sure `owner` may hold one more record: takes the write lock on the owner's row with
-/// a no-op write (so the owner's creates take turns, and a count then an insert cannot
-/// interleave with another's), then counts what the owner holds with `owned`. `NotFound`
-/// when there is no such user, `LimitReached` when the count has reached `max`.
-fn claim_room(
+/// What an account holds and counts in its `users` row.
+#[derive(Debug, Clone, Copy)]
+enum Holding {
+    /// `trunk_count`: the account's trunks.
+    Trunks,
+    /// `api_key_count`: the account's live API keys.
+    ApiKeys,
+}
+
+/// Takes a place for one more `holding` of `owner`, under `max`: an atomic conditional
+/// increment of the owner's counter, which also takes the owner's row lock until the
+/// transaction ends, so concurrent creates of one account take turns and can never pass the
+/// limit. `NotFound` when there is no such user, `LimitReached` when the account is full.
+/// A counter found full is checked against a real count first (and corrected), so a row
+/// removed behind the store's back cannot keep an account locked out.
+fn claim_place(
     conn: &mut DbConnection,
     owner: UserId,
+    holding: Holding,
     max: u32,
-    owned: impl FnOnce(&mut DbConnection) -> QueryResult<i64>,
 ) -> Result<(), TxError> {
-    let touched = diesel::update(users::table.filter(users::id.eq(owner.get())))
-        .set(users::name.eq(users::name))
-        .execute(conn)?;
-    if touched != 1 {
+    let max = i64::from(max);
+    let user = users::table.filter(users::id.eq(owner.get()));
+    let touched = match holding {
+        Holding::Trunks => diesel::update(user.filter(users::trunk_count.lt(max)))
+            .set(users::trunk_count.eq(users::trunk_count + 1))
+            .execute(conn)?,
+        Holding::ApiKeys => diesel::update(user.filter(users::api_key_count.lt(max)))
+            .set(users::api_key_count.eq(users::api_key_count + 1))
+            .execute(conn)?,
+    };
+    if touched == 1 {
+        return Ok(());
+    }
+    if user.count().get_result::<i64>(conn)? == 0 {
         return Err(TxError::Outcome(RepositoryError::NotFound));
     }
-    if owned(conn)? >= i64::from(max) {
+    let held: i64 = match holding {
+        Holding::Trunks => sip_trunks::table
+            .filter(sip_trunks::user_id.eq(owner.get()))
+            .count()
+            .get_result(conn)?,
+        Holding::ApiKeys => api_keys::table
+            .filter(api_keys::user_id.eq(owner.get()))
+            .count()
+            .get_result(conn)?,
+    };
+    if held >= max {
         return Err(TxError::Outcome(RepositoryError::LimitReached));
     }
+    log::warn!("user {owner}'s {holding:?} counter was off; corrected to {held} + 1");
+    move_counter(conn, owner, holding, held + 1, true)?;
     Ok(())
+}
+
+/// Gives back `count` places of `holding` of `owner` (after deletes), in the caller's
+/// transaction.
+fn release_places(
+    conn: &mut DbConnection,
+    owner: i64,
+    holding: Holding,
+    count: i64,
+) -> QueryResult<()> {
+    let user = users::table.filter(users::id.eq(owner));
+    match holding {
+        Holding::Trunks => diesel::update(user)
+            .set(users::trunk_count.eq(users::trunk_count - count))
+            .execute(conn)?,
+        Holding::ApiKeys => diesel::update(user)
+            .set(users::api_key_count.eq(users::api_key_count - count))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// Sets `holding`'s counter of `owner` to `value` (`absolute`), or adds `value` to it.
+fn move_counter(
+    conn: &mut DbConnection,
+    owner: UserId,
+    holding: Holding,
+    value: i64,
+    absolute: bool,
+) -> QueryResult<()> {
+    if absolute {
+        let user = users::table.filter(users::id.eq(owner.get()));
+        match holding {
+            Holding::Trunks => diesel::update(user)
+                .set(users::trunk_count.eq(value))
+                .execute(conn)?,
+            Holding::ApiKeys => diesel::update(user)
+                .set(users::api_key_count.eq(value))
+                .execute(conn)?,
+        };
+        Ok(())
+    } else {
+        release_places(conn, owner.get(), holding, -value)
+    }
 }
 
 /// The owner's trunk `id` (not boxed, so Diesel caches the prepared statement).
@@ -397,12 +483,7 @@ impl SipTrunkRepository for SqlStore {
         let now = Timestamp::now();
         self.write(|conn| {
             conn.transaction::<_, TxError, _>(|conn| {
-                claim_room(conn, owner, max_trunks, |conn| {
-                    sip_trunks::table
-                        .filter(sip_trunks::user_id.eq(owner.get()))
-                        .count()
-                        .get_result(conn)
-                })?;
+                claim_place(conn, owner, Holding::Trunks, max_trunks)?;
                 Ok(insert_trunk(conn, owner, trunk, now, &self.keys)?)
             })
         })?
@@ -443,13 +524,16 @@ impl SipTrunkRepository for SqlStore {
 
     fn delete_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<()> {
         let count = self.write(|conn| {
-            diesel::delete(
-                sip_trunks::table
-                    .filter(sip_trunks::id.eq(id.get()))
-                    .filter(sip_trunks::user_id.eq(owner.get())),
-            )
-            .execute(conn)
-            .map_err(TxError::Query)
+            conn.transaction::<_, TxError, _>(|conn| {
+                let count = diesel::delete(
+                    sip_trunks::table
+                        .filter(sip_trunks::id.eq(id.get()))
+                        .filter(sip_trunks::user_id.eq(owner.get())),
+                )
+                .execute(conn)?;
+                release_places(conn, owner.get(), Holding::Trunks, count as i64)?;
+                Ok(count)
+            })
         })?;
         deleted(count)
     }
@@ -465,6 +549,7 @@ impl AccountRepository for SqlStore {
         self.write(|conn| {
             diesel::insert_into(users::table)
                 .values(&row)
+                .returning((users::id, users::email, users::name, users::created_at))
                 .get_result::<UserRow>(conn)
                 .map_err(TxError::Query)
         })?
@@ -496,12 +581,7 @@ impl AccountRepository for SqlStore {
         };
         self.write(|conn| {
             conn.transaction::<_, TxError, _>(|conn| {
-                claim_room(conn, owner, max_keys, |conn| {
-                    api_keys::table
-                        .filter(api_keys::user_id.eq(owner.get()))
-                        .count()
-                        .get_result(conn)
-                })?;
+                claim_place(conn, owner, Holding::ApiKeys, max_keys)?;
                 Ok(diesel::insert_into(api_keys::table)
                     .values(&row)
                     .get_result::<ApiKeyRow>(conn)?)
@@ -525,22 +605,32 @@ impl AccountRepository for SqlStore {
 
     fn revoke_api_key(&self, owner: UserId, id: ApiKeyId) -> RepositoryResult<()> {
         let count = self.write(|conn| {
-            diesel::delete(
-                api_keys::table
-                    .filter(api_keys::id.eq(id.get()))
-                    .filter(api_keys::user_id.eq(owner.get())),
-            )
-            .execute(conn)
-            .map_err(TxError::Query)
+            conn.transaction::<_, TxError, _>(|conn| {
+                let count = diesel::delete(
+                    api_keys::table
+                        .filter(api_keys::id.eq(id.get()))
+                        .filter(api_keys::user_id.eq(owner.get())),
+                )
+                .execute(conn)?;
+                release_places(conn, owner.get(), Holding::ApiKeys, count as i64)?;
+                Ok(count)
+            })
         })?;
         deleted(count)
     }
 
     fn revoke_any_api_key(&self, id: ApiKeyId) -> RepositoryResult<()> {
         let count = self.write(|conn| {
-            diesel::delete(api_keys::table.filter(api_keys::id.eq(id.get())))
-                .execute(conn)
-                .map_err(TxError::Query)
+            conn.transaction::<_, TxError, _>(|conn| {
+                let owners: Vec<i64> =
+                    diesel::delete(api_keys::table.filter(api_keys::id.eq(id.get())))
+                        .returning(api_keys::user_id)
+                        .get_results(conn)?;
+                for owner in &owners {
+                    release_places(conn, *owner, Holding::ApiKeys, 1)?;
+                }
+                Ok(owners.len())
+            })
         })?;
         deleted(count)
     }

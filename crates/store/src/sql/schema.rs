@@ -13,6 +13,10 @@ diesel::table! {
         name -> Text,
         /// UTC.
         created_at -> Timestamp,
+        /// The user's trunks, kept with every insert and delete of one.
+        trunk_count -> BigInt,
+        /// The user's live API keys, kept with every insert and delete of one.
+        api_key_count -> BigInt,
     }
 }
 

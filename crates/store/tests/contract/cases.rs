@@ -932,10 +932,13 @@ pub fn a_sealed_password_moved_to_another_trunk_does_not_open(fixture: &Fixture)
 /// The ids of the keys sealing the stored passwords, with their row counts.
 fn key_usage(store: &store::SqlStore) -> Vec<(String, u64)> {
     store
-        .password_key_usage()
+        .password_key_ids()
         .unwrap()
         .into_iter()
-        .map(|usage| (usage.key_id, usage.rows))
+        .map(|key_id| {
+            let rows = store.passwords_sealed_by(&key_id).unwrap();
+            (key_id, rows)
+        })
         .collect()
 }
 
@@ -1046,4 +1049,74 @@ pub fn passwords_bound_to_their_owner_only_are_rebound_to_their_trunk(fixture: &
         .reseal(store::ResealScope::OwnerBound, |_| {})
         .unwrap();
     assert_eq!(again.resealed, 0);
+}
+
+pub fn the_key_ids_of_the_stored_passwords_are_listed_once_each(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    assert!(sql(fixture).password_key_ids().unwrap().is_empty());
+    let first_key = sql(fixture).keys().current_id().to_owned();
+    for n in 0..3 {
+        fixture
+            .trunks
+            .create_trunk(owner, &number_trunk(&format!("+1415555600{n}")), NO_LIMIT)
+            .unwrap();
+    }
+    let (second, _) = EncryptionKey::generate();
+    let second_id = second.id().to_owned();
+    let rotated = fixture.reopen(
+        Keyring::new(second).with_previous(EncryptionKey::from_base64(&fixture.key).unwrap()),
+    );
+    use domain::SipTrunkRepository;
+    rotated
+        .create_trunk(owner, &number_trunk("+14155556009"), NO_LIMIT)
+        .unwrap();
+    let mut expected = vec![(first_key, 3), (second_id, 1)];
+    expected.sort();
+    assert_eq!(key_usage(&rotated), expected);
+}
+
+pub fn an_account_counter_that_drifted_high_is_corrected_instead_of_refusing(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155557000"), 3)
+        .unwrap();
+    // As if rows had been deleted behind the store's back.
+    sql(fixture)
+        .with_connection(|conn| diesel::sql_query("UPDATE users SET trunk_count = 3").execute(conn))
+        .unwrap();
+    fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155557001"), 3)
+        .expect("two trunks are held, not three");
+    fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155557002"), 3)
+        .unwrap();
+    assert!(matches!(
+        fixture
+            .trunks
+            .create_trunk(owner, &number_trunk("+14155557003"), 3),
+        Err(RepositoryError::LimitReached)
+    ));
+}
+
+pub fn imported_trunks_count_against_the_limit(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    sql(fixture)
+        .import_trunks(&[
+            (owner, number_trunk("+14155558000")),
+            (owner, number_trunk("+14155558001")),
+        ])
+        .unwrap();
+    fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155558002"), 3)
+        .unwrap();
+    assert!(matches!(
+        fixture
+            .trunks
+            .create_trunk(owner, &number_trunk("+14155558003"), 3),
+        Err(RepositoryError::LimitReached)
+    ));
 }

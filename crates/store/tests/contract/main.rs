@@ -71,7 +71,10 @@ macro_rules! sql_suite {
             a_sealed_password_moved_to_another_trunk_does_not_open,
             reseal_moves_every_row_to_the_current_key_and_is_safe_to_run_again,
             reseal_reports_rows_it_cannot_open_and_leaves_them_as_they_are,
-            passwords_bound_to_their_owner_only_are_rebound_to_their_trunk
+            passwords_bound_to_their_owner_only_are_rebound_to_their_trunk,
+            the_key_ids_of_the_stored_passwords_are_listed_once_each,
+            an_account_counter_that_drifted_high_is_corrected_instead_of_refusing,
+            imported_trunks_count_against_the_limit
         );
     };
 }
