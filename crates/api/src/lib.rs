@@ -20,13 +20,21 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::{Compress, DefaultHeaders};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Compress;
 use actix_web::{web, App, HttpMessage};
 
 pub use state::AppState;
 
 const RATE_LIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const NOSNIFF: (HeaderName, HeaderValue) = (
+    HeaderName::from_static("x-content-type-options"),
+    HeaderValue::from_static("nosniff"),
+);
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
+/// The prefix of every per-account endpoint.
+const ACCOUNT_API: &str = "/api/user/";
 const RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 
 /// Longest path written to the request log.
@@ -50,11 +58,16 @@ pub fn app(
         // gzip (or another encoding the build has) when the client accepts it: a list of
         // a thousand trunks is some 400 KB of JSON, a tenth of that compressed.
         .wrap(Compress::default())
-        .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+        // One middleware for the headers and the log line: each layer costs every request.
         .wrap_fn(|req, service| {
-            let started = Instant::now();
-            let method = req.method().clone();
-            let path: String = req.path().chars().take(LOGGED_PATH_LEN).collect();
+            let logged = log::log_enabled!(log::Level::Info).then(|| {
+                (
+                    Instant::now(),
+                    req.method().clone(),
+                    req.path().chars().take(LOGGED_PATH_LEN).collect::<String>(),
+                )
+            });
+            let per_account = req.path().starts_with(ACCOUNT_API);
             let response = service.call(req);
             async move {
                 let mut response = response.await;
@@ -64,13 +77,21 @@ pub fn app(
                         .extensions()
                         .get::<rate_limit::Allowance>()
                         .copied();
+                    let headers = done.headers_mut();
+                    headers.insert(NOSNIFF.0, NOSNIFF.1);
+                    if per_account {
+                        // For one account only: no shared cache may keep it.
+                        headers.insert(header::CACHE_CONTROL, NO_STORE);
+                    }
                     if let Some(allowance) = allowance {
-                        let headers = done.headers_mut();
                         headers.insert(RATE_LIMIT_LIMIT, HeaderValue::from(allowance.limit));
                         headers
                             .insert(RATE_LIMIT_REMAINING, HeaderValue::from(allowance.remaining));
                     }
                 }
+                let Some((started, method, path)) = logged else {
+                    return response;
+                };
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
                 match &response {
                     Ok(done) => log::info!(

@@ -8,7 +8,6 @@ pub(crate) mod trunks;
 pub use trunks::LIST_PAGE;
 
 use actix_web::http::header;
-use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpResponse};
 
 use crate::errors::ApiError;
@@ -44,8 +43,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::scope("/api/user")
-            // Every answer here is for one account: no shared cache may keep it.
-            .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
             .service(
                 web::resource("/phone-numbers/sip-trunks")
                     .get(trunks::list)
