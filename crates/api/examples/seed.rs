@@ -5,7 +5,8 @@
 //! `seed <database url> <encryption key> fill <first user number> <users>` adds `users` users
 //! with 10 trunks each; `seed <database url> <encryption key> wide <users> <trunks>` adds
 //! `users` users with `trunks` trunks of 100 IPv6 allow-list entries each (the memory
-//! benchmark's worst case) and prints `token <token>` for each.
+//! benchmark's worst case) and prints `token <token>` for each; `seed <database url>
+//! <encryption key> writers <users>` adds users without trunks, a token each.
 
 use domain::{
     AccountRepository, ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput,
@@ -118,6 +119,19 @@ fn main() {
                 .map(|t| t.id.get())
                 .expect("trunks");
             println!("first {first} token {}", bench_token(&store, user.id));
+        }
+        "writers" => {
+            // Users with no trunks, for the create load spread over accounts; a token each.
+            let count: usize = args[3].parse().expect("count");
+            for n in 0..count {
+                let user = store
+                    .create_user(
+                        &Email::parse(&format!("writer{n}@bench.example")).expect("email"),
+                        &UserName::parse("Writer").expect("name"),
+                    )
+                    .expect("a writer");
+                println!("token {}", bench_token(&store, user.id));
+            }
         }
         "fill" => {
             let first: usize = args[3].parse().expect("first user number");

@@ -127,13 +127,13 @@ impl SipTrunkRepository for MemoryStore {
         if !state.users.contains_key(&owner) {
             return Err(RepositoryError::NotFound);
         }
-        // The limit first, as in the SQL store (which counts before it inserts).
+        // The duplicate first, as in the SQL store (which inserts, then counts).
+        if state.identity_taken(owner, trunk, None) {
+            return Err(RepositoryError::Conflict);
+        }
         let owned = state.trunks.values().filter(|t| t.owner == owner).count();
         if owned >= max_trunks as usize {
             return Err(RepositoryError::LimitReached);
-        }
-        if state.identity_taken(owner, trunk, None) {
-            return Err(RepositoryError::Conflict);
         }
         let id = id_of(TrunkId::new, next(&mut state.last_ids.trunk))?;
         let stored = SipTrunk::create(id, owner, trunk.clone(), Timestamp::now());

@@ -15,7 +15,9 @@ pub mod schema;
 
 use std::sync::{Arc, Mutex};
 
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 use domain::{
     AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk,
     PasswordWithheld, RepositoryError, RepositoryResult, SipTrunk, SipTrunkPatch,
@@ -263,7 +265,7 @@ impl SqlStore {
                     insert_trunk(conn, *owner, trunk, now, &self.keys)?;
                 }
                 for (owner, added) in &per_owner {
-                    move_counter(conn, *owner, Holding::Trunks, *added, false)?;
+                    set_counter(conn, *owner, Holding::Trunks, CounterChange::By(*added))?;
                 }
                 Ok(trunks.len())
             })
@@ -272,8 +274,14 @@ impl SqlStore {
     }
 }
 
-/// Inserts a trunk of `owner` and seals its password for the new id, in the caller's
+/// Inserts a trunk of `owner` with its password sealed for its id, in the caller's
 /// transaction (the row is never seen without its password).
+///
+/// PostgreSQL: the id is drawn from the sequence first, so the row is written once. (Sealing
+/// it with an update after the insert leaves a dead row version and index entries behind
+/// every create until VACUUM.) SQLite writes in place, has no sequence to draw from without
+/// a race against other processes, and its transaction holds the write lock from the
+/// insert on: it inserts, then seals.
 fn insert_trunk(
     conn: &mut DbConnection,
     owner: UserId,
@@ -281,8 +289,32 @@ fn insert_trunk(
     now: Timestamp,
     keys: &Keyring,
 ) -> QueryResult<TrunkRow> {
+    if let DbConnection::Postgres(pg) = conn {
+        let id: i64 = diesel::select(sql::<BigInt>(
+            "nextval(pg_get_serial_sequence('sip_trunks', 'id'))",
+        ))
+        .get_result(pg)?;
+        let trunk_id = TrunkId::new(id).ok_or(diesel::result::Error::NotFound)?;
+        let password = SealedPasswordColumns::of(keys, owner, trunk_id, &trunk.sip_password);
+        return diesel::insert_into(sip_trunks::table)
+            .values(&NewTrunkRow::of(
+                Some(trunk_id),
+                owner,
+                trunk,
+                now,
+                password,
+            ))
+            .get_result::<TrunkRow>(conn);
+    }
+    let row = NewTrunkRow::of(
+        None,
+        owner,
+        trunk,
+        now,
+        SealedPasswordColumns::placeholder(),
+    );
     let id: i64 = diesel::insert_into(sip_trunks::table)
-        .values(&NewTrunkRow::of(owner, trunk, now))
+        .values(&row)
         .returning(sip_trunks::id)
         .get_result(conn)?;
     let trunk_id = TrunkId::new(id).ok_or(diesel::result::Error::NotFound)?;
@@ -305,12 +337,17 @@ enum Holding {
     ApiKeys,
 }
 
-/// Takes a place for one more `holding` of `owner`, under `max`: an atomic conditional
-/// increment of the owner's counter, which also takes the owner's row lock until the
-/// transaction ends, so concurrent creates of one account take turns and can never pass the
-/// limit. `NotFound` when there is no such user, `LimitReached` when the account is full.
-/// A counter found full is checked against a real count first (and corrected), so a row
-/// removed behind the store's back cannot keep an account locked out.
+/// Counts the record just inserted for `owner` against its limit `max`, in the inserting
+/// transaction: `LimitReached` (the caller's transaction then rolls the insert back) when the
+/// account already held `max`, `NotFound` when there is no such user.
+///
+/// The counter holds the places claimed: every insert adds one, deletes give none back (so
+/// they never wait for the owner's lock), and the counter is never below what the account
+/// holds. While it is under `max`, one conditional increment decides, and it takes the
+/// owner's row lock until the transaction ends, so creates of one account take turns and can
+/// never pass the limit. Once it reaches `max`, the owner's rows are counted for real, under
+/// the lock, and the counter is set to that count. The increment comes after the insert so the
+/// lock is held only for it and the commit.
 fn claim_place(
     conn: &mut DbConnection,
     owner: UserId,
@@ -319,7 +356,7 @@ fn claim_place(
 ) -> Result<(), TxError> {
     let max = i64::from(max);
     let user = users::table.filter(users::id.eq(owner.get()));
-    let touched = match holding {
+    let claimed = match holding {
         Holding::Trunks => diesel::update(user.filter(users::trunk_count.lt(max)))
             .set(users::trunk_count.eq(users::trunk_count + 1))
             .execute(conn)?,
@@ -327,10 +364,14 @@ fn claim_place(
             .set(users::api_key_count.eq(users::api_key_count + 1))
             .execute(conn)?,
     };
-    if touched == 1 {
+    if claimed == 1 {
         return Ok(());
     }
-    if user.count().get_result::<i64>(conn)? == 0 {
+    // Full by the counter, or no such user: lock the row, then count for real.
+    let locked = diesel::update(user)
+        .set(users::name.eq(users::name))
+        .execute(conn)?;
+    if locked == 0 {
         return Err(TxError::Outcome(RepositoryError::NotFound));
     }
     let held: i64 = match holding {
@@ -343,56 +384,44 @@ fn claim_place(
             .count()
             .get_result(conn)?,
     };
-    if held >= max {
+    if held > max {
         return Err(TxError::Outcome(RepositoryError::LimitReached));
     }
-    log::warn!("user {owner}'s {holding:?} counter was off; corrected to {held} + 1");
-    move_counter(conn, owner, holding, held + 1, true)?;
+    set_counter(conn, owner, holding, CounterChange::To(held))?;
     Ok(())
 }
 
-/// Gives back `count` places of `holding` of `owner` (after deletes), in the caller's
-/// transaction.
-fn release_places(
-    conn: &mut DbConnection,
-    owner: i64,
-    holding: Holding,
-    count: i64,
-) -> QueryResult<()> {
-    let user = users::table.filter(users::id.eq(owner));
-    match holding {
-        Holding::Trunks => diesel::update(user)
-            .set(users::trunk_count.eq(users::trunk_count - count))
-            .execute(conn)?,
-        Holding::ApiKeys => diesel::update(user)
-            .set(users::api_key_count.eq(users::api_key_count - count))
-            .execute(conn)?,
-    };
-    Ok(())
+/// How [`set_counter`] changes a counter.
+enum CounterChange {
+    /// To this value.
+    To(i64),
+    /// By this much.
+    By(i64),
 }
 
-/// Sets `holding`'s counter of `owner` to `value` (`absolute`), or adds `value` to it.
-fn move_counter(
+/// Changes `holding`'s counter of `owner`, in the caller's transaction.
+fn set_counter(
     conn: &mut DbConnection,
     owner: UserId,
     holding: Holding,
-    value: i64,
-    absolute: bool,
+    change: CounterChange,
 ) -> QueryResult<()> {
-    if absolute {
-        let user = users::table.filter(users::id.eq(owner.get()));
-        match holding {
-            Holding::Trunks => diesel::update(user)
-                .set(users::trunk_count.eq(value))
-                .execute(conn)?,
-            Holding::ApiKeys => diesel::update(user)
-                .set(users::api_key_count.eq(value))
-                .execute(conn)?,
-        };
-        Ok(())
-    } else {
-        release_places(conn, owner.get(), holding, -value)
-    }
+    let user = users::table.filter(users::id.eq(owner.get()));
+    match (holding, change) {
+        (Holding::Trunks, CounterChange::To(value)) => diesel::update(user)
+            .set(users::trunk_count.eq(value))
+            .execute(conn)?,
+        (Holding::Trunks, CounterChange::By(delta)) => diesel::update(user)
+            .set(users::trunk_count.eq(users::trunk_count + delta))
+            .execute(conn)?,
+        (Holding::ApiKeys, CounterChange::To(value)) => diesel::update(user)
+            .set(users::api_key_count.eq(value))
+            .execute(conn)?,
+        (Holding::ApiKeys, CounterChange::By(delta)) => diesel::update(user)
+            .set(users::api_key_count.eq(users::api_key_count + delta))
+            .execute(conn)?,
+    };
+    Ok(())
 }
 
 /// The owner's trunk `id` (not boxed, so Diesel caches the prepared statement).
@@ -483,8 +512,9 @@ impl SipTrunkRepository for SqlStore {
         let now = Timestamp::now();
         self.write(|conn| {
             conn.transaction::<_, TxError, _>(|conn| {
+                let row = insert_trunk(conn, owner, trunk, now, &self.keys)?;
                 claim_place(conn, owner, Holding::Trunks, max_trunks)?;
-                Ok(insert_trunk(conn, owner, trunk, now, &self.keys)?)
+                Ok(row)
             })
         })?
         .into_domain(&self.keys)
@@ -524,16 +554,13 @@ impl SipTrunkRepository for SqlStore {
 
     fn delete_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<()> {
         let count = self.write(|conn| {
-            conn.transaction::<_, TxError, _>(|conn| {
-                let count = diesel::delete(
-                    sip_trunks::table
-                        .filter(sip_trunks::id.eq(id.get()))
-                        .filter(sip_trunks::user_id.eq(owner.get())),
-                )
-                .execute(conn)?;
-                release_places(conn, owner.get(), Holding::Trunks, count as i64)?;
-                Ok(count)
-            })
+            diesel::delete(
+                sip_trunks::table
+                    .filter(sip_trunks::id.eq(id.get()))
+                    .filter(sip_trunks::user_id.eq(owner.get())),
+            )
+            .execute(conn)
+            .map_err(TxError::Query)
         })?;
         deleted(count)
     }
@@ -581,10 +608,11 @@ impl AccountRepository for SqlStore {
         };
         self.write(|conn| {
             conn.transaction::<_, TxError, _>(|conn| {
-                claim_place(conn, owner, Holding::ApiKeys, max_keys)?;
-                Ok(diesel::insert_into(api_keys::table)
+                let key = diesel::insert_into(api_keys::table)
                     .values(&row)
-                    .get_result::<ApiKeyRow>(conn)?)
+                    .get_result::<ApiKeyRow>(conn)?;
+                claim_place(conn, owner, Holding::ApiKeys, max_keys)?;
+                Ok(key)
             })
         })?
         .into_domain()
@@ -605,32 +633,22 @@ impl AccountRepository for SqlStore {
 
     fn revoke_api_key(&self, owner: UserId, id: ApiKeyId) -> RepositoryResult<()> {
         let count = self.write(|conn| {
-            conn.transaction::<_, TxError, _>(|conn| {
-                let count = diesel::delete(
-                    api_keys::table
-                        .filter(api_keys::id.eq(id.get()))
-                        .filter(api_keys::user_id.eq(owner.get())),
-                )
-                .execute(conn)?;
-                release_places(conn, owner.get(), Holding::ApiKeys, count as i64)?;
-                Ok(count)
-            })
+            diesel::delete(
+                api_keys::table
+                    .filter(api_keys::id.eq(id.get()))
+                    .filter(api_keys::user_id.eq(owner.get())),
+            )
+            .execute(conn)
+            .map_err(TxError::Query)
         })?;
         deleted(count)
     }
 
     fn revoke_any_api_key(&self, id: ApiKeyId) -> RepositoryResult<()> {
         let count = self.write(|conn| {
-            conn.transaction::<_, TxError, _>(|conn| {
-                let owners: Vec<i64> =
-                    diesel::delete(api_keys::table.filter(api_keys::id.eq(id.get())))
-                        .returning(api_keys::user_id)
-                        .get_results(conn)?;
-                for owner in &owners {
-                    release_places(conn, *owner, Holding::ApiKeys, 1)?;
-                }
-                Ok(owners.len())
-            })
+            diesel::delete(api_keys::table.filter(api_keys::id.eq(id.get())))
+                .execute(conn)
+                .map_err(TxError::Query)
         })?;
         deleted(count)
     }

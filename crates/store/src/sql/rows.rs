@@ -246,7 +246,7 @@ impl PasswordRow {
 }
 
 /// A sealed password as written: the columns an insert fills in and an update rewrites.
-#[derive(AsChangeset)]
+#[derive(Insertable, AsChangeset)]
 #[diesel(table_name = sip_trunks)]
 pub(crate) struct SealedPasswordColumns {
     sip_password_sealed: String,
@@ -261,6 +261,17 @@ impl SealedPasswordColumns {
         Self {
             sip_password_sealed: sealed.text,
             sip_password_key_id: sealed.key_id,
+            sip_password_binding: PasswordBinding::OwnerAndTrunk.code(),
+        }
+    }
+
+    /// Nothing sealed yet (binding 2 already, so the row never enters the index of rows to
+    /// re-bind): for an insert whose id is not known before it runs, in a transaction that
+    /// seals the password before it commits.
+    pub(crate) fn placeholder() -> Self {
+        Self {
+            sip_password_sealed: String::new(),
+            sip_password_key_id: String::new(),
             sip_password_binding: PasswordBinding::OwnerAndTrunk.code(),
         }
     }
@@ -306,29 +317,36 @@ impl<'a> TrunkFields<'a> {
     }
 }
 
-/// A new trunk row: the fields plus what never changes, and an empty password that the same
-/// transaction replaces with the one sealed for the new id.
+/// A new trunk row: the fields plus what never changes, its id when it is known before the
+/// insert (`None`: the database's next), and its password.
 #[derive(Insertable)]
 #[diesel(table_name = sip_trunks)]
 pub(crate) struct NewTrunkRow<'a> {
+    id: Option<i64>,
     user_id: i64,
     sip_trunk_type: &'a str,
     created_at: NaiveDateTime,
-    sip_password_sealed: &'static str,
-    sip_password_key_id: &'static str,
+    #[diesel(embed)]
+    password: SealedPasswordColumns,
     #[diesel(embed)]
     fields: TrunkFields<'a>,
 }
 
 impl<'a> NewTrunkRow<'a> {
-    /// The row of a trunk of `owner` created `now` with `settings`.
-    pub(crate) fn of(owner: UserId, settings: &'a TrunkSettings, now: Timestamp) -> Self {
+    /// The row of trunk `id` (or the next id) of `owner`, created `now` with `settings`.
+    pub(crate) fn of(
+        id: Option<TrunkId>,
+        owner: UserId,
+        settings: &'a TrunkSettings,
+        now: Timestamp,
+        password: SealedPasswordColumns,
+    ) -> Self {
         Self {
+            id: id.map(TrunkId::get),
             user_id: owner.get(),
             sip_trunk_type: settings.phone_number.kind().as_str(),
             created_at: now.naive_utc(),
-            sip_password_sealed: "",
-            sip_password_key_id: "",
+            password,
             fields: TrunkFields::of(settings, now),
         }
     }
