@@ -10,6 +10,7 @@ mod account;
 mod errors;
 mod ids;
 mod ports;
+mod provisioning;
 pub mod syntax;
 mod time;
 mod token;
@@ -21,6 +22,10 @@ pub use ids::{ApiKeyId, TrunkId, UserId};
 pub use ports::{
     AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository, TrunkListing,
     TrunkPage, UnreadableTrunk,
+};
+pub use provisioning::{
+    InboundAccess, InboundLeg, LegKind, LegOwner, OutboundLeg, ProvisionError, ProvisionFuture,
+    RemoteLeg, VoiceInfrastructure,
 };
 pub use time::Timestamp;
 pub use token::{ApiToken, TokenHash, TokenSecret, SECRET_LEN};

@@ -1,0 +1,343 @@
+//! The voice infrastructure port: what the registry asks of the SIP servers that carry the
+//! calls (LiveKit, or a SIP edge of our own). Every stored trunk has two legs there: an
+//! inbound leg that accepts the carrier's calls for its number, and an outbound leg that
+//! places calls through the carrier.
+//!
+//! The port is asynchronous (a remote call takes milliseconds to seconds), but the domain
+//! depends on no runtime: its futures are plain `std::future::Future`s, boxed.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::{LegId, SipPassword, SipTrunk, TrunkId, UserId};
+
+/// Which of a trunk's two legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LegKind {
+    /// Accepts calls from the carrier to the trunk's number.
+    Inbound,
+    /// Places calls through the carrier.
+    Outbound,
+}
+
+impl LegKind {
+    /// `inbound` or `outbound`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+}
+
+/// Who may call in on an inbound leg.
+#[derive(Clone, PartialEq, Eq)]
+pub enum InboundAccess {
+    /// A digest challenge the carrier answers with the trunk's credentials.
+    Credentials {
+        /// The trunk's SIP username.
+        username: String,
+        /// The trunk's SIP password.
+        password: SipPassword,
+    },
+    /// Calls from these addresses and ranges only (canonical form).
+    AllowList(Vec<String>),
+}
+
+impl fmt::Debug for InboundAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Credentials { username, .. } => f
+                .debug_struct("Credentials")
+                .field("username", username)
+                .field("password", &"[redacted]")
+                .finish(),
+            Self::AllowList(entries) => f.debug_tuple("AllowList").field(entries).finish(),
+        }
+    }
+}
+
+/// What a trunk's inbound leg must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundLeg {
+    /// The trunk the leg belongs to.
+    pub trunk: TrunkId,
+    /// Its owner.
+    pub owner: UserId,
+    /// The number (or extension) the leg accepts calls for.
+    pub number: String,
+    /// Who may call in.
+    pub access: InboundAccess,
+}
+
+impl InboundLeg {
+    /// The inbound leg `trunk` needs.
+    pub fn of(trunk: &SipTrunk) -> Self {
+        let settings = &trunk.settings;
+        let access = match settings.inbound_authorization.allowed_ips() {
+            Some(list) => InboundAccess::AllowList(list.to_strings()),
+            None => InboundAccess::Credentials {
+                username: settings.sip_username.as_str().to_owned(),
+                password: settings.sip_password.clone(),
+            },
+        };
+        Self {
+            trunk: trunk.id,
+            owner: trunk.owner,
+            number: settings.phone_number.as_str().to_owned(),
+            access,
+        }
+    }
+}
+
+/// What a trunk's outbound leg must be.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboundLeg {
+    /// The trunk the leg belongs to.
+    pub trunk: TrunkId,
+    /// Its owner.
+    pub owner: UserId,
+    /// The number calls are placed from.
+    pub number: String,
+    /// The carrier's SIP server.
+    pub address: String,
+    /// The credentials the carrier challenges for.
+    pub username: String,
+    /// The trunk's SIP password.
+    pub password: SipPassword,
+    /// The trunk's `outbound_proxy` flag: calls should leave from a fixed address.
+    pub fixed_ip: bool,
+}
+
+impl fmt::Debug for OutboundLeg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundLeg")
+            .field("trunk", &self.trunk)
+            .field("owner", &self.owner)
+            .field("number", &self.number)
+            .field("address", &self.address)
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .field("fixed_ip", &self.fixed_ip)
+            .finish()
+    }
+}
+
+impl OutboundLeg {
+    /// The outbound leg `trunk` needs.
+    pub fn of(trunk: &SipTrunk) -> Self {
+        let settings = &trunk.settings;
+        Self {
+            trunk: trunk.id,
+            owner: trunk.owner,
+            number: settings.phone_number.as_str().to_owned(),
+            address: settings.sip_address.as_str().to_owned(),
+            username: settings.sip_username.as_str().to_owned(),
+            password: settings.sip_password.clone(),
+            fixed_ip: settings.outbound_proxy,
+        }
+    }
+}
+
+/// Which trunk a leg found on the infrastructure says it belongs to (from what the registry
+/// wrote on it when it created it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegOwner {
+    /// The trunk.
+    pub trunk: TrunkId,
+    /// Its owner.
+    pub owner: UserId,
+    /// When the registry created the leg (Unix seconds): a leg no trunk references is only
+    /// an orphan once it is older than any request that could still be storing it.
+    pub created_unix: i64,
+}
+
+/// A leg as the infrastructure holds it, with what can be compared of it (a password is not
+/// read back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteLeg {
+    /// Its id there.
+    pub id: LegId,
+    /// Inbound or outbound.
+    pub kind: LegKind,
+    /// The trunk it was created for, when the registry created it.
+    pub owner: Option<LegOwner>,
+    /// The numbers it serves.
+    pub numbers: Vec<String>,
+    /// Outbound: the carrier's server; inbound: empty.
+    pub address: String,
+    /// The SIP username (inbound: empty for an allow-list leg).
+    pub username: String,
+    /// Inbound: the allow-list (empty for a credentials leg); outbound: empty.
+    pub allowed_addresses: Vec<String>,
+}
+
+impl RemoteLeg {
+    /// True when this leg serves `wanted` as far as can be seen (the password cannot).
+    pub fn matches_inbound(&self, wanted: &InboundLeg) -> bool {
+        let (username, allowed): (&str, &[String]) = match &wanted.access {
+            InboundAccess::Credentials { username, .. } => (username, &[]),
+            InboundAccess::AllowList(list) => ("", list),
+        };
+        self.kind == LegKind::Inbound
+            && self.numbers == [wanted.number.clone()]
+            && self.username == username
+            && sorted(&self.allowed_addresses) == sorted(allowed)
+    }
+
+    /// True when this leg serves `wanted` as far as can be seen (the password cannot).
+    pub fn matches_outbound(&self, wanted: &OutboundLeg) -> bool {
+        self.kind == LegKind::Outbound
+            && self.numbers == [wanted.number.clone()]
+            && self.address == wanted.address
+            && self.username == wanted.username
+    }
+}
+
+fn sorted(list: &[String]) -> Vec<&str> {
+    let mut items: Vec<&str> = list.iter().map(String::as_str).collect();
+    items.sort_unstable();
+    items
+}
+
+/// Why the infrastructure did not do what was asked. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProvisionError {
+    /// Another trunk (of any account) already receives calls for the number.
+    #[error("another trunk already receives calls for this number")]
+    NumberTaken,
+    /// The request was refused as it stands; asking again will not help.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The registry's own credentials were refused.
+    #[error("the voice infrastructure refused the registry's credentials: {0}")]
+    Unauthorized(String),
+    /// No answer, a timeout, or a "not now" (rate limit, server error): worth asking later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A boxed future of the port.
+pub type ProvisionFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, ProvisionError>> + Send + 'a>>;
+
+/// The voice infrastructure: creates and removes legs, and says which it holds.
+///
+/// Implementations bound every call in time and retry what is worth retrying; a create whose
+/// answer was lost may have happened anyway, so a caller that gets an error after a create
+/// must expect a leg it does not know of (the reconciler removes such orphans).
+pub trait VoiceInfrastructure: Send + Sync {
+    /// A name for logs (`livekit`).
+    fn name(&self) -> &'static str;
+
+    /// Creates `leg`; gives its id. `NumberTaken` when another inbound leg has the number.
+    fn create_inbound<'a>(&'a self, leg: &'a InboundLeg) -> ProvisionFuture<'a, LegId>;
+
+    /// Creates `leg`; gives its id.
+    fn create_outbound<'a>(&'a self, leg: &'a OutboundLeg) -> ProvisionFuture<'a, LegId>;
+
+    /// Removes leg `id`; a leg the infrastructure does not know counts as removed.
+    fn delete_leg<'a>(&'a self, kind: LegKind, id: &'a LegId) -> ProvisionFuture<'a, ()>;
+
+    /// Every leg the infrastructure holds, the registry's and others'.
+    fn list_legs(&self) -> ProvisionFuture<'_, Vec<RemoteLeg>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewSipTrunk, NewSipTrunkInput, Timestamp};
+
+    fn trunk(auth: &str) -> SipTrunk {
+        let input = NewSipTrunkInput {
+            sip_trunk_type: Some("number".into()),
+            phone_number: Some("+14155551234".into()),
+            sip_username: Some("acme_user".into()),
+            sip_password: Some("Secret-Pass-1".into()),
+            sip_address: Some("sip.carrier.example".into()),
+            sip_calling_format: Some("+e164".into()),
+            inbound_authorization_type: Some(auth.into()),
+            allowed_inbound_ips: (auth == "ip")
+                .then(|| vec!["198.51.100.0/24".into(), "203.0.113.9".into()]),
+            outbound_proxy: Some(true),
+            ..Default::default()
+        };
+        SipTrunk::create(
+            TrunkId::new(7).unwrap(),
+            UserId::new(3).unwrap(),
+            NewSipTrunk::parse(&input).unwrap(),
+            Timestamp::now(),
+        )
+    }
+
+    #[test]
+    fn a_credentials_trunk_gets_a_challenging_inbound_leg_and_an_outbound_leg() {
+        let trunk = trunk("auth");
+        let inbound = InboundLeg::of(&trunk);
+        assert_eq!(inbound.number, "+14155551234");
+        match &inbound.access {
+            InboundAccess::Credentials { username, password } => {
+                assert_eq!(username, "acme_user");
+                assert_eq!(password.expose_secret(), "Secret-Pass-1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let outbound = OutboundLeg::of(&trunk);
+        assert_eq!(
+            (
+                outbound.address.as_str(),
+                outbound.username.as_str(),
+                outbound.fixed_ip
+            ),
+            ("sip.carrier.example", "acme_user", true)
+        );
+    }
+
+    #[test]
+    fn an_ip_trunk_gets_an_allow_list_inbound_leg() {
+        let inbound = InboundLeg::of(&trunk("ip"));
+        assert_eq!(
+            inbound.access,
+            InboundAccess::AllowList(vec!["198.51.100.0/24".into(), "203.0.113.9".into()])
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_a_password() {
+        let trunk = trunk("auth");
+        let shown = format!("{:?} {:?}", InboundLeg::of(&trunk), OutboundLeg::of(&trunk));
+        assert!(!shown.contains("Secret-Pass-1"), "{shown}");
+    }
+
+    #[test]
+    fn a_remote_leg_matches_only_what_it_serves() {
+        let trunk = trunk("ip");
+        let wanted = InboundLeg::of(&trunk);
+        let mut remote = RemoteLeg {
+            id: LegId::new("ST_1").unwrap(),
+            kind: LegKind::Inbound,
+            owner: None,
+            numbers: vec!["+14155551234".into()],
+            address: String::new(),
+            username: String::new(),
+            allowed_addresses: vec!["203.0.113.9".into(), "198.51.100.0/24".into()],
+        };
+        assert!(
+            remote.matches_inbound(&wanted),
+            "order of the list does not matter"
+        );
+        remote.allowed_addresses.pop();
+        assert!(!remote.matches_inbound(&wanted));
+        let outbound = OutboundLeg::of(&trunk);
+        let remote = RemoteLeg {
+            kind: LegKind::Outbound,
+            address: "sip.carrier.example".into(),
+            username: "acme_user".into(),
+            allowed_addresses: Vec::new(),
+            ..remote
+        };
+        assert!(remote.matches_outbound(&outbound));
+        assert!(!remote.matches_inbound(&wanted));
+    }
+}
