@@ -9,6 +9,7 @@
 mod account;
 mod errors;
 mod ids;
+mod ledger;
 mod ports;
 mod provisioning;
 pub mod syntax;
@@ -19,6 +20,9 @@ mod trunk;
 pub use account::{ApiKey, ApiKeyName, Email, User, UserName};
 pub use errors::{FieldError, ValidationErrors};
 pub use ids::{ApiKeyId, TrunkId, UserId};
+pub use ledger::{
+    ClaimedTrunk, Lease, LegCommit, LegReference, LegRemoval, ProvisioningLedger, ProvisioningState,
+};
 pub use ports::{
     AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository, TrunkListing,
     TrunkPage, UnreadableTrunk,

@@ -37,6 +37,10 @@ pub enum RepositoryError {
     /// A stored record no longer parses into its domain type, or cannot be decrypted.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The lease on a trunk's provisioning is no longer the caller's (it ran out and was
+    /// taken over, or the trunk was deleted or changed meanwhile); nothing was written.
+    #[error("the provisioning lease was lost")]
+    LeaseLost,
     /// Anything else the storage reported.
     #[error("storage failure: {0}")]
     Internal(String),

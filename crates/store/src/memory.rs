@@ -7,10 +7,11 @@ use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use domain::{
-    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk,
-    PasswordWithheld, RepositoryError, RepositoryResult, SipTrunk, SipTrunkPatch,
-    SipTrunkRepository, Timestamp, TokenHash, TrunkId, TrunkListing, TrunkPage, TrunkUpdate, User,
-    UserId, UserName,
+    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, ClaimedTrunk, Email, Lease,
+    LegChanges, LegCommit, LegId, LegKind, LegReference, LegRemoval, NewSipTrunk, PasswordWithheld,
+    ProvisioningLedger, ProvisioningState, RepositoryError, RepositoryResult, SipTrunk,
+    SipTrunkPatch, SipTrunkRepository, Timestamp, TokenHash, TrunkId, TrunkListing, TrunkPage,
+    TrunkUpdate, User, UserId, UserName,
 };
 
 #[derive(Default)]
@@ -18,8 +19,27 @@ struct State {
     users: BTreeMap<UserId, User>,
     api_keys: BTreeMap<ApiKeyId, (ApiKey, TokenHash)>,
     trunks: BTreeMap<TrunkId, SipTrunk>,
+    /// The provisioning state of trunks that are not `Ready` or are leased.
+    provisioning: BTreeMap<TrunkId, Provisioning>,
+    /// Legs to remove and when each is due.
+    removals: BTreeMap<i64, (LegRemoval, Timestamp)>,
+    /// The reconciler lease: holder and until when.
+    reconciler: Option<(String, Timestamp)>,
     /// The last id handed out per table, like a database sequence: ids are never reused.
     last_ids: LastIds,
+}
+
+/// A trunk's provisioning state and lease.
+#[derive(Clone)]
+struct Provisioning {
+    state: ProvisioningState,
+    lease: Option<Lease>,
+}
+
+impl Provisioning {
+    fn leased_at(&self, now: Timestamp) -> bool {
+        self.lease.as_ref().is_some_and(|lease| lease.until > now)
+    }
 }
 
 #[derive(Default)]
@@ -27,6 +47,7 @@ struct LastIds {
     user: i64,
     api_key: i64,
     trunk: i64,
+    removal: i64,
 }
 
 /// Advances a sequence and gives its new value.
@@ -36,11 +57,62 @@ fn next(sequence: &mut i64) -> i64 {
 }
 
 impl State {
+    /// The owner's trunk `id`, unless it is still being created.
     fn owned_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<&SipTrunk> {
         self.trunks
             .get(&id)
-            .filter(|trunk| trunk.owner == owner)
+            .filter(|trunk| trunk.owner == owner && !self.creating(trunk.id))
             .ok_or(RepositoryError::NotFound)
+    }
+
+    fn state_of(&self, id: TrunkId) -> ProvisioningState {
+        self.provisioning
+            .get(&id)
+            .map_or(ProvisioningState::Ready, |p| p.state)
+    }
+
+    fn creating(&self, id: TrunkId) -> bool {
+        self.state_of(id) == ProvisioningState::Creating
+    }
+
+    /// `LeaseLost` unless `token` holds the lease of the owner's trunk `id`.
+    fn check_lease(&self, owner: UserId, id: TrunkId, token: &str) -> RepositoryResult<()> {
+        let held = self.trunks.get(&id).is_some_and(|t| t.owner == owner)
+            && self
+                .provisioning
+                .get(&id)
+                .and_then(|p| p.lease.as_ref())
+                .is_some_and(|lease| lease.token == token);
+        if held {
+            Ok(())
+        } else {
+            Err(RepositoryError::LeaseLost)
+        }
+    }
+
+    fn set_state(&mut self, id: TrunkId, state: ProvisioningState) {
+        if state == ProvisioningState::Ready {
+            self.provisioning.remove(&id);
+        } else {
+            self.provisioning
+                .insert(id, Provisioning { state, lease: None });
+        }
+    }
+
+    fn queue(&mut self, legs: &[(LegKind, LegId)]) -> Vec<LegRemoval> {
+        let now = Timestamp::now();
+        legs.iter()
+            .map(|(kind, leg)| {
+                let removal = LegRemoval {
+                    id: next(&mut self.last_ids.removal),
+                    kind: *kind,
+                    leg: leg.clone(),
+                    attempts: 0,
+                };
+                self.removals.insert(removal.id, (removal.clone(), now));
+                removal
+            })
+            .collect()
     }
 
     /// True when another trunk of `owner` than `except` has the same identity triple.
@@ -91,7 +163,7 @@ impl SipTrunkRepository for MemoryStore {
             .trunks
             .range((start, Bound::Unbounded))
             .map(|(_, trunk)| trunk)
-            .filter(|trunk| trunk.owner == owner)
+            .filter(|trunk| trunk.owner == owner && !state.creating(trunk.id))
             .take(page.limit)
             .map(|trunk| trunk.clone().without_password())
             .collect();
@@ -123,24 +195,8 @@ impl SipTrunkRepository for MemoryStore {
         trunk: &NewSipTrunk,
         max_trunks: u32,
     ) -> RepositoryResult<SipTrunk> {
-        let mut state = self.state();
-        if !state.users.contains_key(&owner) {
-            return Err(RepositoryError::NotFound);
-        }
-        // The duplicate first, as in the SQL store (which inserts, then counts).
-        if state.identity_taken(owner, trunk, None) {
-            return Err(RepositoryError::Conflict);
-        }
-        let owned = state.trunks.values().filter(|t| t.owner == owner).count();
-        if owned >= max_trunks as usize {
-            return Err(RepositoryError::LimitReached);
-        }
-        let id = id_of(TrunkId::new, next(&mut state.last_ids.trunk))?;
-        let stored = SipTrunk::create(id, owner, trunk.clone(), Timestamp::now());
-        state.trunks.insert(id, stored.clone());
-        Ok(stored)
+        self.insert_trunk(owner, trunk, max_trunks, None)
     }
-
     fn update_trunk(
         &self,
         owner: UserId,
@@ -161,11 +217,46 @@ impl SipTrunkRepository for MemoryStore {
         Ok(update)
     }
 
+    /// Queues the trunk's legs for removal (see [`ProvisioningLedger::delete_and_queue`]).
     fn delete_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<()> {
+        self.delete_and_queue(owner, id).map(drop)
+    }
+}
+
+impl MemoryStore {
+    /// A new trunk: `Ready`, or `Creating` under `creating`.
+    fn insert_trunk(
+        &self,
+        owner: UserId,
+        trunk: &NewSipTrunk,
+        max_trunks: u32,
+        creating: Option<&Lease>,
+    ) -> RepositoryResult<SipTrunk> {
         let mut state = self.state();
-        state.owned_trunk(owner, id)?;
-        state.trunks.remove(&id);
-        Ok(())
+        if !state.users.contains_key(&owner) {
+            return Err(RepositoryError::NotFound);
+        }
+        // The duplicate first, as in the SQL store (which inserts, then counts).
+        if state.identity_taken(owner, trunk, None) {
+            return Err(RepositoryError::Conflict);
+        }
+        let owned = state.trunks.values().filter(|t| t.owner == owner).count();
+        if owned >= max_trunks as usize {
+            return Err(RepositoryError::LimitReached);
+        }
+        let id = id_of(TrunkId::new, next(&mut state.last_ids.trunk))?;
+        let stored = SipTrunk::create(id, owner, trunk.clone(), Timestamp::now());
+        state.trunks.insert(id, stored.clone());
+        if let Some(lease) = creating {
+            state.provisioning.insert(
+                id,
+                Provisioning {
+                    state: ProvisioningState::Creating,
+                    lease: Some(lease.clone()),
+                },
+            );
+        }
+        Ok(stored)
     }
 }
 
@@ -269,5 +360,276 @@ impl AccountRepository for MemoryStore {
             key.last_used_at = Some(at);
         }
         Ok(())
+    }
+}
+
+impl ProvisioningLedger for MemoryStore {
+    fn begin_create(
+        &self,
+        owner: UserId,
+        trunk: &NewSipTrunk,
+        max_trunks: u32,
+        lease: &Lease,
+    ) -> RepositoryResult<SipTrunk> {
+        self.insert_trunk(owner, trunk, max_trunks, Some(lease))
+    }
+
+    fn finish_create(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease_token: &str,
+        inbound: &LegId,
+        outbound: &LegId,
+    ) -> RepositoryResult<SipTrunk> {
+        let mut state = self.state();
+        state.check_lease(owner, id, lease_token)?;
+        if !state.creating(id) {
+            return Err(RepositoryError::LeaseLost);
+        }
+        state.set_state(id, ProvisioningState::Ready);
+        let trunk = state
+            .trunks
+            .get_mut(&id)
+            .ok_or(RepositoryError::LeaseLost)?;
+        trunk.inbound_trunk_id = Some(inbound.clone());
+        trunk.outbound_trunk_id = Some(outbound.clone());
+        Ok(trunk.clone())
+    }
+
+    fn abandon_create(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease_token: &str,
+        made: &[(LegKind, LegId)],
+    ) -> RepositoryResult<()> {
+        let mut state = self.state();
+        state.check_lease(owner, id, lease_token)?;
+        if !state.creating(id) {
+            return Err(RepositoryError::LeaseLost);
+        }
+        state.trunks.remove(&id);
+        state.provisioning.remove(&id);
+        state.queue(made);
+        Ok(())
+    }
+
+    fn lease_trunk(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease: &Lease,
+    ) -> RepositoryResult<(SipTrunk, ProvisioningState)> {
+        let now = Timestamp::now();
+        let mut state = self.state();
+        let trunk = state.owned_trunk(owner, id)?.clone();
+        let current = state.provisioning.get(&id).cloned();
+        if let Some(held) = &current {
+            let mine = held.lease.as_ref().is_some_and(|l| l.token == lease.token);
+            if held.leased_at(now) && !mine {
+                return Err(RepositoryError::LeaseLost);
+            }
+        }
+        let provisioning_state = current.map_or(ProvisioningState::Ready, |p| p.state);
+        state.provisioning.insert(
+            id,
+            Provisioning {
+                state: provisioning_state,
+                lease: Some(lease.clone()),
+            },
+        );
+        Ok((trunk, provisioning_state))
+    }
+
+    fn commit_legs(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease_token: &str,
+        commit: &LegCommit<'_>,
+    ) -> RepositoryResult<TrunkUpdate> {
+        let mut state = self.state();
+        state.check_lease(owner, id, lease_token)?;
+        if state.creating(id) {
+            return Err(RepositoryError::LeaseLost);
+        }
+        let current = state.owned_trunk(owner, id)?.clone();
+        let mut update = match commit.patch {
+            Some(patch) => patch
+                .apply(&current, Timestamp::now())
+                .map_err(RepositoryError::Rejected)?,
+            None => TrunkUpdate {
+                trunk: current,
+                changed: false,
+                legs: LegChanges::default(),
+            },
+        };
+        if LegChanges::between(commit.provisioned, &update.trunk.settings).any() {
+            return Err(RepositoryError::LeaseLost);
+        }
+        if update.changed && state.identity_taken(owner, &update.trunk.settings, Some(id)) {
+            return Err(RepositoryError::Conflict);
+        }
+        if let Some(leg) = &commit.inbound {
+            update.trunk.inbound_trunk_id = Some(leg.clone());
+        }
+        if let Some(leg) = &commit.outbound {
+            update.trunk.outbound_trunk_id = Some(leg.clone());
+        }
+        state.trunks.insert(id, update.trunk.clone());
+        state.set_state(id, commit.state);
+        state.queue(&commit.remove);
+        Ok(update)
+    }
+
+    fn release_trunk(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease_token: &str,
+        repair: bool,
+        made: &[(LegKind, LegId)],
+    ) -> RepositoryResult<()> {
+        let mut state = self.state();
+        state.check_lease(owner, id, lease_token)?;
+        let next = if repair {
+            ProvisioningState::Repair
+        } else {
+            state.state_of(id)
+        };
+        state.set_state(id, next);
+        state.queue(made);
+        Ok(())
+    }
+
+    fn delete_and_queue(&self, owner: UserId, id: TrunkId) -> RepositoryResult<Vec<LegRemoval>> {
+        let mut state = self.state();
+        let trunk = state.owned_trunk(owner, id)?.clone();
+        state.trunks.remove(&id);
+        state.provisioning.remove(&id);
+        let legs: Vec<(LegKind, LegId)> = [
+            (LegKind::Inbound, trunk.inbound_trunk_id),
+            (LegKind::Outbound, trunk.outbound_trunk_id),
+        ]
+        .into_iter()
+        .filter_map(|(kind, leg)| leg.map(|leg| (kind, leg)))
+        .collect();
+        Ok(state.queue(&legs))
+    }
+
+    fn due_removals(&self, now: Timestamp, limit: usize) -> RepositoryResult<Vec<LegRemoval>> {
+        let state = self.state();
+        let mut due: Vec<&(LegRemoval, Timestamp)> = state
+            .removals
+            .values()
+            .filter(|(_, due_at)| *due_at <= now)
+            .collect();
+        due.sort_by_key(|(removal, due_at)| (*due_at, removal.id));
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .map(|(removal, _)| removal.clone())
+            .collect())
+    }
+
+    fn removal_done(&self, id: i64) -> RepositoryResult<()> {
+        self.state().removals.remove(&id);
+        Ok(())
+    }
+
+    fn removal_failed(&self, id: i64, retry_at: Timestamp) -> RepositoryResult<()> {
+        if let Some((removal, due_at)) = self.state().removals.get_mut(&id) {
+            removal.attempts += 1;
+            *due_at = retry_at;
+        }
+        Ok(())
+    }
+
+    fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: &Lease,
+        limit: usize,
+    ) -> RepositoryResult<Vec<ClaimedTrunk>> {
+        let mut state = self.state();
+        let due: Vec<TrunkId> = state
+            .provisioning
+            .iter()
+            .filter(|(_, p)| p.state != ProvisioningState::Ready && !p.leased_at(now))
+            .map(|(id, _)| *id)
+            .take(limit)
+            .collect();
+        let mut claimed = Vec::new();
+        for id in due {
+            let Some(owner) = state.trunks.get(&id).map(|t| t.owner) else {
+                state.provisioning.remove(&id);
+                continue;
+            };
+            if let Some(provisioning) = state.provisioning.get_mut(&id) {
+                provisioning.lease = Some(lease.clone());
+                claimed.push(ClaimedTrunk {
+                    owner,
+                    id,
+                    state: provisioning.state,
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn leg_references(
+        &self,
+        after: Option<TrunkId>,
+        limit: usize,
+    ) -> RepositoryResult<Vec<LegReference>> {
+        let now = Timestamp::now();
+        let state = self.state();
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(state
+            .trunks
+            .range((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(id, trunk)| {
+                let provisioning = state.provisioning.get(id);
+                LegReference {
+                    owner: trunk.owner,
+                    id: *id,
+                    state: provisioning.map_or(ProvisioningState::Ready, |p| p.state),
+                    inbound: trunk.inbound_trunk_id.clone(),
+                    outbound: trunk.outbound_trunk_id.clone(),
+                    leased: provisioning.is_some_and(|p| p.leased_at(now)),
+                }
+            })
+            .collect())
+    }
+
+    fn mark_for_repair(&self, owner: UserId, id: TrunkId) -> RepositoryResult<()> {
+        let now = Timestamp::now();
+        let mut state = self.state();
+        if state.owned_trunk(owner, id).is_err() {
+            return Ok(());
+        }
+        let ready_and_free = state
+            .provisioning
+            .get(&id)
+            .is_none_or(|p| p.state == ProvisioningState::Ready && !p.leased_at(now));
+        if ready_and_free {
+            state.set_state(id, ProvisioningState::Repair);
+        }
+        Ok(())
+    }
+
+    fn take_reconciler_lease(&self, holder: &str, until: Timestamp) -> RepositoryResult<bool> {
+        let now = Timestamp::now();
+        let mut state = self.state();
+        let free = state
+            .reconciler
+            .as_ref()
+            .is_none_or(|(current, current_until)| current == holder || *current_until < now);
+        if free {
+            state.reconciler = Some((holder.to_owned(), until));
+        }
+        Ok(free)
     }
 }

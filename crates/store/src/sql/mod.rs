@@ -10,6 +10,7 @@ mod connection;
 mod errors;
 mod files;
 mod keys;
+mod ledger;
 mod rows;
 pub mod schema;
 
@@ -19,10 +20,10 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use domain::{
-    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, NewSipTrunk,
-    PasswordWithheld, RepositoryError, RepositoryResult, SipTrunk, SipTrunkPatch,
-    SipTrunkRepository, Timestamp, TokenHash, TrunkId, TrunkListing, TrunkPage, TrunkUpdate,
-    UnreadableTrunk, User, UserId, UserName,
+    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, Lease, NewSipTrunk,
+    PasswordWithheld, ProvisioningLedger, RepositoryError, RepositoryResult, SipTrunk,
+    SipTrunkPatch, SipTrunkRepository, Timestamp, TokenHash, TrunkId, TrunkListing, TrunkPage,
+    TrunkUpdate, UnreadableTrunk, User, UserId, UserName,
 };
 
 pub use connection::{
@@ -262,7 +263,7 @@ impl SqlStore {
         self.write(|conn| {
             conn.transaction(|conn| {
                 for (owner, trunk) in trunks {
-                    insert_trunk(conn, *owner, trunk, now, &self.keys)?;
+                    insert_trunk(conn, *owner, trunk, now, &self.keys, None)?;
                 }
                 for (owner, added) in &per_owner {
                     set_counter(conn, *owner, Holding::Trunks, CounterChange::By(*added))?;
@@ -288,6 +289,7 @@ fn insert_trunk(
     trunk: &NewSipTrunk,
     now: Timestamp,
     keys: &Keyring,
+    creating: Option<&Lease>,
 ) -> QueryResult<TrunkRow> {
     if let DbConnection::Postgres(pg) = conn {
         let id: i64 = diesel::select(sql::<BigInt>(
@@ -303,6 +305,7 @@ fn insert_trunk(
                 trunk,
                 now,
                 password,
+                creating,
             ))
             .get_result::<TrunkRow>(conn);
     }
@@ -312,6 +315,7 @@ fn insert_trunk(
         trunk,
         now,
         SealedPasswordColumns::placeholder(),
+        creating,
     );
     let id: i64 = diesel::insert_into(sip_trunks::table)
         .values(&row)
@@ -424,23 +428,29 @@ fn set_counter(
     Ok(())
 }
 
-/// The owner's trunk `id` (not boxed, so Diesel caches the prepared statement).
+/// The `provisioning_state` of a trunk being created: hidden from clients.
+const CREATING: i16 = 1;
+
+/// The owner's trunk `id`, unless it is still being created (not boxed, so Diesel caches the
+/// prepared statement).
 fn load_trunk(conn: &mut DbConnection, owner: UserId, id: TrunkId) -> QueryResult<TrunkRow> {
     sip_trunks::table
         .filter(sip_trunks::user_id.eq(owner.get()))
         .filter(sip_trunks::id.eq(id.get()))
+        .filter(sip_trunks::provisioning_state.ne(CREATING))
         .select(TrunkRow::as_select())
         .first(conn)
 }
 
 /// Takes the write lock on the owner's trunk `id` with a no-op write (SQLite: the database
 /// write lock, waited for under the busy timeout; PostgreSQL: the row lock). False when the
-/// owner has no such trunk.
+/// owner has no such trunk (or it is still being created).
 fn lock_trunk(conn: &mut DbConnection, owner: UserId, id: TrunkId) -> QueryResult<bool> {
     let touched = diesel::update(
         sip_trunks::table
             .filter(sip_trunks::id.eq(id.get()))
-            .filter(sip_trunks::user_id.eq(owner.get())),
+            .filter(sip_trunks::user_id.eq(owner.get()))
+            .filter(sip_trunks::provisioning_state.ne(CREATING)),
     )
     .set(sip_trunks::updated_at.eq(sip_trunks::updated_at))
     .execute(conn)?;
@@ -464,6 +474,7 @@ impl SipTrunkRepository for SqlStore {
             sip_trunks::table
                 .filter(sip_trunks::user_id.eq(owner.get()))
                 .filter(sip_trunks::id.gt(after))
+                .filter(sip_trunks::provisioning_state.ne(CREATING))
                 .order(sip_trunks::id.asc())
                 .limit(limit)
                 .select(TrunkRow::as_select())
@@ -512,7 +523,7 @@ impl SipTrunkRepository for SqlStore {
         let now = Timestamp::now();
         self.write(|conn| {
             conn.transaction::<_, TxError, _>(|conn| {
-                let row = insert_trunk(conn, owner, trunk, now, &self.keys)?;
+                let row = insert_trunk(conn, owner, trunk, now, &self.keys, None)?;
                 claim_place(conn, owner, Holding::Trunks, max_trunks)?;
                 Ok(row)
             })
@@ -552,17 +563,10 @@ impl SipTrunkRepository for SqlStore {
         })
     }
 
+    /// Queues the trunk's legs for removal in the same transaction (see
+    /// [`ProvisioningLedger::delete_and_queue`]).
     fn delete_trunk(&self, owner: UserId, id: TrunkId) -> RepositoryResult<()> {
-        let count = self.write(|conn| {
-            diesel::delete(
-                sip_trunks::table
-                    .filter(sip_trunks::id.eq(id.get()))
-                    .filter(sip_trunks::user_id.eq(owner.get())),
-            )
-            .execute(conn)
-            .map_err(TxError::Query)
-        })?;
-        deleted(count)
+        self.delete_and_queue(owner, id).map(drop)
     }
 }
 

@@ -5,9 +5,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use domain::{
     AllowedIps, ApiKey, ApiKeyId, ApiKeyName, AuthorizationType, CallingFormat, CountryCode, Email,
-    InboundAuthorization, LegId, Nickname, PasswordWithheld, PhoneNumber, RepositoryError,
-    SipAddress, SipPassword, SipTrunk, SipUsername, Timestamp, TrunkId, TrunkSettings, TrunkType,
-    User, UserId, UserName,
+    InboundAuthorization, Lease, LegId, Nickname, PasswordWithheld, PhoneNumber, ProvisioningState,
+    RepositoryError, SipAddress, SipPassword, SipTrunk, SipUsername, Timestamp, TrunkId,
+    TrunkSettings, TrunkType, User, UserId, UserName,
 };
 
 use super::schema::{api_keys, sip_trunks, users};
@@ -111,12 +111,24 @@ pub(crate) struct TrunkRow {
     outbound_trunk_id: Option<String>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    provisioning_state: i16,
+    // Read with the row (an insert's `get_result` takes every column, in table order); the
+    // ledger's queries filter on them instead.
+    #[allow(dead_code)]
+    provisioning_lease: Option<String>,
+    #[allow(dead_code)]
+    provisioning_lease_until: Option<NaiveDateTime>,
 }
 
 impl TrunkRow {
     /// The row's id (for reports about a row that does not read).
     pub(crate) fn id(&self) -> i64 {
         self.id
+    }
+
+    /// Its provisioning state (an unknown code reads as `Repair`: look at its legs).
+    pub(crate) fn provisioning_state(&self) -> ProvisioningState {
+        ProvisioningState::from_code(self.provisioning_state).unwrap_or(ProvisioningState::Repair)
     }
 
     /// The domain trunk, its password opened with `keys`.
@@ -330,16 +342,21 @@ pub(crate) struct NewTrunkRow<'a> {
     password: SealedPasswordColumns,
     #[diesel(embed)]
     fields: TrunkFields<'a>,
+    provisioning_state: i16,
+    provisioning_lease: Option<String>,
+    provisioning_lease_until: Option<NaiveDateTime>,
 }
 
 impl<'a> NewTrunkRow<'a> {
-    /// The row of trunk `id` (or the next id) of `owner`, created `now` with `settings`.
+    /// The row of trunk `id` (or the next id) of `owner`, created `now` with `settings`:
+    /// `Ready`, or `Creating` under `creating`.
     pub(crate) fn of(
         id: Option<TrunkId>,
         owner: UserId,
         settings: &'a TrunkSettings,
         now: Timestamp,
         password: SealedPasswordColumns,
+        creating: Option<&Lease>,
     ) -> Self {
         Self {
             id: id.map(TrunkId::get),
@@ -348,6 +365,11 @@ impl<'a> NewTrunkRow<'a> {
             created_at: now.naive_utc(),
             password,
             fields: TrunkFields::of(settings, now),
+            provisioning_state: creating
+                .map_or(ProvisioningState::Ready, |_| ProvisioningState::Creating)
+                .code(),
+            provisioning_lease: creating.map(|lease| lease.token.clone()),
+            provisioning_lease_until: creating.map(|lease| lease.until.naive_utc()),
         }
     }
 }

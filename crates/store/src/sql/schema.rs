@@ -79,9 +79,45 @@ diesel::table! {
         created_at -> Timestamp,
         /// UTC, microseconds.
         updated_at -> Timestamp,
+        /// 0 ready, 1 creating (hidden from clients), 2 repair.
+        provisioning_state -> SmallInt,
+        /// The token of whoever works on the legs.
+        provisioning_lease -> Nullable<Text>,
+        /// UTC; when others may take the lease over.
+        provisioning_lease_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Legs to remove from the voice infrastructure.
+    leg_removals (id) {
+        /// Queue order.
+        id -> BigInt,
+        /// `inbound` or `outbound`.
+        leg_kind -> Text,
+        /// The leg's id there.
+        leg_id -> Text,
+        /// UTC.
+        queued_at -> Timestamp,
+        /// Removals tried.
+        attempts -> Integer,
+        /// UTC; the next try.
+        due_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The one reconciler lease.
+    reconciler_lease (name) {
+        /// `reconciler`.
+        name -> Text,
+        /// Who holds it.
+        holder -> Text,
+        /// UTC; until when.
+        lease_until -> Timestamp,
     }
 }
 
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(sip_trunks -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, api_keys, sip_trunks);
+diesel::allow_tables_to_appear_in_same_query!(users, api_keys, sip_trunks, leg_removals);

@@ -13,11 +13,12 @@ use store::sql::schema::sip_trunks;
 use store::{EncryptionKey, Keyring};
 
 use super::fixtures::Fixture;
+pub use super::ledger::*;
 
 const PASSWORD: &str = "Plaintext-Pa55word";
 
 /// A limit no case reaches (the limit cases set their own).
-const NO_LIMIT: u32 = 1_000_000;
+pub(crate) const NO_LIMIT: u32 = 1_000_000;
 
 /// Every trunk of an owner, in one page.
 const ALL: TrunkPage = TrunkPage {
@@ -25,7 +26,7 @@ const ALL: TrunkPage = TrunkPage {
     limit: 1_000_000,
 };
 
-fn user(fixture: &Fixture, email: &str) -> UserId {
+pub(crate) fn user(fixture: &Fixture, email: &str) -> UserId {
     fixture
         .accounts
         .create_user(
@@ -36,7 +37,7 @@ fn user(fixture: &Fixture, email: &str) -> UserId {
         .id
 }
 
-fn number_trunk(phone: &str) -> NewSipTrunk {
+pub(crate) fn number_trunk(phone: &str) -> NewSipTrunk {
     NewSipTrunk::parse(&NewSipTrunkInput {
         sip_trunk_type: Some("number".into()),
         phone_number: Some(phone.into()),
@@ -70,11 +71,11 @@ fn ip_trunk(extension: &str, ips: &[&str]) -> NewSipTrunk {
     .unwrap()
 }
 
-fn patch(trunk_type: TrunkType, input: SipTrunkPatchInput) -> SipTrunkPatch {
+pub(crate) fn patch(trunk_type: TrunkType, input: SipTrunkPatchInput) -> SipTrunkPatch {
     SipTrunkPatch::parse(&input, trunk_type).unwrap()
 }
 
-fn nickname_patch(nickname: &str) -> SipTrunkPatch {
+pub(crate) fn nickname_patch(nickname: &str) -> SipTrunkPatch {
     patch(
         TrunkType::Number,
         SipTrunkPatchInput {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{AccountRepository, SipTrunkRepository};
+use domain::{AccountRepository, ProvisioningLedger, SipTrunkRepository};
 use store::testing::TempPgSchema;
 use store::{DatabaseUrl, EncryptionKey, Keyring, MemoryStore, PoolOptions, SqlStore};
 
@@ -14,6 +14,8 @@ pub struct Fixture {
     pub trunks: Arc<dyn SipTrunkRepository>,
     /// The account port.
     pub accounts: Arc<dyn AccountRepository>,
+    /// The provisioning ledger.
+    pub ledger: Arc<dyn ProvisioningLedger>,
     /// The SQL store itself, for raw column reads and re-opening with other keys.
     pub sql: Option<SqlStore>,
     /// The key the SQL store seals with (base64), to build rotated rings.
@@ -54,6 +56,7 @@ fn sql_fixture(url: DatabaseUrl, cleanup: Cleanup) -> Fixture {
     Fixture {
         trunks: Arc::new(store.clone()),
         accounts: Arc::new(store.clone()),
+        ledger: Arc::new(store.clone()),
         sql: Some(store),
         key: key_text,
         _cleanup: cleanup,
@@ -65,7 +68,8 @@ pub fn memory() -> Option<Fixture> {
     let store = Arc::new(MemoryStore::new());
     Some(Fixture {
         trunks: store.clone(),
-        accounts: store,
+        accounts: store.clone(),
+        ledger: store,
         sql: None,
         key: String::new(),
         _cleanup: Cleanup::None,

@@ -7,6 +7,7 @@
 
 mod cases;
 mod fixtures;
+mod ledger;
 
 /// One module of tests per backend, one test per case.
 macro_rules! suite {
@@ -51,6 +52,18 @@ macro_rules! common_suite {
             an_owner_holds_at_most_its_trunk_limit,
             racing_creates_never_take_an_owner_past_its_trunk_limit,
             an_owner_holds_at_most_its_api_key_limit,
+            ledger_a_trunk_being_created_is_hidden_until_finished_and_still_holds_its_identity,
+            ledger_an_abandoned_create_is_gone_and_the_legs_it_made_are_queued,
+            ledger_a_lease_has_one_holder_until_it_runs_out,
+            ledger_committed_legs_replace_the_old_ones_which_are_queued_for_removal,
+            ledger_a_commit_for_settings_changed_meanwhile_writes_nothing,
+            ledger_a_concurrent_rename_survives_a_commit_of_new_legs,
+            ledger_a_deleted_trunk_queues_both_legs_and_removals_are_retried_when_due,
+            ledger_a_trunk_released_for_repair_is_claimed_once,
+            ledger_a_create_whose_lease_ran_out_is_claimed_for_rollback,
+            ledger_the_reconciler_lease_has_one_holder_at_a_time,
+            ledger_leg_references_cover_every_trunk_hidden_ones_included,
+            ledger_only_a_ready_trunk_nobody_works_on_is_marked_for_repair,
             $($extra,)*
         ]);
     };

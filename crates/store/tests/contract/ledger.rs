@@ -1,0 +1,536 @@
+//! The provisioning ledger's contract: hidden creates, leases, commits that re-apply the
+//! client's update, the removal queue, claims, and the one reconciler lease.
+
+use std::time::Duration;
+
+use domain::{
+    Lease, LegCommit, LegId, LegKind, Patch, ProvisioningState, RepositoryError,
+    SipTrunkPatchInput, Timestamp, TrunkPage, TrunkType,
+};
+
+use super::cases::{nickname_patch, number_trunk, patch, user, NO_LIMIT};
+use super::fixtures::Fixture;
+
+fn lease(token: &str, seconds: i64) -> Lease {
+    Lease {
+        token: token.into(),
+        until: Timestamp::from_unix_micros(Timestamp::now().unix_micros() + seconds * 1_000_000)
+            .unwrap(),
+    }
+}
+
+fn leg(id: &str) -> LegId {
+    LegId::new(id).unwrap()
+}
+
+fn queued(fixture: &Fixture) -> Vec<(LegKind, String)> {
+    let mut legs: Vec<(LegKind, String)> = fixture
+        .ledger
+        .due_removals(Timestamp::now(), 1000)
+        .unwrap()
+        .into_iter()
+        .map(|removal| (removal.kind, removal.leg.as_str().to_owned()))
+        .collect();
+    legs.sort();
+    legs
+}
+
+pub fn ledger_a_trunk_being_created_is_hidden_until_finished_and_still_holds_its_identity(
+    fixture: &Fixture,
+) {
+    let owner = user(fixture, "a@example.com");
+    let new = number_trunk("+14155551234");
+    let pending = fixture
+        .ledger
+        .begin_create(owner, &new, NO_LIMIT, &lease("creator", 30))
+        .unwrap();
+    let listed = fixture
+        .trunks
+        .list_trunks(owner, TrunkPage::first(100))
+        .unwrap();
+    assert!(listed.trunks.is_empty());
+    assert!(matches!(
+        fixture.trunks.get_trunk(owner, pending.id),
+        Err(RepositoryError::NotFound)
+    ));
+    assert!(matches!(
+        fixture.trunks.delete_trunk(owner, pending.id),
+        Err(RepositoryError::NotFound)
+    ));
+    assert!(matches!(
+        fixture
+            .trunks
+            .update_trunk(owner, pending.id, &nickname_patch("x")),
+        Err(RepositoryError::NotFound)
+    ));
+    assert!(matches!(
+        fixture.trunks.create_trunk(owner, &new, NO_LIMIT),
+        Err(RepositoryError::Conflict)
+    ));
+    assert!(matches!(
+        fixture.ledger.finish_create(
+            owner,
+            pending.id,
+            "someone else",
+            &leg("ST_in"),
+            &leg("ST_out")
+        ),
+        Err(RepositoryError::LeaseLost)
+    ));
+    let done = fixture
+        .ledger
+        .finish_create(owner, pending.id, "creator", &leg("ST_in"), &leg("ST_out"))
+        .unwrap();
+    assert_eq!(done.inbound_trunk_id, Some(leg("ST_in")));
+    let read = fixture.trunks.get_trunk(owner, pending.id).unwrap();
+    assert_eq!(read.outbound_trunk_id, Some(leg("ST_out")));
+    assert_eq!(read.settings, new.clone().without_password());
+}
+
+pub fn ledger_an_abandoned_create_is_gone_and_the_legs_it_made_are_queued(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let new = number_trunk("+14155551234");
+    let pending = fixture
+        .ledger
+        .begin_create(owner, &new, NO_LIMIT, &lease("creator", 30))
+        .unwrap();
+    fixture
+        .ledger
+        .abandon_create(
+            owner,
+            pending.id,
+            "creator",
+            &[(LegKind::Inbound, leg("ST_in"))],
+        )
+        .unwrap();
+    assert_eq!(queued(fixture), [(LegKind::Inbound, "ST_in".to_owned())]);
+    // The identity is free again, and the id is never reused.
+    let again = fixture.trunks.create_trunk(owner, &new, NO_LIMIT).unwrap();
+    assert!(again.id > pending.id);
+    assert!(matches!(
+        fixture
+            .ledger
+            .abandon_create(owner, pending.id, "creator", &[]),
+        Err(RepositoryError::LeaseLost)
+    ));
+}
+
+pub fn ledger_a_lease_has_one_holder_until_it_runs_out(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let trunk = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    let (opened, state) = fixture
+        .ledger
+        .lease_trunk(owner, trunk.id, &lease("first", 30))
+        .unwrap();
+    assert_eq!(opened.settings.sip_password, trunk.settings.sip_password);
+    assert_eq!(state, ProvisioningState::Ready);
+    assert!(matches!(
+        fixture
+            .ledger
+            .lease_trunk(owner, trunk.id, &lease("second", 30)),
+        Err(RepositoryError::LeaseLost)
+    ));
+    // The holder may renew; a lease that ran out can be taken over.
+    fixture
+        .ledger
+        .lease_trunk(owner, trunk.id, &lease("first", -1))
+        .unwrap();
+    fixture
+        .ledger
+        .lease_trunk(owner, trunk.id, &lease("second", 30))
+        .unwrap();
+    assert!(matches!(
+        fixture
+            .ledger
+            .release_trunk(owner, trunk.id, "first", false, &[]),
+        Err(RepositoryError::LeaseLost)
+    ));
+    fixture
+        .ledger
+        .release_trunk(owner, trunk.id, "second", false, &[])
+        .unwrap();
+    let other = user(fixture, "b@example.com");
+    assert!(matches!(
+        fixture.ledger.lease_trunk(other, trunk.id, &lease("x", 30)),
+        Err(RepositoryError::NotFound)
+    ));
+}
+
+pub fn ledger_committed_legs_replace_the_old_ones_which_are_queued_for_removal(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let pending = fixture
+        .ledger
+        .begin_create(
+            owner,
+            &number_trunk("+14155551234"),
+            NO_LIMIT,
+            &lease("c", 30),
+        )
+        .unwrap();
+    fixture
+        .ledger
+        .finish_create(owner, pending.id, "c", &leg("ST_in1"), &leg("ST_out1"))
+        .unwrap();
+    let (current, _) = fixture
+        .ledger
+        .lease_trunk(owner, pending.id, &lease("u", 30))
+        .unwrap();
+    let change = patch(
+        TrunkType::Number,
+        SipTrunkPatchInput {
+            sip_address: Patch::Value("sip2.carrier.example".into()),
+            ..Default::default()
+        },
+    );
+    let next = change.apply(&current, Timestamp::now()).unwrap();
+    assert!(next.legs.outbound && !next.legs.inbound);
+    let update = fixture
+        .ledger
+        .commit_legs(
+            owner,
+            pending.id,
+            "u",
+            &LegCommit {
+                patch: Some(&change),
+                provisioned: &next.trunk.settings,
+                inbound: None,
+                outbound: Some(leg("ST_out2")),
+                remove: vec![(LegKind::Outbound, leg("ST_out1"))],
+                state: ProvisioningState::Ready,
+            },
+        )
+        .unwrap();
+    assert!(update.changed);
+    let read = fixture.trunks.get_trunk(owner, pending.id).unwrap();
+    assert_eq!(read.settings.sip_address.as_str(), "sip2.carrier.example");
+    assert_eq!(read.inbound_trunk_id, Some(leg("ST_in1")));
+    assert_eq!(read.outbound_trunk_id, Some(leg("ST_out2")));
+    assert_eq!(queued(fixture), [(LegKind::Outbound, "ST_out1".to_owned())]);
+    // The lease ended with the commit.
+    fixture
+        .ledger
+        .lease_trunk(owner, pending.id, &lease("another", 30))
+        .unwrap();
+}
+
+pub fn ledger_a_commit_for_settings_changed_meanwhile_writes_nothing(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let trunk = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    let (current, _) = fixture
+        .ledger
+        .lease_trunk(owner, trunk.id, &lease("u", 30))
+        .unwrap();
+    // Another replica changed the address while this one made legs for the old one.
+    let moved = patch(
+        TrunkType::Number,
+        SipTrunkPatchInput {
+            sip_address: Patch::Value("moved.carrier.example".into()),
+            ..Default::default()
+        },
+    );
+    fixture
+        .trunks
+        .update_trunk(owner, trunk.id, &moved)
+        .unwrap();
+    let outcome = fixture.ledger.commit_legs(
+        owner,
+        trunk.id,
+        "u",
+        &LegCommit {
+            patch: None,
+            provisioned: &current.settings,
+            inbound: Some(leg("ST_new")),
+            outbound: None,
+            remove: vec![],
+            state: ProvisioningState::Ready,
+        },
+    );
+    assert!(
+        matches!(outcome, Err(RepositoryError::LeaseLost)),
+        "{outcome:?}"
+    );
+    let read = fixture.trunks.get_trunk(owner, trunk.id).unwrap();
+    assert_eq!(read.inbound_trunk_id, None);
+    assert!(queued(fixture).is_empty());
+}
+
+pub fn ledger_a_concurrent_rename_survives_a_commit_of_new_legs(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let trunk = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    let (current, _) = fixture
+        .ledger
+        .lease_trunk(owner, trunk.id, &lease("u", 30))
+        .unwrap();
+    let change = patch(
+        TrunkType::Number,
+        SipTrunkPatchInput {
+            sip_password: Patch::Value("Another-Pass-2".into()),
+            ..Default::default()
+        },
+    );
+    let next = change.apply(&current, Timestamp::now()).unwrap();
+    fixture
+        .trunks
+        .update_trunk(owner, trunk.id, &nickname_patch("Renamed meanwhile"))
+        .unwrap();
+    fixture
+        .ledger
+        .commit_legs(
+            owner,
+            trunk.id,
+            "u",
+            &LegCommit {
+                patch: Some(&change),
+                provisioned: &next.trunk.settings,
+                inbound: Some(leg("ST_in")),
+                outbound: Some(leg("ST_out")),
+                remove: vec![],
+                state: ProvisioningState::Ready,
+            },
+        )
+        .unwrap();
+    let read = fixture.trunks.open_trunk(owner, trunk.id).unwrap();
+    assert_eq!(
+        read.settings.nickname.as_ref().map(|n| n.as_str()),
+        Some("Renamed meanwhile")
+    );
+    assert_eq!(read.settings.sip_password.expose_secret(), "Another-Pass-2");
+    assert_eq!(read.inbound_trunk_id, Some(leg("ST_in")));
+}
+
+pub fn ledger_a_deleted_trunk_queues_both_legs_and_removals_are_retried_when_due(
+    fixture: &Fixture,
+) {
+    let owner = user(fixture, "a@example.com");
+    let pending = fixture
+        .ledger
+        .begin_create(
+            owner,
+            &number_trunk("+14155551234"),
+            NO_LIMIT,
+            &lease("c", 30),
+        )
+        .unwrap();
+    fixture
+        .ledger
+        .finish_create(owner, pending.id, "c", &leg("ST_in"), &leg("ST_out"))
+        .unwrap();
+    let removals = fixture.ledger.delete_and_queue(owner, pending.id).unwrap();
+    assert_eq!(removals.len(), 2);
+    assert!(matches!(
+        fixture.trunks.get_trunk(owner, pending.id),
+        Err(RepositoryError::NotFound)
+    ));
+    assert!(matches!(
+        fixture.ledger.delete_and_queue(owner, pending.id),
+        Err(RepositoryError::NotFound)
+    ));
+    assert_eq!(
+        queued(fixture),
+        [
+            (LegKind::Inbound, "ST_in".to_owned()),
+            (LegKind::Outbound, "ST_out".to_owned())
+        ]
+    );
+    let later = Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 60_000_000).unwrap();
+    fixture
+        .ledger
+        .removal_failed(removals[0].id, later)
+        .unwrap();
+    fixture.ledger.removal_done(removals[1].id).unwrap();
+    assert!(queued(fixture).is_empty(), "the failed one is not due yet");
+    let due = fixture.ledger.due_removals(later, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].id, due[0].attempts), (removals[0].id, 1));
+}
+
+pub fn ledger_a_trunk_released_for_repair_is_claimed_once(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let trunk = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    assert!(fixture
+        .ledger
+        .claim_due(Timestamp::now(), &lease("r", 30), 10)
+        .unwrap()
+        .is_empty());
+    fixture
+        .ledger
+        .lease_trunk(owner, trunk.id, &lease("u", 30))
+        .unwrap();
+    fixture
+        .ledger
+        .release_trunk(
+            owner,
+            trunk.id,
+            "u",
+            true,
+            &[(LegKind::Outbound, leg("ST_made"))],
+        )
+        .unwrap();
+    assert_eq!(queued(fixture), [(LegKind::Outbound, "ST_made".to_owned())]);
+    let claimed = fixture
+        .ledger
+        .claim_due(Timestamp::now(), &lease("r", 30), 10)
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].owner, claimed[0].id, claimed[0].state),
+        (owner, trunk.id, ProvisioningState::Repair)
+    );
+    assert!(fixture
+        .ledger
+        .claim_due(Timestamp::now(), &lease("r2", 30), 10)
+        .unwrap()
+        .is_empty());
+    // The trunk stays visible while in repair.
+    fixture.trunks.get_trunk(owner, trunk.id).unwrap();
+    // The claimer commits the repaired legs.
+    let (current, state) = fixture
+        .ledger
+        .lease_trunk(owner, trunk.id, &lease("r", 30))
+        .unwrap();
+    assert_eq!(state, ProvisioningState::Repair);
+    fixture
+        .ledger
+        .commit_legs(
+            owner,
+            trunk.id,
+            "r",
+            &LegCommit {
+                patch: None,
+                provisioned: &current.settings,
+                inbound: Some(leg("ST_in")),
+                outbound: Some(leg("ST_out")),
+                remove: vec![],
+                state: ProvisioningState::Ready,
+            },
+        )
+        .unwrap();
+    let far = Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 3_600_000_000).unwrap();
+    assert!(fixture
+        .ledger
+        .claim_due(far, &lease("r3", 30), 10)
+        .unwrap()
+        .is_empty());
+}
+
+pub fn ledger_a_create_whose_lease_ran_out_is_claimed_for_rollback(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let pending = fixture
+        .ledger
+        .begin_create(
+            owner,
+            &number_trunk("+14155551234"),
+            NO_LIMIT,
+            &lease("dead", 1),
+        )
+        .unwrap();
+    assert!(fixture
+        .ledger
+        .claim_due(Timestamp::now(), &lease("r", 30), 10)
+        .unwrap()
+        .is_empty());
+    std::thread::sleep(Duration::from_millis(1100));
+    let claimed = fixture
+        .ledger
+        .claim_due(Timestamp::now(), &lease("r", 30), 10)
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].state, ProvisioningState::Creating);
+    // Its creator wakes up too late.
+    assert!(matches!(
+        fixture
+            .ledger
+            .finish_create(owner, pending.id, "dead", &leg("ST_in"), &leg("ST_out")),
+        Err(RepositoryError::LeaseLost)
+    ));
+    fixture
+        .ledger
+        .abandon_create(owner, pending.id, "r", &[])
+        .unwrap();
+    let references = fixture.ledger.leg_references(None, 10).unwrap();
+    assert!(references.is_empty());
+}
+
+pub fn ledger_the_reconciler_lease_has_one_holder_at_a_time(fixture: &Fixture) {
+    let soon = lease("", 30).until;
+    assert!(fixture.ledger.take_reconciler_lease("a", soon).unwrap());
+    assert!(!fixture.ledger.take_reconciler_lease("b", soon).unwrap());
+    assert!(
+        fixture.ledger.take_reconciler_lease("a", soon).unwrap(),
+        "renewed"
+    );
+    let past = lease("", -1).until;
+    assert!(fixture.ledger.take_reconciler_lease("a", past).unwrap());
+    assert!(
+        fixture.ledger.take_reconciler_lease("b", soon).unwrap(),
+        "taken over once it ran out"
+    );
+}
+
+pub fn ledger_leg_references_cover_every_trunk_hidden_ones_included(fixture: &Fixture) {
+    let alice = user(fixture, "a@example.com");
+    let bob = user(fixture, "b@example.com");
+    let first = fixture
+        .trunks
+        .create_trunk(alice, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    let hidden = fixture
+        .ledger
+        .begin_create(
+            bob,
+            &number_trunk("+14155550000"),
+            NO_LIMIT,
+            &lease("c", 30),
+        )
+        .unwrap();
+    let references = fixture.ledger.leg_references(None, 10).unwrap();
+    let seen: Vec<_> = references
+        .iter()
+        .map(|r| (r.id, r.owner, r.state, r.leased))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (first.id, alice, ProvisioningState::Ready, false),
+            (hidden.id, bob, ProvisioningState::Creating, true)
+        ]
+    );
+    let rest = fixture.ledger.leg_references(Some(first.id), 10).unwrap();
+    assert_eq!(rest.len(), 1);
+}
+
+pub fn ledger_only_a_ready_trunk_nobody_works_on_is_marked_for_repair(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let free = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    let busy = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155550000"), NO_LIMIT)
+        .unwrap();
+    fixture
+        .ledger
+        .lease_trunk(owner, busy.id, &lease("u", 30))
+        .unwrap();
+    fixture.ledger.mark_for_repair(owner, free.id).unwrap();
+    fixture.ledger.mark_for_repair(owner, busy.id).unwrap();
+    let claimed = fixture
+        .ledger
+        .claim_due(Timestamp::now(), &lease("r", 30), 10)
+        .unwrap();
+    let ids: Vec<_> = claimed.iter().map(|c| c.id).collect();
+    assert_eq!(ids, [free.id]);
+}
