@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 use domain::{AccountRepository, ApiKeyId, ApiKeyName, ApiToken, Email, TokenSecret, UserName};
 use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, ResealScope, SqlStore};
 
+use crate::infrastructure::LiveKitArgs;
 use crate::keys::{self, KeySource};
+use crate::provisioning::reconciler::{Action, Reconciler};
 use crate::read_cache;
 use crate::server::{self, ServeSettings, StartError};
 use crate::state::AccountLimits;
@@ -31,6 +33,9 @@ pub struct Cli {
     /// Server options, when no subcommand is given.
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// The voice infrastructure (LiveKit), for `serve` and `reconcile`.
+    #[command(flatten)]
+    pub livekit: LiveKitArgs,
 }
 
 /// The database, its secrets and the per-account limits (every command needs them).
@@ -147,6 +152,14 @@ pub enum Command {
     /// Re-seal every stored SIP password with the current key (after a rotation); then the
     /// previous keys can be dropped. Safe to interrupt and to run again.
     Reencrypt,
+    /// Make LiveKit hold exactly the legs the stored trunks reference: remove queued and
+    /// orphaned legs, roll back creates that never finished, re-create missing or divergent
+    /// legs. Prints each action; exits 1 if one failed.
+    Reconcile {
+        /// Print what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `users ...`
@@ -204,9 +217,11 @@ impl Cli {
     /// Runs the command.
     pub async fn run(self) -> Result<(), CommandError> {
         let database = self.database;
+        let livekit = self.livekit;
         match self.command {
-            None => serve(&database, self.serve).await,
-            Some(Command::Serve(args)) => serve(&database, args).await,
+            None => serve(&database, self.serve, &livekit).await,
+            Some(Command::Serve(args)) => serve(&database, args, &livekit).await,
+            Some(Command::Reconcile { dry_run }) => reconcile(&database, &livekit, dry_run).await,
             Some(Command::Migrate) => {
                 admin_store(&database)?;
                 Ok(())
@@ -268,7 +283,11 @@ fn say(line: &str) {
     println!("{line}");
 }
 
-async fn serve(database: &DatabaseArgs, args: ServeArgs) -> Result<(), CommandError> {
+async fn serve(
+    database: &DatabaseArgs,
+    args: ServeArgs,
+    livekit: &LiveKitArgs,
+) -> Result<(), CommandError> {
     let settings = ServeSettings {
         bind: args.bind,
         pool_size: args.pool_size,
@@ -287,8 +306,10 @@ async fn serve(database: &DatabaseArgs, args: ServeArgs) -> Result<(), CommandEr
     settings.check()?;
     let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
     log::info!("opening {url}");
+    // Checked before the database is opened: a half configuration fails fast.
+    livekit.settings()?;
     let store = keys::open_store(&url, &database.keys(), settings.pool())?;
-    server::serve(store, &settings).await?;
+    server::serve(store, &settings, livekit).await?;
     log::info!("stopped");
     Ok(())
 }
@@ -301,6 +322,60 @@ fn admin_store(database: &DatabaseArgs) -> Result<SqlStore, CommandError> {
     server::check_limits(&database.limits())?;
     let keys = Keyring::new(EncryptionKey::generate().0);
     Ok(server::open_store(&url, keys, PoolOptions::one_shot())?)
+}
+
+/// `reconcile`: one full pass, then one more for the trunks the scan marked.
+async fn reconcile(
+    database: &DatabaseArgs,
+    livekit: &LiveKitArgs,
+    dry_run: bool,
+) -> Result<(), CommandError> {
+    if livekit.settings()?.is_none() {
+        return Err(CommandError::Invalid(
+            "reconcile needs LiveKit: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET"
+                .into(),
+        ));
+    }
+    let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
+    let store = Arc::new(keys::open_store(
+        &url,
+        &database.keys(),
+        PoolOptions::one_shot(),
+    )?);
+    let provisioner = livekit
+        .provisioner(store.clone())?
+        .ok_or_else(|| CommandError::Invalid("LiveKit is not configured".into()))?;
+    let reconciler = Reconciler::new(provisioner, store, Arc::new(|_| {}));
+    let mut failed = 0;
+    let mut acted = 0;
+    let passes = if dry_run { 1 } else { 2 };
+    for pass in 0..passes {
+        let report = reconciler
+            .pass(pass == 0, dry_run)
+            .await
+            .map_err(CommandError::Invalid)?;
+        if report.skipped {
+            return Err(CommandError::Invalid(
+                "another process holds the reconciler lease (a running server reconciles already); try again later".into(),
+            ));
+        }
+        for line in report.lines() {
+            say(&line);
+        }
+        acted += report.actions.len();
+        failed += report
+            .actions
+            .iter()
+            .filter(|action| matches!(action, Action::RepairFailed { .. }))
+            .count();
+    }
+    if acted == 0 {
+        say("LiveKit holds exactly the legs the stored trunks reference");
+    }
+    if failed > 0 {
+        return Err(CommandError::Invalid(format!("{failed} repair(s) failed")));
+    }
+    Ok(())
 }
 
 /// `reencrypt`: every row not sealed with the current key and bound to its trunk, re-sealed.

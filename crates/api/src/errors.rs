@@ -70,6 +70,12 @@ pub enum ApiError {
         /// The per-key limit (0 for the failed-authentication limit, whose size is not told).
         limit: u32,
     },
+    /// The voice infrastructure did not create the trunk's legs; nothing was stored (500).
+    #[error("provisioning a new trunk failed")]
+    CreateProvisioningFailed,
+    /// The voice infrastructure did not re-create the legs; the trunk is as before (500).
+    #[error("provisioning an update failed")]
+    UpdateProvisioningFailed,
     /// The storage is unreachable (503).
     #[error("storage unavailable")]
     Unavailable,
@@ -95,6 +101,10 @@ impl ApiError {
             }
             RepositoryError::Corrupt(reason) => {
                 log::error!("corrupt stored data: {reason}");
+                Self::Internal
+            }
+            RepositoryError::LeaseLost => {
+                log::error!("a provisioning lease was lost where none is held");
                 Self::Internal
             }
             RepositoryError::Internal(reason) => {
@@ -158,7 +168,9 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal | Self::CreateProvisioningFailed | Self::UpdateProvisioningFailed => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -203,6 +215,12 @@ impl ResponseError for ApiError {
             Self::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
                 message("Service temporarily unavailable.")
+            }
+            Self::CreateProvisioningFailed => {
+                error("Failed to create SIP trunk. Please try again or contact support.")
+            }
+            Self::UpdateProvisioningFailed => {
+                error("Failed to update SIP trunk. Please try again or contact support.")
             }
             Self::Internal => error("Internal server error."),
         };

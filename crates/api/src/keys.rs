@@ -203,7 +203,7 @@ fn io_error(context: String) -> impl FnOnce(std::io::Error) -> StartError {
 }
 
 /// Refuses a key file that group or others may read: a key is only as private as its file.
-fn check_private(path: &Path) -> Result<(), StartError> {
+pub(crate) fn check_private(path: &Path) -> Result<(), StartError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -9,6 +9,8 @@ use store::{DatabaseUrl, Keyring, PoolOptions, ResealScope, SqlStore};
 use validator::Validate;
 
 use crate::client_address::TrustedProxies;
+use crate::infrastructure::LiveKitArgs;
+use crate::provisioning::reconciler::{Reconciler, Schedule};
 use crate::rate_limit::RateLimits;
 use crate::state::{AccountLimits, AppState};
 
@@ -203,10 +205,16 @@ fn raise_open_file_limit(settings: &ServeSettings) {
 }
 
 /// Serves the API on `store` until SIGTERM or SIGINT; in-flight requests get up to 10 s.
-pub async fn serve(store: SqlStore, settings: &ServeSettings) -> Result<(), StartError> {
+pub async fn serve(
+    store: SqlStore,
+    settings: &ServeSettings,
+    livekit: &LiveKitArgs,
+) -> Result<(), StartError> {
     bind_passwords_to_trunks(&store)?;
     let probe = store.clone();
-    let state = AppState::new(Arc::new(store), Arc::new(move || probe.ping()))
+    let store = Arc::new(store);
+    let provisioner = livekit.provisioner(store.clone())?;
+    let mut state = AppState::new(store.clone(), Arc::new(move || probe.ping()))
         .with_read_cache(
             Duration::from_millis(settings.read_cache_ms),
             settings.read_cache_bytes,
@@ -219,6 +227,25 @@ pub async fn serve(store: SqlStore, settings: &ServeSettings) -> Result<(), Star
         .with_trusted_proxies(
             TrustedProxies::parse(&settings.trusted_proxies).map_err(StartError::Settings)?,
         );
+    match provisioner {
+        Some(provisioner) => {
+            log::info!(
+                "trunks get their legs on {}; the reconciler runs in this process while it holds the database's reconciler lease",
+                provisioner.name()
+            );
+            state = state.with_provisioner(provisioner.clone());
+            let read_cache = state.read_cache.clone();
+            let reconciler = Arc::new(Reconciler::new(
+                provisioner,
+                store,
+                Arc::new(move |owner| read_cache.invalidate(owner)),
+            ));
+            actix_web::rt::spawn(reconciler.run(Schedule::default()));
+        }
+        None => log::info!(
+            "no voice infrastructure configured (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET): registry only, trunks get no legs"
+        ),
+    }
     raise_open_file_limit(settings);
     let (limits, read_cache) = (state.rate_limits.clone(), state.read_cache.clone());
     actix_web::rt::spawn(async move {

@@ -8,6 +8,7 @@ use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepos
 use crate::auth::AuthCache;
 use crate::client_address::TrustedProxies;
 use crate::errors::ApiError;
+use crate::provisioning::Provisioner;
 use crate::rate_limit::RateLimits;
 use crate::read_cache::{self, ReadCache};
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Most trunks and keys per account.
     pub limits: AccountLimits,
+    /// The voice infrastructure's legs of every trunk; `None`: registry only (no legs).
+    pub provisioner: Option<Arc<Provisioner>>,
 }
 
 /// How long a rendered read is served from memory by default.
@@ -74,7 +77,14 @@ impl AppState {
             rate_limits: Arc::new(RateLimits::off()),
             trusted_proxies: Arc::new(TrustedProxies::default()),
             limits: AccountLimits::default(),
+            provisioner: None,
         }
+    }
+
+    /// The same state putting every trunk's legs on `provisioner`'s infrastructure.
+    pub fn with_provisioner(mut self, provisioner: Arc<Provisioner>) -> Self {
+        self.provisioner = Some(provisioner);
+        self
     }
 
     /// The same state with `limits` per account.

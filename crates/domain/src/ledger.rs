@@ -219,6 +219,16 @@ pub trait ProvisioningLedger: Send + Sync {
     /// divergent). Nothing happens to a trunk in another state or leased now.
     fn mark_for_repair(&self, owner: UserId, id: TrunkId) -> RepositoryResult<()>;
 
+    /// True when another trunk of `owner` than `except` (hidden ones included) has the
+    /// (phone number, username, address) of `settings`: checked before legs are made for an
+    /// update that would then be refused with `Conflict`.
+    fn identity_taken(
+        &self,
+        owner: UserId,
+        settings: &TrunkSettings,
+        except: TrunkId,
+    ) -> RepositoryResult<bool>;
+
     /// Takes (or renews) the one reconciler lease shared by every process on this database:
     /// true when `holder` holds it until `until`.
     fn take_reconciler_lease(&self, holder: &str, until: Timestamp) -> RepositoryResult<bool>;

@@ -174,6 +174,30 @@ pub struct RemoteLeg {
 }
 
 impl RemoteLeg {
+    /// True when this leg is the inbound leg `trunk`'s settings need, as far as can be seen
+    /// (the password cannot): the check of a full scan, which never opens passwords.
+    pub fn serves_inbound_of<P>(&self, trunk: &SipTrunk<P>) -> bool {
+        let settings = &trunk.settings;
+        let (username, allowed) = match settings.inbound_authorization.allowed_ips() {
+            Some(list) => (String::new(), list.to_strings()),
+            None => (settings.sip_username.as_str().to_owned(), Vec::new()),
+        };
+        self.kind == LegKind::Inbound
+            && self.numbers == [settings.phone_number.as_str()]
+            && self.username == username
+            && sorted(&self.allowed_addresses) == sorted(&allowed)
+    }
+
+    /// True when this leg is the outbound leg `trunk`'s settings need, as far as can be
+    /// seen.
+    pub fn serves_outbound_of<P>(&self, trunk: &SipTrunk<P>) -> bool {
+        let settings = &trunk.settings;
+        self.kind == LegKind::Outbound
+            && self.numbers == [settings.phone_number.as_str()]
+            && self.address == settings.sip_address.as_str()
+            && self.username == settings.sip_username.as_str()
+    }
+
     /// True when this leg serves `wanted` as far as can be seen (the password cannot).
     pub fn matches_inbound(&self, wanted: &InboundLeg) -> bool {
         let (username, allowed): (&str, &[String]) = match &wanted.access {

@@ -208,6 +208,16 @@ impl StandIn {
         ids
     }
 
+    /// Removes trunk `id` behind the registry's back (someone deleted it in LiveKit's
+    /// console); true when it was held.
+    pub fn remove(&self, id: &str) -> bool {
+        let mut state = lock(&self.state);
+        let before = state.inbound.len() + state.outbound.len();
+        state.inbound.retain(|t| t.sip_trunk_id != id);
+        state.outbound.retain(|t| t.sip_trunk_id != id);
+        before != state.inbound.len() + state.outbound.len()
+    }
+
     /// Adds an inbound trunk as another system would (no token, no journal entry).
     pub fn insert_inbound(&self, mut trunk: proto::SipInboundTrunkInfo) -> String {
         trunk.sip_trunk_id = new_id();

@@ -620,6 +620,15 @@ impl ProvisioningLedger for MemoryStore {
         Ok(())
     }
 
+    fn identity_taken(
+        &self,
+        owner: UserId,
+        settings: &domain::TrunkSettings,
+        except: TrunkId,
+    ) -> RepositoryResult<bool> {
+        Ok(self.state().identity_taken(owner, settings, Some(except)))
+    }
+
     fn take_reconciler_lease(&self, holder: &str, until: Timestamp) -> RepositoryResult<bool> {
         let now = Timestamp::now();
         let mut state = self.state();

@@ -21,5 +21,14 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ready = state.ready.clone();
     run(move || ready(), ApiError::Unavailable).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+    /// `{"status":"ready","provisioning":"livekit"|"off"}`, keys in this order.
+    #[derive(serde::Serialize)]
+    struct Ready {
+        status: &'static str,
+        provisioning: &'static str,
+    }
+    Ok(HttpResponse::Ok().json(Ready {
+        status: "ready",
+        provisioning: state.provisioner.as_ref().map_or("off", |p| p.name()),
+    }))
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::auth::Authenticated;
 use crate::body::JsonObject;
 use crate::errors::{mime_json, ApiError};
+use crate::provisioning::{Provisioner, ProvisioningFailure};
 use crate::read_cache::Read;
 use crate::request::{self, TRUNK_FIELDS};
 use crate::state::{blocking, run, AppState};
@@ -239,6 +240,46 @@ pub async fn get(
 }
 
 /// The 422 for a trunk body: type errors first-class, the domain's errors for the rest.
+/// The contract's 422 when the infrastructure says another trunk has the number.
+fn number_taken() -> ApiError {
+    ApiError::Invalid(ValidationErrors::single(
+        "phone_number",
+        "The phone number is already connected to another SIP trunk.",
+    ))
+}
+
+/// An update when trunks have legs: parsed against the stored trunk, then applied by the
+/// provisioning use case, which re-creates the legs the change needs.
+async fn update_with_legs(
+    state: &AppState,
+    provisioner: &Provisioner,
+    owner: UserId,
+    id: TrunkId,
+    input: domain::SipTrunkPatchInput,
+    type_errors: ValidationErrors,
+) -> Result<HttpResponse, ApiError> {
+    let trunks = state.trunks.clone();
+    let current = run(move || trunks.get_trunk(owner, id), ApiError::TrunkNotFound).await?;
+    let patch = match SipTrunkPatch::parse_for(&input, &current) {
+        Ok(patch) if type_errors.is_empty() => patch,
+        Ok(_) => return Err(ApiError::Invalid(invalid(type_errors, None))),
+        Err(errors) => return Err(ApiError::Invalid(invalid(type_errors, Some(errors)))),
+    };
+    let updated = provisioner.update(owner, id, patch).await;
+    state.read_cache.invalidate(owner);
+    let update = updated.map_err(|failure| match failure {
+        ProvisioningFailure::Repository(error) => {
+            ApiError::from_repository(error, ApiError::TrunkNotFound)
+        }
+        ProvisioningFailure::NumberTaken => number_taken(),
+        ProvisioningFailure::Failed => ApiError::UpdateProvisioningFailed,
+    })?;
+    Ok(HttpResponse::Ok().json(MessageData {
+        message: "SIP trunk updated successfully.",
+        data: TrunkView::of(&update.trunk),
+    }))
+}
+
 fn invalid(
     type_errors: ValidationErrors,
     domain_errors: Option<ValidationErrors>,
@@ -267,13 +308,26 @@ pub async fn create(
         Ok(_) => return Err(ApiError::Invalid(invalid(type_errors, None))),
         Err(errors) => return Err(ApiError::Invalid(invalid(type_errors, Some(errors)))),
     };
-    let trunks = state.trunks.clone();
     let max_trunks = state.limits.max_trunks;
-    let created = blocking(move || trunks.create_trunk(caller.user, &new, max_trunks)).await;
+    let created = match &state.provisioner {
+        Some(provisioner) => provisioner.create(caller.user, new, max_trunks).await,
+        None => {
+            let trunks = state.trunks.clone();
+            blocking(move || trunks.create_trunk(caller.user, &new, max_trunks))
+                .await
+                .map_err(ProvisioningFailure::Repository)
+        }
+    };
     state.read_cache.invalidate(caller.user);
-    let trunk = created.map_err(|error| match error {
-        RepositoryError::LimitReached => ApiError::TrunkLimitReached { limit: max_trunks },
-        other => ApiError::from_repository(other, ApiError::Unauthenticated),
+    let trunk = created.map_err(|failure| match failure {
+        ProvisioningFailure::Repository(RepositoryError::LimitReached) => {
+            ApiError::TrunkLimitReached { limit: max_trunks }
+        }
+        ProvisioningFailure::Repository(other) => {
+            ApiError::from_repository(other, ApiError::Unauthenticated)
+        }
+        ProvisioningFailure::NumberTaken => number_taken(),
+        ProvisioningFailure::Failed => ApiError::CreateProvisioningFailed,
     })?;
     Ok(HttpResponse::Created().json(MessageData {
         message: "SIP trunk created successfully.",
@@ -299,6 +353,9 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = trunk_id(&path, ApiError::TrunkNotFound)?;
     let (input, type_errors) = request::patch_input(&body.0);
+    if let Some(provisioner) = state.provisioner.clone() {
+        return update_with_legs(&state, &provisioner, caller.user, id, input, type_errors).await;
+    }
     let trunks = state.trunks.clone();
     let updated = run(
         move || {
@@ -361,12 +418,20 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = trunk_id(&path, ApiError::PhoneNumberNotFound)?;
-    let trunks = state.trunks.clone();
-    let deleted = run(
-        move || trunks.delete_trunk(caller.user, id),
-        ApiError::PhoneNumberNotFound,
-    )
-    .await;
+    let deleted = match &state.provisioner {
+        Some(provisioner) => provisioner
+            .delete(caller.user, id)
+            .await
+            .map_err(|error| ApiError::from_repository(error, ApiError::PhoneNumberNotFound)),
+        None => {
+            let trunks = state.trunks.clone();
+            run(
+                move || trunks.delete_trunk(caller.user, id),
+                ApiError::PhoneNumberNotFound,
+            )
+            .await
+        }
+    };
     state.read_cache.invalidate(caller.user);
     deleted?;
     Ok(HttpResponse::Ok().json(Message {

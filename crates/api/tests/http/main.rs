@@ -8,5 +8,6 @@ mod hostile;
 mod limits;
 mod openapi;
 mod protocol;
+mod provisioning;
 mod support;
 mod trunks;

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use domain::{
     ClaimedTrunk, Lease, LegChanges, LegCommit, LegId, LegKind, LegReference, LegRemoval,
     NewSipTrunk, ProvisioningLedger, ProvisioningState, RepositoryError, RepositoryResult,
-    SipTrunk, Timestamp, TrunkId, TrunkUpdate, UserId,
+    SipTrunk, Timestamp, TrunkId, TrunkSettings, TrunkUpdate, UserId,
 };
 
 use super::rows::{SealedPasswordColumns, TrunkFields, TrunkRow};
@@ -528,6 +528,26 @@ impl ProvisioningLedger for SqlStore {
             .map(drop)
             .map_err(TxError::Query)
         })
+    }
+
+    fn identity_taken(
+        &self,
+        owner: UserId,
+        settings: &TrunkSettings,
+        except: TrunkId,
+    ) -> RepositoryResult<bool> {
+        let (phone_number, username, address) = settings.identity();
+        let found: i64 = self.with_connection(|conn| {
+            sip_trunks::table
+                .filter(sip_trunks::user_id.eq(owner.get()))
+                .filter(sip_trunks::phone_number.eq(phone_number))
+                .filter(sip_trunks::sip_username.eq(username))
+                .filter(sip_trunks::sip_address.eq(address))
+                .filter(sip_trunks::id.ne(except.get()))
+                .count()
+                .get_result(conn)
+        })?;
+        Ok(found > 0)
     }
 
     fn take_reconciler_lease(&self, holder: &str, until: Timestamp) -> RepositoryResult<bool> {

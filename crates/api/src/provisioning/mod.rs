@@ -1,0 +1,568 @@
+//! The use cases that put trunks on the voice infrastructure: create, update and delete of a
+//! trunk with its legs, in one place between the handlers and the ports. A handler parses
+//! and renders; these order the ledger's and the infrastructure's calls and compensate.
+//!
+//! The order of steps, and what a crash between two of them leaves (docs/provisioning.md):
+//! - Create: the trunk is stored `Creating` (hidden) under a lease, then the inbound leg is
+//!   made, then the outbound, then both ids are stored and the trunk shown. A failure rolls
+//!   back (row deleted, legs made queued for removal, in one transaction); a crash leaves a
+//!   hidden row whose lease runs out and which the reconciler rolls back, and legs tagged
+//!   with its id, which the reconciler's scan removes as orphans.
+//! - Update: the trunk is leased; a new outbound leg is made before the old is queued for
+//!   removal; an inbound leg is deleted before its successor is made (LiveKit refuses two
+//!   with one number). New ids and the client's change are stored together. A failure after
+//!   the old inbound leg is gone leaves the trunk as it was, in `Repair`: the reconciler
+//!   makes an inbound leg for the stored settings again (right away, when it can).
+//! - Delete: the trunk is deleted and its legs queued in one transaction; the removal is
+//!   tried at once and, if the infrastructure does not answer, by the reconciler.
+
+pub mod reconciler;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domain::{
+    InboundLeg, Lease, LegChanges, LegCommit, LegId, LegKind, LegRemoval, NewSipTrunk, OutboundLeg,
+    ProvisionError, ProvisioningLedger, ProvisioningState, RemoteLeg, RepositoryError, SipTrunk,
+    SipTrunkPatch, Timestamp, TrunkId, TrunkUpdate, UserId, VoiceInfrastructure,
+};
+
+use crate::state::blocking;
+
+/// How long a request may spend on the infrastructure: the API answers within 15 s
+/// whatever it does, and the rest is for the database.
+pub const REQUEST_BUDGET: Duration = Duration::from_secs(13);
+
+/// How long a lease lasts: longer than any request's budget, so a live request never
+/// loses its lease; short enough that a dead one's work is taken over soon.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// How long a delete waits for its legs' removal before leaving it to the reconciler.
+pub const DELETE_BUDGET: Duration = Duration::from_secs(3);
+
+/// Why a create or an update with legs did not happen.
+#[derive(Debug)]
+pub enum ProvisioningFailure {
+    /// A repository outcome for the client (not found, conflict, limit, rejected,
+    /// unavailable).
+    Repository(RepositoryError),
+    /// Another trunk already receives calls for the number.
+    NumberTaken,
+    /// The infrastructure failed (the cause was logged).
+    Failed,
+}
+
+impl From<RepositoryError> for ProvisioningFailure {
+    fn from(error: RepositoryError) -> Self {
+        Self::Repository(error)
+    }
+}
+
+/// The trunks' legs on one voice infrastructure, and the ledger that keeps them consistent.
+pub struct Provisioner {
+    infrastructure: Arc<dyn VoiceInfrastructure>,
+    ledger: Arc<dyn ProvisioningLedger>,
+    budget: Duration,
+}
+
+impl std::fmt::Debug for Provisioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Provisioner({})", self.infrastructure.name())
+    }
+}
+
+/// A fresh lease for `length` from now.
+pub fn new_lease(length: Duration) -> Lease {
+    let micros = i64::try_from(length.as_micros()).unwrap_or(i64::MAX);
+    Lease {
+        token: format!("{:016x}", rand_token()),
+        until: Timestamp::from_unix_micros(Timestamp::now().unix_micros().saturating_add(micros))
+            .unwrap_or_else(Timestamp::now),
+    }
+}
+
+fn rand_token() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    // A per-process random seed mixed with the time: unique enough to tell holders apart
+    // (a lease token is not a secret).
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_i64(Timestamp::now().unix_micros());
+    hasher.finish()
+}
+
+/// The legs of `trunk` that exist.
+fn legs_of<P>(trunk: &SipTrunk<P>) -> Vec<(LegKind, LegId)> {
+    [
+        (LegKind::Inbound, trunk.inbound_trunk_id.clone()),
+        (LegKind::Outbound, trunk.outbound_trunk_id.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(kind, leg)| leg.map(|leg| (kind, leg)))
+    .collect()
+}
+
+impl Provisioner {
+    /// Provisioning on `infrastructure`, its state in `ledger`.
+    pub fn new(
+        infrastructure: Arc<dyn VoiceInfrastructure>,
+        ledger: Arc<dyn ProvisioningLedger>,
+    ) -> Self {
+        Self {
+            infrastructure,
+            ledger,
+            budget: REQUEST_BUDGET,
+        }
+    }
+
+    /// The same with another budget per request (tests).
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The infrastructure's name (`livekit`).
+    pub fn name(&self) -> &'static str {
+        self.infrastructure.name()
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Arc<dyn ProvisioningLedger> {
+        &self.ledger
+    }
+
+    /// The infrastructure.
+    pub fn infrastructure(&self) -> &Arc<dyn VoiceInfrastructure> {
+        &self.infrastructure
+    }
+
+    /// Runs `call` on the infrastructure until `deadline`: a call cut off counts as
+    /// "unavailable" (and may still have happened: see the port's documentation).
+    async fn call<T>(
+        &self,
+        deadline: Instant,
+        what: &str,
+        call: domain::ProvisionFuture<'_, T>,
+    ) -> Result<T, ProvisionError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match actix_web::rt::time::timeout(left, call).await {
+            Ok(outcome) => outcome.inspect_err(|error| {
+                log::warn!("{} {what}: {error}", self.infrastructure.name());
+            }),
+            Err(_) => {
+                log::warn!(
+                    "{} {what}: no answer within the request's budget",
+                    self.infrastructure.name()
+                );
+                Err(ProvisionError::Unavailable(
+                    "no answer within the request's budget".into(),
+                ))
+            }
+        }
+    }
+
+    /// Creates `new` for `owner` with both legs; nothing is stored unless both exist.
+    pub async fn create(
+        &self,
+        owner: UserId,
+        new: NewSipTrunk,
+        max_trunks: u32,
+    ) -> Result<SipTrunk, ProvisioningFailure> {
+        let deadline = Instant::now() + self.budget;
+        let lease = new_lease(LEASE);
+        let ledger = self.ledger.clone();
+        let begin_lease = lease.clone();
+        let pending =
+            blocking(move || ledger.begin_create(owner, &new, max_trunks, &begin_lease)).await?;
+        let inbound = self
+            .call(
+                deadline,
+                "create inbound leg",
+                self.infrastructure
+                    .create_inbound(&InboundLeg::of(&pending)),
+            )
+            .await;
+        let inbound = match inbound {
+            Ok(id) => id,
+            Err(error) => {
+                self.abandon(owner, pending.id, &lease, Vec::new()).await;
+                return Err(match error {
+                    ProvisionError::NumberTaken => ProvisioningFailure::NumberTaken,
+                    _ => ProvisioningFailure::Failed,
+                });
+            }
+        };
+        let outbound = self
+            .call(
+                deadline,
+                "create outbound leg",
+                self.infrastructure
+                    .create_outbound(&OutboundLeg::of(&pending)),
+            )
+            .await;
+        let outbound = match outbound {
+            Ok(id) => id,
+            Err(_) => {
+                let made = vec![(LegKind::Inbound, inbound)];
+                self.abandon(owner, pending.id, &lease, made).await;
+                return Err(ProvisioningFailure::Failed);
+            }
+        };
+        let ledger = self.ledger.clone();
+        let (id, token) = (pending.id, lease.token.clone());
+        let (kept_in, kept_out) = (inbound.clone(), outbound.clone());
+        let finished =
+            blocking(move || ledger.finish_create(owner, id, &token, &kept_in, &kept_out)).await;
+        match finished {
+            Ok(trunk) => Ok(trunk),
+            Err(error) => {
+                log::error!("trunk {id}: storing its new legs failed ({error}); removing them");
+                let made = vec![(LegKind::Inbound, inbound), (LegKind::Outbound, outbound)];
+                self.abandon(owner, id, &lease, made).await;
+                Err(ProvisioningFailure::Failed)
+            }
+        }
+    }
+
+    /// Rolls a create back; the legs it made are removed now if the infrastructure answers.
+    async fn abandon(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease: &Lease,
+        made: Vec<(LegKind, LegId)>,
+    ) {
+        let ledger = self.ledger.clone();
+        let token = lease.token.clone();
+        let queued = made.clone();
+        let rolled_back = blocking(move || ledger.abandon_create(owner, id, &token, &queued)).await;
+        match rolled_back {
+            Ok(()) => self.remove_due_now(DELETE_BUDGET).await,
+            Err(error) => {
+                // The row is gone or its lease was taken over: the reconciler rolls it
+                // back; the legs made here are removed now, or found as orphans later.
+                log::error!("trunk {id}: rolling back its create failed: {error}");
+                let deadline = Instant::now() + DELETE_BUDGET;
+                for (kind, leg) in &made {
+                    let _ = self
+                        .call(
+                            deadline,
+                            "remove leg",
+                            self.infrastructure.delete_leg(*kind, leg),
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Applies `patch` to the owner's trunk `id`, re-creating the legs it changes.
+    pub async fn update(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        patch: SipTrunkPatch,
+    ) -> Result<TrunkUpdate, ProvisioningFailure> {
+        let deadline = Instant::now() + self.budget;
+        let lease = new_lease(LEASE);
+        let ledger = self.ledger.clone();
+        let taken = lease.clone();
+        let leased = blocking(move || ledger.lease_trunk(owner, id, &taken)).await;
+        let (current, state) = match leased {
+            Ok(leased) => leased,
+            Err(RepositoryError::LeaseLost) => {
+                log::warn!("trunk {id}: another request or the reconciler is working on its legs");
+                return Err(ProvisioningFailure::Failed);
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let next = match patch.apply(&current, Timestamp::now()) {
+            Ok(next) => next,
+            Err(errors) => {
+                self.release(owner, id, &lease, false, Vec::new()).await;
+                return Err(RepositoryError::Rejected(errors).into());
+            }
+        };
+        let legs = next.legs;
+        if !legs.any() {
+            // Nickname, calling format, country: no call to the infrastructure.
+            let ledger = self.ledger.clone();
+            let token = lease.token.clone();
+            let provisioned = next.trunk.settings.clone();
+            let committed = blocking(move || {
+                ledger.commit_legs(
+                    owner,
+                    id,
+                    &token,
+                    &LegCommit {
+                        patch: Some(&patch),
+                        provisioned: &provisioned,
+                        inbound: None,
+                        outbound: None,
+                        remove: Vec::new(),
+                        state,
+                    },
+                )
+            })
+            .await;
+            return match committed {
+                Ok(update) => Ok(update),
+                Err(error) => {
+                    self.release(owner, id, &lease, false, Vec::new()).await;
+                    Err(error.into())
+                }
+            };
+        }
+        let ledger = self.ledger.clone();
+        let settings = next.trunk.settings.clone();
+        let taken = blocking(move || ledger.identity_taken(owner, &settings, id)).await;
+        match taken {
+            Ok(false) => {}
+            Ok(true) => {
+                self.release(owner, id, &lease, false, Vec::new()).await;
+                return Err(RepositoryError::Conflict.into());
+            }
+            Err(error) => {
+                self.release(owner, id, &lease, false, Vec::new()).await;
+                return Err(error.into());
+            }
+        }
+        self.replace_legs(owner, &current, state, &patch, next, legs, &lease, deadline)
+            .await
+    }
+
+    /// The leg steps of an update, under `lease`.
+    #[allow(clippy::too_many_arguments)]
+    async fn replace_legs(
+        &self,
+        owner: UserId,
+        current: &SipTrunk,
+        state: ProvisioningState,
+        patch: &SipTrunkPatch,
+        next: TrunkUpdate,
+        legs: LegChanges,
+        lease: &Lease,
+        deadline: Instant,
+    ) -> Result<TrunkUpdate, ProvisioningFailure> {
+        let id = current.id;
+        let mut made = Vec::new();
+        let mut remove = Vec::new();
+        let mut new_outbound = None;
+        if legs.outbound {
+            let outbound = self
+                .call(
+                    deadline,
+                    "create outbound leg",
+                    self.infrastructure
+                        .create_outbound(&OutboundLeg::of(&next.trunk)),
+                )
+                .await;
+            match outbound {
+                Ok(leg) => {
+                    made.push((LegKind::Outbound, leg.clone()));
+                    new_outbound = Some(leg);
+                    if let Some(old) = &current.outbound_trunk_id {
+                        remove.push((LegKind::Outbound, old.clone()));
+                    }
+                }
+                Err(_) => {
+                    self.release(owner, id, lease, false, made).await;
+                    return Err(ProvisioningFailure::Failed);
+                }
+            }
+        }
+        let mut new_inbound = None;
+        if legs.inbound {
+            if let Some(old) = &current.inbound_trunk_id {
+                let removed = self
+                    .call(
+                        deadline,
+                        "remove inbound leg",
+                        self.infrastructure.delete_leg(LegKind::Inbound, old),
+                    )
+                    .await;
+                if removed.is_err() {
+                    // It may be gone or not: the reconciler looks.
+                    self.release(owner, id, lease, true, made).await;
+                    self.repair_soon(owner, id, deadline).await;
+                    return Err(ProvisioningFailure::Failed);
+                }
+            }
+            let inbound = self
+                .call(
+                    deadline,
+                    "create inbound leg",
+                    self.infrastructure
+                        .create_inbound(&InboundLeg::of(&next.trunk)),
+                )
+                .await;
+            match inbound {
+                Ok(leg) => {
+                    made.push((LegKind::Inbound, leg.clone()));
+                    new_inbound = Some(leg);
+                }
+                Err(error) => {
+                    // The old inbound leg is gone: the stored trunk stays as it was and
+                    // gets an inbound leg for those settings again.
+                    self.release(owner, id, lease, true, made).await;
+                    self.repair_soon(owner, id, deadline).await;
+                    return Err(match error {
+                        ProvisionError::NumberTaken => ProvisioningFailure::NumberTaken,
+                        _ => ProvisioningFailure::Failed,
+                    });
+                }
+            }
+        }
+        let ledger = self.ledger.clone();
+        let token = lease.token.clone();
+        let patch = patch.clone();
+        let provisioned = next.trunk.settings.clone();
+        let after = if state == ProvisioningState::Ready {
+            ProvisioningState::Ready
+        } else {
+            ProvisioningState::Repair
+        };
+        let stored_made = made.clone();
+        let committed = blocking(move || {
+            ledger.commit_legs(
+                owner,
+                id,
+                &token,
+                &LegCommit {
+                    patch: Some(&patch),
+                    provisioned: &provisioned,
+                    inbound: new_inbound,
+                    outbound: new_outbound,
+                    remove,
+                    state: after,
+                },
+            )
+        })
+        .await;
+        match committed {
+            Ok(update) => {
+                self.remove_due_now(DELETE_BUDGET).await;
+                Ok(update)
+            }
+            Err(error) => {
+                log::error!("trunk {id}: storing its new legs failed: {error}");
+                self.release(owner, id, lease, legs.inbound, stored_made)
+                    .await;
+                if legs.inbound {
+                    self.repair_soon(owner, id, deadline).await;
+                }
+                Err(match error {
+                    RepositoryError::Conflict | RepositoryError::NotFound => error.into(),
+                    _ => ProvisioningFailure::Failed,
+                })
+            }
+        }
+    }
+
+    /// Gives the lease up; `made` is queued for removal, and removed now if it can be.
+    async fn release(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease: &Lease,
+        repair: bool,
+        made: Vec<(LegKind, LegId)>,
+    ) {
+        let ledger = self.ledger.clone();
+        let token = lease.token.clone();
+        let queued = made.clone();
+        let released =
+            blocking(move || ledger.release_trunk(owner, id, &token, repair, &queued)).await;
+        if let Err(error) = released {
+            log::error!("trunk {id}: giving its lease up failed: {error}");
+        }
+        if !made.is_empty() {
+            self.remove_due_now(DELETE_BUDGET).await;
+        }
+    }
+
+    /// After a failed update took the old inbound leg away: repairs the trunk now if the
+    /// budget allows (the reconciler does it otherwise).
+    async fn repair_soon(&self, owner: UserId, id: TrunkId, deadline: Instant) {
+        if deadline.saturating_duration_since(Instant::now()) < Duration::from_millis(500) {
+            return;
+        }
+        let ledger = self.ledger.clone();
+        let lease = new_lease(LEASE);
+        let taken = lease.clone();
+        if blocking(move || ledger.lease_trunk(owner, id, &taken))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        match reconciler::repair(self, owner, id, &lease, None, deadline).await {
+            Ok(_) => log::info!("trunk {id}: its legs were restored at once"),
+            Err(error) => log::warn!("trunk {id}: left to the reconciler: {error}"),
+        }
+    }
+
+    /// Deletes the owner's trunk `id` and removes its legs (now if the infrastructure
+    /// answers within [`DELETE_BUDGET`], later by the reconciler otherwise).
+    pub async fn delete(&self, owner: UserId, id: TrunkId) -> Result<(), RepositoryError> {
+        let ledger = self.ledger.clone();
+        let queued = blocking(move || ledger.delete_and_queue(owner, id)).await?;
+        let _ = self.remove(queued, Instant::now() + DELETE_BUDGET).await;
+        Ok(())
+    }
+
+    /// Works the due removals off until `budget` is spent.
+    pub async fn remove_due_now(&self, budget: Duration) {
+        let ledger = self.ledger.clone();
+        let due = blocking(move || ledger.due_removals(Timestamp::now(), 20)).await;
+        match due {
+            Ok(due) => {
+                self.remove(due, Instant::now() + budget).await;
+            }
+            Err(error) => log::warn!("reading the removal queue failed: {error}"),
+        }
+    }
+
+    /// Removes `removals` until `deadline`; each done is taken off the queue, each failed is
+    /// put back with a back-off.
+    pub async fn remove(&self, removals: Vec<LegRemoval>, deadline: Instant) -> usize {
+        let mut done = 0;
+        for removal in removals {
+            if Instant::now() >= deadline {
+                break;
+            }
+            let outcome = self
+                .call(
+                    deadline,
+                    "remove leg",
+                    self.infrastructure.delete_leg(removal.kind, &removal.leg),
+                )
+                .await;
+            let ledger = self.ledger.clone();
+            let entry = removal.id;
+            let recorded = match outcome {
+                Ok(()) => {
+                    done += 1;
+                    blocking(move || ledger.removal_done(entry)).await
+                }
+                Err(_) => {
+                    let retry_at = reconciler::backoff_from_now(removal.attempts);
+                    blocking(move || ledger.removal_failed(entry, retry_at)).await
+                }
+            };
+            if let Err(error) = recorded {
+                log::warn!("recording removal {entry} failed: {error}");
+            }
+        }
+        done
+    }
+
+    /// The remote legs that serve `trunk`'s stored ids, for tests and the reconciler.
+    pub fn referenced<'a>(trunk: &SipTrunk, remote: &'a [RemoteLeg]) -> Vec<&'a RemoteLeg> {
+        let ids = legs_of(trunk);
+        remote
+            .iter()
+            .filter(|leg| ids.iter().any(|(_, id)| *id == leg.id))
+            .collect()
+    }
+}

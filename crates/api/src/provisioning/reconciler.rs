@@ -1,0 +1,654 @@
+//! The reconciler: makes the infrastructure hold exactly the legs the stored trunks
+//! reference. It runs in `serve` (one process at a time per database, by the ledger's
+//! reconciler lease) and as `sip-trunks reconcile [--dry-run]`.
+//!
+//! A pass, in order:
+//! 1. queued removals that are due are tried (each failure backs off on its own);
+//! 2. trunks whose lease ran out are claimed: a `Creating` one (its request died) is rolled
+//!    back with the legs tagged with its id; a `Repair` one gets legs for its settings;
+//! 3. now and then, a full scan: legs tagged by the registry that no trunk references (older
+//!    than [`ORPHAN_GRACE`], so an in-flight create is never touched) are removed, and trunks
+//!    whose legs are missing or do not match their settings are marked for repair (step 2
+//!    of the next pass repairs them). Legs without the registry's tag are never touched.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domain::{
+    Lease, LegCommit, LegKind, LegReference, ProvisionError, ProvisioningState, RemoteLeg,
+    SipTrunkRepository, Timestamp, TrunkId, UserId,
+};
+
+use super::{new_lease, Provisioner, LEASE};
+use crate::state::blocking;
+
+/// A leg no trunk references is an orphan only once it is older than this: longer than any
+/// request that could still be storing it.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(60);
+
+/// The longest wait between two tries of one removal.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// When a removal tried `attempts` times before should be tried again: 1 s, 2 s, 4 s, ...,
+/// at most five minutes.
+pub fn backoff_from_now(attempts: u32) -> Timestamp {
+    let wait = Duration::from_secs(1u64 << attempts.min(16)).min(MAX_BACKOFF);
+    let micros = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
+    Timestamp::from_unix_micros(Timestamp::now().unix_micros().saturating_add(micros))
+        .unwrap_or_else(Timestamp::now)
+}
+
+/// One thing a pass did (or, dry, would do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A queued removal done.
+    Removed {
+        /// Which kind.
+        kind: LegKind,
+        /// The leg.
+        leg: String,
+    },
+    /// A create whose request died, rolled back.
+    RolledBack {
+        /// The hidden trunk.
+        trunk: TrunkId,
+    },
+    /// A trunk given legs for its settings.
+    Repaired {
+        /// The trunk.
+        trunk: TrunkId,
+        /// What changed.
+        detail: String,
+    },
+    /// A trunk whose repair failed (tried again later).
+    RepairFailed {
+        /// The trunk.
+        trunk: TrunkId,
+        /// Why.
+        reason: String,
+    },
+    /// A leg of the registry that no trunk references, removed.
+    Orphan {
+        /// Which kind.
+        kind: LegKind,
+        /// The leg.
+        leg: String,
+        /// The trunk its tag names.
+        tagged: TrunkId,
+    },
+    /// A trunk whose legs are missing or divergent, marked for repair.
+    Marked {
+        /// The trunk.
+        trunk: TrunkId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What a pass did, in order; `dry` when nothing was done.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// True for `--dry-run`.
+    pub dry: bool,
+    /// The actions.
+    pub actions: Vec<Action>,
+    /// Set when another process holds the reconciler lease (nothing was done).
+    pub skipped: bool,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Removed { kind, leg } => write!(f, "remove {} leg {leg}", kind.as_str()),
+            Self::RolledBack { trunk } => {
+                write!(f, "roll back trunk {trunk} (its create never finished)")
+            }
+            Self::Repaired { trunk, detail } => write!(f, "repair trunk {trunk}: {detail}"),
+            Self::RepairFailed { trunk, reason } => {
+                write!(f, "repair trunk {trunk} failed: {reason}")
+            }
+            Self::Orphan { kind, leg, tagged } => write!(
+                f,
+                "remove orphan {} leg {leg} (tagged for trunk {tagged}, referenced by none)",
+                kind.as_str()
+            ),
+            Self::Marked { trunk, reason } => write!(f, "mark trunk {trunk} for repair: {reason}"),
+        }
+    }
+}
+
+impl Report {
+    /// One line per action, `would ` before each when dry.
+    pub fn lines(&self) -> Vec<String> {
+        let prefix = if self.dry { "would " } else { "" };
+        self.actions
+            .iter()
+            .map(|action| format!("{prefix}{action}"))
+            .collect()
+    }
+}
+
+/// Called with the owner of every trunk a pass changed (to drop cached reads).
+pub type OnChange = Arc<dyn Fn(UserId) + Send + Sync>;
+
+/// How often the reconciler works.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// Between two passes when all is well.
+    pub tick: Duration,
+    /// Between two full scans.
+    pub full_scan_every: Duration,
+    /// The longest wait between passes while the infrastructure fails.
+    pub max_backoff: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(1),
+            full_scan_every: Duration::from_secs(300),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The reconciler of one process.
+pub struct Reconciler {
+    provisioner: Arc<Provisioner>,
+    trunks: Arc<dyn SipTrunkRepository>,
+    holder: String,
+    on_change: OnChange,
+    /// A pass's budget on the infrastructure.
+    budget: Duration,
+    /// See [`ORPHAN_GRACE`].
+    orphan_grace: Duration,
+}
+
+impl Reconciler {
+    /// A reconciler of `provisioner`'s trunks.
+    pub fn new(
+        provisioner: Arc<Provisioner>,
+        trunks: Arc<dyn SipTrunkRepository>,
+        on_change: OnChange,
+    ) -> Self {
+        Self {
+            provisioner,
+            trunks,
+            holder: new_lease(LEASE).token,
+            on_change,
+            budget: Duration::from_secs(60),
+            orphan_grace: ORPHAN_GRACE,
+        }
+    }
+
+    /// The same with another orphan grace (tests, which cannot wait a minute).
+    pub fn with_orphan_grace(mut self, grace: Duration) -> Self {
+        self.orphan_grace = grace;
+        self
+    }
+
+    /// Runs passes forever on `schedule`, backing off while they fail.
+    pub async fn run(self: Arc<Self>, schedule: Schedule) {
+        let mut wait = schedule.tick;
+        let mut last_scan: Option<Instant> = None;
+        loop {
+            actix_web::rt::time::sleep(wait).await;
+            let full = last_scan.is_none_or(|at| at.elapsed() >= schedule.full_scan_every);
+            match self.pass(full, false).await {
+                Ok(report) => {
+                    for line in report.lines() {
+                        log::info!("reconciler: {line}");
+                    }
+                    if full && !report.skipped {
+                        last_scan = Some(Instant::now());
+                    }
+                    let failed = report
+                        .actions
+                        .iter()
+                        .any(|a| matches!(a, Action::RepairFailed { .. }));
+                    wait = if failed {
+                        (wait * 2).min(schedule.max_backoff)
+                    } else {
+                        schedule.tick
+                    };
+                }
+                Err(error) => {
+                    wait = (wait * 2).min(schedule.max_backoff);
+                    log::warn!("reconciler: pass failed ({error}); next in {wait:?}");
+                }
+            }
+        }
+    }
+
+    /// One pass; with `full`, the full scan too; with `dry_run`, nothing is changed and the
+    /// report says what would be.
+    pub async fn pass(&self, full: bool, dry_run: bool) -> Result<Report, String> {
+        let mut report = Report {
+            dry: dry_run,
+            ..Report::default()
+        };
+        let ledger = self.provisioner.ledger().clone();
+        let deadline = Instant::now() + self.budget;
+        if !dry_run {
+            let holder = self.holder.clone();
+            let until = new_lease(LEASE).until;
+            let held = blocking(move || ledger.take_reconciler_lease(&holder, until))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !held {
+                report.skipped = true;
+                return Ok(report);
+            }
+        }
+        self.removals(&mut report, dry_run, deadline).await?;
+        let mut remote: Option<Vec<RemoteLeg>> = None;
+        if !dry_run {
+            self.claims(&mut report, &mut remote, deadline).await?;
+        }
+        if full || dry_run {
+            self.scan(&mut report, &mut remote, dry_run, deadline)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    async fn remote_legs<'a>(
+        &self,
+        remote: &'a mut Option<Vec<RemoteLeg>>,
+        deadline: Instant,
+    ) -> Result<&'a [RemoteLeg], String> {
+        if remote.is_none() {
+            let infrastructure = self.provisioner.infrastructure().clone();
+            let legs = self
+                .provisioner
+                .call(deadline, "list legs", infrastructure.list_legs())
+                .await
+                .map_err(|e| e.to_string())?;
+            *remote = Some(legs);
+        }
+        Ok(remote.as_deref().unwrap_or_default())
+    }
+
+    async fn removals(
+        &self,
+        report: &mut Report,
+        dry_run: bool,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let ledger = self.provisioner.ledger().clone();
+        let due = blocking(move || ledger.due_removals(Timestamp::now(), 200))
+            .await
+            .map_err(|e| e.to_string())?;
+        for removal in due {
+            if !dry_run {
+                let done = self
+                    .provisioner
+                    .remove(vec![removal.clone()], deadline)
+                    .await;
+                if done == 0 {
+                    continue;
+                }
+            }
+            report.actions.push(Action::Removed {
+                kind: removal.kind,
+                leg: removal.leg.as_str().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn claims(
+        &self,
+        report: &mut Report,
+        remote: &mut Option<Vec<RemoteLeg>>,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let ledger = self.provisioner.ledger().clone();
+        let lease = new_lease(LEASE);
+        let claim = lease.clone();
+        let claimed = blocking(move || ledger.claim_due(Timestamp::now(), &claim, 20))
+            .await
+            .map_err(|e| e.to_string())?;
+        for trunk in claimed {
+            match trunk.state {
+                ProvisioningState::Creating => {
+                    let legs = self.remote_legs(remote, deadline).await?;
+                    let made: Vec<_> = legs
+                        .iter()
+                        .filter(|leg| leg.owner.is_some_and(|o| o.trunk == trunk.id))
+                        .map(|leg| (leg.kind, leg.id.clone()))
+                        .collect();
+                    let ledger = self.provisioner.ledger().clone();
+                    let token = lease.token.clone();
+                    let (owner, id) = (trunk.owner, trunk.id);
+                    blocking(move || ledger.abandon_create(owner, id, &token, &made))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    report.actions.push(Action::RolledBack { trunk: trunk.id });
+                }
+                ProvisioningState::Repair | ProvisioningState::Ready => {
+                    let legs = self.remote_legs(remote, deadline).await?.to_vec();
+                    let outcome = repair(
+                        &self.provisioner,
+                        trunk.owner,
+                        trunk.id,
+                        &lease,
+                        Some(&legs),
+                        deadline,
+                    )
+                    .await;
+                    match outcome {
+                        Ok(detail) => {
+                            (self.on_change)(trunk.owner);
+                            report.actions.push(Action::Repaired {
+                                trunk: trunk.id,
+                                detail,
+                            });
+                            // The legs changed: list again before the next use.
+                            *remote = None;
+                        }
+                        Err(reason) => report.actions.push(Action::RepairFailed {
+                            trunk: trunk.id,
+                            reason,
+                        }),
+                    }
+                }
+            }
+        }
+        if !report.actions.is_empty() {
+            self.provisioner
+                .remove_due_now(Duration::from_secs(5))
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn scan(
+        &self,
+        report: &mut Report,
+        remote: &mut Option<Vec<RemoteLeg>>,
+        dry_run: bool,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let legs = self.remote_legs(remote, deadline).await?.to_vec();
+        let references = self.all_references().await?;
+        let ledger = self.provisioner.ledger().clone();
+        let far = backoff_from_now(30);
+        let queued: HashSet<String> = blocking(move || ledger.due_removals(far, 1_000_000))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|removal| removal.leg.as_str().to_owned())
+            .collect();
+        let referenced: HashSet<&str> = references
+            .iter()
+            .flat_map(|r| [r.inbound.as_ref(), r.outbound.as_ref()])
+            .flatten()
+            .map(|leg| leg.as_str())
+            .collect();
+        let busy: HashSet<TrunkId> = references
+            .iter()
+            .filter(|r| r.leased || r.state == ProvisioningState::Creating)
+            .map(|r| r.id)
+            .collect();
+        let now_unix = Timestamp::now().unix_micros() / 1_000_000;
+        let grace = i64::try_from(self.orphan_grace.as_secs()).unwrap_or(i64::MAX);
+        for leg in &legs {
+            let Some(tag) = leg.owner else { continue };
+            let id = leg.id.as_str();
+            if referenced.contains(id) || queued.contains(id) || busy.contains(&tag.trunk) {
+                continue;
+            }
+            if now_unix - tag.created_unix < grace {
+                continue;
+            }
+            if !dry_run {
+                let outcome = self
+                    .provisioner
+                    .call(
+                        deadline,
+                        "remove orphan leg",
+                        self.provisioner
+                            .infrastructure()
+                            .delete_leg(leg.kind, &leg.id),
+                    )
+                    .await;
+                if outcome.is_err() {
+                    continue;
+                }
+            }
+            report.actions.push(Action::Orphan {
+                kind: leg.kind,
+                leg: id.to_owned(),
+                tagged: tag.trunk,
+            });
+        }
+        for reference in &references {
+            if reference.state == ProvisioningState::Creating || reference.leased {
+                continue;
+            }
+            let reason = if reference.state == ProvisioningState::Repair {
+                Some("waiting for repair".to_owned())
+            } else {
+                self.divergence(reference, &legs).await
+            };
+            let Some(reason) = reason else { continue };
+            if reference.state == ProvisioningState::Ready && !dry_run {
+                let ledger = self.provisioner.ledger().clone();
+                let (owner, id) = (reference.owner, reference.id);
+                blocking(move || ledger.mark_for_repair(owner, id))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            report.actions.push(Action::Marked {
+                trunk: reference.id,
+                reason,
+            });
+        }
+        Ok(())
+    }
+
+    /// Why a ready trunk's legs are not what its settings need, if they are not.
+    async fn divergence(&self, reference: &LegReference, legs: &[RemoteLeg]) -> Option<String> {
+        let find = |id: &Option<domain::LegId>| {
+            id.as_ref()
+                .and_then(|id| legs.iter().find(|leg| leg.id == *id))
+        };
+        let (inbound, outbound) = (find(&reference.inbound), find(&reference.outbound));
+        if inbound.is_none() || outbound.is_none() {
+            return Some(match (inbound, outbound) {
+                (None, None) => "both legs missing".into(),
+                (None, _) => "inbound leg missing".into(),
+                _ => "outbound leg missing".into(),
+            });
+        }
+        let trunks = self.trunks.clone();
+        let (owner, id) = (reference.owner, reference.id);
+        let trunk = blocking(move || trunks.get_trunk(owner, id)).await.ok()?;
+        if !inbound.is_some_and(|leg| leg.serves_inbound_of(&trunk)) {
+            return Some("inbound leg does not match the trunk's settings".into());
+        }
+        if !outbound.is_some_and(|leg| leg.serves_outbound_of(&trunk)) {
+            return Some("outbound leg does not match the trunk's settings".into());
+        }
+        None
+    }
+
+    async fn all_references(&self) -> Result<Vec<LegReference>, String> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let ledger = self.provisioner.ledger().clone();
+            let page = blocking(move || ledger.leg_references(after, 1000))
+                .await
+                .map_err(|e| e.to_string())?;
+            let full = page.len() == 1000;
+            after = page.last().map(|r| r.id);
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+}
+
+/// Gives the owner's trunk `id` (leased with `lease`) legs that serve its stored settings:
+/// keeps each leg that does, replaces each that does not (outbound: create, then queue the
+/// old; inbound: delete, then create), and stores the result. `remote` is the
+/// infrastructure's legs when the caller listed them already. Gives what changed.
+pub async fn repair(
+    provisioner: &Provisioner,
+    owner: UserId,
+    id: TrunkId,
+    lease: &Lease,
+    remote: Option<&[RemoteLeg]>,
+    deadline: Instant,
+) -> Result<String, String> {
+    let ledger = provisioner.ledger().clone();
+    let taken = lease.clone();
+    let (current, _) = blocking(move || ledger.lease_trunk(owner, id, &taken))
+        .await
+        .map_err(|e| e.to_string())?;
+    let infrastructure = provisioner.infrastructure().clone();
+    let listed;
+    let remote = match remote {
+        Some(remote) => remote,
+        None => {
+            listed = provisioner
+                .call(deadline, "list legs", infrastructure.list_legs())
+                .await
+                .map_err(|e| e.to_string())?;
+            &listed[..]
+        }
+    };
+    let find = |leg: &Option<domain::LegId>| {
+        leg.as_ref()
+            .and_then(|leg| remote.iter().find(|remote| remote.id == *leg))
+    };
+    let mut made = Vec::new();
+    let mut remove = Vec::new();
+    let mut detail = Vec::new();
+    let mut new_outbound = None;
+    let failed = |made: Vec<(LegKind, domain::LegId)>, error: ProvisionError| async move {
+        let ledger = provisioner.ledger().clone();
+        let token = lease.token.clone();
+        if let Err(release) =
+            blocking(move || ledger.release_trunk(owner, id, &token, true, &made)).await
+        {
+            log::error!("trunk {id}: giving its lease up failed: {release}");
+        }
+        Err(error.to_string())
+    };
+    if !find(&current.outbound_trunk_id).is_some_and(|leg| leg.serves_outbound_of(&current)) {
+        match provisioner
+            .call(
+                deadline,
+                "create outbound leg",
+                infrastructure.create_outbound(&domain::OutboundLeg::of(&current)),
+            )
+            .await
+        {
+            Ok(leg) => {
+                detail.push(format!(
+                    "outbound {} -> {}",
+                    current
+                        .outbound_trunk_id
+                        .as_ref()
+                        .map_or("none", |l| l.as_str()),
+                    leg.as_str()
+                ));
+                made.push((LegKind::Outbound, leg.clone()));
+                if let Some(old) = &current.outbound_trunk_id {
+                    remove.push((LegKind::Outbound, old.clone()));
+                }
+                new_outbound = Some(leg);
+            }
+            Err(error) => return failed(made, error).await,
+        }
+    }
+    let mut new_inbound = None;
+    if !find(&current.inbound_trunk_id).is_some_and(|leg| leg.serves_inbound_of(&current)) {
+        let number = current.settings.phone_number.as_str();
+        // The stored leg if it still exists, and legs tagged for this trunk that hold its
+        // number (left by an earlier attempt): each would make the create conflict.
+        let in_the_way: Vec<&RemoteLeg> = remote
+            .iter()
+            .filter(|leg| leg.kind == LegKind::Inbound)
+            .filter(|leg| {
+                Some(&leg.id) == current.inbound_trunk_id.as_ref()
+                    || (leg.owner.is_some_and(|o| o.trunk == id)
+                        && leg.numbers.iter().any(|n| n == number))
+            })
+            .collect();
+        for leg in in_the_way {
+            if let Err(error) = provisioner
+                .call(
+                    deadline,
+                    "remove inbound leg",
+                    infrastructure.delete_leg(LegKind::Inbound, &leg.id),
+                )
+                .await
+            {
+                return failed(made, error).await;
+            }
+        }
+        match provisioner
+            .call(
+                deadline,
+                "create inbound leg",
+                infrastructure.create_inbound(&domain::InboundLeg::of(&current)),
+            )
+            .await
+        {
+            Ok(leg) => {
+                detail.push(format!(
+                    "inbound {} -> {}",
+                    current
+                        .inbound_trunk_id
+                        .as_ref()
+                        .map_or("none", |l| l.as_str()),
+                    leg.as_str()
+                ));
+                made.push((LegKind::Inbound, leg.clone()));
+                new_inbound = Some(leg);
+            }
+            Err(error) => return failed(made, error).await,
+        }
+    }
+    let ledger = provisioner.ledger().clone();
+    let token = lease.token.clone();
+    let settings = current.settings.clone();
+    let stored_made = made.clone();
+    let committed = blocking(move || {
+        ledger.commit_legs(
+            owner,
+            id,
+            &token,
+            &LegCommit {
+                patch: None,
+                provisioned: &settings,
+                inbound: new_inbound,
+                outbound: new_outbound,
+                remove,
+                state: ProvisioningState::Ready,
+            },
+        )
+    })
+    .await;
+    match committed {
+        Ok(_) => Ok(if detail.is_empty() {
+            "its legs were right".into()
+        } else {
+            detail.join(", ")
+        }),
+        Err(error) => {
+            failed(
+                stored_made,
+                ProvisionError::Refused(format!("storing the legs failed: {error}")),
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! Provisioning through the HTTP API, in process, against the LiveKit stand-in, on the
+//! in-memory store, SQLite and (with `TEST_DATABASE_URL`) PostgreSQL: both legs per trunk,
+//! every row of the re-provision table, every step failing, and the reconciler healing what
+//! a failure or a death between two steps left. After every scenario the invariant is
+//! checked: LiveKit holds exactly the legs the stored trunks reference.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::test;
+use api::provisioning::reconciler::Reconciler;
+use api::provisioning::{new_lease, Provisioner};
+use api::AppState;
+use domain::{
+    AccountRepository, ApiKeyName, ApiToken, Email, LegKind, NewSipTrunk, NewSipTrunkInput,
+    ProvisioningLedger, SipTrunkRepository, TokenSecret, UserName, VoiceInfrastructure,
+};
+use livekit_adapter::{ApiSecret, LiveKit, LiveKitSettings};
+use livekit_standin::{Fault, StandIn};
+use serde_json::{json, Value};
+use store::testing::TempPgSchema;
+use store::{DatabaseUrl, EncryptionKey, Keyring, MemoryStore, PoolOptions, SqlStore};
+
+use crate::support::{number_trunk, request, send, trunk_path, TRUNKS};
+
+/// Which store a rig runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+/// The app over one store, provisioning on a stand-in.
+pub struct Rig {
+    pub standin: StandIn,
+    pub state: AppState,
+    pub provisioner: Arc<Provisioner>,
+    pub ledger: Arc<dyn ProvisioningLedger>,
+    pub trunks: Arc<dyn SipTrunkRepository>,
+    pub token: String,
+    _cleanup: (Option<tempfile::TempDir>, Option<TempPgSchema>),
+}
+
+fn livekit(standin: &StandIn) -> Arc<dyn VoiceInfrastructure> {
+    let mut settings = LiveKitSettings::new(
+        standin.url(),
+        standin.api_key(),
+        ApiSecret::new(standin.api_secret()),
+    );
+    settings.request_timeout = Duration::from_millis(400);
+    settings.first_backoff = Duration::from_millis(10);
+    Arc::new(LiveKit::new(settings))
+}
+
+fn token_for(accounts: &dyn AccountRepository) -> String {
+    let user = accounts
+        .create_user(
+            &Email::parse("owner@example.com").unwrap(),
+            &UserName::parse("Owner").unwrap(),
+        )
+        .unwrap();
+    let secret = TokenSecret::generate();
+    let key = accounts
+        .create_api_key(
+            user.id,
+            &ApiKeyName::parse("t").unwrap(),
+            &secret.hash(),
+            100,
+        )
+        .unwrap();
+    ApiToken::new(key.id, secret).expose_secret()
+}
+
+/// A rig on `backend`, `None` when PostgreSQL is asked for but not configured.
+pub fn rig(backend: Backend) -> Option<Rig> {
+    let standin = StandIn::start();
+    let (mut dir, mut schema) = (None, None);
+    let (trunks, accounts, ledger): (
+        Arc<dyn SipTrunkRepository>,
+        Arc<dyn AccountRepository>,
+        Arc<dyn ProvisioningLedger>,
+    ) = match backend {
+        Backend::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            (store.clone(), store.clone(), store)
+        }
+        Backend::Sqlite | Backend::Postgres => {
+            let url = if matches!(backend, Backend::Sqlite) {
+                let temp = tempfile::tempdir().unwrap();
+                let url = DatabaseUrl::SqliteFile(temp.path().join("t.db"));
+                dir = Some(temp);
+                url
+            } else {
+                let pg = TempPgSchema::from_env("provisioning")?;
+                let url = DatabaseUrl::parse(pg.url()).unwrap();
+                schema = Some(pg);
+                url
+            };
+            let options = PoolOptions {
+                max_size: 4,
+                ..PoolOptions::default()
+            };
+            let store =
+                SqlStore::open(&url, Keyring::new(EncryptionKey::generate().0), options).unwrap();
+            store.migrate().unwrap();
+            let store = Arc::new(store);
+            (store.clone(), store.clone(), store)
+        }
+    };
+    let token = token_for(accounts.as_ref());
+    let provisioner = Arc::new(
+        Provisioner::new(livekit(&standin), ledger.clone()).with_budget(Duration::from_secs(5)),
+    );
+    let state = AppState {
+        trunks: trunks.clone(),
+        accounts,
+        ..AppState::new(Arc::new(MemoryStore::new()), Arc::new(|| Ok(())))
+    }
+    .with_read_cache(Duration::ZERO, 0)
+    .with_provisioner(provisioner.clone());
+    Some(Rig {
+        standin,
+        state,
+        provisioner,
+        ledger,
+        trunks,
+        token,
+        _cleanup: (dir, schema),
+    })
+}
+
+impl Rig {
+    /// One reconciler pass with the full scan, and one more for what it marked; orphans
+    /// count at once.
+    pub async fn reconcile(&self) -> Vec<String> {
+        let reconciler = Reconciler::new(
+            self.provisioner.clone(),
+            self.trunks.clone(),
+            Arc::new(|_| {}),
+        )
+        .with_orphan_grace(Duration::ZERO);
+        let mut lines = reconciler.pass(true, false).await.unwrap().lines();
+        lines.extend(reconciler.pass(false, false).await.unwrap().lines());
+        lines
+    }
+
+    /// The legs every stored trunk references.
+    pub fn referenced(&self) -> BTreeSet<String> {
+        self.ledger
+            .leg_references(None, 100_000)
+            .unwrap()
+            .into_iter()
+            .flat_map(|r| [r.inbound, r.outbound])
+            .flatten()
+            .map(|leg| leg.as_str().to_owned())
+            .collect()
+    }
+
+    /// LiveKit holds exactly the legs the stored trunks reference, and every trunk has both.
+    pub fn assert_invariant(&self) {
+        let held: BTreeSet<String> = self.standin.trunk_ids().into_iter().collect();
+        assert_eq!(held, self.referenced(), "LiveKit's legs vs the stored ones");
+        for reference in self.ledger.leg_references(None, 100_000).unwrap() {
+            assert!(
+                reference.inbound.is_some() && reference.outbound.is_some(),
+                "trunk {} lacks a leg: {reference:?}",
+                reference.id
+            );
+        }
+    }
+
+    /// The LiveKit methods called since `from` (an index in the journal).
+    pub fn calls_since(&self, from: usize) -> Vec<String> {
+        self.standin.journal()[from..]
+            .iter()
+            .map(|call| format!("{} {}", call.method, call.outcome))
+            .collect()
+    }
+}
+
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                use super::*;
+                #[actix_web::test]
+                async fn memory() { if let Some(rig) = rig(Backend::Memory) { super::$case(rig).await } }
+                #[actix_web::test]
+                async fn sqlite() { if let Some(rig) = rig(Backend::Sqlite) { super::$case(rig).await } }
+                #[actix_web::test]
+                async fn postgres() { if let Some(rig) = rig(Backend::Postgres) { super::$case(rig).await } }
+            }
+        )*
+    };
+}
+
+on_every_backend!(
+    a_created_trunk_has_both_legs_and_shows_their_ids,
+    each_field_re_creates_exactly_the_legs_of_the_contracts_table,
+    a_failed_inbound_create_stores_nothing_and_leaves_no_leg,
+    a_failed_outbound_create_stores_nothing_and_removes_the_inbound_leg,
+    a_number_another_trunk_holds_is_the_contracts_422_and_stores_nothing,
+    a_failed_outbound_re_create_leaves_the_trunk_and_its_legs_as_they_were,
+    a_failed_inbound_re_create_keeps_the_settings_and_the_reconciler_restores_a_leg,
+    a_delete_while_livekit_is_down_succeeds_and_the_legs_go_once_it_is_back,
+    a_slow_livekit_gets_the_500_within_the_budget_and_nothing_stays,
+    a_create_that_died_between_its_legs_is_rolled_back_by_the_reconciler,
+    an_update_that_died_after_removing_the_inbound_leg_is_healed,
+    legs_removed_or_changed_behind_our_back_are_re_created,
+    orphans_of_the_registry_are_removed_and_other_systems_legs_are_left_alone,
+    a_wrong_livekit_secret_fails_cleanly_without_showing_it,
+);
+
+async fn create(rig: &Rig, body: &Value) -> crate::support::Reply {
+    let app = test::init_service(api::app(rig.state.clone())).await;
+    send(&app, request("POST", TRUNKS, Some(&rig.token), Some(body))).await
+}
+
+async fn update(rig: &Rig, id: i64, body: &Value) -> crate::support::Reply {
+    let app = test::init_service(api::app(rig.state.clone())).await;
+    send(
+        &app,
+        request("PUT", &trunk_path(id), Some(&rig.token), Some(body)),
+    )
+    .await
+}
+
+async fn get(rig: &Rig, id: i64) -> crate::support::Reply {
+    let app = test::init_service(api::app(rig.state.clone())).await;
+    send(
+        &app,
+        request("GET", &trunk_path(id), Some(&rig.token), None),
+    )
+    .await
+}
+
+async fn list(rig: &Rig) -> Value {
+    let app = test::init_service(api::app(rig.state.clone())).await;
+    send(&app, request("GET", TRUNKS, Some(&rig.token), None))
+        .await
+        .json()
+}
+
+async fn delete(rig: &Rig, id: i64) -> crate::support::Reply {
+    let app = test::init_service(api::app(rig.state.clone())).await;
+    send(
+        &app,
+        request(
+            "DELETE",
+            &format!("/api/user/phone-numbers/{id}"),
+            Some(&rig.token),
+            None,
+        ),
+    )
+    .await
+}
+
+/// Creates the contract's number trunk; gives (id, inbound id, outbound id).
+async fn created(rig: &Rig) -> (i64, String, String) {
+    let reply = create(rig, &number_trunk()).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let data = &reply.json()["data"];
+    (
+        data["id"].as_i64().unwrap(),
+        data["inbound_trunk_id"].as_str().unwrap().to_owned(),
+        data["outbound_trunk_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+const CREATE_FAILED: &str =
+    r#"{"error":"Failed to create SIP trunk. Please try again or contact support."}"#;
+const UPDATE_FAILED: &str =
+    r#"{"error":"Failed to update SIP trunk. Please try again or contact support."}"#;
+
+async fn a_created_trunk_has_both_legs_and_shows_their_ids(rig: Rig) {
+    let (id, inbound, outbound) = created(&rig).await;
+    assert!(inbound.starts_with("ST_") && outbound.starts_with("ST_"));
+    let held = rig.standin.inbound();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0].sip_trunk_id.as_str(), held[0].numbers.as_slice()),
+        (inbound.as_str(), ["+14155551234".to_owned()].as_slice())
+    );
+    assert_eq!(held[0].auth_password, "Sup3r-Secret-Pass");
+    let out = rig.standin.outbound();
+    assert_eq!(out[0].address, "sip.carrier.example");
+    let read = get(&rig, id).await.json();
+    assert_eq!(read["data"]["inbound_trunk_id"], inbound.as_str());
+    assert_eq!(read["data"]["outbound_trunk_id"], outbound.as_str());
+    rig.assert_invariant();
+}
+
+async fn each_field_re_creates_exactly_the_legs_of_the_contracts_table(rig: Rig) {
+    let (id, _, _) = created(&rig).await;
+    // (change, inbound re-created, outbound re-created)
+    let table: Vec<(Value, bool, bool)> = vec![
+        (json!({"sip_username": "new_user"}), true, true),
+        (json!({"sip_password": "Another-Pass-9"}), true, true),
+        (json!({"phone_number": "+14155550001"}), true, true),
+        (json!({"sip_address": "sip2.carrier.example"}), false, true),
+        (json!({"outbound_proxy": true}), false, true),
+        (
+            json!({"inbound_authorization_type": "ip", "allowed_inbound_ips": ["203.0.113.7"]}),
+            true,
+            false,
+        ),
+        (json!({"allowed_inbound_ips": ["203.0.113.8"]}), true, false),
+        (json!({"nickname": "Renamed"}), false, false),
+        (json!({"sip_calling_format": "e164"}), false, false),
+        (json!({"country_code": "CA"}), false, false),
+        (json!({}), false, false),
+    ];
+    for (change, inbound_changes, outbound_changes) in table {
+        let before = get(&rig, id).await.json()["data"].clone();
+        let journal = rig.standin.journal().len();
+        let reply = update(&rig, id, &change).await;
+        assert_eq!(reply.status, 200, "{change}: {}", reply.text);
+        let after = &reply.json()["data"];
+        assert_eq!(
+            after["inbound_trunk_id"] != before["inbound_trunk_id"],
+            inbound_changes,
+            "{change}: inbound"
+        );
+        assert_eq!(
+            after["outbound_trunk_id"] != before["outbound_trunk_id"],
+            outbound_changes,
+            "{change}: outbound"
+        );
+        if !inbound_changes && !outbound_changes {
+            assert_eq!(rig.calls_since(journal), Vec::<String>::new(), "{change}");
+        }
+        rig.assert_invariant();
+    }
+    let held = &rig.standin.inbound()[0];
+    assert_eq!(held.allowed_addresses, ["203.0.113.8"]);
+    assert_eq!(held.numbers, ["+14155550001"]);
+    let out = &rig.standin.outbound()[0];
+    assert!(out.metadata.contains("\"outbound_proxy\":true"));
+    assert_eq!(
+        (out.address.as_str(), out.auth_username.as_str()),
+        ("sip2.carrier.example", "new_user")
+    );
+}
+
+async fn a_failed_inbound_create_stores_nothing_and_leaves_no_leg(rig: Rig) {
+    rig.standin.fail_next_on(
+        "CreateSIPInboundTrunk",
+        10,
+        Fault::Status(503, "unavailable"),
+    );
+    let reply = create(&rig, &number_trunk()).await;
+    assert_eq!((reply.status, reply.text.as_str()), (500, CREATE_FAILED));
+    assert_eq!(list(&rig).await, json!({"data": []}));
+    rig.standin.clear_faults();
+    rig.assert_invariant();
+    // The same trunk can be created once LiveKit answers.
+    created(&rig).await;
+    rig.assert_invariant();
+}
+
+async fn a_failed_outbound_create_stores_nothing_and_removes_the_inbound_leg(rig: Rig) {
+    rig.standin.fail_next_on(
+        "CreateSIPOutboundTrunk",
+        1,
+        Fault::Status(400, "invalid_argument"),
+    );
+    let reply = create(&rig, &number_trunk()).await;
+    assert_eq!((reply.status, reply.text.as_str()), (500, CREATE_FAILED));
+    assert_eq!(list(&rig).await, json!({"data": []}));
+    assert!(
+        rig.standin.trunk_ids().is_empty(),
+        "the inbound leg is removed"
+    );
+    rig.assert_invariant();
+}
+
+async fn a_number_another_trunk_holds_is_the_contracts_422_and_stores_nothing(rig: Rig) {
+    rig.standin
+        .insert_inbound(livekit_protocol::SipInboundTrunkInfo {
+            numbers: vec!["+14155551234".into()],
+            ..Default::default()
+        });
+    let reply = create(&rig, &number_trunk()).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(
+        reply.json()["errors"],
+        json!({"phone_number": ["The phone number is already connected to another SIP trunk."]})
+    );
+    assert_eq!(list(&rig).await, json!({"data": []}));
+    assert_eq!(rig.standin.trunk_ids().len(), 1, "only the other system's");
+}
+
+async fn a_failed_outbound_re_create_leaves_the_trunk_and_its_legs_as_they_were(rig: Rig) {
+    let (id, inbound, outbound) = created(&rig).await;
+    let before = get(&rig, id).await.text;
+    rig.standin
+        .fail_next_on("CreateSIPOutboundTrunk", 10, Fault::Status(500, "internal"));
+    let reply = update(&rig, id, &json!({"sip_address": "sip2.carrier.example"})).await;
+    assert_eq!((reply.status, reply.text.as_str()), (500, UPDATE_FAILED));
+    rig.standin.clear_faults();
+    assert_eq!(get(&rig, id).await.text, before);
+    assert_eq!(rig.standin.trunk_ids(), sorted([inbound, outbound]));
+    rig.assert_invariant();
+}
+
+fn sorted<const N: usize>(ids: [String; N]) -> Vec<String> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids
+}
+
+async fn a_failed_inbound_re_create_keeps_the_settings_and_the_reconciler_restores_a_leg(rig: Rig) {
+    let (id, inbound, outbound) = created(&rig).await;
+    let before = get(&rig, id).await.json()["data"].clone();
+    // The old inbound leg is deleted, then every create fails.
+    rig.standin.fail_next_on(
+        "CreateSIPInboundTrunk",
+        100,
+        Fault::Status(503, "unavailable"),
+    );
+    let reply = update(&rig, id, &json!({"sip_password": "Changed-Pass-1"})).await;
+    assert_eq!((reply.status, reply.text.as_str()), (500, UPDATE_FAILED));
+    let after = get(&rig, id).await.json()["data"].clone();
+    for field in ["phone_number", "sip_username", "sip_address", "updated_at"] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+    assert!(
+        !rig.standin.trunk_ids().contains(&inbound),
+        "old inbound gone"
+    );
+    rig.standin.clear_faults();
+    let lines = rig.reconcile().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("repair trunk {id}"))),
+        "{lines:?}"
+    );
+    rig.assert_invariant();
+    let held = &rig.standin.inbound()[0];
+    assert_eq!(
+        held.auth_password, "Sup3r-Secret-Pass",
+        "the stored password"
+    );
+    let healed = get(&rig, id).await.json()["data"].clone();
+    assert_ne!(healed["inbound_trunk_id"], inbound.as_str());
+    assert_eq!(healed["outbound_trunk_id"], outbound.as_str());
+}
+
+async fn a_delete_while_livekit_is_down_succeeds_and_the_legs_go_once_it_is_back(rig: Rig) {
+    let (id, _, _) = created(&rig).await;
+    rig.standin.fail_next(1000, Fault::Drop);
+    let started = Instant::now();
+    let reply = delete(&rig, id).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(get(&rig, id).await.status, 404);
+    assert_eq!(rig.standin.trunk_ids().len(), 2, "still there while down");
+    rig.standin.clear_faults();
+    // Removals back off after a failure: make them due.
+    let later =
+        domain::Timestamp::from_unix_micros(domain::Timestamp::now().unix_micros() + 3_600_000_000)
+            .unwrap();
+    let due = rig.ledger.due_removals(later, 10).unwrap();
+    assert_eq!(due.len(), 2);
+    rig.provisioner
+        .remove(due, Instant::now() + Duration::from_secs(5))
+        .await;
+    rig.assert_invariant();
+    assert!(rig.standin.trunk_ids().is_empty());
+}
+
+async fn a_slow_livekit_gets_the_500_within_the_budget_and_nothing_stays(rig: Rig) {
+    rig.standin
+        .fail_next(100, Fault::Delay(Duration::from_secs(2)));
+    let started = Instant::now();
+    let reply = create(&rig, &number_trunk()).await;
+    assert_eq!((reply.status, reply.text.as_str()), (500, CREATE_FAILED));
+    // The rig's budget is 5 s, plus the removal of what may have been made.
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    rig.standin.clear_faults();
+    // The delayed calls still happen after the client gave up: wait for them, then heal.
+    std::thread::sleep(Duration::from_millis(2500));
+    rig.reconcile().await;
+    rig.assert_invariant();
+    assert!(rig.standin.trunk_ids().is_empty());
+}
+
+fn new_trunk() -> NewSipTrunk {
+    NewSipTrunk::parse(&NewSipTrunkInput {
+        sip_trunk_type: Some("number".into()),
+        phone_number: Some("+14155551234".into()),
+        sip_username: Some("acme_user".into()),
+        sip_password: Some("Sup3r-Secret-Pass".into()),
+        sip_address: Some("sip.carrier.example".into()),
+        sip_calling_format: Some("+e164".into()),
+        inbound_authorization_type: Some("auth".into()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+async fn a_create_that_died_between_its_legs_is_rolled_back_by_the_reconciler(rig: Rig) {
+    // What a process killed after the inbound leg leaves: a hidden row whose lease runs out
+    // and a leg tagged with its id.
+    let owner = rig.ledger.leg_references(None, 1).unwrap();
+    assert!(owner.is_empty());
+    let user = {
+        let app = test::init_service(api::app(rig.state.clone())).await;
+        let reply = send(&app, request("GET", TRUNKS, Some(&rig.token), None)).await;
+        assert_eq!(reply.status, 200);
+        rig.state
+            .accounts
+            .authenticate(&ApiToken::parse(&rig.token).unwrap())
+            .unwrap()
+            .owner
+    };
+    let mut lease = new_lease(Duration::from_secs(1));
+    lease.until = domain::Timestamp::now();
+    let pending = rig
+        .ledger
+        .begin_create(user, &new_trunk(), 100, &lease)
+        .unwrap();
+    let infrastructure = livekit(&rig.standin);
+    infrastructure
+        .create_inbound(&domain::InboundLeg::of(&pending))
+        .await
+        .unwrap();
+    assert_eq!(list(&rig).await, json!({"data": []}), "hidden");
+    std::thread::sleep(Duration::from_millis(20));
+    let lines = rig.reconcile().await;
+    assert!(
+        lines.iter().any(|l| l.contains("roll back trunk")),
+        "{lines:?}"
+    );
+    rig.assert_invariant();
+    assert!(rig.standin.trunk_ids().is_empty());
+    // The number is free again.
+    created(&rig).await;
+}
+
+async fn an_update_that_died_after_removing_the_inbound_leg_is_healed(rig: Rig) {
+    let (id, inbound, _) = created(&rig).await;
+    // The request leased the trunk, deleted the inbound leg, and died.
+    let user = rig
+        .state
+        .accounts
+        .authenticate(&ApiToken::parse(&rig.token).unwrap())
+        .unwrap()
+        .owner;
+    let trunk_id = domain::TrunkId::new(id).unwrap();
+    let mut lease = new_lease(Duration::from_secs(1));
+    lease.until = domain::Timestamp::now();
+    rig.ledger.lease_trunk(user, trunk_id, &lease).unwrap();
+    assert!(rig.standin.remove(&inbound));
+    std::thread::sleep(Duration::from_millis(20));
+    let lines = rig.reconcile().await;
+    assert!(
+        lines.iter().any(|l| l.contains("inbound leg missing")),
+        "{lines:?}"
+    );
+    rig.assert_invariant();
+}
+
+async fn legs_removed_or_changed_behind_our_back_are_re_created(rig: Rig) {
+    let (id, _, outbound) = created(&rig).await;
+    let trunk = rig.standin.outbound()[0].clone();
+    assert!(rig.standin.remove(&outbound));
+    let lines = rig.reconcile().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == &format!("mark trunk {id} for repair: outbound leg missing")),
+        "{lines:?}"
+    );
+    rig.assert_invariant();
+    assert_eq!(rig.standin.outbound()[0].address, trunk.address);
+    // A run with nothing to do does nothing.
+    assert_eq!(rig.reconcile().await, Vec::<String>::new());
+}
+
+async fn orphans_of_the_registry_are_removed_and_other_systems_legs_are_left_alone(rig: Rig) {
+    let (_, _, _) = created(&rig).await;
+    // A leg made for a trunk that no longer exists (its create died long ago).
+    let infrastructure = livekit(&rig.standin);
+    let mut ghost = domain::OutboundLeg::of(&domain::SipTrunk::create(
+        domain::TrunkId::new(999).unwrap(),
+        domain::UserId::new(1).unwrap(),
+        new_trunk(),
+        domain::Timestamp::now(),
+    ));
+    ghost.number = "+14155559999".into();
+    let orphan = infrastructure.create_outbound(&ghost).await.unwrap();
+    let theirs = rig
+        .standin
+        .insert_inbound(livekit_protocol::SipInboundTrunkInfo {
+            numbers: vec!["+14155550000".into()],
+            metadata: "{\"owner\":\"another system\"}".into(),
+            ..Default::default()
+        });
+    let lines = rig.reconcile().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("remove orphan outbound leg {}", orphan.as_str()))),
+        "{lines:?}"
+    );
+    let held = rig.standin.trunk_ids();
+    assert!(held.contains(&theirs));
+    assert!(!held.contains(&orphan.as_str().to_owned()));
+    assert_eq!(held.len(), 3);
+}
+
+async fn a_wrong_livekit_secret_fails_cleanly_without_showing_it(rig: Rig) {
+    let secret = "a-wrong-secret-of-some-length-123456";
+    let wrong: Arc<dyn VoiceInfrastructure> = Arc::new(LiveKit::new(LiveKitSettings::new(
+        rig.standin.url(),
+        rig.standin.api_key(),
+        ApiSecret::new(secret),
+    )));
+    let provisioner = Arc::new(Provisioner::new(wrong, rig.ledger.clone()));
+    let state = rig.state.clone().with_provisioner(provisioner);
+    let app = test::init_service(api::app(state)).await;
+    let reply = send(
+        &app,
+        request("POST", TRUNKS, Some(&rig.token), Some(&number_trunk())),
+    )
+    .await;
+    assert_eq!((reply.status, reply.text.as_str()), (500, CREATE_FAILED));
+    assert!(!reply.text.contains(secret));
+    assert_eq!(list(&rig).await, json!({"data": []}));
+    assert_eq!(
+        rig.calls_since(0),
+        ["CreateSIPInboundTrunk unauthorized"],
+        "no retry of a 401"
+    );
+    let _ = LegKind::Inbound;
+}
