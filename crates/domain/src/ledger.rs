@@ -152,13 +152,17 @@ pub trait ProvisioningLedger: Send + Sync {
         made: &[(LegKind, LegId)],
     ) -> RepositoryResult<()>;
 
-    /// Takes the lease of a visible trunk and gives the trunk, its password opened, and its
-    /// state. `LeaseLost` when another holder's lease is still running.
+    /// Takes (or renews) the lease of a visible trunk and gives the trunk, its password
+    /// opened, and its state before. With `working` the holder is about to change legs: the
+    /// trunk is `Repair` until its commit or release, so that if the holder dies the
+    /// reconciler takes the trunk over once the lease runs out. `LeaseLost` when another
+    /// holder's lease is still running.
     fn lease_trunk(
         &self,
         owner: UserId,
         id: TrunkId,
         lease: &Lease,
+        working: bool,
     ) -> RepositoryResult<(SipTrunk, ProvisioningState)>;
 
     /// Stores new legs (and a client's update) of a leased trunk, queues the legs it replaced,
@@ -172,15 +176,15 @@ pub trait ProvisioningLedger: Send + Sync {
         commit: &LegCommit<'_>,
     ) -> RepositoryResult<TrunkUpdate>;
 
-    /// Gives a lease up without storing legs: the trunk becomes `Repair` when `repair` (due
-    /// at once for the reconciler) or keeps its state, and `made` (legs made for nothing) is
-    /// queued for removal.
+    /// Gives a lease up without storing legs: the trunk's state becomes `state` (`Repair`:
+    /// due at once for the reconciler), and `made` (legs made for nothing) is queued for
+    /// removal.
     fn release_trunk(
         &self,
         owner: UserId,
         id: TrunkId,
         lease_token: &str,
-        repair: bool,
+        state: ProvisioningState,
         made: &[(LegKind, LegId)],
     ) -> RepositoryResult<()>;
 

@@ -420,6 +420,7 @@ impl ProvisioningLedger for MemoryStore {
         owner: UserId,
         id: TrunkId,
         lease: &Lease,
+        working: bool,
     ) -> RepositoryResult<(SipTrunk, ProvisioningState)> {
         let now = Timestamp::now();
         let mut state = self.state();
@@ -435,7 +436,11 @@ impl ProvisioningLedger for MemoryStore {
         state.provisioning.insert(
             id,
             Provisioning {
-                state: provisioning_state,
+                state: if working {
+                    ProvisioningState::Repair
+                } else {
+                    provisioning_state
+                },
                 lease: Some(lease.clone()),
             },
         );
@@ -488,16 +493,14 @@ impl ProvisioningLedger for MemoryStore {
         owner: UserId,
         id: TrunkId,
         lease_token: &str,
-        repair: bool,
+        next: ProvisioningState,
         made: &[(LegKind, LegId)],
     ) -> RepositoryResult<()> {
         let mut state = self.state();
         state.check_lease(owner, id, lease_token)?;
-        let next = if repair {
-            ProvisioningState::Repair
-        } else {
-            state.state_of(id)
-        };
+        if state.creating(id) {
+            return Err(RepositoryError::LeaseLost);
+        }
         state.set_state(id, next);
         state.queue(made);
         Ok(())

@@ -267,7 +267,7 @@ impl Provisioner {
         let lease = new_lease(LEASE);
         let ledger = self.ledger.clone();
         let taken = lease.clone();
-        let leased = blocking(move || ledger.lease_trunk(owner, id, &taken)).await;
+        let leased = blocking(move || ledger.lease_trunk(owner, id, &taken, false)).await;
         let (current, state) = match leased {
             Ok(leased) => leased,
             Err(RepositoryError::LeaseLost) => {
@@ -279,7 +279,7 @@ impl Provisioner {
         let next = match patch.apply(&current, Timestamp::now()) {
             Ok(next) => next,
             Err(errors) => {
-                self.release(owner, id, &lease, false, Vec::new()).await;
+                self.release(owner, id, &lease, state, Vec::new()).await;
                 return Err(RepositoryError::Rejected(errors).into());
             }
         };
@@ -308,7 +308,7 @@ impl Provisioner {
             return match committed {
                 Ok(update) => Ok(update),
                 Err(error) => {
-                    self.release(owner, id, &lease, false, Vec::new()).await;
+                    self.release(owner, id, &lease, state, Vec::new()).await;
                     Err(error.into())
                 }
             };
@@ -317,13 +317,25 @@ impl Provisioner {
         let settings = next.trunk.settings.clone();
         let taken = blocking(move || ledger.identity_taken(owner, &settings, id)).await;
         match taken {
-            Ok(false) => {}
+            Ok(false) => {
+                // From here on a death leaves the trunk to the reconciler.
+                let ledger = self.ledger.clone();
+                let working = lease.clone();
+                if let Err(error) =
+                    blocking(move || ledger.lease_trunk(owner, id, &working, true)).await
+                {
+                    return Err(match error {
+                        RepositoryError::LeaseLost => ProvisioningFailure::Failed,
+                        other => other.into(),
+                    });
+                }
+            }
             Ok(true) => {
-                self.release(owner, id, &lease, false, Vec::new()).await;
+                self.release(owner, id, &lease, state, Vec::new()).await;
                 return Err(RepositoryError::Conflict.into());
             }
             Err(error) => {
-                self.release(owner, id, &lease, false, Vec::new()).await;
+                self.release(owner, id, &lease, state, Vec::new()).await;
                 return Err(error.into());
             }
         }
@@ -366,7 +378,7 @@ impl Provisioner {
                     }
                 }
                 Err(_) => {
-                    self.release(owner, id, lease, false, made).await;
+                    self.release(owner, id, lease, state, made).await;
                     return Err(ProvisioningFailure::Failed);
                 }
             }
@@ -383,7 +395,8 @@ impl Provisioner {
                     .await;
                 if removed.is_err() {
                     // It may be gone or not: the reconciler looks.
-                    self.release(owner, id, lease, true, made).await;
+                    self.release(owner, id, lease, ProvisioningState::Repair, made)
+                        .await;
                     self.repair_soon(owner, id, deadline).await;
                     return Err(ProvisioningFailure::Failed);
                 }
@@ -404,7 +417,8 @@ impl Provisioner {
                 Err(error) => {
                     // The old inbound leg is gone: the stored trunk stays as it was and
                     // gets an inbound leg for those settings again.
-                    self.release(owner, id, lease, true, made).await;
+                    self.release(owner, id, lease, ProvisioningState::Repair, made)
+                        .await;
                     self.repair_soon(owner, id, deadline).await;
                     return Err(match error {
                         ProvisionError::NumberTaken => ProvisioningFailure::NumberTaken,
@@ -446,8 +460,12 @@ impl Provisioner {
             }
             Err(error) => {
                 log::error!("trunk {id}: storing its new legs failed: {error}");
-                self.release(owner, id, lease, legs.inbound, stored_made)
-                    .await;
+                let left = if legs.inbound {
+                    ProvisioningState::Repair
+                } else {
+                    state
+                };
+                self.release(owner, id, lease, left, stored_made).await;
                 if legs.inbound {
                     self.repair_soon(owner, id, deadline).await;
                 }
@@ -465,14 +483,14 @@ impl Provisioner {
         owner: UserId,
         id: TrunkId,
         lease: &Lease,
-        repair: bool,
+        state: ProvisioningState,
         made: Vec<(LegKind, LegId)>,
     ) {
         let ledger = self.ledger.clone();
         let token = lease.token.clone();
         let queued = made.clone();
         let released =
-            blocking(move || ledger.release_trunk(owner, id, &token, repair, &queued)).await;
+            blocking(move || ledger.release_trunk(owner, id, &token, state, &queued)).await;
         if let Err(error) = released {
             log::error!("trunk {id}: giving its lease up failed: {error}");
         }
@@ -490,7 +508,7 @@ impl Provisioner {
         let ledger = self.ledger.clone();
         let lease = new_lease(LEASE);
         let taken = lease.clone();
-        if blocking(move || ledger.lease_trunk(owner, id, &taken))
+        if blocking(move || ledger.lease_trunk(owner, id, &taken, true))
             .await
             .is_err()
         {

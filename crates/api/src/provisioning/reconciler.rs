@@ -508,7 +508,7 @@ pub async fn repair(
 ) -> Result<String, String> {
     let ledger = provisioner.ledger().clone();
     let taken = lease.clone();
-    let (current, _) = blocking(move || ledger.lease_trunk(owner, id, &taken))
+    let (current, _) = blocking(move || ledger.lease_trunk(owner, id, &taken, true))
         .await
         .map_err(|e| e.to_string())?;
     let infrastructure = provisioner.infrastructure().clone();
@@ -534,8 +534,10 @@ pub async fn repair(
     let failed = |made: Vec<(LegKind, domain::LegId)>, error: ProvisionError| async move {
         let ledger = provisioner.ledger().clone();
         let token = lease.token.clone();
-        if let Err(release) =
-            blocking(move || ledger.release_trunk(owner, id, &token, true, &made)).await
+        if let Err(release) = blocking(move || {
+            ledger.release_trunk(owner, id, &token, ProvisioningState::Repair, &made)
+        })
+        .await
         {
             log::error!("trunk {id}: giving its lease up failed: {release}");
         }

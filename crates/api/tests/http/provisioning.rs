@@ -557,12 +557,16 @@ async fn an_update_that_died_after_removing_the_inbound_leg_is_healed(rig: Rig) 
     let trunk_id = domain::TrunkId::new(id).unwrap();
     let mut lease = new_lease(Duration::from_secs(1));
     lease.until = domain::Timestamp::now();
-    rig.ledger.lease_trunk(user, trunk_id, &lease).unwrap();
+    rig.ledger
+        .lease_trunk(user, trunk_id, &lease, true)
+        .unwrap();
     assert!(rig.standin.remove(&inbound));
     std::thread::sleep(Duration::from_millis(20));
     let lines = rig.reconcile().await;
     assert!(
-        lines.iter().any(|l| l.contains("inbound leg missing")),
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("repair trunk {id}: inbound"))),
         "{lines:?}"
     );
     rig.assert_invariant();

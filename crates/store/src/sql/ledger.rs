@@ -186,6 +186,7 @@ impl ProvisioningLedger for SqlStore {
         owner: UserId,
         id: TrunkId,
         lease: &Lease,
+        working: bool,
     ) -> RepositoryResult<(SipTrunk, ProvisioningState)> {
         let now = Timestamp::now().naive_utc();
         let row = self.write(|conn| {
@@ -207,7 +208,17 @@ impl ProvisioningLedger for SqlStore {
                 ))
                 .execute(conn)?;
                 match (taken, load_trunk(conn, owner, id).optional()?) {
-                    (1, Some(row)) => Ok(row),
+                    (1, Some(row)) => {
+                        if working {
+                            diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
+                                .set(
+                                    sip_trunks::provisioning_state
+                                        .eq(ProvisioningState::Repair.code()),
+                                )
+                                .execute(conn)?;
+                        }
+                        Ok(row)
+                    }
                     (_, Some(_)) => Err(TxError::Outcome(RepositoryError::LeaseLost)),
                     (_, None) => Err(TxError::Outcome(RepositoryError::NotFound)),
                 }
@@ -291,18 +302,16 @@ impl ProvisioningLedger for SqlStore {
         owner: UserId,
         id: TrunkId,
         lease_token: &str,
-        repair: bool,
+        state: ProvisioningState,
         made: &[(LegKind, LegId)],
     ) -> RepositoryResult<()> {
         let now = Timestamp::now().naive_utc();
         self.write(|conn| {
             conn.transaction::<_, TxError, _>(|conn| {
                 let row = leased_row(conn, owner, id, lease_token)?;
-                let state = if repair {
-                    ProvisioningState::Repair
-                } else {
-                    row.provisioning_state()
-                };
+                if row.provisioning_state() == ProvisioningState::Creating {
+                    return Err(TxError::Outcome(RepositoryError::LeaseLost));
+                }
                 diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
                     .set((
                         sip_trunks::provisioning_state.eq(state.code()),

@@ -123,38 +123,40 @@ pub fn ledger_a_lease_has_one_holder_until_it_runs_out(fixture: &Fixture) {
         .unwrap();
     let (opened, state) = fixture
         .ledger
-        .lease_trunk(owner, trunk.id, &lease("first", 30))
+        .lease_trunk(owner, trunk.id, &lease("first", 30), false)
         .unwrap();
     assert_eq!(opened.settings.sip_password, trunk.settings.sip_password);
     assert_eq!(state, ProvisioningState::Ready);
     assert!(matches!(
         fixture
             .ledger
-            .lease_trunk(owner, trunk.id, &lease("second", 30)),
+            .lease_trunk(owner, trunk.id, &lease("second", 30), false),
         Err(RepositoryError::LeaseLost)
     ));
     // The holder may renew; a lease that ran out can be taken over.
     fixture
         .ledger
-        .lease_trunk(owner, trunk.id, &lease("first", -1))
+        .lease_trunk(owner, trunk.id, &lease("first", -1), false)
         .unwrap();
     fixture
         .ledger
-        .lease_trunk(owner, trunk.id, &lease("second", 30))
+        .lease_trunk(owner, trunk.id, &lease("second", 30), false)
         .unwrap();
     assert!(matches!(
         fixture
             .ledger
-            .release_trunk(owner, trunk.id, "first", false, &[]),
+            .release_trunk(owner, trunk.id, "first", ProvisioningState::Ready, &[]),
         Err(RepositoryError::LeaseLost)
     ));
     fixture
         .ledger
-        .release_trunk(owner, trunk.id, "second", false, &[])
+        .release_trunk(owner, trunk.id, "second", ProvisioningState::Ready, &[])
         .unwrap();
     let other = user(fixture, "b@example.com");
     assert!(matches!(
-        fixture.ledger.lease_trunk(other, trunk.id, &lease("x", 30)),
+        fixture
+            .ledger
+            .lease_trunk(other, trunk.id, &lease("x", 30), false),
         Err(RepositoryError::NotFound)
     ));
 }
@@ -176,7 +178,7 @@ pub fn ledger_committed_legs_replace_the_old_ones_which_are_queued_for_removal(f
         .unwrap();
     let (current, _) = fixture
         .ledger
-        .lease_trunk(owner, pending.id, &lease("u", 30))
+        .lease_trunk(owner, pending.id, &lease("u", 30), false)
         .unwrap();
     let change = patch(
         TrunkType::Number,
@@ -212,7 +214,7 @@ pub fn ledger_committed_legs_replace_the_old_ones_which_are_queued_for_removal(f
     // The lease ended with the commit.
     fixture
         .ledger
-        .lease_trunk(owner, pending.id, &lease("another", 30))
+        .lease_trunk(owner, pending.id, &lease("another", 30), false)
         .unwrap();
 }
 
@@ -224,7 +226,7 @@ pub fn ledger_a_commit_for_settings_changed_meanwhile_writes_nothing(fixture: &F
         .unwrap();
     let (current, _) = fixture
         .ledger
-        .lease_trunk(owner, trunk.id, &lease("u", 30))
+        .lease_trunk(owner, trunk.id, &lease("u", 30), false)
         .unwrap();
     // Another replica changed the address while this one made legs for the old one.
     let moved = patch(
@@ -268,7 +270,7 @@ pub fn ledger_a_concurrent_rename_survives_a_commit_of_new_legs(fixture: &Fixtur
         .unwrap();
     let (current, _) = fixture
         .ledger
-        .lease_trunk(owner, trunk.id, &lease("u", 30))
+        .lease_trunk(owner, trunk.id, &lease("u", 30), false)
         .unwrap();
     let change = patch(
         TrunkType::Number,
@@ -366,7 +368,7 @@ pub fn ledger_a_trunk_released_for_repair_is_claimed_once(fixture: &Fixture) {
         .is_empty());
     fixture
         .ledger
-        .lease_trunk(owner, trunk.id, &lease("u", 30))
+        .lease_trunk(owner, trunk.id, &lease("u", 30), false)
         .unwrap();
     fixture
         .ledger
@@ -374,7 +376,7 @@ pub fn ledger_a_trunk_released_for_repair_is_claimed_once(fixture: &Fixture) {
             owner,
             trunk.id,
             "u",
-            true,
+            ProvisioningState::Repair,
             &[(LegKind::Outbound, leg("ST_made"))],
         )
         .unwrap();
@@ -398,7 +400,7 @@ pub fn ledger_a_trunk_released_for_repair_is_claimed_once(fixture: &Fixture) {
     // The claimer commits the repaired legs.
     let (current, state) = fixture
         .ledger
-        .lease_trunk(owner, trunk.id, &lease("r", 30))
+        .lease_trunk(owner, trunk.id, &lease("r", 30), false)
         .unwrap();
     assert_eq!(state, ProvisioningState::Repair);
     fixture
@@ -523,7 +525,7 @@ pub fn ledger_only_a_ready_trunk_nobody_works_on_is_marked_for_repair(fixture: &
         .unwrap();
     fixture
         .ledger
-        .lease_trunk(owner, busy.id, &lease("u", 30))
+        .lease_trunk(owner, busy.id, &lease("u", 30), false)
         .unwrap();
     fixture.ledger.mark_for_repair(owner, free.id).unwrap();
     fixture.ledger.mark_for_repair(owner, busy.id).unwrap();
@@ -533,4 +535,30 @@ pub fn ledger_only_a_ready_trunk_nobody_works_on_is_marked_for_repair(fixture: &
         .unwrap();
     let ids: Vec<_> = claimed.iter().map(|c| c.id).collect();
     assert_eq!(ids, [free.id]);
+}
+
+pub fn ledger_a_holder_that_dies_while_changing_legs_leaves_the_trunk_to_the_reconciler(
+    fixture: &Fixture,
+) {
+    let owner = user(fixture, "a@example.com");
+    let trunk = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    fixture
+        .ledger
+        .lease_trunk(owner, trunk.id, &lease("dies", 1), true)
+        .unwrap();
+    assert!(fixture
+        .ledger
+        .claim_due(Timestamp::now(), &lease("r", 30), 10)
+        .unwrap()
+        .is_empty());
+    std::thread::sleep(Duration::from_millis(1100));
+    let claimed = fixture
+        .ledger
+        .claim_due(Timestamp::now(), &lease("r", 30), 10)
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].state, ProvisioningState::Repair);
 }

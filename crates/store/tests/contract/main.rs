@@ -64,6 +64,7 @@ macro_rules! common_suite {
             ledger_the_reconciler_lease_has_one_holder_at_a_time,
             ledger_leg_references_cover_every_trunk_hidden_ones_included,
             ledger_only_a_ready_trunk_nobody_works_on_is_marked_for_repair,
+            ledger_a_holder_that_dies_while_changing_legs_leaves_the_trunk_to_the_reconciler,
             $($extra,)*
         ]);
     };
