@@ -8,6 +8,7 @@ mod exits;
 mod faults;
 mod harness;
 mod keys;
+mod livekit;
 mod scenarios;
 
 /// Every scenario, by name.
@@ -16,6 +17,7 @@ mod cases {
     pub use crate::exits::*;
     pub use crate::faults::*;
     pub use crate::keys::*;
+    pub use crate::livekit::*;
     pub use crate::scenarios::*;
 }
 
@@ -49,6 +51,10 @@ e2e_suite!(
         every_acknowledged_write_survives_a_sigkill,
         every_sqlite_file_the_service_creates_is_private,
         the_open_file_limit_is_raised_and_connections_are_capped,
+        livekit_holds_the_legs_of_every_trunk_through_create_update_and_delete,
+        a_half_livekit_configuration_refuses_to_start_and_none_means_registry_only,
+        reconcile_lists_then_heals_what_livekit_lost,
+        a_sigkill_between_two_provisioning_steps_is_healed_after_a_restart,
     ]
 );
 
@@ -63,6 +69,9 @@ e2e_suite!(
         every_acknowledged_write_survives_a_sigkill,
         the_service_refuses_to_start_without_a_key_the_stored_rows_need,
         reencrypt_moves_every_row_to_the_current_key_so_the_old_one_can_go,
+        livekit_holds_the_legs_of_every_trunk_through_create_update_and_delete,
+        reconcile_lists_then_heals_what_livekit_lost,
+        a_sigkill_between_two_provisioning_steps_is_healed_after_a_restart,
     ]
 );
 

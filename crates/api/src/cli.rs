@@ -350,10 +350,11 @@ async fn reconcile(
     let mut acted = 0;
     let passes = if dry_run { 1 } else { 2 };
     for pass in 0..passes {
-        let report = reconciler
-            .pass(pass == 0, dry_run)
-            .await
-            .map_err(CommandError::Invalid)?;
+        let outcome = reconciler.pass(pass == 0, dry_run).await;
+        if (!dry_run && pass == passes - 1) || outcome.is_err() {
+            reconciler.give_up_lease().await;
+        }
+        let report = outcome.map_err(CommandError::Invalid)?;
         if report.skipped {
             return Err(CommandError::Invalid(
                 "another process holds the reconciler lease (a running server reconciles already); try again later".into(),

@@ -227,6 +227,7 @@ pub async fn serve(
         .with_trusted_proxies(
             TrustedProxies::parse(&settings.trusted_proxies).map_err(StartError::Settings)?,
         );
+    let mut running_reconciler = None;
     match provisioner {
         Some(provisioner) => {
             log::info!(
@@ -240,6 +241,7 @@ pub async fn serve(
                 store,
                 Arc::new(move |owner| read_cache.invalidate(owner)),
             ));
+            running_reconciler = Some(reconciler.clone());
             actix_web::rt::spawn(reconciler.run(Schedule::default()));
         }
         None => log::info!(
@@ -268,10 +270,14 @@ pub async fn serve(
     for address in server.addrs() {
         log::info!("listening on http://{address}");
     }
-    server.run().await.map_err(|source| StartError::Io {
+    let outcome = server.run().await.map_err(|source| StartError::Io {
         context: "the server stopped".into(),
         source,
-    })
+    });
+    if let Some(reconciler) = running_reconciler {
+        reconciler.give_up_lease().await;
+    }
+    outcome
 }
 
 #[cfg(test)]

@@ -148,7 +148,7 @@ impl Default for Schedule {
     fn default() -> Self {
         Self {
             tick: Duration::from_secs(1),
-            full_scan_every: Duration::from_secs(300),
+            full_scan_every: Duration::from_secs(60),
             max_backoff: Duration::from_secs(30),
         }
     }
@@ -187,6 +187,17 @@ impl Reconciler {
     pub fn with_orphan_grace(mut self, grace: Duration) -> Self {
         self.orphan_grace = grace;
         self
+    }
+
+    /// Gives the reconciler lease up (on a clean stop), so that another process or
+    /// `sip-trunks reconcile` need not wait for it to run out.
+    pub async fn give_up_lease(&self) {
+        let ledger = self.provisioner.ledger().clone();
+        let holder = self.holder.clone();
+        let past = Timestamp::from_unix_micros(0).unwrap_or_else(Timestamp::now);
+        if let Err(error) = blocking(move || ledger.take_reconciler_lease(&holder, past)).await {
+            log::warn!("reconciler: giving its lease up failed: {error}");
+        }
     }
 
     /// Runs passes forever on `schedule`, backing off while they fail.
@@ -571,6 +582,7 @@ pub async fn repair(
         }
     }
     let mut new_inbound = None;
+    let mut deleted = Vec::new();
     if !find(&current.inbound_trunk_id).is_some_and(|leg| leg.serves_inbound_of(&current)) {
         let number = current.settings.phone_number.as_str();
         // The stored leg if it still exists, and legs tagged for this trunk that hold its
@@ -595,6 +607,7 @@ pub async fn repair(
             {
                 return failed(made, error).await;
             }
+            deleted.push(leg.id.clone());
         }
         match provisioner
             .call(
@@ -617,6 +630,23 @@ pub async fn repair(
                 new_inbound = Some(leg);
             }
             Err(error) => return failed(made, error).await,
+        }
+    }
+    // Legs tagged for this trunk that it will not reference (left by a holder that died
+    // mid-update): nobody else makes legs for it while the lease is held.
+    let keep: Vec<&domain::LegId> = [
+        new_inbound.as_ref().or(current.inbound_trunk_id.as_ref()),
+        new_outbound.as_ref().or(current.outbound_trunk_id.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for leg in remote {
+        let ours = leg.owner.is_some_and(|o| o.trunk == id);
+        let removed_already =
+            remove.iter().any(|(_, queued)| *queued == leg.id) || deleted.contains(&leg.id);
+        if ours && !keep.contains(&&leg.id) && !removed_already {
+            remove.push((leg.kind, leg.id.clone()));
         }
     }
     let ledger = provisioner.ledger().clone();
