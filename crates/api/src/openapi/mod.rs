@@ -227,6 +227,17 @@ pub struct StatusDoc {
     status: String,
 }
 
+/// `{"status":"ready","provisioning":...}`
+#[derive(ToSchema)]
+#[schema(as = Ready)]
+pub struct ReadyDoc {
+    #[schema(example = "ready")]
+    status: String,
+    /// `livekit`, or `off` when trunks get no legs.
+    #[schema(example = "livekit")]
+    provisioning: String,
+}
+
 /// The errors every authenticated operation can answer.
 #[derive(utoipa::IntoResponses)]
 pub enum CommonErrors {

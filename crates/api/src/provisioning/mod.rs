@@ -75,20 +75,10 @@ impl std::fmt::Debug for Provisioner {
 pub fn new_lease(length: Duration) -> Lease {
     let micros = i64::try_from(length.as_micros()).unwrap_or(i64::MAX);
     Lease {
-        token: format!("{:016x}", rand_token()),
+        token: format!("{:016x}", rand::random::<u64>()),
         until: Timestamp::from_unix_micros(Timestamp::now().unix_micros().saturating_add(micros))
             .unwrap_or_else(Timestamp::now),
     }
-}
-
-fn rand_token() -> u64 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    // A per-process random seed mixed with the time: unique enough to tell holders apart
-    // (a lease token is not a secret).
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_i64(Timestamp::now().unix_micros());
-    hasher.finish()
 }
 
 /// The legs of `trunk` that exist.

@@ -15,7 +15,7 @@ pub async fn healthz() -> HttpResponse {
 /// 200 when the database answers, 503 otherwise.
 #[utoipa::path(operation_id = "readyz", get, path = "/readyz", tag = "operations", security(()),
     responses(
-        (status = 200, description = "The database answers", body = crate::openapi::StatusDoc),
+        (status = 200, description = "The database answers; `provisioning` names the voice infrastructure trunks get their legs on (`livekit`), or `off` (registry only)", body = crate::openapi::ReadyDoc),
         (status = 503, description = "The database does not answer", body = crate::openapi::MessageDoc)
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
