@@ -151,6 +151,51 @@ impl Provisioner {
         }
     }
 
+    /// Makes the inbound leg `trunk`'s settings need, within `deadline`.
+    async fn make_inbound(
+        &self,
+        deadline: Instant,
+        trunk: &SipTrunk,
+    ) -> Result<LegId, ProvisionError> {
+        let leg = InboundLeg::of(trunk);
+        self.call(
+            deadline,
+            "create inbound leg",
+            self.infrastructure.create_inbound(&leg),
+        )
+        .await
+    }
+
+    /// Makes the outbound leg `trunk`'s settings need, within `deadline`.
+    async fn make_outbound(
+        &self,
+        deadline: Instant,
+        trunk: &SipTrunk,
+    ) -> Result<LegId, ProvisionError> {
+        let leg = OutboundLeg::of(trunk);
+        self.call(
+            deadline,
+            "create outbound leg",
+            self.infrastructure.create_outbound(&leg),
+        )
+        .await
+    }
+
+    /// Removes leg `leg` within `deadline` ("not found" counts as removed).
+    async fn remove_leg(
+        &self,
+        deadline: Instant,
+        kind: LegKind,
+        leg: &LegId,
+    ) -> Result<(), ProvisionError> {
+        self.call(
+            deadline,
+            "remove leg",
+            self.infrastructure.delete_leg(kind, leg),
+        )
+        .await
+    }
+
     /// Creates `new` for `owner` with both legs; nothing is stored unless both exist.
     pub async fn create(
         &self,
@@ -164,14 +209,7 @@ impl Provisioner {
         let begin_lease = lease.clone();
         let pending =
             blocking(move || ledger.begin_create(owner, &new, max_trunks, &begin_lease)).await?;
-        let inbound = self
-            .call(
-                deadline,
-                "create inbound leg",
-                self.infrastructure
-                    .create_inbound(&InboundLeg::of(&pending)),
-            )
-            .await;
+        let inbound = self.make_inbound(deadline, &pending).await;
         let inbound = match inbound {
             Ok(id) => id,
             Err(error) => {
@@ -182,14 +220,7 @@ impl Provisioner {
                 });
             }
         };
-        let outbound = self
-            .call(
-                deadline,
-                "create outbound leg",
-                self.infrastructure
-                    .create_outbound(&OutboundLeg::of(&pending)),
-            )
-            .await;
+        let outbound = self.make_outbound(deadline, &pending).await;
         let outbound = match outbound {
             Ok(id) => id,
             Err(_) => {
@@ -234,13 +265,7 @@ impl Provisioner {
                 log::error!("trunk {id}: rolling back its create failed: {error}");
                 let deadline = Instant::now() + DELETE_BUDGET;
                 for (kind, leg) in &made {
-                    let _ = self
-                        .call(
-                            deadline,
-                            "remove leg",
-                            self.infrastructure.delete_leg(*kind, leg),
-                        )
-                        .await;
+                    let _ = self.remove_leg(deadline, *kind, leg).await;
                 }
             }
         }
@@ -351,14 +376,7 @@ impl Provisioner {
         let mut remove = Vec::new();
         let mut new_outbound = None;
         if legs.outbound {
-            let outbound = self
-                .call(
-                    deadline,
-                    "create outbound leg",
-                    self.infrastructure
-                        .create_outbound(&OutboundLeg::of(&next.trunk)),
-                )
-                .await;
+            let outbound = self.make_outbound(deadline, &next.trunk).await;
             match outbound {
                 Ok(leg) => {
                     made.push((LegKind::Outbound, leg.clone()));
@@ -376,13 +394,7 @@ impl Provisioner {
         let mut new_inbound = None;
         if legs.inbound {
             if let Some(old) = &current.inbound_trunk_id {
-                let removed = self
-                    .call(
-                        deadline,
-                        "remove inbound leg",
-                        self.infrastructure.delete_leg(LegKind::Inbound, old),
-                    )
-                    .await;
+                let removed = self.remove_leg(deadline, LegKind::Inbound, old).await;
                 if removed.is_err() {
                     // It may be gone or not: the reconciler looks.
                     self.release(owner, id, lease, ProvisioningState::Repair, made)
@@ -391,14 +403,7 @@ impl Provisioner {
                     return Err(ProvisioningFailure::Failed);
                 }
             }
-            let inbound = self
-                .call(
-                    deadline,
-                    "create inbound leg",
-                    self.infrastructure
-                        .create_inbound(&InboundLeg::of(&next.trunk)),
-                )
-                .await;
+            let inbound = self.make_inbound(deadline, &next.trunk).await;
             match inbound {
                 Ok(leg) => {
                     made.push((LegKind::Inbound, leg.clone()));
@@ -539,13 +544,7 @@ impl Provisioner {
             if Instant::now() >= deadline {
                 break;
             }
-            let outcome = self
-                .call(
-                    deadline,
-                    "remove leg",
-                    self.infrastructure.delete_leg(removal.kind, &removal.leg),
-                )
-                .await;
+            let outcome = self.remove_leg(deadline, removal.kind, &removal.leg).await;
             let ledger = self.ledger.clone();
             let entry = removal.id;
             let recorded = match outcome {

@@ -418,13 +418,7 @@ impl Reconciler {
             if !dry_run {
                 let outcome = self
                     .provisioner
-                    .call(
-                        deadline,
-                        "remove orphan leg",
-                        self.provisioner
-                            .infrastructure()
-                            .delete_leg(leg.kind, &leg.id),
-                    )
+                    .remove_leg(deadline, leg.kind, &leg.id)
                     .await;
                 if outcome.is_err() {
                     continue;
@@ -505,6 +499,12 @@ impl Reconciler {
     }
 }
 
+/// `inbound ST_old -> ST_new` (`none` when there was no leg).
+fn replaced(kind: LegKind, old: &Option<domain::LegId>, new: &domain::LegId) -> String {
+    let old = old.as_ref().map_or("none", |leg| leg.as_str());
+    format!("{} {old} -> {}", kind.as_str(), new.as_str())
+}
+
 /// Gives the owner's trunk `id` (leased with `lease`) legs that serve its stored settings:
 /// keeps each leg that does, replaces each that does not (outbound: create, then queue the
 /// old; inbound: delete, then create), and stores the result. `remote` is the
@@ -555,22 +555,12 @@ pub async fn repair(
         Err(error.to_string())
     };
     if !find(&current.outbound_trunk_id).is_some_and(|leg| leg.serves_outbound_of(&current)) {
-        match provisioner
-            .call(
-                deadline,
-                "create outbound leg",
-                infrastructure.create_outbound(&domain::OutboundLeg::of(&current)),
-            )
-            .await
-        {
+        match provisioner.make_outbound(deadline, &current).await {
             Ok(leg) => {
-                detail.push(format!(
-                    "outbound {} -> {}",
-                    current
-                        .outbound_trunk_id
-                        .as_ref()
-                        .map_or("none", |l| l.as_str()),
-                    leg.as_str()
+                detail.push(replaced(
+                    LegKind::Outbound,
+                    &current.outbound_trunk_id,
+                    &leg,
                 ));
                 made.push((LegKind::Outbound, leg.clone()));
                 if let Some(old) = &current.outbound_trunk_id {
@@ -598,34 +588,16 @@ pub async fn repair(
             .collect();
         for leg in in_the_way {
             if let Err(error) = provisioner
-                .call(
-                    deadline,
-                    "remove inbound leg",
-                    infrastructure.delete_leg(LegKind::Inbound, &leg.id),
-                )
+                .remove_leg(deadline, LegKind::Inbound, &leg.id)
                 .await
             {
                 return failed(made, error).await;
             }
             deleted.push(leg.id.clone());
         }
-        match provisioner
-            .call(
-                deadline,
-                "create inbound leg",
-                infrastructure.create_inbound(&domain::InboundLeg::of(&current)),
-            )
-            .await
-        {
+        match provisioner.make_inbound(deadline, &current).await {
             Ok(leg) => {
-                detail.push(format!(
-                    "inbound {} -> {}",
-                    current
-                        .inbound_trunk_id
-                        .as_ref()
-                        .map_or("none", |l| l.as_str()),
-                    leg.as_str()
-                ));
+                detail.push(replaced(LegKind::Inbound, &current.inbound_trunk_id, &leg));
                 made.push((LegKind::Inbound, leg.clone()));
                 new_inbound = Some(leg);
             }

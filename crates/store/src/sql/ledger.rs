@@ -13,7 +13,7 @@ use domain::{
 
 use super::rows::{SealedPasswordColumns, TrunkFields, TrunkRow};
 use super::schema::{leg_removals, reconciler_lease, sip_trunks};
-use super::{claim_place, insert_trunk, load_trunk, Holding, SqlStore, TxError, CREATING};
+use super::{load_trunk, SqlStore, TxError, CREATING};
 
 /// A new `leg_removals` row.
 #[derive(Insertable)]
@@ -109,15 +109,7 @@ impl ProvisioningLedger for SqlStore {
         max_trunks: u32,
         lease: &Lease,
     ) -> RepositoryResult<SipTrunk> {
-        let now = Timestamp::now();
-        self.write(|conn| {
-            conn.transaction::<_, TxError, _>(|conn| {
-                let row = insert_trunk(conn, owner, trunk, now, &self.keys, Some(lease))?;
-                claim_place(conn, owner, Holding::Trunks, max_trunks)?;
-                Ok(row)
-            })
-        })?
-        .into_domain(&self.keys)
+        self.insert_claiming_place(owner, trunk, max_trunks, Some(lease))
     }
 
     fn finish_create(

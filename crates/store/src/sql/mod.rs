@@ -275,6 +275,28 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// A new trunk of `owner`, `Ready`, or `Creating` under `creating`, counted against
+    /// `max_trunks` in the same transaction.
+    fn insert_claiming_place(
+        &self,
+        owner: UserId,
+        trunk: &NewSipTrunk,
+        max_trunks: u32,
+        creating: Option<&Lease>,
+    ) -> RepositoryResult<SipTrunk> {
+        let now = Timestamp::now();
+        self.write(|conn| {
+            conn.transaction::<_, TxError, _>(|conn| {
+                let row = insert_trunk(conn, owner, trunk, now, &self.keys, creating)?;
+                claim_place(conn, owner, Holding::Trunks, max_trunks)?;
+                Ok(row)
+            })
+        })?
+        .into_domain(&self.keys)
+    }
+}
+
 /// Inserts a trunk of `owner` with its password sealed for its id, in the caller's
 /// transaction (the row is never seen without its password).
 ///
@@ -520,15 +542,7 @@ impl SipTrunkRepository for SqlStore {
         trunk: &NewSipTrunk,
         max_trunks: u32,
     ) -> RepositoryResult<SipTrunk> {
-        let now = Timestamp::now();
-        self.write(|conn| {
-            conn.transaction::<_, TxError, _>(|conn| {
-                let row = insert_trunk(conn, owner, trunk, now, &self.keys, None)?;
-                claim_place(conn, owner, Holding::Trunks, max_trunks)?;
-                Ok(row)
-            })
-        })?
-        .into_domain(&self.keys)
+        self.insert_claiming_place(owner, trunk, max_trunks, None)
     }
 
     fn update_trunk(
