@@ -211,7 +211,31 @@ on_every_backend!(
     legs_removed_or_changed_behind_our_back_are_re_created,
     orphans_of_the_registry_are_removed_and_other_systems_legs_are_left_alone,
     a_wrong_livekit_secret_fails_cleanly_without_showing_it,
+    a_new_number_another_trunk_holds_is_the_422_and_the_old_inbound_leg_comes_back,
+    a_failed_removal_of_the_old_inbound_leg_changes_nothing_and_is_healed,
 );
+
+/// With the default budget, whatever LiveKit does (here: never answers), the API answers
+/// within 15 s.
+#[actix_web::test]
+async fn the_api_answers_within_15_seconds_when_livekit_never_answers() {
+    let rig = rig(Backend::Memory).unwrap();
+    let provisioner = Arc::new(Provisioner::new(livekit(&rig.standin), rig.ledger.clone()));
+    let state = rig.state.clone().with_provisioner(provisioner);
+    rig.standin
+        .fail_next(1000, Fault::Delay(Duration::from_secs(30)));
+    let app = test::init_service(api::app(state)).await;
+    let started = Instant::now();
+    let reply = send(
+        &app,
+        request("POST", TRUNKS, Some(&rig.token), Some(&number_trunk())),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!((reply.status, reply.text.as_str()), (500, CREATE_FAILED));
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(list(&rig).await, json!({"data": []}));
+}
 
 async fn create(rig: &Rig, body: &Value) -> crate::support::Reply {
     let app = test::init_service(api::app(rig.state.clone())).await;
@@ -645,4 +669,65 @@ async fn a_wrong_livekit_secret_fails_cleanly_without_showing_it(rig: Rig) {
         "no retry of a 401"
     );
     let _ = LegKind::Inbound;
+}
+
+async fn a_new_number_another_trunk_holds_is_the_422_and_the_old_inbound_leg_comes_back(rig: Rig) {
+    let (id, inbound, _) = created(&rig).await;
+    let before = get(&rig, id).await.json()["data"].clone();
+    let theirs = rig
+        .standin
+        .insert_inbound(livekit_protocol::SipInboundTrunkInfo {
+            numbers: vec!["+14155550000".into()],
+            ..Default::default()
+        });
+    let reply = update(&rig, id, &json!({"phone_number": "+14155550000"})).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(
+        reply.json()["errors"],
+        json!({"phone_number": ["The phone number is already connected to another SIP trunk."]})
+    );
+    let after = get(&rig, id).await.json()["data"].clone();
+    for field in ["phone_number", "updated_at", "outbound_trunk_id"] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+    // The old inbound leg was removed before the new one was refused: the request restored
+    // one for the stored settings at once (a new id).
+    assert_ne!(after["inbound_trunk_id"], inbound.as_str());
+    let ours: Vec<_> = rig
+        .standin
+        .inbound()
+        .into_iter()
+        .filter(|t| t.sip_trunk_id != theirs)
+        .collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].numbers, ["+14155551234"]);
+    assert_eq!(
+        ours[0].sip_trunk_id,
+        after["inbound_trunk_id"].as_str().unwrap()
+    );
+    assert!(rig.standin.remove(&theirs));
+    rig.assert_invariant();
+}
+
+async fn a_failed_removal_of_the_old_inbound_leg_changes_nothing_and_is_healed(rig: Rig) {
+    let (id, inbound, outbound) = created(&rig).await;
+    let before = get(&rig, id).await.text;
+    rig.standin
+        .fail_next_on("DeleteSIPTrunk", 100, Fault::Status(503, "unavailable"));
+    let reply = update(
+        &rig,
+        id,
+        &json!({"allowed_inbound_ips": ["203.0.113.5"], "inbound_authorization_type": "ip"}),
+    )
+    .await;
+    assert_eq!((reply.status, reply.text.as_str()), (500, UPDATE_FAILED));
+    assert_eq!(get(&rig, id).await.text, before, "nothing changed");
+    rig.standin.clear_faults();
+    rig.reconcile().await;
+    rig.assert_invariant();
+    // Its legs still serve the stored settings (credentials, not the allow-list).
+    let held = &rig.standin.inbound()[0];
+    assert!(held.allowed_addresses.is_empty());
+    assert_eq!(held.auth_username, "acme_user");
+    let _ = (inbound, outbound);
 }
