@@ -358,7 +358,11 @@ pub async fn update(
     let id = trunk_id(&path, ApiError::TrunkNotFound)?;
     let (input, type_errors) = request::patch_input(&body.0);
     if let Some(provisioner) = state.provisioner.clone() {
-        return update_with_legs(&state, &provisioner, caller.user, id, input, type_errors).await;
+        // Nickname, calling format, country: stored as without an infrastructure.
+        if input.may_change_legs() {
+            return update_with_legs(&state, &provisioner, caller.user, id, input, type_errors)
+                .await;
+        }
     }
     let trunks = state.trunks.clone();
     let updated = run(

@@ -48,6 +48,22 @@ pub struct SipTrunkPatchInput {
     pub outbound_proxy: Patch<bool>,
 }
 
+impl SipTrunkPatchInput {
+    /// False when the body sends only fields no leg depends on (nickname, calling format,
+    /// country), whatever their values: such an update re-creates no leg on the voice
+    /// infrastructure, whatever the stored trunk is.
+    pub fn may_change_legs(&self) -> bool {
+        let sent = |patch: &Patch<String>| !matches!(patch, Patch::Absent);
+        sent(&self.phone_number)
+            || sent(&self.sip_username)
+            || sent(&self.sip_password)
+            || sent(&self.sip_address)
+            || sent(&self.inbound_authorization_type)
+            || !matches!(self.allowed_inbound_ips, Patch::Absent)
+            || !matches!(self.outbound_proxy, Patch::Absent)
+    }
+}
+
 impl fmt::Debug for SipTrunkPatchInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let password = match &self.sip_password {
@@ -364,6 +380,30 @@ impl SipTrunkPatch {
 mod tests {
     use super::*;
     use crate::{NewSipTrunk, NewSipTrunkInput, TrunkId, UserId};
+
+    #[test]
+    fn only_a_body_sending_a_field_a_leg_depends_on_may_change_legs() {
+        let quiet = SipTrunkPatchInput {
+            nickname: Patch::Value("Head office".into()),
+            sip_calling_format: Patch::Value("e164".into()),
+            country_code: Patch::Value("CA".into()),
+            ..Default::default()
+        };
+        assert!(!quiet.may_change_legs());
+        assert!(!SipTrunkPatchInput::default().may_change_legs());
+        let with = |change: fn(&mut SipTrunkPatchInput)| {
+            let mut input = quiet.clone();
+            change(&mut input);
+            input.may_change_legs()
+        };
+        assert!(with(|i| i.phone_number = Patch::Value("+14155550000".into())));
+        assert!(with(|i| i.sip_username = Patch::Null));
+        assert!(with(|i| i.sip_password = Patch::Value("x".into())));
+        assert!(with(|i| i.sip_address = Patch::Value("h".into())));
+        assert!(with(|i| i.inbound_authorization_type = Patch::Value("ip".into())));
+        assert!(with(|i| i.allowed_inbound_ips = Patch::Null));
+        assert!(with(|i| i.outbound_proxy = Patch::Value(true)));
+    }
 
     fn stored(auth: &str, ips: Option<Vec<&str>>) -> SipTrunk {
         let input = NewSipTrunkInput {
