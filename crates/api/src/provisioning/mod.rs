@@ -152,19 +152,71 @@ impl Provisioner {
         }
     }
 
-    /// Makes the inbound leg `trunk`'s settings need, within `deadline`.
+    /// Makes the inbound leg `trunk`'s settings need, within `deadline`. When the number is
+    /// taken by a leg the registry made for a trunk that no longer exists (a create that
+    /// died, a call that completed after its client gave up), that leg is removed and the
+    /// create tried once more, instead of refusing the number until the reconciler's scan.
     async fn make_inbound(
         &self,
         deadline: Instant,
         trunk: &SipTrunk,
     ) -> Result<LegId, ProvisionError> {
         let leg = InboundLeg::of(trunk);
+        let first = self
+            .call(
+                deadline,
+                "create inbound leg",
+                self.infrastructure.create_inbound(&leg),
+            )
+            .await;
+        if first != Err(ProvisionError::NumberTaken)
+            || !self.clear_dead_holders(deadline, &leg.number).await
+        {
+            return first;
+        }
         self.call(
             deadline,
             "create inbound leg",
             self.infrastructure.create_inbound(&leg),
         )
         .await
+    }
+
+    /// Removes the registry's inbound legs for `number` whose trunk no longer exists; true
+    /// when one was removed.
+    async fn clear_dead_holders(&self, deadline: Instant, number: &str) -> bool {
+        let Ok(legs) = self
+            .call(deadline, "list legs", self.infrastructure.list_legs())
+            .await
+        else {
+            return false;
+        };
+        let mut cleared = false;
+        for leg in legs {
+            let Some(tag) = leg.owner else { continue };
+            if leg.kind != LegKind::Inbound || !leg.numbers.iter().any(|n| n == number) {
+                continue;
+            }
+            let ledger = self.ledger.clone();
+            let before = TrunkId::new(tag.trunk.get() - 1);
+            let exists = blocking(move || ledger.leg_references(before, 1)).await;
+            // Ids are never reused: a trunk that is not there now never will be.
+            let dead = exists.is_ok_and(|found| found.first().is_none_or(|r| r.id != tag.trunk));
+            if dead
+                && self
+                    .remove_leg(deadline, LegKind::Inbound, &leg.id)
+                    .await
+                    .is_ok()
+            {
+                log::warn!(
+                    "removed inbound leg {} of trunk {}, which no longer exists, to free its number",
+                    leg.id.as_str(),
+                    tag.trunk
+                );
+                cleared = true;
+            }
+        }
+        cleared
     }
 
     /// Makes the outbound leg `trunk`'s settings need, within `deadline`.

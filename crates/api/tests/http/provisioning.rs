@@ -213,6 +213,7 @@ on_every_backend!(
     a_wrong_livekit_secret_fails_cleanly_without_showing_it,
     a_new_number_another_trunk_holds_is_the_422_and_the_old_inbound_leg_comes_back,
     a_failed_removal_of_the_old_inbound_leg_changes_nothing_and_is_healed,
+    a_number_held_by_a_leg_of_a_trunk_that_no_longer_exists_is_freed_for_a_create,
 );
 
 /// With the default budget, whatever LiveKit does (here: never answers), the API answers
@@ -730,4 +731,31 @@ async fn a_failed_removal_of_the_old_inbound_leg_changes_nothing_and_is_healed(r
     assert!(held.allowed_addresses.is_empty());
     assert_eq!(held.auth_username, "acme_user");
     let _ = (inbound, outbound);
+}
+
+async fn a_number_held_by_a_leg_of_a_trunk_that_no_longer_exists_is_freed_for_a_create(rig: Rig) {
+    // What a create that died after its inbound leg leaves, once its row is gone.
+    let dead = domain::SipTrunk::create(
+        domain::TrunkId::new(999).unwrap(),
+        domain::UserId::new(1).unwrap(),
+        new_trunk(),
+        domain::Timestamp::now(),
+    );
+    let orphan = livekit(&rig.standin)
+        .create_inbound(&domain::InboundLeg::of(&dead))
+        .await
+        .unwrap();
+    let (_, inbound, _) = created(&rig).await;
+    assert!(!rig
+        .standin
+        .trunk_ids()
+        .contains(&orphan.as_str().to_owned()));
+    assert_eq!(rig.standin.inbound()[0].sip_trunk_id, inbound);
+    rig.assert_invariant();
+    // A live trunk's number is still refused.
+    let mut again = number_trunk();
+    again["sip_username"] = json!("someone_else");
+    let reply = create(&rig, &again).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    rig.assert_invariant();
 }

@@ -396,11 +396,15 @@ mod tests {
             change(&mut input);
             input.may_change_legs()
         };
-        assert!(with(|i| i.phone_number = Patch::Value("+14155550000".into())));
+        assert!(with(
+            |i| i.phone_number = Patch::Value("+14155550000".into())
+        ));
         assert!(with(|i| i.sip_username = Patch::Null));
         assert!(with(|i| i.sip_password = Patch::Value("x".into())));
         assert!(with(|i| i.sip_address = Patch::Value("h".into())));
-        assert!(with(|i| i.inbound_authorization_type = Patch::Value("ip".into())));
+        assert!(with(
+            |i| i.inbound_authorization_type = Patch::Value("ip".into())
+        ));
         assert!(with(|i| i.allowed_inbound_ips = Patch::Null));
         assert!(with(|i| i.outbound_proxy = Patch::Value(true)));
     }
