@@ -238,17 +238,17 @@ mod every_step_failing_once_and_for_good {
 
     #[actix_web::test]
     async fn memory() {
-        super::every_step_failing(Backend::Memory).await;
+        every_step_failing(Backend::Memory).await;
     }
 
     #[actix_web::test]
     async fn sqlite() {
-        super::every_step_failing(Backend::Sqlite).await;
+        every_step_failing(Backend::Sqlite).await;
     }
 
     #[actix_web::test]
     async fn postgres() {
-        super::every_step_failing(Backend::Postgres).await;
+        every_step_failing(Backend::Postgres).await;
     }
 }
 
