@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use domain::{
     InboundLeg, Lease, LegChanges, LegCommit, LegId, LegKind, LegRemoval, NewSipTrunk, OutboundLeg,
-    ProvisionError, ProvisioningLedger, ProvisioningState, RemoteLeg, RepositoryError, SipTrunk,
+    ProvisionError, ProvisioningLedger, ProvisioningState, RepositoryError, SipTrunk,
     SipTrunkPatch, Timestamp, TrunkId, TrunkUpdate, UserId, VoiceInfrastructure,
 };
 
@@ -80,17 +80,6 @@ pub fn new_lease(length: Duration) -> Lease {
         until: Timestamp::from_unix_micros(Timestamp::now().unix_micros().saturating_add(micros))
             .unwrap_or_else(Timestamp::now),
     }
-}
-
-/// The legs of `trunk` that exist.
-fn legs_of<P>(trunk: &SipTrunk<P>) -> Vec<(LegKind, LegId)> {
-    [
-        (LegKind::Inbound, trunk.inbound_trunk_id.clone()),
-        (LegKind::Outbound, trunk.outbound_trunk_id.clone()),
-    ]
-    .into_iter()
-    .filter_map(|(kind, leg)| leg.map(|leg| (kind, leg)))
-    .collect()
 }
 
 impl Provisioner {
@@ -615,14 +604,5 @@ impl Provisioner {
             }
         }
         done
-    }
-
-    /// The remote legs that serve `trunk`'s stored ids, for tests and the reconciler.
-    pub fn referenced<'a>(trunk: &SipTrunk, remote: &'a [RemoteLeg]) -> Vec<&'a RemoteLeg> {
-        let ids = legs_of(trunk);
-        remote
-            .iter()
-            .filter(|leg| ids.iter().any(|(_, id)| *id == leg.id))
-            .collect()
     }
 }
