@@ -35,7 +35,7 @@ pub use time::Timestamp;
 pub use token::{ApiToken, TokenHash, TokenSecret, SECRET_LEN};
 pub use trunk::{
     AllowedIps, AuthorizationType, CallingFormat, CountryCode, InboundAuthorization, LegChanges,
-    LegId, NewSipTrunk, NewSipTrunkInput, Nickname, PasswordWithheld, Patch, PhoneNumber,
-    SipAddress, SipPassword, SipTrunk, SipTrunkPatch, SipTrunkPatchInput, SipUsername,
+    LegId, NationalDialing, NewSipTrunk, NewSipTrunkInput, Nickname, PasswordWithheld, Patch,
+    PhoneNumber, SipAddress, SipPassword, SipTrunk, SipTrunkPatch, SipTrunkPatchInput, SipUsername,
     TrunkSettings, TrunkType, TrunkUpdate, ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
 };

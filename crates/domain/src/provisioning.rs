@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::{LegId, SipPassword, SipTrunk, TrunkId, UserId};
+use crate::{CallingFormat, CountryCode, LegId, SipPassword, SipTrunk, TrunkId, UserId};
 
 /// Which of a trunk's two legs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -108,6 +108,10 @@ pub struct OutboundLeg {
     pub password: SipPassword,
     /// The trunk's `outbound_proxy` flag: calls should leave from a fixed address.
     pub fixed_ip: bool,
+    /// How the called number is written to the carrier.
+    pub calling_format: CallingFormat,
+    /// The trunk's country (what `national` means).
+    pub country: CountryCode,
 }
 
 impl fmt::Debug for OutboundLeg {
@@ -120,6 +124,8 @@ impl fmt::Debug for OutboundLeg {
             .field("username", &self.username)
             .field("password", &"[redacted]")
             .field("fixed_ip", &self.fixed_ip)
+            .field("calling_format", &self.calling_format)
+            .field("country", &self.country)
             .finish()
     }
 }
@@ -136,6 +142,8 @@ impl OutboundLeg {
             username: settings.sip_username.as_str().to_owned(),
             password: settings.sip_password.clone(),
             fixed_ip: settings.outbound_proxy,
+            calling_format: settings.calling_format,
+            country: settings.country_code,
         }
     }
 }
@@ -171,6 +179,10 @@ pub struct RemoteLeg {
     pub username: String,
     /// Inbound: the allow-list (empty for a credentials leg); outbound: empty.
     pub allowed_addresses: Vec<String>,
+    /// Outbound, on an infrastructure that writes the called number itself
+    /// ([`VoiceInfrastructure::writes_called_numbers`]): the calling format and country it
+    /// holds; `None` elsewhere.
+    pub dialing: Option<(CallingFormat, CountryCode)>,
 }
 
 impl RemoteLeg {
@@ -196,6 +208,9 @@ impl RemoteLeg {
             && self.numbers == [settings.phone_number.as_str()]
             && self.address == settings.sip_address.as_str()
             && self.username == settings.sip_username.as_str()
+            && self
+                .dialing
+                .is_none_or(|held| held == (settings.calling_format, settings.country_code))
     }
 
     /// True when this leg serves `wanted` as far as can be seen (the password cannot).
@@ -216,6 +231,9 @@ impl RemoteLeg {
             && self.numbers == [wanted.number.clone()]
             && self.address == wanted.address
             && self.username == wanted.username
+            && self
+                .dialing
+                .is_none_or(|held| held == (wanted.calling_format, wanted.country))
     }
 }
 
@@ -266,6 +284,25 @@ pub trait VoiceInfrastructure: Send + Sync {
 
     /// Every leg the infrastructure holds, the registry's and others'.
     fn list_legs(&self) -> ProvisionFuture<'_, Vec<RemoteLeg>>;
+
+    /// True when the infrastructure writes the called number of an outbound call in the
+    /// trunk's calling format itself (Kamailio), so that a change of `sip_calling_format` or
+    /// `country_code` must reach it; false when the platform does (LiveKit).
+    fn writes_called_numbers(&self) -> bool {
+        false
+    }
+
+    /// Gives outbound leg `id` the calling format and country of `leg`, in place: the leg
+    /// keeps its id (the contract: those fields re-create nothing). Only called when
+    /// [`VoiceInfrastructure::writes_called_numbers`]; the default does nothing.
+    fn restyle_outbound<'a>(
+        &'a self,
+        id: &'a LegId,
+        leg: &'a OutboundLeg,
+    ) -> ProvisionFuture<'a, ()> {
+        let _ = (id, leg);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[cfg(test)]
@@ -346,6 +383,7 @@ mod tests {
             address: String::new(),
             username: String::new(),
             allowed_addresses: vec!["203.0.113.9".into(), "198.51.100.0/24".into()],
+            dialing: None,
         };
         assert!(
             remote.matches_inbound(&wanted),

@@ -293,6 +293,7 @@ impl LiveKit {
                 address: String::new(),
                 username: trunk.auth_username,
                 allowed_addresses: trunk.allowed_addresses,
+                dialing: None,
             });
         }
         for trunk in outbound {
@@ -304,6 +305,7 @@ impl LiveKit {
                 address: trunk.address,
                 username: trunk.auth_username,
                 allowed_addresses: Vec::new(),
+                dialing: None,
             });
         }
         Ok(legs)

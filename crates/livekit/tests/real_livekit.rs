@@ -9,8 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use domain::{
-    InboundAccess, InboundLeg, LegKind, OutboundLeg, SipPassword, TrunkId, UserId,
-    VoiceInfrastructure,
+    CallingFormat, CountryCode, InboundAccess, InboundLeg, LegKind, OutboundLeg, SipPassword,
+    TrunkId, UserId, VoiceInfrastructure,
 };
 use livekit_adapter::{ApiSecret, LiveKit, LiveKitSettings};
 
@@ -57,6 +57,8 @@ fn a_real_livekit_project_takes_both_legs_lists_them_tagged_and_removes_them() {
             username: "smoke_user".into(),
             password,
             fixed_ip: false,
+            calling_format: CallingFormat::PlusE164,
+            country: CountryCode::parse("US").unwrap(),
         }))
         .unwrap();
     let legs = rt.block_on(livekit.list_legs()).unwrap();

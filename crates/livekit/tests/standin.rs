@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use domain::{
-    InboundAccess, InboundLeg, LegKind, OutboundLeg, ProvisionError, SipPassword, TrunkId, UserId,
-    VoiceInfrastructure,
+    CallingFormat, CountryCode, InboundAccess, InboundLeg, LegKind, OutboundLeg, ProvisionError,
+    SipPassword, TrunkId, UserId, VoiceInfrastructure,
 };
 use livekit_adapter::{ApiSecret, LegTag, LiveKit, LiveKitSettings};
 use livekit_standin::{Fault, StandIn};
@@ -49,6 +49,8 @@ fn outbound_leg() -> OutboundLeg {
         username: "acme_user".into(),
         password: SipPassword::parse(PASSWORD).unwrap(),
         fixed_ip: true,
+        calling_format: CallingFormat::PlusE164,
+        country: CountryCode::parse("US").unwrap(),
     }
 }
 

@@ -99,10 +99,71 @@ impl CountryCode {
             .map(|pair| Self([pair[0], pair[1]]))
     }
 
+    /// How a number of this country is dialled inside it: the calling code a `+e164` number
+    /// starts with, and the prefix that replaces it in the national form (`0` in GB, none in
+    /// US). `None` for a country without a numbering plan of its own in the metadata (AQ).
+    ///
+    /// ```
+    /// use domain::CountryCode;
+    ///
+    /// let gb = CountryCode::parse("GB").unwrap().national_dialing().unwrap();
+    /// assert_eq!((gb.calling_code, gb.national_prefix.as_str()), (44, "0"));
+    /// let us = CountryCode::parse("US").unwrap().national_dialing().unwrap();
+    /// assert_eq!((us.calling_code, us.national_prefix.as_str()), (1, ""));
+    /// ```
+    pub fn national_dialing(&self) -> Option<NationalDialing> {
+        let metadata = phonenumber::metadata::DATABASE.by_id(self.as_str())?;
+        let calling_code = metadata.country_code();
+        // The prefix the national form really writes: the metadata's national prefix is not
+        // always part of it (NANP's `1` is not), so it is read off a formatted example.
+        let descriptors = metadata.descriptors();
+        let example = descriptors
+            .fixed_line()
+            .and_then(|descriptor| descriptor.example())
+            .or_else(|| descriptors.general().example())?;
+        let number = phonenumber::parse(None, format!("+{calling_code}{example}")).ok()?;
+        let national: String = number
+            .format()
+            .mode(phonenumber::Mode::National)
+            .to_string()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        let national_prefix = national
+            .strip_suffix(example)
+            .unwrap_or_default()
+            .to_owned();
+        Some(NationalDialing {
+            calling_code,
+            national_prefix,
+        })
+    }
+
     /// The two upper-case letters.
     pub fn as_str(&self) -> &str {
         // Only ASCII letters are ever stored, so this cannot fail.
         std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+/// How numbers are dialled inside a country (see [`CountryCode::national_dialing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NationalDialing {
+    /// The country calling code (`44`).
+    pub calling_code: u16,
+    /// What the national form writes in its place (`0`; often empty).
+    pub national_prefix: String,
+}
+
+impl NationalDialing {
+    /// `number` (`+` and digits) in the national form when it belongs to this calling code;
+    /// otherwise unchanged. What the SIP edge does to a called number, as a reference.
+    pub fn national_form(&self, number: &str) -> String {
+        let code = format!("+{}", self.calling_code);
+        match number.strip_prefix(&code) {
+            Some(rest) => format!("{}{rest}", self.national_prefix),
+            None => number.to_owned(),
+        }
     }
 }
 
@@ -121,6 +182,36 @@ impl fmt::Display for CountryCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_national_form_drops_the_calling_code_for_the_prefix_the_country_dials() {
+        let form = |country: &str, number: &str| {
+            CountryCode::parse(country)
+                .unwrap()
+                .national_dialing()
+                .unwrap()
+                .national_form(number)
+        };
+        assert_eq!(form("US", "+14155551234"), "4155551234");
+        assert_eq!(form("GB", "+442079460000"), "02079460000");
+        assert_eq!(form("DE", "+4930123456"), "030123456");
+        assert_eq!(form("FR", "+33142685300"), "0142685300");
+        // Italy keeps its leading zero inside the international form: no prefix is added.
+        assert_eq!(form("IT", "+390612345678"), "0612345678");
+        assert_eq!(
+            form("GB", "+14155551234"),
+            "+14155551234",
+            "a number of another country is left as it is"
+        );
+    }
+
+    #[test]
+    fn every_country_with_a_numbering_plan_has_a_national_dialing() {
+        let dialed = CountryCode::all()
+            .filter(|code| code.national_dialing().is_some())
+            .count();
+        assert!(dialed > 230, "{dialed}");
+    }
 
     #[test]
     fn the_table_holds_exactly_249_sorted_unique_codes() {

@@ -14,7 +14,7 @@ mod update;
 use std::fmt;
 
 pub use calling_format::CallingFormat;
-pub use country_code::CountryCode;
+pub use country_code::{CountryCode, NationalDialing};
 pub use create::{NewSipTrunk, NewSipTrunkInput, TrunkSettings};
 pub use inbound::{
     AllowedIps, AuthorizationType, InboundAuthorization, ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,

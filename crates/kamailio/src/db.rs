@@ -1,0 +1,254 @@
+//! The Kamailio database: one connection (SQLite or PostgreSQL, as the URL says), the
+//! embedded migrations that create the tables Kamailio reads, and the statements the adapter
+//! runs. Every write of a leg is one transaction, so Kamailio never reads half a leg.
+//!
+//! One connection behind a mutex rather than a pool: provisioning writes a few rows per API
+//! write, Kamailio's reads go through its own connections, and a connection opened on the
+//! caller's thread is never left half-open on a pool thread when the process exits.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// How long a SQLite write waits for Kamailio's readers (WAL keeps them from blocking it).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(3);
+
+diesel::table! {
+    /// One row per leg the registry made (ours; Kamailio reads it per call).
+    sip_trunks_legs (id) {
+        id -> Text,
+        kind -> Text,
+        trunk_id -> BigInt,
+        user_id -> BigInt,
+        created_unix -> BigInt,
+        seq -> BigInt,
+        number -> Text,
+        inbound_key -> Nullable<Text>,
+        access -> Text,
+        grp -> Nullable<Integer>,
+        realm -> Text,
+        username -> Text,
+        allowed -> Text,
+        address -> Text,
+        password -> Text,
+        calling_format -> Text,
+        country -> Text,
+        calling_code -> Text,
+        national_prefix -> Text,
+        fixed_ip -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Kamailio's permissions table: one row per allow-list entry, `grp` the leg's group.
+    address (id) {
+        id -> Integer,
+        grp -> Integer,
+        ip_addr -> Text,
+        mask -> Integer,
+        port -> SmallInt,
+        tag -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Kamailio's auth_db table: (username, domain = the leg's realm) with the HA1 only.
+    subscriber (id) {
+        id -> Integer,
+        username -> Text,
+        domain -> Text,
+        password -> Text,
+        ha1 -> Text,
+        ha1b -> Text,
+    }
+}
+
+/// A connection to either backend.
+#[derive(diesel::MultiConnection)]
+pub(crate) enum EdgeConnection {
+    /// PostgreSQL.
+    Postgres(PgConnection),
+    /// SQLite.
+    Sqlite(SqliteConnection),
+}
+
+/// Where the Kamailio database is, parsed from its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EdgeDatabase {
+    /// `postgres://…` or `postgresql://…`, passed to libpq as it is.
+    Postgres(String),
+    /// `sqlite://PATH` (Kamailio's own `sqlite:////abs/path` works too), or a bare path.
+    Sqlite(String),
+}
+
+impl EdgeDatabase {
+    /// Reads `url`; an empty one is refused.
+    pub(crate) fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if path.is_empty() || url.contains("://") && !url.starts_with("sqlite://") {
+            return Err(format!(
+                "the Kamailio database URL must be postgres://…, sqlite://PATH or a path (got a {} one)",
+                url.split("://").next().unwrap_or("blank")
+            ));
+        }
+        Ok(Self::Sqlite(path.to_owned()))
+    }
+
+    fn open(&self) -> Result<EdgeConnection, String> {
+        match self {
+            Self::Postgres(url) => PgConnection::establish(url)
+                .map(EdgeConnection::Postgres)
+                .map_err(|error| format!("cannot connect to the Kamailio database: {error}")),
+            Self::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path).map_err(|error| {
+                    format!("cannot open the Kamailio database {path}: {error}")
+                })?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;",
+                    SQLITE_BUSY_TIMEOUT.as_millis()
+                ))
+                .map_err(|error| format!("cannot configure the Kamailio database: {error}"))?;
+                Ok(EdgeConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// The adapter's connection, reopened after a failure.
+pub(crate) struct Edge {
+    database: EdgeDatabase,
+    connection: Mutex<Option<EdgeConnection>>,
+}
+
+impl Edge {
+    /// Opens the database and creates (or updates) the tables.
+    pub(crate) fn open(database: EdgeDatabase) -> Result<Self, String> {
+        let mut conn = database.open()?;
+        let applied = match &mut conn {
+            EdgeConnection::Postgres(conn) => conn
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|list| list.len()),
+            EdgeConnection::Sqlite(conn) => conn
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|list| list.len()),
+        }
+        .map_err(|error| format!("cannot create the Kamailio tables: {error}"))?;
+        if applied > 0 {
+            log::info!("kamailio: {applied} migration(s) applied to its database");
+        }
+        Ok(Self {
+            database,
+            connection: Mutex::new(Some(conn)),
+        })
+    }
+
+    /// Runs `work` in one transaction; a failed connection is dropped and reopened next time.
+    pub(crate) fn transaction<T>(
+        &self,
+        work: impl FnOnce(&mut EdgeConnection) -> QueryResult<T>,
+    ) -> Result<T, EdgeFailure> {
+        let mut slot = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slot.is_none() {
+            *slot = Some(self.database.open().map_err(EdgeFailure::Unreachable)?);
+        }
+        let Some(conn) = slot.as_mut() else {
+            return Err(EdgeFailure::Unreachable("no connection".into()));
+        };
+        match conn.transaction(work) {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                let failure = EdgeFailure::of(error);
+                if matches!(failure, EdgeFailure::Unreachable(_)) {
+                    *slot = None;
+                }
+                Err(failure)
+            }
+        }
+    }
+}
+
+/// Why a statement failed, in the terms the adapter decides on.
+#[derive(Debug)]
+pub(crate) enum EdgeFailure {
+    /// A unique constraint: the named index.
+    Taken(String),
+    /// The database could not be reached, or the connection broke.
+    Unreachable(String),
+    /// Anything else.
+    Other(String),
+}
+
+impl EdgeFailure {
+    fn of(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                let what = info
+                    .constraint_name()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| info.message().to_owned());
+                Self::Taken(what)
+            }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                Self::Unreachable(info.message().to_owned())
+            }
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().contains("database is locked") =>
+            {
+                Self::Unreachable(info.message().to_owned())
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// A leg row as read back.
+#[derive(Debug, Queryable)]
+pub(crate) struct LegRow {
+    pub id: String,
+    pub kind: String,
+    pub trunk_id: i64,
+    pub user_id: i64,
+    pub created_unix: i64,
+    pub number: String,
+    pub access: String,
+    pub username: String,
+    pub allowed: String,
+    pub address: String,
+    pub calling_format: String,
+    pub country: String,
+}
+
+/// Every leg row.
+pub(crate) fn all_legs(conn: &mut EdgeConnection) -> QueryResult<Vec<LegRow>> {
+    use sip_trunks_legs::dsl as l;
+    l::sip_trunks_legs
+        .select((
+            l::id,
+            l::kind,
+            l::trunk_id,
+            l::user_id,
+            l::created_unix,
+            l::number,
+            l::access,
+            l::username,
+            l::allowed,
+            l::address,
+            l::calling_format,
+            l::country,
+        ))
+        .order(l::seq)
+        .load(conn)
+}

@@ -1,0 +1,623 @@
+//! Kamailio as the voice infrastructure: the domain's [`VoiceInfrastructure`] port over the
+//! SIP edge of `deploy/kamailio/kamailio.cfg`. A leg is rows in Kamailio's database, which
+//! the adapter writes in one transaction per leg, plus a reload of what Kamailio caches:
+//!
+//! - every leg: a row of `sip_trunks_legs` (ours), which the edge reads on every call to find
+//!   the trunk a call belongs to (never cached: a change is seen by the next call);
+//! - an inbound `ip` leg: `address` rows of a group of its own, cached by the permissions
+//!   module until `permissions.addressReload`, which the adapter calls (JSON-RPC over HTTP)
+//!   and whose answer it reads; entries are validated before they are written, because
+//!   Kamailio silently skips a malformed row;
+//! - an inbound `auth` leg: a `subscriber` row with the digest HA1 only (never the
+//!   password), in a realm of the leg's own;
+//! - an outbound leg: the carrier's address and credentials (the password in clear: the
+//!   edge must answer a challenge in whatever realm the carrier names), and the calling
+//!   format with what `national` means for the trunk's country.
+//!
+//! If the process dies between the transaction and the reload, the rows are there and the
+//! cache is not: the leg is not committed on the registry's side, so the reconciler finds it
+//! (an orphan) and removes it; a later reload or a Kamailio restart loads the table anyway.
+
+mod db;
+mod rpc;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::prelude::*;
+use domain::{
+    CallingFormat, CountryCode, InboundAccess, InboundLeg, LegId, LegKind, LegOwner, OutboundLeg,
+    ProvisionError, ProvisionFuture, RemoteLeg, TrunkId, UserId, VoiceInfrastructure,
+};
+use md5::{Digest, Md5};
+use rand::Rng;
+
+use db::{address, sip_trunks_legs, subscriber, Edge, EdgeDatabase, EdgeFailure};
+use rpc::{RpcClient, RpcFailure};
+
+/// How the adapter reaches the SIP edge.
+#[derive(Debug, Clone)]
+pub struct KamailioSettings {
+    /// `KAMAILIO_DB_URL`: the database Kamailio reads (`postgres://…`, `sqlite://PATH`).
+    pub database_url: String,
+    /// `KAMAILIO_RPC_URL`: its JSON-RPC endpoint (`http://127.0.0.1:5071/RPC`).
+    pub rpc_url: String,
+    /// How long one RPC call or one database transaction may take.
+    pub request_timeout: Duration,
+    /// RPC calls per reload at most (1: no retry).
+    pub attempts: u32,
+    /// The wait before the first retry; it doubles for each next one.
+    pub first_backoff: Duration,
+}
+
+impl KamailioSettings {
+    /// The defaults: 2 s per call, 3 attempts, 100 ms then 200 ms between them.
+    pub fn new(database_url: impl Into<String>, rpc_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            rpc_url: rpc_url.into(),
+            request_timeout: Duration::from_secs(2),
+            attempts: 3,
+            first_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The Kamailio adapter.
+pub struct Kamailio {
+    edge: Arc<Edge>,
+    rpc: Arc<RpcClient>,
+    settings: KamailioSettings,
+}
+
+impl Kamailio {
+    /// Opens Kamailio's database and creates the tables it needs (blocking: call it at
+    /// start-up). Kamailio itself need not be running.
+    pub fn open(settings: KamailioSettings) -> Result<Self, String> {
+        let database = EdgeDatabase::parse(&settings.database_url)?;
+        if !settings.rpc_url.starts_with("http://") && !settings.rpc_url.starts_with("https://") {
+            return Err("the Kamailio RPC URL must be http://HOST:PORT/RPC".into());
+        }
+        let edge = Edge::open(database)?;
+        Ok(Self {
+            edge: Arc::new(edge),
+            rpc: Arc::new(RpcClient::new(&settings.rpc_url, settings.request_timeout)),
+            settings,
+        })
+    }
+
+    /// Asks Kamailio to reload the allow-lists, retrying what is worth retrying.
+    async fn reload_allow_lists(&self) -> Result<(), ProvisionError> {
+        let mut wait = self.settings.first_backoff;
+        let mut attempt = 1;
+        loop {
+            let rpc = self.rpc.clone();
+            let answer = self
+                .blocking(move || Ok(rpc.call("permissions.addressReload")))
+                .await?;
+            match answer {
+                Ok(_) => return Ok(()),
+                Err(RpcFailure::Refused(why)) => return Err(ProvisionError::Refused(why)),
+                Err(RpcFailure::Unreachable(why)) if attempt >= self.settings.attempts.max(1) => {
+                    return Err(ProvisionError::Unavailable(why))
+                }
+                Err(RpcFailure::Unreachable(why)) => {
+                    log::warn!("kamailio: reload attempt {attempt} failed: {why}");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Runs `work` on the blocking pool, bounded in time.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, ProvisionError> + Send + 'static,
+    ) -> Result<T, ProvisionError> {
+        let limit = self.settings.request_timeout * (self.settings.attempts.max(1) + 1);
+        match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ProvisionError::Unavailable(
+                "the blocking pool is shut down".into(),
+            )),
+            Err(_) => Err(ProvisionError::Unavailable(
+                "the Kamailio database did not answer in time".into(),
+            )),
+        }
+    }
+
+    async fn insert_inbound(&self, leg: &InboundLeg) -> Result<LegId, ProvisionError> {
+        let key = inbound_key(&leg.number)?;
+        let entries = match &leg.access {
+            InboundAccess::AllowList(list) => Some(
+                list.iter()
+                    .map(|entry| AllowEntry::parse(entry))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            InboundAccess::Credentials { .. } => None,
+        };
+        let id = new_leg_id();
+        let (username, ha1) = match &leg.access {
+            InboundAccess::Credentials { username, password } => (
+                username.clone(),
+                digest_ha1(username, id.as_str(), password.expose_secret()),
+            ),
+            InboundAccess::AllowList(_) => (String::new(), String::new()),
+        };
+        let allowed = match &leg.access {
+            InboundAccess::AllowList(list) => list.join(","),
+            InboundAccess::Credentials { .. } => String::new(),
+        };
+        let row = NewLeg {
+            id: id.as_str().to_owned(),
+            kind: LegKind::Inbound,
+            trunk: leg.trunk,
+            owner: leg.owner,
+            number: leg.number.clone(),
+            inbound_key: Some(key),
+            access: if entries.is_some() { "ip" } else { "auth" },
+            realm: if entries.is_some() {
+                String::new()
+            } else {
+                id.as_str().to_owned()
+            },
+            username,
+            allowed,
+            address: String::new(),
+            password: String::new(),
+            dialing: None,
+            fixed_ip: false,
+        };
+        let edge = self.edge.clone();
+        let with_list = entries.is_some();
+        self.blocking(move || write_inbound(&edge, &row, entries.as_deref(), &ha1))
+            .await?;
+        if with_list {
+            if let Err(error) = self.reload_allow_lists().await {
+                // The leg is not in effect: take the rows back (best effort; an orphan left
+                // behind is the reconciler's).
+                let edge = self.edge.clone();
+                let leg_id = id.clone();
+                let _ = self
+                    .blocking(move || delete_rows(&edge, leg_id.as_str()))
+                    .await;
+                return Err(error);
+            }
+        }
+        Ok(id)
+    }
+}
+
+/// A leg row about to be written.
+struct NewLeg {
+    id: String,
+    kind: LegKind,
+    trunk: TrunkId,
+    owner: UserId,
+    number: String,
+    inbound_key: Option<String>,
+    access: &'static str,
+    realm: String,
+    username: String,
+    allowed: String,
+    address: String,
+    password: String,
+    dialing: Option<Dialing>,
+    fixed_ip: bool,
+}
+
+/// What an outbound leg row says about the called number's form.
+#[derive(Clone)]
+struct Dialing {
+    format: CallingFormat,
+    country: CountryCode,
+    calling_code: String,
+    national_prefix: String,
+}
+
+impl Dialing {
+    fn of(format: CallingFormat, country: CountryCode) -> Self {
+        // A country with no numbering plan has nothing to strip: `national` leaves the
+        // number as the platform sent it (the edge only rewrites a matching `+code`).
+        let (calling_code, national_prefix) = match country.national_dialing() {
+            Some(dialing) => (dialing.calling_code.to_string(), dialing.national_prefix),
+            None => (String::new(), String::new()),
+        };
+        Self {
+            format,
+            country,
+            calling_code,
+            national_prefix,
+        }
+    }
+}
+
+/// One allow-list entry as `address` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AllowEntry {
+    ip: String,
+    mask: i32,
+}
+
+impl AllowEntry {
+    /// An address (`203.0.113.9`, `2001:db8::1`) or a network (`198.51.100.0/24`); anything
+    /// else is refused here, since Kamailio would skip the row without a word.
+    fn parse(entry: &str) -> Result<Self, ProvisionError> {
+        let refused = || ProvisionError::Refused(format!("not an address or network: {entry}"));
+        if entry.contains('/') {
+            let net: ipnet::IpNet = entry.parse().map_err(|_| refused())?;
+            if net.addr() != net.network() {
+                return Err(refused());
+            }
+            Ok(Self {
+                ip: net.addr().to_string(),
+                mask: i32::from(net.prefix_len()),
+            })
+        } else {
+            let ip: std::net::IpAddr = entry.parse().map_err(|_| refused())?;
+            Ok(Self {
+                mask: if ip.is_ipv4() { 32 } else { 128 },
+                ip: ip.to_string(),
+            })
+        }
+    }
+}
+
+/// What the edge matches an inbound call's Request-URI user against: the number without its
+/// `+` (carriers send either form), in the character set the edge's pattern admits.
+fn inbound_key(number: &str) -> Result<String, ProvisionError> {
+    let key = number.strip_prefix('+').unwrap_or(number);
+    let fits = (1..=64).contains(&key.len())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "*#._-".contains(c));
+    if fits {
+        Ok(key.to_owned())
+    } else {
+        Err(ProvisionError::Refused(format!(
+            "the edge cannot route calls to {number:?}"
+        )))
+    }
+}
+
+/// `KM_` and 24 hex digits.
+fn new_leg_id() -> LegId {
+    let bytes: [u8; 12] = rand::rng().random();
+    // `LegId::new` refuses only the empty string.
+    LegId::new(format!("KM_{}", hex::encode(bytes))).expect("a non-empty id")
+}
+
+/// The digest HA1 (RFC 2617): MD5 of `username:realm:password`, lower-case hex.
+pub fn digest_ha1(username: &str, realm: &str, password: &str) -> String {
+    let mut md5 = Md5::new();
+    md5.update(format!("{username}:{realm}:{password}").as_bytes());
+    hex::encode(md5.finalize())
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn unavailable(failure: EdgeFailure) -> ProvisionError {
+    match failure {
+        EdgeFailure::Taken(what) => ProvisionError::Refused(format!("already there: {what}")),
+        EdgeFailure::Unreachable(why) => ProvisionError::Unavailable(why),
+        EdgeFailure::Other(why) => ProvisionError::Unavailable(why),
+    }
+}
+
+fn insert_leg(conn: &mut db::EdgeConnection, row: &NewLeg, group: Option<i32>) -> QueryResult<()> {
+    use sip_trunks_legs::dsl as l;
+    let dialing = row.dialing.clone();
+    diesel::insert_into(l::sip_trunks_legs)
+        .values((
+            l::id.eq(&row.id),
+            l::kind.eq(row.kind.as_str()),
+            l::trunk_id.eq(row.trunk.get()),
+            l::user_id.eq(row.owner.get()),
+            l::created_unix.eq(now_micros() / 1_000_000),
+            l::seq.eq(now_micros()),
+            l::number.eq(&row.number),
+            l::inbound_key.eq(row.inbound_key.as_deref()),
+            l::access.eq(row.access),
+            l::grp.eq(group),
+            l::realm.eq(&row.realm),
+            l::username.eq(&row.username),
+            l::allowed.eq(&row.allowed),
+            l::address.eq(&row.address),
+            l::password.eq(&row.password),
+            l::calling_format.eq(dialing.as_ref().map_or("", |d| d.format.as_str())),
+            l::country.eq(dialing.as_ref().map_or("", |d| d.country.as_str())),
+            l::calling_code.eq(dialing.as_ref().map_or("", |d| d.calling_code.as_str())),
+            l::national_prefix.eq(dialing.as_ref().map_or("", |d| d.national_prefix.as_str())),
+            l::fixed_ip.eq(i32::from(row.fixed_ip)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Writes an inbound leg: the leg row, then its allow-list or its subscriber row.
+fn write_inbound(
+    edge: &Edge,
+    row: &NewLeg,
+    entries: Option<&[AllowEntry]>,
+    ha1: &str,
+) -> Result<(), ProvisionError> {
+    // A group id is drawn at random; a collision (unique index) draws again.
+    for _ in 0..5 {
+        let group = entries.map(|_| rand::rng().random_range(1..i32::MAX));
+        let written = edge.transaction(|conn| {
+            use sip_trunks_legs::dsl as l;
+            let taken: i64 = l::sip_trunks_legs
+                .filter(l::inbound_key.eq(row.inbound_key.as_deref()))
+                .count()
+                .get_result(conn)?;
+            if taken > 0 {
+                return Ok(false);
+            }
+            insert_leg(conn, row, group)?;
+            match (entries, group) {
+                (Some(entries), Some(group)) => {
+                    for entry in entries {
+                        diesel::insert_into(address::table)
+                            .values((
+                                address::grp.eq(group),
+                                address::ip_addr.eq(&entry.ip),
+                                address::mask.eq(entry.mask),
+                                address::port.eq(0_i16),
+                                address::tag.eq(Some(&row.id)),
+                            ))
+                            .execute(conn)?;
+                    }
+                }
+                _ => {
+                    diesel::insert_into(subscriber::table)
+                        .values((
+                            subscriber::username.eq(&row.username),
+                            subscriber::domain.eq(&row.realm),
+                            subscriber::password.eq(""),
+                            subscriber::ha1.eq(ha1),
+                            subscriber::ha1b.eq(""),
+                        ))
+                        .execute(conn)?;
+                }
+            }
+            Ok(true)
+        });
+        match written {
+            Ok(true) => return Ok(()),
+            Ok(false) => return Err(ProvisionError::NumberTaken),
+            Err(EdgeFailure::Taken(what)) if what.contains("inbound_key") => {
+                return Err(ProvisionError::NumberTaken)
+            }
+            Err(EdgeFailure::Taken(what)) if what.contains("grp") => continue,
+            Err(other) => return Err(unavailable(other)),
+        }
+    }
+    Err(ProvisionError::Unavailable(
+        "no free address group after 5 draws".into(),
+    ))
+}
+
+/// Removes every row of leg `id`; true when there were any.
+fn delete_rows(edge: &Edge, id: &str) -> Result<bool, ProvisionError> {
+    edge.transaction(|conn| {
+        let addresses =
+            diesel::delete(address::table.filter(address::tag.eq(Some(id)))).execute(conn)?;
+        let subscribers =
+            diesel::delete(subscriber::table.filter(subscriber::domain.eq(id))).execute(conn)?;
+        let legs = diesel::delete(sip_trunks_legs::table.filter(sip_trunks_legs::id.eq(id)))
+            .execute(conn)?;
+        Ok(addresses + subscribers + legs > 0)
+    })
+    .map_err(unavailable)
+}
+
+fn remote_leg(row: db::LegRow) -> Option<RemoteLeg> {
+    let kind = match row.kind.as_str() {
+        "inbound" => LegKind::Inbound,
+        "outbound" => LegKind::Outbound,
+        _ => return None,
+    };
+    let owner = TrunkId::new(row.trunk_id)
+        .zip(UserId::new(row.user_id))
+        .map(|(trunk, owner)| LegOwner {
+            trunk,
+            owner,
+            created_unix: row.created_unix,
+        });
+    let allowed_addresses = if row.allowed.is_empty() {
+        Vec::new()
+    } else {
+        row.allowed.split(',').map(str::to_owned).collect()
+    };
+    let dialing = match kind {
+        LegKind::Outbound => CallingFormat::parse(&row.calling_format)
+            .ok()
+            .zip(CountryCode::parse(&row.country).ok()),
+        LegKind::Inbound => None,
+    };
+    Some(RemoteLeg {
+        id: LegId::new(row.id)?,
+        kind,
+        owner,
+        numbers: vec![row.number],
+        address: row.address,
+        username: if row.access == "ip" {
+            String::new()
+        } else {
+            row.username
+        },
+        allowed_addresses,
+        dialing,
+    })
+}
+
+impl VoiceInfrastructure for Kamailio {
+    fn name(&self) -> &'static str {
+        "kamailio"
+    }
+
+    fn create_inbound<'a>(&'a self, leg: &'a InboundLeg) -> ProvisionFuture<'a, LegId> {
+        Box::pin(self.insert_inbound(leg))
+    }
+
+    fn create_outbound<'a>(&'a self, leg: &'a OutboundLeg) -> ProvisionFuture<'a, LegId> {
+        Box::pin(async move {
+            let id = new_leg_id();
+            let row = NewLeg {
+                id: id.as_str().to_owned(),
+                kind: LegKind::Outbound,
+                trunk: leg.trunk,
+                owner: leg.owner,
+                number: leg.number.clone(),
+                inbound_key: None,
+                access: "",
+                realm: String::new(),
+                username: leg.username.clone(),
+                allowed: String::new(),
+                address: leg.address.clone(),
+                password: leg.password.expose_secret().to_owned(),
+                dialing: Some(Dialing::of(leg.calling_format, leg.country)),
+                fixed_ip: leg.fixed_ip,
+            };
+            let edge = self.edge.clone();
+            self.blocking(move || {
+                edge.transaction(|conn| insert_leg(conn, &row, None))
+                    .map_err(unavailable)
+            })
+            .await?;
+            Ok(id)
+        })
+    }
+
+    fn delete_leg<'a>(&'a self, kind: LegKind, id: &'a LegId) -> ProvisionFuture<'a, ()> {
+        Box::pin(async move {
+            let edge = self.edge.clone();
+            let leg = id.as_str().to_owned();
+            self.blocking(move || delete_rows(&edge, &leg)).await?;
+            if kind == LegKind::Inbound {
+                // The leg row is gone, so the edge refuses the number's calls already; the
+                // reload only drops the stale allow-list from the cache, and any later
+                // reload (or a restart) does the same, so a failure here is not the delete's.
+                if let Err(error) = self.reload_allow_lists().await {
+                    log::warn!(
+                        "kamailio: leg {} removed, reload failed: {error}",
+                        id.as_str()
+                    );
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn list_legs(&self) -> ProvisionFuture<'_, Vec<RemoteLeg>> {
+        Box::pin(async move {
+            let edge = self.edge.clone();
+            let rows = self
+                .blocking(move || edge.transaction(db::all_legs).map_err(unavailable))
+                .await?;
+            Ok(rows.into_iter().filter_map(remote_leg).collect())
+        })
+    }
+
+    fn writes_called_numbers(&self) -> bool {
+        true
+    }
+
+    fn restyle_outbound<'a>(
+        &'a self,
+        id: &'a LegId,
+        leg: &'a OutboundLeg,
+    ) -> ProvisionFuture<'a, ()> {
+        Box::pin(async move {
+            let dialing = Dialing::of(leg.calling_format, leg.country);
+            let edge = self.edge.clone();
+            let leg_id = id.as_str().to_owned();
+            let changed = self
+                .blocking(move || {
+                    use sip_trunks_legs::dsl as l;
+                    edge.transaction(|conn| {
+                        diesel::update(
+                            l::sip_trunks_legs
+                                .filter(l::id.eq(&leg_id))
+                                .filter(l::kind.eq("outbound")),
+                        )
+                        .set((
+                            l::calling_format.eq(dialing.format.as_str()),
+                            l::country.eq(dialing.country.as_str()),
+                            l::calling_code.eq(&dialing.calling_code),
+                            l::national_prefix.eq(&dialing.national_prefix),
+                        ))
+                        .execute(conn)
+                    })
+                    .map_err(unavailable)
+                })
+                .await?;
+            if changed == 0 {
+                // A leg that is gone is drift: the reconciler makes it again, from the
+                // stored trunk (which by then has the new format).
+                log::warn!(
+                    "kamailio: outbound leg {} not found to restyle",
+                    id.as_str()
+                );
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ha1_is_the_rfc_2617_digest_of_user_realm_and_password() {
+        // RFC 2617 section 3.5: Mufasa / testrealm@host.com / Circle Of Life.
+        assert_eq!(
+            digest_ha1("Mufasa", "testrealm@host.com", "Circle Of Life"),
+            "939e7578ed9e3c518a452acee763bce9"
+        );
+    }
+
+    #[test]
+    fn allow_list_entries_become_an_address_and_a_mask() {
+        assert_eq!(
+            AllowEntry::parse("198.51.100.0/24").unwrap(),
+            AllowEntry {
+                ip: "198.51.100.0".into(),
+                mask: 24
+            }
+        );
+        assert_eq!(AllowEntry::parse("203.0.113.9").unwrap().mask, 32);
+        assert_eq!(AllowEntry::parse("2001:db8::1").unwrap().mask, 128);
+        assert_eq!(AllowEntry::parse("2001:db8::/32").unwrap().mask, 32);
+        for bad in ["198.51.100.1/24", "nonsense", "10.0.0.0/33", ""] {
+            assert!(AllowEntry::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_inbound_key_is_the_number_without_its_plus() {
+        assert_eq!(inbound_key("+14155551234").unwrap(), "14155551234");
+        assert_eq!(inbound_key("1001").unwrap(), "1001");
+        assert!(inbound_key("10'01").is_err());
+        assert!(inbound_key("+").is_err());
+    }
+
+    #[test]
+    fn leg_ids_are_distinct_and_fit_a_realm() {
+        let a = new_leg_id();
+        let b = new_leg_id();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 27);
+        assert!(a.as_str().starts_with("KM_"));
+    }
+}

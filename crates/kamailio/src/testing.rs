@@ -1,0 +1,426 @@
+//! A private Kamailio on loopback for tests, and sipp to talk to it (feature
+//! `test-support`). The edge runs `deploy/kamailio/kamailio.cfg` with its own `-P`, run
+//! directory and ports, in the foreground of its own process group; it is stopped by that
+//! group whatever happens (drop). Nothing here is used by the service.
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+
+/// The configuration the project ships.
+pub const CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../deploy/kamailio/kamailio.cfg"
+);
+
+/// The sipp scenarios the tests play.
+pub const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/sipp");
+
+/// True when `kamailio` and `sipp` are installed (`.ci/run` installs them).
+pub fn tools_present() -> bool {
+    ["kamailio", "sipp"].iter().all(|tool| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    })
+}
+
+/// Where the edge's tables live.
+pub enum EdgeStore {
+    /// A SQLite file in the edge's directory.
+    Sqlite,
+    /// A database of its own on the PostgreSQL server of this URL (`TEST_DATABASE_URL`),
+    /// created for the test and dropped after it.
+    Postgres(String),
+}
+
+/// A running private Kamailio.
+pub struct Edge {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// The UDP port SIP arrives on, on 127.0.0.1 (and on `[::1]` when `ipv6`).
+    pub sip_port: u16,
+    /// The TCP port of JSON-RPC over HTTP.
+    pub rpc_port: u16,
+    /// The database URL for the adapter (`KAMAILIO_DB_URL`).
+    pub database_url: String,
+    /// Whether the edge listens on `[::1]` too.
+    pub ipv6: bool,
+    kamailio_db_url: String,
+    platform_uri: String,
+    platform_source: String,
+    dropped_database: Option<(String, String)>,
+}
+
+impl Edge {
+    /// Creates the database and its tables (the adapter's migrations, as the service runs
+    /// them), and picks the ports; [`Edge::start`] starts Kamailio.
+    pub fn prepare(
+        store: EdgeStore,
+        platform_uri: &str,
+        platform_source: &str,
+    ) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let (database_url, kamailio_db_url, dropped_database) = match store {
+            EdgeStore::Sqlite => {
+                let path = dir.path().join("edge.db");
+                let path = path.display().to_string();
+                (
+                    format!("sqlite://{path}"),
+                    format!("sqlite:///{path}"),
+                    None,
+                )
+            }
+            EdgeStore::Postgres(url) => {
+                let (server, _) = url
+                    .rsplit_once('/')
+                    .ok_or_else(|| format!("no database name in {url}"))?;
+                let name = format!("kam_{}_{}", std::process::id(), next_number());
+                let mut admin = PgConnection::establish(&url).map_err(|e| e.to_string())?;
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .and_then(|()| admin.batch_execute(&format!("CREATE DATABASE {name}")))
+                    .map_err(|e| e.to_string())?;
+                let edge_url = format!("{server}/{name}");
+                (edge_url.clone(), edge_url, Some((url, name)))
+            }
+        };
+        let rpc_port = free_tcp_port()?;
+        crate::Kamailio::open(crate::KamailioSettings::new(
+            &database_url,
+            format!("http://127.0.0.1:{rpc_port}/RPC"),
+        ))?;
+        Ok(Self {
+            child: None,
+            dir,
+            sip_port: free_udp_port()?,
+            rpc_port,
+            database_url,
+            kamailio_db_url,
+            ipv6: UdpSocket::bind("[::1]:0").is_ok(),
+            platform_uri: platform_uri.to_owned(),
+            platform_source: platform_source.to_owned(),
+            dropped_database,
+        })
+    }
+
+    /// The adapter's `KAMAILIO_RPC_URL`.
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}/RPC", self.rpc_port)
+    }
+
+    /// The edge's directory (its log, sipp's files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts Kamailio and waits until it answers OPTIONS (10 s at most).
+    pub fn start(&mut self) -> Result<(), String> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let dir = self.dir.path();
+        let log = std::fs::File::create(dir.join("kamailio.log")).map_err(|e| e.to_string())?;
+        let mut command = Command::new("kamailio");
+        command
+            .args(["-f", CONFIG, "-DD", "-E", "-e"])
+            .arg("-P")
+            .arg(dir.join("kamailio.pid"))
+            .arg("-Y")
+            .arg(dir)
+            .arg("-w")
+            .arg(dir)
+            .args(["-l", &format!("udp:127.0.0.1:{}", self.sip_port)])
+            .args(["-l", &format!("tcp:127.0.0.1:{}", self.rpc_port)])
+            .args(["-A", &format!("DBURL=\"{}\"", self.kamailio_db_url)])
+            .args(["-A", &format!("PLATFORM_URI=\"{}\"", self.platform_uri)])
+            .args([
+                "-A",
+                &format!("PLATFORM_SOURCE=\"{}\"", self.platform_source),
+            ])
+            .args(["-A", &format!("RPC_PORT={}", self.rpc_port)]);
+        if self.dropped_database.is_some() {
+            command.args(["-A", "WITH_POSTGRES"]);
+        }
+        if self.ipv6 {
+            command.args(["-l", &format!("udp:[::1]:{}", self.sip_port)]);
+        }
+        use std::os::unix::process::CommandExt;
+        command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        self.child = Some(command.spawn().map_err(|e| format!("kamailio: {e}"))?);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.answers_options() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(format!("kamailio exited ({status}):\n{}", self.log()));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "kamailio did not answer OPTIONS in 10 s:\n{}",
+            self.log()
+        ))
+    }
+
+    /// Stops Kamailio (SIGTERM to its process group, then SIGKILL) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = child.wait();
+        }
+    }
+
+    /// True when the edge answers an OPTIONS to itself with 200.
+    pub fn answers_options(&self) -> bool {
+        let Ok(socket) = UdpSocket::bind("127.0.0.1:0") else {
+            return false;
+        };
+        let _ = socket.set_read_timeout(Some(Duration::from_millis(300)));
+        let Ok(local) = socket.local_addr() else {
+            return false;
+        };
+        let request = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-probe{n}\r\nFrom: <sip:probe@{local}>;tag=probe\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: probe-{n}@{local}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            port = self.sip_port,
+            n = next_number(),
+        );
+        if socket
+            .send_to(request.as_bytes(), ("127.0.0.1", self.sip_port))
+            .is_err()
+        {
+            return false;
+        }
+        let mut buffer = [0_u8; 2048];
+        matches!(socket.recv(&mut buffer), Ok(n) if buffer[..n].starts_with(b"SIP/2.0 200"))
+    }
+
+    /// What Kamailio wrote so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some((url, name)) = self.dropped_database.take() {
+            if let Ok(mut admin) = PgConnection::establish(&url) {
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// One sipp run's outcome.
+#[derive(Debug)]
+pub struct SippRun {
+    /// sipp exited 0: every call went as the scenario says.
+    pub passed: bool,
+    /// Its error log, when it failed.
+    pub errors: String,
+}
+
+/// Plays scenario `name` (`call`, `refused`) once from `source` (an address of 127.0.0.0/8
+/// or `::1`) to `target` (`127.0.0.1:5060`, `[::1]:5060`), calling `number`; `extra` is
+/// passed to sipp as it is (`-au`, `-ap`, `-key extra "X-Sip-Trunk: 5"`).
+pub fn sipp_call(
+    dir: &Path,
+    name: &str,
+    source: &str,
+    target: &str,
+    number: &str,
+    extra: &[&str],
+) -> SippRun {
+    let scenario = format!("{SCENARIOS}/{name}.xml");
+    let mut args: Vec<String> = vec![
+        "-sf".into(),
+        scenario,
+        "-s".into(),
+        number.into(),
+        "-i".into(),
+        source.into(),
+        "-p".into(),
+        "0".into(),
+        "-m".into(),
+        "1".into(),
+        "-timeout".into(),
+        "8".into(),
+        "-timeout_error".into(),
+        "-nostdin".into(),
+        "-trace_err".into(),
+    ];
+    let has_extra = extra.windows(2).any(|pair| pair == ["-key", "extra"]);
+    if !has_extra {
+        args.extend(["-key".into(), "extra".into(), "X-Test: 1".into()]);
+    }
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    args.push(target.into());
+    let output = Command::new("sipp")
+        .args(&args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output();
+    match output {
+        Ok(output) => {
+            let passed = output.status.success();
+            let errors = if passed {
+                String::new()
+            } else {
+                newest_error_log(dir)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&output.stderr).into())
+            };
+            SippRun { passed, errors }
+        }
+        Err(error) => SippRun {
+            passed: false,
+            errors: format!("sipp: {error}"),
+        },
+    }
+}
+
+fn newest_error_log(dir: &Path) -> Option<String> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.to_string_lossy().ends_with("_errors.log"))
+        .collect();
+    logs.sort_by_key(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok());
+    let path = logs.pop()?;
+    let text = std::fs::read_to_string(&path).ok();
+    let _ = std::fs::remove_file(&path);
+    text
+}
+
+/// A sipp server (the platform, a carrier) running until dropped.
+pub struct SippServer {
+    child: Child,
+    /// Where it listens.
+    pub address: String,
+    /// Its port.
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl SippServer {
+    /// Starts scenario `name` (`answer`, `carrier`) listening on `address:port`; `extra` is
+    /// passed to sipp (`-set user bob -set password …`). Its `<log>` lines go to a file
+    /// read by [`SippServer::log`].
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        address: &str,
+        port: u16,
+        extra: &[&str],
+    ) -> Result<Self, String> {
+        let log = dir.join(format!("{name}-{address}-{port}.log"));
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(format!("{SCENARIOS}/{name}.xml"))
+            .args([
+                "-i",
+                address,
+                "-p",
+                &port.to_string(),
+                "-nostdin",
+                "-trace_logs",
+            ])
+            .arg("-log_file")
+            .arg(&log)
+            .args(extra)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("sipp: {e}"))?;
+        // sipp binds before it reads the scenario's first message; give it that moment.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if UdpSocket::bind((address, port)).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self {
+            child,
+            address: address.to_owned(),
+            port,
+            log,
+        })
+    }
+
+    /// The `<log>` lines written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SippServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback address of its own for a carrier of this test process (127.0.0.10 to
+/// 127.0.0.250), whose port 5060 is free: a trunk's `sip_address` has no port.
+pub fn carrier_address() -> Result<String, String> {
+    for _ in 0..240 {
+        let candidate = format!("127.0.0.{}", 10 + next_number() % 240);
+        if UdpSocket::bind((candidate.as_str(), 5060)).is_ok() {
+            return Ok(candidate);
+        }
+    }
+    Err("no loopback address with port 5060 free".into())
+}
+
+fn next_number() -> u8 {
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    // Spread over the process id so that two test processes at once rarely meet.
+    let base = (std::process::id() % 240) as u8;
+    base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A UDP port free on 127.0.0.1 (and on `[::1]` when it exists) at the time of asking.
+pub fn free_udp_port() -> Result<u16, String> {
+    for _ in 0..50 {
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = socket.local_addr().map_err(|e| e.to_string())?.port();
+        if UdpSocket::bind(("::1", port)).is_ok() || UdpSocket::bind("[::1]:0").is_err() {
+            return Ok(port);
+        }
+    }
+    Err("no free UDP port".into())
+}
+
+/// A TCP port free on 127.0.0.1 at the time of asking.
+pub fn free_tcp_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
