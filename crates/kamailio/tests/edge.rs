@@ -1,6 +1,7 @@
 //! The adapter against a real Kamailio running `deploy/kamailio/kamailio.cfg`, proven with
 //! sipp calls: what the adapter writes is what the edge enforces, on SQLite and PostgreSQL.
 //! Skipped (with a note) when `kamailio` or `sipp` is missing; `.ci/run` installs both.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use domain::{
     CallingFormat, CountryCode, InboundAccess, InboundLeg, LegKind, OutboundLeg, ProvisionError,
