@@ -7,6 +7,7 @@ mod bounds;
 mod exits;
 mod faults;
 mod harness;
+mod kamailio;
 mod keys;
 mod livekit;
 mod scenarios;
@@ -16,6 +17,7 @@ mod cases {
     pub use crate::bounds::*;
     pub use crate::exits::*;
     pub use crate::faults::*;
+    pub use crate::kamailio::*;
     pub use crate::keys::*;
     pub use crate::livekit::*;
     pub use crate::scenarios::*;
@@ -55,6 +57,8 @@ e2e_suite!(
         a_half_livekit_configuration_refuses_to_start_and_none_means_registry_only,
         reconcile_lists_then_heals_what_livekit_lost,
         a_sigkill_between_two_provisioning_steps_is_healed_after_a_restart,
+        kamailio_enforces_on_sip_traffic_what_the_api_stores,
+        kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back,
     ]
 );
 
@@ -72,6 +76,8 @@ e2e_suite!(
         livekit_holds_the_legs_of_every_trunk_through_create_update_and_delete,
         reconcile_lists_then_heals_what_livekit_lost,
         a_sigkill_between_two_provisioning_steps_is_healed_after_a_restart,
+        kamailio_enforces_on_sip_traffic_what_the_api_stores,
+        kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back,
     ]
 );
 

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use domain::{AccountRepository, ApiKeyId, ApiKeyName, ApiToken, Email, TokenSecret, UserName};
 use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, ResealScope, SqlStore};
 
-use crate::infrastructure::LiveKitArgs;
+use crate::infrastructure::{Infrastructure, InfrastructureArgs};
 use crate::keys::{self, KeySource};
 use crate::provisioning::reconciler::{Action, Reconciler};
 use crate::read_cache;
@@ -33,9 +33,9 @@ pub struct Cli {
     /// Server options, when no subcommand is given.
     #[command(flatten)]
     pub serve: ServeArgs,
-    /// The voice infrastructure (LiveKit), for `serve` and `reconcile`.
+    /// The voice infrastructure (LiveKit or Kamailio), for `serve` and `reconcile`.
     #[command(flatten)]
-    pub livekit: LiveKitArgs,
+    pub infrastructure: InfrastructureArgs,
 }
 
 /// The database, its secrets and the per-account limits (every command needs them).
@@ -217,11 +217,13 @@ impl Cli {
     /// Runs the command.
     pub async fn run(self) -> Result<(), CommandError> {
         let database = self.database;
-        let livekit = self.livekit;
+        let infrastructure = self.infrastructure;
         match self.command {
-            None => serve(&database, self.serve, &livekit).await,
-            Some(Command::Serve(args)) => serve(&database, args, &livekit).await,
-            Some(Command::Reconcile { dry_run }) => reconcile(&database, &livekit, dry_run).await,
+            None => serve(&database, self.serve, &infrastructure).await,
+            Some(Command::Serve(args)) => serve(&database, args, &infrastructure).await,
+            Some(Command::Reconcile { dry_run }) => {
+                reconcile(&database, &infrastructure, dry_run).await
+            }
             Some(Command::Migrate) => {
                 admin_store(&database)?;
                 Ok(())
@@ -286,7 +288,7 @@ fn say(line: &str) {
 async fn serve(
     database: &DatabaseArgs,
     args: ServeArgs,
-    livekit: &LiveKitArgs,
+    infrastructure: &InfrastructureArgs,
 ) -> Result<(), CommandError> {
     let settings = ServeSettings {
         bind: args.bind,
@@ -307,9 +309,9 @@ async fn serve(
     let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
     log::info!("opening {url}");
     // Checked before the database is opened: a half configuration fails fast.
-    livekit.settings()?;
+    infrastructure.infrastructure()?;
     let store = keys::open_store(&url, &database.keys(), settings.pool())?;
-    server::serve(store, &settings, livekit).await?;
+    server::serve(store, &settings, infrastructure).await?;
     log::info!("stopped");
     Ok(())
 }
@@ -327,12 +329,12 @@ fn admin_store(database: &DatabaseArgs) -> Result<SqlStore, CommandError> {
 /// `reconcile`: one full pass, then one more for the trunks the scan marked.
 async fn reconcile(
     database: &DatabaseArgs,
-    livekit: &LiveKitArgs,
+    infrastructure: &InfrastructureArgs,
     dry_run: bool,
 ) -> Result<(), CommandError> {
-    if livekit.settings()?.is_none() {
+    if matches!(infrastructure.infrastructure()?, Infrastructure::None) {
         return Err(CommandError::Invalid(
-            "reconcile needs LiveKit: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET"
+            "reconcile needs a voice infrastructure: LiveKit (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET) or Kamailio (KAMAILIO_DB_URL)"
                 .into(),
         ));
     }
@@ -342,9 +344,9 @@ async fn reconcile(
         &database.keys(),
         PoolOptions::one_shot(),
     )?);
-    let provisioner = livekit
+    let provisioner = infrastructure
         .provisioner(store.clone())?
-        .ok_or_else(|| CommandError::Invalid("LiveKit is not configured".into()))?;
+        .ok_or_else(|| CommandError::Invalid("no voice infrastructure is configured".into()))?;
     let reconciler = Reconciler::new(provisioner, store, Arc::new(|_| {}));
     let mut failed = 0;
     let mut acted = 0;

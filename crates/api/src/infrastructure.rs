@@ -1,15 +1,21 @@
 //! Which voice infrastructure the trunks' legs go to, from the command line and the
-//! environment: LiveKit when `LIVEKIT_URL`, `LIVEKIT_API_KEY` and the secret are all given,
-//! none (registry only) when none is, and a refusal to start for anything in between.
+//! environment. `--provisioner livekit|kamailio|none` says it outright; left out, it is
+//! inferred from the settings present: LiveKit's (`LIVEKIT_URL`, `LIVEKIT_API_KEY`, the
+//! secret) -> `livekit`, `KAMAILIO_DB_URL` -> `kamailio`, neither -> `none` (registry only).
+//! Both present without a choice, a half LiveKit configuration, or a choice whose settings
+//! are missing: a refusal to start that names what is missing.
 //!
-//! The secret is never a flag (a flag shows in the process list): `LIVEKIT_API_SECRET`, or a
-//! file (mode 0600) named by `--livekit-api-secret-file` / `LIVEKIT_API_SECRET_FILE`.
+//! The LiveKit secret is never a flag (a flag shows in the process list):
+//! `LIVEKIT_API_SECRET`, or a file (mode 0600) named by `--livekit-api-secret-file` /
+//! `LIVEKIT_API_SECRET_FILE`. The Kamailio database URL may carry a password, so its value
+//! is never logged either.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use domain::{ProvisioningLedger, VoiceInfrastructure};
+use kamailio_adapter::{Kamailio, KamailioSettings};
 use livekit_adapter::{ApiSecret, LiveKit, LiveKitSettings};
 
 use crate::provisioning::Provisioner;
@@ -18,9 +24,35 @@ use crate::server::StartError;
 /// LiveKit's own variable for the API secret.
 pub const SECRET_ENV: &str = "LIVEKIT_API_SECRET";
 
-/// Where LiveKit is.
+/// The voice infrastructures the service can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProvisionerChoice {
+    /// LiveKit's SIP service.
+    Livekit,
+    /// A Kamailio SIP edge running deploy/kamailio/kamailio.cfg.
+    Kamailio,
+    /// None: a registry only, trunks get no legs.
+    None,
+}
+
+/// The infrastructure chosen, with its settings.
+#[derive(Debug)]
+pub enum Infrastructure {
+    /// LiveKit.
+    LiveKit(LiveKitSettings),
+    /// Kamailio.
+    Kamailio(KamailioSettings),
+    /// None.
+    None,
+}
+
+/// Which voice infrastructure, and where it is.
 #[derive(Debug, Clone, Default, Args)]
-pub struct LiveKitArgs {
+pub struct InfrastructureArgs {
+    /// The voice infrastructure trunks get their legs on. Left out: inferred from the
+    /// settings present (LiveKit's -> livekit, KAMAILIO_DB_URL -> kamailio, neither -> none).
+    #[arg(long, env = "SIP_TRUNKS_PROVISIONER", value_enum, global = true)]
+    pub provisioner: Option<ProvisionerChoice>,
     /// The LiveKit server or project (`https://…`, `wss://…`): every trunk gets an inbound
     /// and an outbound SIP trunk there. Left out: registry only, trunks get no legs.
     #[arg(long, env = "LIVEKIT_URL", global = true)]
@@ -31,9 +63,21 @@ pub struct LiveKitArgs {
     /// A file (mode 0600) holding the LiveKit API secret. Instead: LIVEKIT_API_SECRET.
     #[arg(long, env = "LIVEKIT_API_SECRET_FILE", global = true)]
     pub livekit_api_secret_file: Option<PathBuf>,
+    /// The database the Kamailio edge reads (postgres://… or sqlite://PATH): the service
+    /// writes every trunk's rows there and creates the tables it needs.
+    #[arg(long, env = "KAMAILIO_DB_URL", global = true, hide_env_values = true)]
+    pub kamailio_db_url: Option<String>,
+    /// The edge's JSON-RPC endpoint (its xhttp listener on loopback).
+    #[arg(
+        long,
+        env = "KAMAILIO_RPC_URL",
+        global = true,
+        default_value = "http://127.0.0.1:5071/RPC"
+    )]
+    pub kamailio_rpc_url: String,
 }
 
-impl LiveKitArgs {
+impl InfrastructureArgs {
     /// The secret from the environment or its file, if any was given.
     fn secret(&self) -> Result<Option<ApiSecret>, StartError> {
         if let Some(path) = &self.livekit_api_secret_file {
@@ -57,9 +101,41 @@ impl LiveKitArgs {
             .map(|secret| ApiSecret::new(secret.trim())))
     }
 
+    /// The infrastructure chosen (or inferred), with its settings; a clear error for a
+    /// choice that cannot be made.
+    pub fn infrastructure(&self) -> Result<Infrastructure, StartError> {
+        let kamailio = self
+            .kamailio_db_url
+            .as_deref()
+            .filter(|url| !url.is_empty())
+            .map(|url| KamailioSettings::new(url, &self.kamailio_rpc_url));
+        match self.provisioner {
+            Some(ProvisionerChoice::None) => Ok(Infrastructure::None),
+            Some(ProvisionerChoice::Livekit) => match self.livekit_settings()? {
+                Some(settings) => Ok(Infrastructure::LiveKit(settings)),
+                None => Err(StartError::Settings(
+                    "--provisioner livekit needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET".into(),
+                )),
+            },
+            Some(ProvisionerChoice::Kamailio) => kamailio.map(Infrastructure::Kamailio).ok_or_else(|| {
+                StartError::Settings(
+                    "--provisioner kamailio needs KAMAILIO_DB_URL (--kamailio-db-url)".into(),
+                )
+            }),
+            None => match (self.livekit_settings()?, kamailio) {
+                (Some(_), Some(_)) => Err(StartError::Settings(
+                    "both LiveKit and Kamailio are configured: choose one with --provisioner livekit|kamailio".into(),
+                )),
+                (Some(settings), None) => Ok(Infrastructure::LiveKit(settings)),
+                (None, Some(settings)) => Ok(Infrastructure::Kamailio(settings)),
+                (None, None) => Ok(Infrastructure::None),
+            },
+        }
+    }
+
     /// The LiveKit settings, `None` when nothing of LiveKit is configured; a clear error for
     /// a half configuration.
-    pub fn settings(&self) -> Result<Option<LiveKitSettings>, StartError> {
+    fn livekit_settings(&self) -> Result<Option<LiveKitSettings>, StartError> {
         let secret = self.secret()?;
         let url = self.livekit_url.as_deref().filter(|url| !url.is_empty());
         let key = self
@@ -99,14 +175,19 @@ impl LiveKitArgs {
         }
     }
 
-    /// The provisioner over `ledger`, `None` when no infrastructure is configured.
+    /// The provisioner over `ledger`, `None` when no infrastructure is configured. For
+    /// Kamailio this opens its database and creates the tables (blocking, at start-up).
     pub fn provisioner(
         &self,
         ledger: Arc<dyn ProvisioningLedger>,
     ) -> Result<Option<Arc<Provisioner>>, StartError> {
-        Ok(self.settings()?.map(|settings| {
-            let livekit: Arc<dyn VoiceInfrastructure> = Arc::new(LiveKit::new(settings));
-            Arc::new(Provisioner::new(livekit, ledger))
-        }))
+        let infrastructure: Arc<dyn VoiceInfrastructure> = match self.infrastructure()? {
+            Infrastructure::None => return Ok(None),
+            Infrastructure::LiveKit(settings) => Arc::new(LiveKit::new(settings)),
+            Infrastructure::Kamailio(settings) => {
+                Arc::new(Kamailio::open(settings).map_err(StartError::Settings)?)
+            }
+        };
+        Ok(Some(Arc::new(Provisioner::new(infrastructure, ledger))))
     }
 }

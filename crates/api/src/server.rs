@@ -9,7 +9,7 @@ use store::{DatabaseUrl, Keyring, PoolOptions, ResealScope, SqlStore};
 use validator::Validate;
 
 use crate::client_address::TrustedProxies;
-use crate::infrastructure::LiveKitArgs;
+use crate::infrastructure::InfrastructureArgs;
 use crate::provisioning::reconciler::{Reconciler, Schedule};
 use crate::rate_limit::RateLimits;
 use crate::state::{AccountLimits, AppState};
@@ -208,12 +208,12 @@ fn raise_open_file_limit(settings: &ServeSettings) {
 pub async fn serve(
     store: SqlStore,
     settings: &ServeSettings,
-    livekit: &LiveKitArgs,
+    infrastructure: &InfrastructureArgs,
 ) -> Result<(), StartError> {
     bind_passwords_to_trunks(&store)?;
     let probe = store.clone();
     let store = Arc::new(store);
-    let provisioner = livekit.provisioner(store.clone())?;
+    let provisioner = infrastructure.provisioner(store.clone())?;
     let mut state = AppState::new(store.clone(), Arc::new(move || probe.ping()))
         .with_read_cache(
             Duration::from_millis(settings.read_cache_ms),
@@ -245,7 +245,7 @@ pub async fn serve(
             actix_web::rt::spawn(reconciler.run(Schedule::default()));
         }
         None => log::info!(
-            "no voice infrastructure configured (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET): registry only, trunks get no legs"
+            "no voice infrastructure configured (LiveKit: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET; Kamailio: KAMAILIO_DB_URL): registry only, trunks get no legs"
         ),
     }
     raise_open_file_limit(settings);

@@ -190,7 +190,10 @@ impl Edge {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .stderr(Stdio::null())
+                .status();
             let _ = child.wait();
         }
     }

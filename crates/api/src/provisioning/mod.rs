@@ -116,6 +116,45 @@ impl Provisioner {
         &self.infrastructure
     }
 
+    /// True when the infrastructure writes the called number in the trunk's calling format
+    /// itself, so that a change of the format or the country is provisioned too.
+    pub fn writes_called_numbers(&self) -> bool {
+        self.infrastructure.writes_called_numbers()
+    }
+
+    /// The outbound leg that stays but must take `next`'s calling format or country: only
+    /// on an infrastructure that writes called numbers, and only when that leg is not
+    /// re-created anyway.
+    fn restyled_outbound(
+        &self,
+        current: &SipTrunk,
+        next: &SipTrunk,
+        legs: LegChanges,
+    ) -> Option<LegId> {
+        let (before, after) = (&current.settings, &next.settings);
+        let restyled = before.calling_format != after.calling_format
+            || before.country_code != after.country_code;
+        (self.writes_called_numbers() && restyled && !legs.outbound)
+            .then(|| current.outbound_trunk_id.clone())
+            .flatten()
+    }
+
+    /// Gives outbound leg `id` `trunk`'s calling format and country, in place.
+    async fn restyle(
+        &self,
+        deadline: Instant,
+        id: &LegId,
+        trunk: &SipTrunk,
+    ) -> Result<(), ProvisionError> {
+        let leg = OutboundLeg::of(trunk);
+        self.call(
+            deadline,
+            "restyle outbound leg",
+            self.infrastructure.restyle_outbound(id, &leg),
+        )
+        .await
+    }
+
     /// Runs `call` on the infrastructure until `deadline`: a call cut off counts as
     /// "unavailable" (and may still have happened: see the port's documentation).
     async fn call<T>(
@@ -342,7 +381,18 @@ impl Provisioner {
         };
         let legs = next.legs;
         if !legs.any() {
-            // Nickname, calling format, country: no call to the infrastructure.
+            // Nickname, calling format, country: no leg is re-created (at most the outbound
+            // one is restyled in place, on an infrastructure that writes called numbers).
+            if let Some(outbound) = self.restyled_outbound(&current, &next.trunk, legs) {
+                if self
+                    .restyle(deadline, &outbound, &next.trunk)
+                    .await
+                    .is_err()
+                {
+                    self.release(owner, id, &lease, state, Vec::new()).await;
+                    return Err(ProvisioningFailure::Failed);
+                }
+            }
             let ledger = self.ledger.clone();
             let token = lease.token.clone();
             let provisioned = next.trunk.settings.clone();
@@ -414,6 +464,16 @@ impl Provisioner {
         deadline: Instant,
     ) -> Result<TrunkUpdate, ProvisioningFailure> {
         let id = current.id;
+        if let Some(outbound) = self.restyled_outbound(current, &next.trunk, legs) {
+            if self
+                .restyle(deadline, &outbound, &next.trunk)
+                .await
+                .is_err()
+            {
+                self.release(owner, id, lease, state, Vec::new()).await;
+                return Err(ProvisioningFailure::Failed);
+            }
+        }
         let mut made = Vec::new();
         let mut remove = Vec::new();
         let mut new_outbound = None;

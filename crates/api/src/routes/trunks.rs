@@ -358,8 +358,10 @@ pub async fn update(
     let id = trunk_id(&path, ApiError::TrunkNotFound)?;
     let (input, type_errors) = request::patch_input(&body.0);
     if let Some(provisioner) = state.provisioner.clone() {
-        // Nickname, calling format, country: stored as without an infrastructure.
-        if input.may_change_legs() {
+        // Nickname, calling format, country: stored as without an infrastructure, unless it
+        // writes called numbers itself (then the format and country reach it).
+        let dialing = provisioner.writes_called_numbers() && input.may_change_dialing();
+        if input.may_change_legs() || dialing {
             return update_with_legs(&state, &provisioner, caller.user, id, input, type_errors)
                 .await;
         }

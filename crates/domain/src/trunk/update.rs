@@ -64,6 +64,15 @@ impl SipTrunkPatchInput {
     }
 }
 
+impl SipTrunkPatchInput {
+    /// True when the body sends the calling format or the country: what an infrastructure
+    /// that writes called numbers itself (Kamailio) must hear of, though no leg is re-created.
+    pub fn may_change_dialing(&self) -> bool {
+        !matches!(self.sip_calling_format, Patch::Absent)
+            || !matches!(self.country_code, Patch::Absent)
+    }
+}
+
 impl fmt::Debug for SipTrunkPatchInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let password = match &self.sip_password {

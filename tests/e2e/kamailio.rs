@@ -1,0 +1,514 @@
+//! The binary provisioning on a private Kamailio (`deploy/kamailio/kamailio.cfg`), proven
+//! with real SIP: sipp plays the carriers, the PBX and the voice platform on 127.0.0.x. The
+//! edge's tables are on the same kind of database as the service's (SQLite, or a database of
+//! its own on the PostgreSQL server). Skipped with a note when `kamailio` or `sipp` is
+//! missing, unless `SIP_TRUNKS_REQUIRE_SIP_TOOLS=1` (`.ci/run`), which makes that a failure.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kamailio_adapter::testing::{
+    carrier_address, free_udp_port, sipp_call, tools_present, Edge, EdgeStore, SippRun, SippServer,
+};
+use serde_json::{json, Value};
+
+use crate::harness::{create_user, Database, Server};
+
+const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
+
+/// What one test needs: the edge, the platform answering its calls, and the service.
+struct Rig {
+    edge: Edge,
+    platform: SippServer,
+    target: String,
+    target_v6: String,
+}
+
+fn rig(database: &Database) -> Option<Rig> {
+    if !tools_present() {
+        assert!(
+            std::env::var("SIP_TRUNKS_REQUIRE_SIP_TOOLS").is_err(),
+            "kamailio and sipp are required here (SIP_TRUNKS_REQUIRE_SIP_TOOLS is set)"
+        );
+        eprintln!("kamailio or sipp missing: skipped");
+        return None;
+    }
+    let store = if database.url.starts_with("postgres") {
+        EdgeStore::Postgres(std::env::var("TEST_DATABASE_URL").unwrap())
+    } else {
+        EdgeStore::Sqlite
+    };
+    let platform_port = free_udp_port().unwrap();
+    let mut edge = Edge::prepare(
+        store,
+        &format!("sip:127.0.0.1:{platform_port}"),
+        "127.0.0.1",
+    )
+    .unwrap();
+    edge.start().unwrap();
+    let platform =
+        SippServer::start(edge.dir(), "answer", "127.0.0.1", platform_port, &[]).unwrap();
+    Some(Rig {
+        target: format!("127.0.0.1:{}", edge.sip_port),
+        target_v6: format!("[::1]:{}", edge.sip_port),
+        edge,
+        platform,
+    })
+}
+
+impl Rig {
+    fn start(&self, database: &Database, extra: &[(&str, &str)]) -> Server {
+        let rpc = self.edge.rpc_url();
+        let mut env = vec![
+            ("KAMAILIO_DB_URL", self.edge.database_url.as_str()),
+            ("KAMAILIO_RPC_URL", rpc.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        Server::start_with(database, &env)
+    }
+
+    /// A call from `source` to `number`, expected `answered` or refused (403/404).
+    fn call(&self, source: &str, number: &str, answered: bool, extra: &[&str]) -> SippRun {
+        let target = if source.contains(':') {
+            &self.target_v6
+        } else {
+            &self.target
+        };
+        let scenario = if answered { "call" } else { "refused" };
+        sipp_call(self.edge.dir(), scenario, source, target, number, extra)
+    }
+
+    #[track_caller]
+    fn expect(&self, what: &str, run: SippRun) {
+        assert!(
+            run.passed,
+            "{what}: {}\nkamailio:\n{}",
+            run.errors,
+            tail(&self.edge.log())
+        );
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// sipp's arguments to answer a digest challenge as `user` with `password`.
+fn digest<'a>(user: &'a str, password: &'a str) -> [&'a str; 4] {
+    ["-au", user, "-ap", password]
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+fn create(server: &Server, token: &str, body: &Value) -> i64 {
+    let (status, text) = server.call("POST", TRUNKS, Some(token), Some(body));
+    assert_eq!(status, 201, "{text}");
+    json(&text)["data"]["id"].as_i64().unwrap()
+}
+
+fn update(server: &Server, token: &str, id: i64, body: &Value) {
+    let (status, text) = server.call("PUT", &format!("{TRUNKS}/{id}"), Some(token), Some(body));
+    assert_eq!(status, 200, "{text}");
+}
+
+fn ip_trunk(number: &str, allowed: &[&str]) -> Value {
+    json!({
+        "sip_trunk_type": "number", "phone_number": number, "sip_username": "pbx_user",
+        "sip_password": "Ip-Trunk-Pass-1", "sip_address": "127.0.0.9",
+        "sip_calling_format": "+e164", "inbound_authorization_type": "ip",
+        "allowed_inbound_ips": allowed, "country_code": "US"
+    })
+}
+
+fn auth_trunk(number: &str, username: &str, password: &str, address: &str) -> Value {
+    json!({
+        "sip_trunk_type": "number", "phone_number": number, "sip_username": username,
+        "sip_password": password, "sip_address": address,
+        "sip_calling_format": "+e164", "inbound_authorization_type": "auth",
+        "country_code": "US"
+    })
+}
+
+pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database) {
+    let Some(rig) = rig(database) else { return };
+    let alice = create_user(database, "alice@example.com");
+    let bob = create_user(database, "bob@example.com");
+    let server = rig.start(database, &[("RUST_LOG", "trace")]);
+    let (_, ready) = server.call("GET", "/readyz", None, None);
+    assert_eq!(json(&ready)["provisioning"], "kamailio", "{ready}");
+
+    // ip: the allow-list and nothing else; a change through the API takes effect.
+    let ip = create(&server, &alice, &ip_trunk("+14155550101", &["127.0.0.2"]));
+    rig.expect(
+        "an allowed source is answered",
+        rig.call("127.0.0.2", "+14155550101", true, &[]),
+    );
+    rig.expect(
+        "another source is refused",
+        rig.call("127.0.0.3", "+14155550101", false, &[]),
+    );
+    assert!(
+        rig.platform.log().contains(&format!("answered trunk={ip}")),
+        "the platform is told the trunk: {}",
+        rig.platform.log()
+    );
+    update(
+        &server,
+        &alice,
+        ip,
+        &json!({"allowed_inbound_ips": ["127.0.0.3", "127.0.1.0/24"]}),
+    );
+    rig.expect(
+        "the old address is refused",
+        rig.call("127.0.0.2", "+14155550101", false, &[]),
+    );
+    rig.expect(
+        "the new address is answered",
+        rig.call("127.0.0.3", "+14155550101", true, &[]),
+    );
+    rig.expect(
+        "the new range is answered",
+        rig.call("127.0.1.200", "+14155550101", true, &[]),
+    );
+    // Carriers send the number with or without its +.
+    rig.expect(
+        "the number without + is the same",
+        rig.call("127.0.0.3", "14155550101", true, &[]),
+    );
+    if rig.edge.ipv6 {
+        rig.expect(
+            "::1 is not allowed yet",
+            rig.call("::1", "+14155550101", false, &[]),
+        );
+        update(
+            &server,
+            &alice,
+            ip,
+            &json!({"allowed_inbound_ips": ["::1"]}),
+        );
+        rig.expect(
+            "IPv6 is answered once allowed",
+            rig.call("::1", "+14155550101", true, &[]),
+        );
+        rig.expect(
+            "and 127.0.0.3 no longer",
+            rig.call("127.0.0.3", "+14155550101", false, &[]),
+        );
+    }
+
+    // auth: the digest; a password change through the API takes effect.
+    let auth = create(
+        &server,
+        &alice,
+        &auth_trunk("+14155550102", "acme", "Alice-Pass-1", "127.0.0.9"),
+    );
+    rig.expect(
+        "the right digest is answered",
+        rig.call(
+            "127.0.0.4",
+            "+14155550102",
+            true,
+            &digest("acme", "Alice-Pass-1"),
+        ),
+    );
+    rig.expect(
+        "a wrong password is refused",
+        rig.call(
+            "127.0.0.4",
+            "+14155550102",
+            false,
+            &digest("acme", "Alice-Pass-2"),
+        ),
+    );
+    rig.expect(
+        "an unknown user is refused",
+        rig.call(
+            "127.0.0.4",
+            "+14155550102",
+            false,
+            &digest("mallory", "Alice-Pass-1"),
+        ),
+    );
+    update(
+        &server,
+        &alice,
+        auth,
+        &json!({"sip_password": "Alice-Pass-2"}),
+    );
+    rig.expect(
+        "the old password is refused",
+        rig.call(
+            "127.0.0.4",
+            "+14155550102",
+            false,
+            &digest("acme", "Alice-Pass-1"),
+        ),
+    );
+    rig.expect(
+        "the new password is answered",
+        rig.call(
+            "127.0.0.4",
+            "+14155550102",
+            true,
+            &digest("acme", "Alice-Pass-2"),
+        ),
+    );
+
+    // Another tenant with overlapping settings: the same username, another password, an
+    // allow-list that names alice's caller. Neither opens the other's trunk.
+    create(
+        &server,
+        &bob,
+        &auth_trunk("+14155550202", "acme", "Bob-Pass-1", "127.0.0.9"),
+    );
+    create(&server, &bob, &ip_trunk("+14155550201", &["127.0.0.5"]));
+    rig.expect(
+        "bob's password does not open alice's number",
+        rig.call(
+            "127.0.0.4",
+            "+14155550102",
+            false,
+            &digest("acme", "Bob-Pass-1"),
+        ),
+    );
+    rig.expect(
+        "bob's password opens bob's number",
+        rig.call(
+            "127.0.0.4",
+            "+14155550202",
+            true,
+            &digest("acme", "Bob-Pass-1"),
+        ),
+    );
+    rig.expect(
+        "alice's password does not open bob's number",
+        rig.call(
+            "127.0.0.4",
+            "+14155550202",
+            false,
+            &digest("acme", "Alice-Pass-2"),
+        ),
+    );
+    rig.expect(
+        "bob's allowed address does not open alice's ip trunk",
+        rig.call("127.0.0.5", "+14155550101", false, &[]),
+    );
+    rig.expect(
+        "nor alice's bob's",
+        rig.call(
+            if rig.edge.ipv6 { "::1" } else { "127.0.0.3" },
+            "+14155550201",
+            false,
+            &[],
+        ),
+    );
+
+    // Outbound: the carrier challenges, the trunk's credentials answer, the number is
+    // written in the trunk's calling format, and a format change takes effect.
+    let carrier_ip = carrier_address().unwrap();
+    let carrier = SippServer::start(
+        rig.edge.dir(),
+        "carrier",
+        &carrier_ip,
+        5060,
+        &["-set", "user", "out_user", "-set", "password", "Out-Pass-1"],
+    )
+    .unwrap();
+    let out = create(
+        &server,
+        &alice,
+        &auth_trunk("+14155550103", "out_user", "Out-Pass-1", &carrier_ip),
+    );
+    let header = format!("X-Sip-Trunk: {out}");
+    for (change, called, written) in [
+        (json!({}), "+14155559876", "+14155559876"),
+        (
+            json!({"sip_calling_format": "e164"}),
+            "+14155559876",
+            "14155559876",
+        ),
+        (
+            json!({"sip_calling_format": "national"}),
+            "+14155559876",
+            "4155559876",
+        ),
+        (
+            json!({"country_code": "GB"}),
+            "+442079460000",
+            "02079460000",
+        ),
+        (
+            json!({"country_code": "GB"}),
+            "+14155559876",
+            "+14155559876",
+        ),
+    ] {
+        if change != json!({}) {
+            update(&server, &alice, out, &change);
+        }
+        let run = rig.call("127.0.0.1", called, true, &["-key", "extra", &header]);
+        rig.expect(&format!("outbound after {change}"), run);
+        let last = carrier.log().lines().last().unwrap_or_default().to_owned();
+        assert_eq!(
+            last,
+            format!("called={written}"),
+            "after {change}: {}",
+            carrier.log()
+        );
+    }
+    let (_, one) = server.call("GET", &format!("{TRUNKS}/{out}"), Some(&alice), None);
+    assert!(
+        json(&one)["data"]["outbound_trunk_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("KM_"),
+        "{one}"
+    );
+    // The carrier refuses other credentials: a new address and username through the API.
+    update(
+        &server,
+        &alice,
+        out,
+        &json!({"sip_username": "someone_else"}),
+    );
+    rig.expect(
+        "the carrier refuses credentials it does not know",
+        rig.call(
+            "127.0.0.1",
+            "+14155559876",
+            false,
+            &["-key", "extra", &header],
+        ),
+    );
+
+    // Delete: every row goes; the next call is refused.
+    let (status, text) = server.call("DELETE", &format!("{TRUNKS}/{auth}"), Some(&alice), None);
+    assert_eq!(status, 200, "{text}");
+    rig.expect(
+        "a deleted trunk's number is refused",
+        rig.call(
+            "127.0.0.4",
+            "+14155550102",
+            false,
+            &digest("acme", "Alice-Pass-2"),
+        ),
+    );
+    rig.expect(
+        "bob's trunk with the same username still works",
+        rig.call(
+            "127.0.0.4",
+            "+14155550202",
+            true,
+            &digest("acme", "Bob-Pass-1"),
+        ),
+    );
+
+    let (_, log) = server.stop();
+    for secret in [
+        "Alice-Pass-1",
+        "Alice-Pass-2",
+        "Bob-Pass-1",
+        "Out-Pass-1",
+        "Ip-Trunk-Pass-1",
+        &alice,
+        &bob,
+    ] {
+        assert!(!log.contains(secret), "a secret in the log at trace level");
+    }
+    assert!(
+        !log.contains(&rig.edge.database_url) || !rig.edge.database_url.contains('@'),
+        "the database URL is not logged"
+    );
+}
+
+pub fn kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back(
+    database: &Database,
+) {
+    let Some(mut rig) = rig(database) else { return };
+    let alice = create_user(database, "down@example.com");
+    let server = rig.start(database, &[]);
+    let ip = create(&server, &alice, &ip_trunk("+14155550301", &["127.0.0.2"]));
+    rig.expect(
+        "answered before",
+        rig.call("127.0.0.2", "+14155550301", true, &[]),
+    );
+
+    rig.edge.stop();
+    // An allow-list must be reloaded into Kamailio: without it, the contract's 500 and the
+    // stored trunk as it was.
+    let (status, text) = server.call(
+        "PUT",
+        &format!("{TRUNKS}/{ip}"),
+        Some(&alice),
+        Some(&json!({"allowed_inbound_ips": ["127.0.0.3"]})),
+    );
+    assert_eq!(
+        (status, json(&text)),
+        (
+            500,
+            json!({"error": "Failed to update SIP trunk. Please try again or contact support."})
+        )
+    );
+    let (status, text) = server.call(
+        "POST",
+        TRUNKS,
+        Some(&alice),
+        Some(&ip_trunk("+14155550302", &["127.0.0.3"])),
+    );
+    assert_eq!(
+        (status, json(&text)),
+        (
+            500,
+            json!({"error": "Failed to create SIP trunk. Please try again or contact support."})
+        )
+    );
+    let (_, list) = server.call("GET", TRUNKS, Some(&alice), None);
+    let listed = json(&list)["data"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1, "{list}");
+    assert_eq!(
+        listed[0]["allowed_inbound_ips"],
+        json!(["127.0.0.2"]),
+        "{list}"
+    );
+    // Credentials and outbound legs are rows only: accepted while Kamailio is down, and in
+    // effect once it is back.
+    let auth = create(
+        &server,
+        &alice,
+        &auth_trunk("+14155550303", "late", "Late-Pass-1", "127.0.0.9"),
+    );
+
+    rig.edge.start().unwrap();
+    // The failed update removed the old inbound leg before its new one failed: the
+    // reconciler makes the stored settings' leg again.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let run = rig.call("127.0.0.2", "+14155550301", true, &[]);
+        if run.passed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reconciler did not restore the allow-list: {}",
+            run.errors
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+    rig.expect(
+        "the refused change is not in effect",
+        rig.call("127.0.0.3", "+14155550301", false, &[]),
+    );
+    rig.expect(
+        "the trunk made while it was down works",
+        rig.call(
+            "127.0.0.4",
+            "+14155550303",
+            true,
+            &["-au", "late", "-ap", "Late-Pass-1"],
+        ),
+    );
+    let _ = auth;
+}
