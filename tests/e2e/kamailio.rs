@@ -292,6 +292,17 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
             &digest("acme", "Alice-Pass-2"),
         ),
     );
+    let (status, text) = server.call(
+        "POST",
+        TRUNKS,
+        Some(&bob),
+        Some(&ip_trunk("+14155550101", &["127.0.0.5"])),
+    );
+    assert_eq!(status, 422, "one number, one trunk on the edge: {text}");
+    assert!(
+        text.contains("The phone number is already connected to another SIP trunk."),
+        "{text}"
+    );
     rig.expect(
         "bob's allowed address does not open alice's ip trunk",
         rig.call("127.0.0.5", "+14155550101", false, &[]),

@@ -109,6 +109,7 @@ impl EdgeDatabase {
                 .map(EdgeConnection::Postgres)
                 .map_err(|error| format!("cannot connect to the Kamailio database: {error}")),
             Self::Sqlite(path) => {
+                create_private(path)?;
                 let mut conn = SqliteConnection::establish(path).map_err(|error| {
                     format!("cannot open the Kamailio database {path}: {error}")
                 })?;
@@ -120,6 +121,24 @@ impl EdgeDatabase {
                 Ok(EdgeConnection::Sqlite(conn))
             }
         }
+    }
+}
+
+/// Creates the SQLite file readable by its owner only (0600) when it does not exist: it holds
+/// outbound SIP passwords. SQLite gives its journal files the same mode.
+fn create_private(path: &str) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(format!(
+            "cannot create the Kamailio database {path}: {error}"
+        )),
     }
 }
 
@@ -251,4 +270,46 @@ pub(crate) fn all_legs(conn: &mut EdgeConnection) -> QueryResult<Vec<LegRow>> {
         ))
         .order(l::seq)
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_the_backend_and_kamailios_four_slash_form_is_a_path_too() {
+        assert_eq!(
+            EdgeDatabase::parse("postgres://k@db/edge"),
+            Ok(EdgeDatabase::Postgres("postgres://k@db/edge".into()))
+        );
+        assert_eq!(
+            EdgeDatabase::parse("sqlite:///var/lib/edge.db"),
+            Ok(EdgeDatabase::Sqlite("/var/lib/edge.db".into()))
+        );
+        assert_eq!(
+            EdgeDatabase::parse("sqlite:////var/lib/edge.db"),
+            Ok(EdgeDatabase::Sqlite("//var/lib/edge.db".into()))
+        );
+        assert_eq!(
+            EdgeDatabase::parse("edge.db"),
+            Ok(EdgeDatabase::Sqlite("edge.db".into()))
+        );
+        assert!(EdgeDatabase::parse("mysql://k@db/edge").is_err());
+        assert!(EdgeDatabase::parse("").is_err());
+    }
+
+    #[test]
+    fn a_new_sqlite_file_is_private_and_gets_the_tables() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.db").display().to_string();
+        let edge = Edge::open(EdgeDatabase::Sqlite(path.clone())).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let legs = edge.transaction(all_legs).unwrap();
+        assert!(legs.is_empty());
+        drop(edge);
+        // Opening again applies nothing twice.
+        Edge::open(EdgeDatabase::Sqlite(path)).unwrap();
+    }
 }

@@ -233,7 +233,7 @@ pub struct StatusDoc {
 pub struct ReadyDoc {
     #[schema(example = "ready")]
     status: String,
-    /// `livekit`, or `off` when trunks get no legs.
+    /// `livekit` or `kamailio`, or `off` when trunks get no legs.
     #[schema(example = "livekit")]
     provisioning: String,
 }

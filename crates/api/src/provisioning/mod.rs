@@ -101,7 +101,7 @@ impl Provisioner {
         self
     }
 
-    /// The infrastructure's name (`livekit`).
+    /// The infrastructure's name (`livekit`, `kamailio`).
     pub fn name(&self) -> &'static str {
         self.infrastructure.name()
     }

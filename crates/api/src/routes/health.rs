@@ -15,13 +15,13 @@ pub async fn healthz() -> HttpResponse {
 /// 200 when the database answers, 503 otherwise.
 #[utoipa::path(operation_id = "readyz", get, path = "/readyz", tag = "operations", security(()),
     responses(
-        (status = 200, description = "The database answers; `provisioning` names the voice infrastructure trunks get their legs on (`livekit`), or `off` (registry only)", body = crate::openapi::ReadyDoc),
+        (status = 200, description = "The database answers; `provisioning` names the voice infrastructure trunks get their legs on (`livekit` or `kamailio`), or `off` (registry only)", body = crate::openapi::ReadyDoc),
         (status = 503, description = "The database does not answer", body = crate::openapi::MessageDoc)
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ready = state.ready.clone();
     run(move || ready(), ApiError::Unavailable).await?;
-    /// `{"status":"ready","provisioning":"livekit"|"off"}`, keys in this order.
+    /// `{"status":"ready","provisioning":"livekit"|"kamailio"|"off"}`, keys in this order.
     #[derive(serde::Serialize)]
     struct Ready {
         status: &'static str,

@@ -296,7 +296,7 @@ fn invalid(
         (status = 409, description = "Same phone number, username and address as another trunk of the caller", body = crate::openapi::ErrorDoc),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors,
-        (status = 422, description = "Field errors, every failing field at once; with LiveKit, also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk (of any account) receives calls for the number. Nothing is stored.", body = crate::openapi::ValidationErrorDoc),
+        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk (of any account) receives calls for the number. Nothing is stored.", body = crate::openapi::ValidationErrorDoc),
         (status = 500, description = "The voice infrastructure did not create both legs: `{\"error\":\"Failed to create SIP trunk. Please try again or contact support.\"}`; nothing is stored and no leg is left behind. Also any unexpected failure.", body = crate::openapi::ErrorDoc)
     ))]
 pub async fn create(
@@ -346,7 +346,7 @@ pub async fn create(
         (status = 409, description = "The change collides with another trunk of the caller", body = crate::openapi::ErrorDoc),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors,
-        (status = 422, description = "Field errors, every failing field at once; with LiveKit, also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::openapi::ValidationErrorDoc),
+        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::openapi::ValidationErrorDoc),
         (status = 500, description = "The voice infrastructure did not re-create the legs the change needs: `{\"error\":\"Failed to update SIP trunk. Please try again or contact support.\"}`; the stored settings are unchanged (a leg already removed is restored by the reconciler, possibly with a new id). Also any unexpected failure.", body = crate::openapi::ErrorDoc)
     ))]
 pub async fn update(
@@ -404,7 +404,7 @@ pub async fn update(
         (status = 409, description = "The change collides with another trunk of the caller", body = crate::openapi::ErrorDoc),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors,
-        (status = 422, description = "Field errors, every failing field at once; with LiveKit, also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::openapi::ValidationErrorDoc),
+        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::openapi::ValidationErrorDoc),
         (status = 500, description = "The voice infrastructure did not re-create the legs the change needs: `{\"error\":\"Failed to update SIP trunk. Please try again or contact support.\"}`; the stored settings are unchanged (a leg already removed is restored by the reconciler, possibly with a new id). Also any unexpected failure.", body = crate::openapi::ErrorDoc)
     ))]
 pub async fn patch(
