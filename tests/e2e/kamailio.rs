@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kamailio_adapter::testing::{
-    carrier_address, free_udp_port, sipp_call, tools_present, Edge, EdgeStore, SippRun, SippServer,
+    carrier_address, check_digest, free_udp_port, sipp_call, tools_present, Edge, EdgeStore,
+    SippRun, SippServer,
 };
 use serde_json::{json, Value};
 
@@ -370,6 +371,31 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
             carrier.log()
         );
     }
+    // A carrier that challenges as a proxy (407): the same credentials, checked here.
+    let proxy_ip = carrier_address().unwrap();
+    let proxy = SippServer::start(rig.edge.dir(), "carrier_407", &proxy_ip, 5060, &[]).unwrap();
+    let via_proxy = create(
+        &server,
+        &alice,
+        &auth_trunk("+14155550104", "proxy_user", "Proxy-Pass-1", &proxy_ip),
+    );
+    let header_407 = format!("X-Sip-Trunk: {via_proxy}");
+    rig.expect(
+        "a 407 is answered",
+        rig.call(
+            "127.0.0.1",
+            "+14155559876",
+            true,
+            &["-key", "extra", &header_407],
+        ),
+    );
+    let credentials = proxy
+        .log()
+        .lines()
+        .find_map(|line| line.strip_prefix("proxy-auth=").map(str::to_owned))
+        .unwrap_or_else(|| panic!("no Proxy-Authorization: {}", proxy.log()));
+    check_digest(&credentials, "INVITE", "proxy_user", "Proxy-Pass-1").unwrap();
+    drop(proxy);
     let (_, one) = server.call("GET", &format!("{TRUNKS}/{out}"), Some(&alice), None);
     assert!(
         json(&one)["data"]["outbound_trunk_id"]
@@ -423,6 +449,7 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
         "Alice-Pass-2",
         "Bob-Pass-1",
         "Out-Pass-1",
+        "Proxy-Pass-1",
         "Ip-Trunk-Pass-1",
         &alice,
         &bob,
