@@ -13,7 +13,7 @@ use kamailio_adapter::testing::{
 };
 use serde_json::{json, Value};
 
-use crate::harness::{create_user, Database, Server};
+use crate::harness::{create_user, run_cli_with, Database, Server};
 
 const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
 
@@ -395,6 +395,25 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
         .find_map(|line| line.strip_prefix("proxy-auth=").map(str::to_owned))
         .unwrap_or_else(|| panic!("no Proxy-Authorization: {}", proxy.log()));
     check_digest(&credentials, "INVITE", "proxy_user", "Proxy-Pass-1").unwrap();
+    // A new sip_address through the API: the next call goes there.
+    update(&server, &alice, out, &json!({"sip_address": proxy_ip}));
+    rig.expect(
+        "the new address is called",
+        rig.call(
+            "127.0.0.1",
+            "+14155559876",
+            true,
+            &["-key", "extra", &header],
+        ),
+    );
+    let credentials = proxy
+        .log()
+        .lines()
+        .filter_map(|line| line.strip_prefix("proxy-auth=").map(str::to_owned))
+        .last()
+        .unwrap();
+    check_digest(&credentials, "INVITE", "out_user", "Out-Pass-1").unwrap();
+    update(&server, &alice, out, &json!({"sip_address": carrier_ip}));
     drop(proxy);
     let (_, one) = server.call("GET", &format!("{TRUNKS}/{out}"), Some(&alice), None);
     assert!(
@@ -549,4 +568,89 @@ pub fn kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back(
         ),
     );
     let _ = auth;
+}
+
+pub fn reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references(database: &Database) {
+    let Some(rig) = rig(database) else { return };
+    let alice = create_user(database, "heal@example.com");
+    let server = rig.start(database, &[]);
+    let ip = create(&server, &alice, &ip_trunk("+14155550401", &["127.0.0.2"]));
+    rig.expect(
+        "answered before",
+        rig.call("127.0.0.2", "+14155550401", true, &[]),
+    );
+    let (clean, _) = server.stop();
+    assert!(clean);
+    // Behind the service's back: the trunk's inbound rows vanish, and an old leg of a trunk
+    // that does not exist appears.
+    rig.edge
+        .execute(&format!(
+            "DELETE FROM address WHERE tag IN (SELECT id FROM sip_trunks_legs WHERE trunk_id = {ip} AND kind = 'inbound');
+             DELETE FROM sip_trunks_legs WHERE trunk_id = {ip} AND kind = 'inbound';
+             INSERT INTO sip_trunks_legs (id, kind, trunk_id, user_id, created_unix, seq, number, inbound_key, access, realm, username)
+               VALUES ('KM_orphan', 'inbound', 999, 1, 1000000000, 1, '+14155550499', '14155550499', 'auth', 'KM_orphan', 'ghost');
+             INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES ('ghost', 'KM_orphan', '', '{}', '');",
+            kamailio_adapter::digest_ha1("ghost", "KM_orphan", "Ghost-Pass-1")
+        ))
+        .unwrap();
+    rig.expect(
+        "the orphan answers before",
+        rig.call(
+            "127.0.0.4",
+            "+14155550499",
+            true,
+            &digest("ghost", "Ghost-Pass-1"),
+        ),
+    );
+    rig.expect(
+        "the lost leg's number is refused",
+        rig.call("127.0.0.2", "+14155550401", false, &[]),
+    );
+    let rpc = rig.edge.rpc_url();
+    let env = [
+        ("KAMAILIO_DB_URL", rig.edge.database_url.as_str()),
+        ("KAMAILIO_RPC_URL", rpc.as_str()),
+    ];
+    let dry = run_cli_with(database, &env, &["reconcile", "--dry-run"]);
+    let printed = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(
+        dry.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        printed.contains("inbound leg missing") && printed.contains("KM_orphan"),
+        "{printed}"
+    );
+    rig.expect(
+        "a dry run changes nothing",
+        rig.call("127.0.0.2", "+14155550401", false, &[]),
+    );
+    let run = run_cli_with(database, &env, &["reconcile"]);
+    let printed = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    rig.expect(
+        "the leg is back",
+        rig.call("127.0.0.2", "+14155550401", true, &[]),
+    );
+    rig.expect(
+        "the orphan is gone",
+        rig.call(
+            "127.0.0.4",
+            "+14155550499",
+            false,
+            &digest("ghost", "Ghost-Pass-1"),
+        ),
+    );
+    let again = run_cli_with(database, &env, &["reconcile"]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("exactly the legs"),
+        "{}{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
 }

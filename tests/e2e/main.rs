@@ -59,6 +59,7 @@ e2e_suite!(
         a_sigkill_between_two_provisioning_steps_is_healed_after_a_restart,
         kamailio_enforces_on_sip_traffic_what_the_api_stores,
         kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back,
+        reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references,
     ]
 );
 
@@ -78,6 +79,7 @@ e2e_suite!(
         a_sigkill_between_two_provisioning_steps_is_healed_after_a_restart,
         kamailio_enforces_on_sip_traffic_what_the_api_stores,
         kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back,
+        reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references,
     ]
 );
 

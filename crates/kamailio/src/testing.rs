@@ -222,6 +222,14 @@ impl Edge {
         matches!(socket.recv(&mut buffer), Ok(n) if buffer[..n].starts_with(b"SIP/2.0 200"))
     }
 
+    /// Runs `sql` on the edge's database behind the service's back (drift, for tests).
+    pub fn execute(&self, sql: &str) -> Result<(), String> {
+        let database = crate::db::EdgeDatabase::parse(&self.database_url)?;
+        let edge = crate::db::Edge::open(database)?;
+        edge.transaction(|conn| conn.batch_execute(sql))
+            .map_err(|failure| format!("{failure:?}"))
+    }
+
     /// What Kamailio wrote so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
