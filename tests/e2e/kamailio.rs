@@ -409,8 +409,8 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
     let credentials = proxy
         .log()
         .lines()
-        .filter_map(|line| line.strip_prefix("proxy-auth=").map(str::to_owned))
-        .last()
+        .rev()
+        .find_map(|line| line.strip_prefix("proxy-auth=").map(str::to_owned))
         .unwrap();
     check_digest(&credentials, "INVITE", "out_user", "Out-Pass-1").unwrap();
     update(&server, &alice, out, &json!({"sip_address": carrier_ip}));
