@@ -57,6 +57,7 @@ pub struct Edge {
     platform_uri: String,
     platform_source: String,
     dropped_database: Option<(String, String)>,
+    started: bool,
 }
 
 impl Edge {
@@ -108,6 +109,7 @@ impl Edge {
             platform_uri: platform_uri.to_owned(),
             platform_source: platform_source.to_owned(),
             dropped_database,
+            started: false,
         })
     }
 
@@ -121,8 +123,28 @@ impl Edge {
         self.dir.path()
     }
 
-    /// Starts Kamailio and waits until it answers OPTIONS (10 s at most).
+    /// Starts Kamailio and waits until it answers OPTIONS (10 s at most). The first start
+    /// tries other ports when Kamailio could not have its own (another process took a port
+    /// between the choice and the bind); a restart keeps them, since the service knows them.
     pub fn start(&mut self) -> Result<(), String> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.start_once() {
+                Ok(()) => {
+                    self.started = true;
+                    return Ok(());
+                }
+                Err(error) if self.started || tries >= 3 => return Err(error),
+                Err(_) => {
+                    self.sip_port = free_udp_port()?;
+                    self.rpc_port = free_tcp_port()?;
+                }
+            }
+        }
+    }
+
+    fn start_once(&mut self) -> Result<(), String> {
         if self.child.is_some() {
             return Ok(());
         }

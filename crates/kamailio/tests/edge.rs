@@ -94,6 +94,21 @@ fn every_leg_the_adapter_writes_is_enforced_by_the_edge_on_every_store() {
             platform.log()
         );
 
+        // An IPv6 range (the permissions module's subnet table).
+        if edge.ipv6 {
+            rt.block_on(kamailio.create_inbound(&inbound(
+                6,
+                "+14155550006",
+                InboundAccess::AllowList(vec!["::/127".into()]),
+            )))
+            .unwrap();
+            let v6 = format!("[::1]:{}", edge.sip_port);
+            let run = sipp_call(&dir, "call", "::1", &v6, "+14155550006", &[]);
+            assert!(run.passed, "{name}: ::1 is in ::/127: {}", run.errors);
+            let run = sipp_call(&dir, "refused", "127.0.0.2", &target, "+14155550006", &[]);
+            assert!(run.passed, "{name}: 127.0.0.2 is not: {}", run.errors);
+        }
+
         // The number is one trunk's only.
         let again = rt.block_on(kamailio.create_inbound(&inbound(
             2,
@@ -214,7 +229,11 @@ fn every_leg_the_adapter_writes_is_enforced_by_the_edge_on_every_store() {
 
         // Listed with their owners; deleted, refused.
         let legs = rt.block_on(kamailio.list_legs()).unwrap();
-        assert_eq!(legs.len(), 3, "{name}: {legs:?}");
+        assert_eq!(
+            legs.len(),
+            if edge.ipv6 { 4 } else { 3 },
+            "{name}: {legs:?}"
+        );
         rt.block_on(kamailio.delete_leg(LegKind::Inbound, &ip_leg))
             .unwrap();
         let run = sipp_call(&dir, "refused", "127.0.0.2", &target, "+14155550001", &[]);
