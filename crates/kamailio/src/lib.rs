@@ -305,7 +305,7 @@ fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-fn unavailable(failure: EdgeFailure) -> ProvisionError {
+fn provision_error(failure: EdgeFailure) -> ProvisionError {
     match failure {
         EdgeFailure::Taken(what) => ProvisionError::Refused(format!("already there: {what}")),
         EdgeFailure::Unreachable(why) => ProvisionError::Unavailable(why),
@@ -398,7 +398,7 @@ fn write_inbound(
                 return Err(ProvisionError::NumberTaken)
             }
             Err(EdgeFailure::Taken(what)) if what.contains("grp") => continue,
-            Err(other) => return Err(unavailable(other)),
+            Err(other) => return Err(provision_error(other)),
         }
     }
     Err(ProvisionError::Unavailable(
@@ -417,7 +417,7 @@ fn delete_rows(edge: &Edge, id: &str) -> Result<bool, ProvisionError> {
             .execute(conn)?;
         Ok(addresses + subscribers + legs > 0)
     })
-    .map_err(unavailable)
+    .map_err(provision_error)
 }
 
 fn remote_leg(row: db::LegRow) -> Option<RemoteLeg> {
@@ -491,7 +491,7 @@ impl VoiceInfrastructure for Kamailio {
             let edge = self.edge.clone();
             self.blocking(move || {
                 edge.transaction(|conn| insert_leg(conn, &row, None))
-                    .map_err(unavailable)
+                    .map_err(provision_error)
             })
             .await?;
             Ok(id)
@@ -522,7 +522,7 @@ impl VoiceInfrastructure for Kamailio {
         Box::pin(async move {
             let edge = self.edge.clone();
             let rows = self
-                .blocking(move || edge.transaction(db::all_legs).map_err(unavailable))
+                .blocking(move || edge.transaction(db::all_legs).map_err(provision_error))
                 .await?;
             Ok(rows.into_iter().filter_map(remote_leg).collect())
         })
@@ -558,7 +558,7 @@ impl VoiceInfrastructure for Kamailio {
                         ))
                         .execute(conn)
                     })
-                    .map_err(unavailable)
+                    .map_err(provision_error)
                 })
                 .await?;
             if changed == 0 {
