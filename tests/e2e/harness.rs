@@ -300,6 +300,16 @@ impl Drop for Server {
     }
 }
 
+/// What `/readyz` says of cache coherence on this database: `live` on PostgreSQL (the
+/// change feed listens before the service answers), `local` on SQLite.
+pub fn coherence(database: &Database) -> &'static str {
+    if database.url.starts_with("postgres") {
+        "live"
+    } else {
+        "local"
+    }
+}
+
 /// The path of a file in the service's working directory.
 pub fn file_in(database: &Database, name: &str) -> PathBuf {
     Path::new(database.dir.path()).join(name)

@@ -70,8 +70,14 @@ pub fn livekit_holds_the_legs_of_every_trunk_through_create_update_and_delete(da
     let server = start(database, &standin, &[("RUST_LOG", "trace")]);
     let (status, body) = server.call("GET", "/readyz", None, None);
     assert_eq!(
-        (status, body.as_str()),
-        (200, r#"{"status":"ready","provisioning":"livekit"}"#)
+        (status, body.clone()),
+        (
+            200,
+            format!(
+                r#"{{"status":"ready","provisioning":"livekit","cache_coherence":"{}"}}"#,
+                crate::harness::coherence(database)
+            )
+        )
     );
     let (status, body) = server.call("POST", TRUNKS, Some(&token), Some(&trunk("+14155551234")));
     assert_eq!(status, 201, "{body}");
@@ -145,7 +151,10 @@ pub fn a_half_livekit_configuration_refuses_to_start_and_none_means_registry_onl
     assert_eq!(output.status.code(), Some(1));
     let server = Server::start(database);
     let (_, body) = server.call("GET", "/readyz", None, None);
-    assert_eq!(body, r#"{"status":"ready","provisioning":"off"}"#);
+    assert_eq!(
+        body,
+        r#"{"status":"ready","provisioning":"off","cache_coherence":"local"}"#
+    );
     let (_, log) = server.stop();
     assert!(log.contains("registry only"), "{log}");
 }

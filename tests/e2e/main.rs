@@ -10,6 +10,7 @@ mod harness;
 mod kamailio;
 mod keys;
 mod livekit;
+mod replicas;
 mod scenarios;
 
 /// Every scenario, by name.
@@ -20,6 +21,7 @@ mod cases {
     pub use crate::kamailio::*;
     pub use crate::keys::*;
     pub use crate::livekit::*;
+    pub use crate::replicas::*;
     pub use crate::scenarios::*;
 }
 
@@ -80,6 +82,9 @@ e2e_suite!(
         kamailio_enforces_on_sip_traffic_what_the_api_stores,
         kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back,
         reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references,
+        a_write_or_revocation_through_one_replica_is_seen_by_the_others_at_once,
+        thirty_two_creates_spread_over_three_replicas_give_one_201,
+        a_replica_killed_mid_burst_loses_no_acknowledged_write_and_catches_up,
     ]
 );
 

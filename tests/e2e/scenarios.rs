@@ -109,8 +109,14 @@ pub fn the_contract_walkthrough_works_over_http(database: &Database) {
 
     let (status, body) = server.call("GET", "/readyz", None, None);
     assert_eq!(
-        (status, body.as_str()),
-        (200, r#"{"status":"ready","provisioning":"off"}"#)
+        (status, body.clone()),
+        (
+            200,
+            format!(
+                r#"{{"status":"ready","provisioning":"off","cache_coherence":"{}"}}"#,
+                crate::harness::coherence(database)
+            )
+        )
     );
     let (clean, log) = server.stop();
     assert!(clean, "SIGTERM should end the service cleanly:\n{log}");

@@ -3,7 +3,9 @@
 //!
 //! Verified tokens are remembered for [`AUTH_CACHE_TTL`] so that most requests do not ask the
 //! database who they are. Revoking a key through this process takes effect on the next
-//! request; a key revoked elsewhere (another instance, the CLI) stops working within the TTL.
+//! request. On PostgreSQL a key revoked elsewhere (another replica, the CLI) is announced by
+//! the change feed within milliseconds ([`AuthCache::revoke`]); on SQLite, or while the feed
+//! reconnects, it stops working within the TTL.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -39,8 +41,11 @@ struct CachedKey {
 struct CacheState {
     /// By the SHA-256 of the token's secret (never the secret itself).
     entries: HashMap<[u8; 32], CachedKey>,
-    /// Keys revoked through this process: never cached again (ids are never reused).
+    /// Keys revoked through this process or announced by the change feed: never cached
+    /// again (ids are never reused).
     revoked: HashSet<ApiKeyId>,
+    /// Moves on every [`AuthCache::clear`]: a verification that began before it is not kept.
+    epoch: u64,
 }
 
 /// Tokens verified recently, by the hash of their secret.
@@ -81,9 +86,20 @@ impl AuthCache {
         ))
     }
 
-    fn remember(&self, token: &ApiToken, key: &ApiKey, last_used_at: Option<Timestamp>) {
+    /// The epoch to pass to [`AuthCache::remember`]: take it before asking the database.
+    fn epoch(&self) -> u64 {
+        self.state().epoch
+    }
+
+    fn remember(
+        &self,
+        token: &ApiToken,
+        key: &ApiKey,
+        last_used_at: Option<Timestamp>,
+        epoch: u64,
+    ) {
         let mut state = self.state();
-        if state.revoked.contains(&key.id) {
+        if state.revoked.contains(&key.id) || state.epoch != epoch {
             return;
         }
         if state.entries.len() >= AUTH_CACHE_CAPACITY {
@@ -98,6 +114,14 @@ impl AuthCache {
                 last_used_at,
             },
         );
+    }
+
+    /// Forgets every token (another process's writes are unknown); verifications under way
+    /// are not kept either.
+    pub fn clear(&self) {
+        let mut state = self.state();
+        state.entries.clear();
+        state.epoch += 1;
     }
 
     /// Forgets every token of key `id`, now and for good: call after revoking it.
@@ -198,6 +222,7 @@ async fn verify(state: &AppState, token: Option<ApiToken>) -> Result<Authenticat
         return Ok(caller);
     }
     let accounts = state.accounts.clone();
+    let epoch = state.auth_cache.epoch();
     let (key, token, last_used_at) = blocking(move || {
         let key = accounts.authenticate(&token)?;
         let mut last_used_at = key.last_used_at;
@@ -209,7 +234,7 @@ async fn verify(state: &AppState, token: Option<ApiToken>) -> Result<Authenticat
     })
     .await
     .map_err(|error| ApiError::from_repository(error, ApiError::Unauthenticated))?;
-    state.auth_cache.remember(&token, &key, last_used_at);
+    state.auth_cache.remember(&token, &key, last_used_at, epoch);
     Ok(Authenticated {
         user: key.owner,
         key: key.id,
@@ -235,10 +260,21 @@ mod tests {
     }
 
     #[test]
+    fn a_verification_that_began_before_a_clear_is_not_kept() {
+        let cache = AuthCache::default();
+        let before = cache.epoch();
+        cache.clear();
+        cache.remember(&token(1, "s"), &key(1), None, before);
+        assert!(cache.lookup(&token(1, "s"), Timestamp::now()).is_none());
+        cache.remember(&token(1, "s"), &key(1), None, cache.epoch());
+        assert!(cache.lookup(&token(1, "s"), Timestamp::now()).is_some());
+    }
+
+    #[test]
     fn a_remembered_token_is_recognised_and_a_different_secret_is_not() {
         let cache = AuthCache::default();
         let now = Timestamp::now();
-        cache.remember(&token(1, "right"), &key(1), Some(now));
+        cache.remember(&token(1, "right"), &key(1), Some(now), cache.epoch());
         let (caller, touch) = cache.lookup(&token(1, "right"), now).unwrap();
         assert_eq!((caller.user.get(), caller.key.get(), touch), (9, 1, None));
         assert!(cache.lookup(&token(1, "wrong"), now).is_none());
@@ -251,17 +287,17 @@ mod tests {
     #[test]
     fn a_revoked_key_is_forgotten_and_never_cached_again() {
         let cache = AuthCache::default();
-        cache.remember(&token(1, "s"), &key(1), None);
+        cache.remember(&token(1, "s"), &key(1), None, cache.epoch());
         cache.revoke(ApiKeyId::new(1).unwrap());
         assert!(cache.lookup(&token(1, "s"), Timestamp::now()).is_none());
-        cache.remember(&token(1, "s"), &key(1), None);
+        cache.remember(&token(1, "s"), &key(1), None, cache.epoch());
         assert!(cache.lookup(&token(1, "s"), Timestamp::now()).is_none());
     }
 
     #[test]
     fn a_stale_last_used_at_is_due_once() {
         let cache = AuthCache::default();
-        cache.remember(&token(1, "s"), &key(1), None);
+        cache.remember(&token(1, "s"), &key(1), None, cache.epoch());
         let now = Timestamp::now();
         assert_eq!(cache.lookup(&token(1, "s"), now).unwrap().1, Some(now));
         assert_eq!(cache.lookup(&token(1, "s"), now).unwrap().1, None);

@@ -3,8 +3,10 @@
 //!
 //! Consistency: every write through this process bumps the owner's generation and drops the
 //! owner's entries before it answers, and an answer is only stored if the owner's generation
-//! did not move while it was read, so a client never reads its own write stale here. A write
-//! through another instance is seen within the TTL (`--read-cache-ms`; 0 turns the cache off).
+//! did not move while it was read, so a client never reads its own write stale here. On
+//! PostgreSQL a write through another replica is announced by the change feed within
+//! milliseconds and invalidates the same way; on SQLite, or while the feed reconnects, it is
+//! seen within the TTL (`--read-cache-ms`; 0 turns the cache off).
 //!
 //! Memory: the answers kept never total more than the byte budget (`--read-cache-bytes`). An
 //! answer larger than an eighth of it is not kept at all (one tenant's huge list must not push
@@ -36,11 +38,18 @@ pub enum Read {
 struct State {
     answers: HashMap<(UserId, Read), (Bytes, Instant)>,
     generations: HashMap<UserId, u64>,
+    /// Moves on every [`ReadCache::clear`]; part of every owner's generation.
+    epoch: u64,
     /// Sum of the kept answers' lengths.
     bytes: usize,
 }
 
 impl State {
+    /// Both counters only grow, so any write or clear changes the sum.
+    fn generation(&self, owner: UserId) -> u64 {
+        self.generations.get(&owner).copied().unwrap_or(0) + self.epoch
+    }
+
     fn remove(&mut self, key: &(UserId, Read)) {
         if let Some((bytes, _)) = self.answers.remove(key) {
             self.bytes -= bytes.len();
@@ -124,7 +133,8 @@ impl ReadCache {
 
     /// The owner's generation: take it before reading the database.
     pub fn generation(&self, owner: UserId) -> u64 {
-        self.state().generations.get(&owner).copied().unwrap_or(0)
+        let state = self.state();
+        state.generation(owner)
     }
 
     /// Stores an answer read at `generation`, unless a write moved the owner on since, or it
@@ -134,7 +144,7 @@ impl ReadCache {
             return;
         }
         let mut state = self.state();
-        if state.generations.get(&owner).copied().unwrap_or(0) != generation {
+        if state.generation(owner) != generation {
             return;
         }
         state.remove(&(owner, read));
@@ -156,6 +166,15 @@ impl ReadCache {
             keep
         });
         state.bytes -= freed;
+    }
+
+    /// Drops every answer (another process's writes are unknown); reads under way are not
+    /// kept either.
+    pub fn clear(&self) {
+        let mut state = self.state();
+        state.epoch += 1;
+        state.answers.clear();
+        state.bytes = 0;
     }
 
     /// Drops every expired answer; run now and then so that idle memory is given back.
@@ -183,6 +202,23 @@ mod tests {
 
     fn minute_cache() -> ReadCache {
         ReadCache::new(Duration::from_secs(60), DEFAULT_BUDGET_BYTES)
+    }
+
+    #[test]
+    fn a_clear_drops_everything_and_a_read_begun_before_it_is_not_kept() {
+        let cache = minute_cache();
+        let generation = cache.generation(owner());
+        cache.put(
+            user(2),
+            Read::List,
+            cache.generation(user(2)),
+            Bytes::from_static(b"x"),
+        );
+        cache.clear();
+        assert!(cache.get(user(2), Read::List).is_none());
+        cache.put(owner(), Read::List, generation, Bytes::from_static(b"[]"));
+        assert!(cache.get(owner(), Read::List).is_none());
+        assert_eq!(cache.bytes(), 0);
     }
 
     #[test]

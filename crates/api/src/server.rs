@@ -227,6 +227,32 @@ pub async fn serve(
         .with_trusted_proxies(
             TrustedProxies::parse(&settings.trusted_proxies).map_err(StartError::Settings)?,
         );
+    // Other replicas' writes reach this one's caches (PostgreSQL); SQLite has one writer.
+    let feed = {
+        let (read_cache, auth_cache) = (state.read_cache.clone(), state.auth_cache.clone());
+        store.follow_changes(move |change| match change {
+            store::Change::Trunks(owner) => read_cache.invalidate(owner),
+            store::Change::KeyRevoked(key) => auth_cache.revoke(key),
+            store::Change::Everything => {
+                read_cache.clear();
+                auth_cache.clear();
+            }
+        })
+    };
+    if let Some(feed) = feed {
+        // A replica starts coherent: it serves once it listens, or after 3 s in any case
+        // (then degraded, on the TTLs, until the feed connects).
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while !feed.is_live() && std::time::Instant::now() < deadline {
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        if !feed.is_live() {
+            log::warn!(
+                "the change feed is not listening yet: caches rely on their TTL until it is"
+            );
+        }
+        state = state.with_change_feed(feed);
+    }
     let mut running_reconciler = None;
     match provisioner {
         Some(provisioner) => {

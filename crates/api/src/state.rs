@@ -36,6 +36,9 @@ pub struct AppState {
     pub limits: AccountLimits,
     /// The voice infrastructure's legs of every trunk; `None`: registry only (no legs).
     pub provisioner: Option<Arc<Provisioner>>,
+    /// On PostgreSQL, the feed of other replicas' writes that keeps the caches coherent;
+    /// `None`: this process is the only writer (SQLite) or a test.
+    pub change_feed: Option<Arc<store::ChangeFeed>>,
 }
 
 /// How long a rendered read is served from memory by default.
@@ -78,6 +81,23 @@ impl AppState {
             trusted_proxies: Arc::new(TrustedProxies::default()),
             limits: AccountLimits::default(),
             provisioner: None,
+            change_feed: None,
+        }
+    }
+
+    /// The same state following other replicas' writes through `feed`.
+    pub fn with_change_feed(mut self, feed: store::ChangeFeed) -> Self {
+        self.change_feed = Some(Arc::new(feed));
+        self
+    }
+
+    /// `/readyz`'s `cache_coherence`: `live` while the change feed listens, `degraded` while
+    /// it reconnects (caches rely on their TTL), `local` without a feed.
+    pub fn cache_coherence(&self) -> &'static str {
+        match &self.change_feed {
+            None => "local",
+            Some(feed) if feed.is_live() => "live",
+            Some(_) => "degraded",
         }
     }
 

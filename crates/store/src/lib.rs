@@ -13,5 +13,6 @@ pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use memory::MemoryStore;
 pub use secrets::{EncryptionKey, KeyError, Keyring};
 pub use sql::{
-    close_connection_attempts, OpenError, PoolOptions, ResealReport, ResealScope, SqlStore,
+    close_connection_attempts, Change, ChangeFeed, OpenError, PoolOptions, ResealReport,
+    ResealScope, SqlStore,
 };

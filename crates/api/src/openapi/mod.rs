@@ -236,6 +236,10 @@ pub struct ReadyDoc {
     /// `livekit` or `kamailio`, or `off` when trunks get no legs.
     #[schema(example = "livekit")]
     provisioning: String,
+    /// `live` (other replicas' writes reach the caches at once), `degraded` (the feed
+    /// reconnects; caches rely on their TTL) or `local` (SQLite: one process).
+    #[schema(example = "live")]
+    cache_coherence: String,
 }
 
 /// The errors every authenticated operation can answer.

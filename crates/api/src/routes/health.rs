@@ -15,20 +15,22 @@ pub async fn healthz() -> HttpResponse {
 /// 200 when the database answers, 503 otherwise.
 #[utoipa::path(operation_id = "readyz", get, path = "/readyz", tag = "operations", security(()),
     responses(
-        (status = 200, description = "The database answers; `provisioning` names the voice infrastructure trunks get their legs on (`livekit` or `kamailio`), or `off` (registry only)", body = crate::openapi::ReadyDoc),
+        (status = 200, description = "The database answers; `provisioning` names the voice infrastructure trunks get their legs on (`livekit` or `kamailio`), or `off` (registry only); `cache_coherence` is `live` while other replicas' writes reach this one's caches (PostgreSQL), `degraded` while that feed reconnects (caches rely on their TTL), `local` on SQLite", body = crate::openapi::ReadyDoc),
         (status = 503, description = "The database does not answer", body = crate::openapi::MessageDoc)
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ready = state.ready.clone();
     run(move || ready(), ApiError::Unavailable).await?;
-    /// `{"status":"ready","provisioning":"livekit"|"kamailio"|"off"}`, keys in this order.
+    /// `{"status":"ready","provisioning":…,"cache_coherence":…}`, keys in this order.
     #[derive(serde::Serialize)]
     struct Ready {
         status: &'static str,
         provisioning: &'static str,
+        cache_coherence: &'static str,
     }
     Ok(HttpResponse::Ok().json(Ready {
         status: "ready",
         provisioning: state.provisioner.as_ref().map_or("off", |p| p.name()),
+        cache_coherence: state.cache_coherence(),
     }))
 }

@@ -224,7 +224,10 @@ async fn health_and_readiness_answer_without_a_token() {
     let ready = send(&app, TestRequest::get().uri("/readyz")).await;
     assert_eq!(
         (ready.status, ready.text.as_str()),
-        (200, r#"{"status":"ready","provisioning":"off"}"#)
+        (
+            200,
+            r#"{"status":"ready","provisioning":"off","cache_coherence":"local"}"#
+        )
     );
 }
 

@@ -148,6 +148,13 @@ fn with_connect_timeout(url: &str) -> String {
     format!("{url}{separator}connect_timeout={PG_CONNECT_TIMEOUT_SECS}")
 }
 
+/// A PostgreSQL connection of its own (not the pool's), through the exit gate and with a
+/// connect timeout, as the pool opens them.
+pub(crate) fn establish_postgres(url: &str) -> Result<PgConnection, ConnectionError> {
+    let _attempt = CONNECT_GATE.enter().ok_or(ConnectionError::ShuttingDown)?;
+    Ok(PgConnection::establish(&with_connect_timeout(url))?)
+}
+
 /// Why a connection could not be opened or configured.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {

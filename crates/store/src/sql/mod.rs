@@ -6,6 +6,7 @@
 //! also begin with a write, so a writer from another process is waited for under the busy
 //! timeout instead of failing (see `lock_trunk`).
 
+mod changes;
 mod connection;
 mod errors;
 mod files;
@@ -26,6 +27,7 @@ use domain::{
     TrunkUpdate, UnreadableTrunk, User, UserId, UserName,
 };
 
+pub use changes::{Change, ChangeFeed};
 pub use connection::{
     close_connection_attempts, ConnectionError, ConnectionManager, DbConnection, PoolOptions,
     SQLITE_BUSY_TIMEOUT,
@@ -155,6 +157,19 @@ impl SqlStore {
     /// The URL the store was opened on (password hidden when displayed).
     pub fn url(&self) -> &DatabaseUrl {
         &self.url
+    }
+
+    /// On PostgreSQL, follows every process's committed writes (see [`ChangeFeed`]):
+    /// `on_change` runs on the feed's thread for each. `None` on SQLite, which serves one
+    /// process.
+    pub fn follow_changes(
+        &self,
+        on_change: impl Fn(Change) + Send + 'static,
+    ) -> Option<ChangeFeed> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => Some(ChangeFeed::start(url.clone(), Box::new(on_change))),
+            _ => None,
+        }
     }
 
     /// Checks that the database answers.

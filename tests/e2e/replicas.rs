@@ -1,0 +1,242 @@
+//! Several replicas over one PostgreSQL database, driven round-robin: a write or a
+//! revocation through one is seen by the others at once (the change feed), creates stay
+//! exclusive, and a replica killed mid-burst loses nothing acknowledged and catches up.
+//!
+//! The caches' TTLs are set far above the bounds checked here (30 s), so only the change
+//! feed can make the others see a write that soon; the times measured are printed.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{cli, create_user, Database, Server};
+
+const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
+
+/// Long enough that a cache could only let go of an entry through the feed.
+const LONG_CACHE_MS: &str = "30000";
+
+/// Far below the TTLs, far above what the feed takes (a few milliseconds).
+const SEEN_WITHIN: Duration = Duration::from_secs(1);
+
+fn replicas(database: &Database, n: usize) -> Vec<Server> {
+    (0..n)
+        .map(|_| Server::start_with(database, &[("READ_CACHE_MS", LONG_CACHE_MS)]))
+        .collect()
+}
+
+fn trunk(number: &str) -> Value {
+    json!({
+        "sip_trunk_type": "number", "phone_number": number, "sip_username": "replica_user",
+        "sip_password": "Replica-Pass-1", "sip_address": "sip.carrier.example",
+        "sip_calling_format": "+e164", "inbound_authorization_type": "auth"
+    })
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Polls `check` every 2 ms until it holds; the time it took, or a panic past `limit`.
+fn seen(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        if check() {
+            let took = started.elapsed();
+            eprintln!("{what}: seen after {:.1} ms", took.as_secs_f64() * 1000.0);
+            return took;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{what}: not seen within {limit:?}"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+pub fn a_write_or_revocation_through_one_replica_is_seen_by_the_others_at_once(
+    database: &Database,
+) {
+    if !database.url.starts_with("postgres") {
+        return;
+    }
+    let token = create_user(database, "replicas@example.com");
+    let second = cli(
+        database,
+        &[
+            "api-keys",
+            "create",
+            "--email",
+            "replicas@example.com",
+            "--name",
+            "second",
+        ],
+    );
+    let second = second.lines().last().unwrap().to_owned();
+    let second_id = second.split('|').next().unwrap().to_owned();
+    let servers = replicas(database, 3);
+    let (a, others) = servers.split_first().unwrap();
+    for server in &servers {
+        let (_, ready) = server.call("GET", "/readyz", None, None);
+        assert_eq!(json(&ready)["cache_coherence"], "live", "{ready}");
+    }
+
+    // Trunk writes: every replica caches the list, one writes, the others answer the new state.
+    let (status, body) = a.call("POST", TRUNKS, Some(&token), Some(&trunk("+14155550601")));
+    assert_eq!(status, 201, "{body}");
+    let id = json(&body)["data"]["id"].as_i64().unwrap();
+    for server in others {
+        let (status, list) = server.call("GET", TRUNKS, Some(&token), None);
+        assert_eq!(status, 200);
+        assert_eq!(json(&list)["data"].as_array().unwrap().len(), 1, "{list}");
+        // Twice: the second answer is the cached one.
+        server.call("GET", &format!("{TRUNKS}/{id}"), Some(&token), None);
+        server.call("GET", &format!("{TRUNKS}/{id}"), Some(&token), None);
+    }
+    let (status, body) = a.call(
+        "PUT",
+        &format!("{TRUNKS}/{id}"),
+        Some(&token),
+        Some(&json!({"nickname": "renamed"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    for (n, server) in others.iter().enumerate() {
+        seen(&format!("update on replica {}", n + 2), SEEN_WITHIN, || {
+            let (_, one) = server.call("GET", &format!("{TRUNKS}/{id}"), Some(&token), None);
+            json(&one)["data"]["nickname"] == "renamed"
+        });
+    }
+    let (status, body) = a.call("DELETE", &format!("{TRUNKS}/{id}"), Some(&token), None);
+    assert_eq!(status, 200, "{body}");
+    for (n, server) in others.iter().enumerate() {
+        seen(&format!("delete on replica {}", n + 2), SEEN_WITHIN, || {
+            let (status, _) = server.call("GET", &format!("{TRUNKS}/{id}"), Some(&token), None);
+            let (_, list) = server.call("GET", TRUNKS, Some(&token), None);
+            status == 404 && json(&list)["data"] == json!([])
+        });
+    }
+
+    // Revocation: the others have the second key cached; revoked through A, refused by them.
+    for server in others {
+        let (status, _) = server.call("GET", TRUNKS, Some(&second), None);
+        assert_eq!(status, 200);
+    }
+    let (status, body) = a.call(
+        "DELETE",
+        &format!("/api/user/api-keys/{second_id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    for (n, server) in others.iter().enumerate() {
+        seen(
+            &format!("revocation on replica {}", n + 2),
+            SEEN_WITHIN,
+            || server.call("GET", TRUNKS, Some(&second), None).0 == 401,
+        );
+    }
+}
+
+pub fn thirty_two_creates_spread_over_three_replicas_give_one_201(database: &Database) {
+    if !database.url.starts_with("postgres") {
+        return;
+    }
+    let token = Arc::new(create_user(database, "race@example.com"));
+    let servers: Arc<Vec<Server>> = Arc::new(replicas(database, 3));
+    let threads: Vec<_> = (0..32)
+        .map(|i| {
+            let (servers, token) = (servers.clone(), token.clone());
+            thread::spawn(move || {
+                servers[i % 3]
+                    .call("POST", TRUNKS, Some(&token), Some(&trunk("+14155550701")))
+                    .0
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    for server in servers.iter() {
+        let (_, list) = server.call("GET", TRUNKS, Some(&token), None);
+        assert_eq!(json(&list)["data"].as_array().unwrap().len(), 1, "{list}");
+    }
+}
+
+pub fn a_replica_killed_mid_burst_loses_no_acknowledged_write_and_catches_up(database: &Database) {
+    if !database.url.starts_with("postgres") {
+        return;
+    }
+    let token = Arc::new(create_user(database, "burst@example.com"));
+    let servers: Arc<Vec<Server>> = Arc::new(replicas(database, 3));
+    // Every replica has the (empty) list cached before the burst.
+    for server in servers.iter() {
+        server.call("GET", TRUNKS, Some(&token), None);
+    }
+    let writers: Vec<_> = (0..3)
+        .map(|r| {
+            let (servers, token) = (servers.clone(), token.clone());
+            thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                for i in 0..40 {
+                    let number = format!("+1415556{r}{i:03}");
+                    if let Some((201, _)) =
+                        servers[r].try_call("POST", TRUNKS, Some(&token), Some(&trunk(&number)))
+                    {
+                        acknowledged.push(number);
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(150));
+    servers[1].kill();
+    let acknowledged: Vec<String> = writers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let listed = |server: &Server| -> Vec<String> {
+        let (status, list) = server.call("GET", TRUNKS, Some(&token), None);
+        assert_eq!(status, 200, "{list}");
+        json(&list)["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["phone_number"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // A and C kept answering (their writers got every 201) and hold every acknowledged write.
+    assert_eq!(
+        acknowledged
+            .iter()
+            .filter(|n| !n.starts_with("+14155561"))
+            .count(),
+        80
+    );
+    for server in [&servers[0], &servers[2]] {
+        let held = listed(server);
+        for number in &acknowledged {
+            assert!(
+                held.contains(number),
+                "{number} acknowledged but not listed"
+            );
+        }
+    }
+    // B restarted answers the same.
+    let restarted = Server::start_with(database, &[("READ_CACHE_MS", LONG_CACHE_MS)]);
+    let mut held = listed(&restarted);
+    let mut on_a = listed(&servers[0]);
+    held.sort();
+    on_a.sort();
+    assert_eq!(held, on_a);
+}
