@@ -74,7 +74,7 @@ pub fn livekit_holds_the_legs_of_every_trunk_through_create_update_and_delete(da
         (
             200,
             format!(
-                r#"{{"status":"ready","provisioning":"livekit","cache_coherence":"{}"}}"#,
+                r#"{{"status":"ready","provisioning":"livekit","cache_coherence":"{}","rate_limits":"local"}}"#,
                 crate::harness::coherence(database)
             )
         )
@@ -153,7 +153,7 @@ pub fn a_half_livekit_configuration_refuses_to_start_and_none_means_registry_onl
     let (_, body) = server.call("GET", "/readyz", None, None);
     assert_eq!(
         body,
-        r#"{"status":"ready","provisioning":"off","cache_coherence":"local"}"#
+        r#"{"status":"ready","provisioning":"off","cache_coherence":"local","rate_limits":"local"}"#
     );
     let (_, log) = server.stop();
     assert!(log.contains("registry only"), "{log}");

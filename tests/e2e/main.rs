@@ -62,6 +62,7 @@ e2e_suite!(
         kamailio_enforces_on_sip_traffic_what_the_api_stores,
         kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back,
         reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references,
+        the_cli_writing_beside_a_sqlite_server_never_costs_a_client_a_locked_database,
     ]
 );
 
@@ -85,6 +86,8 @@ e2e_suite!(
         a_write_or_revocation_through_one_replica_is_seen_by_the_others_at_once,
         thirty_two_creates_spread_over_three_replicas_give_one_201,
         a_replica_killed_mid_burst_loses_no_acknowledged_write_and_catches_up,
+        the_per_key_limit_admits_n_requests_across_three_replicas_not_3n,
+        with_redis_gone_requests_are_served_on_per_process_limits_and_sharing_resumes,
     ]
 );
 

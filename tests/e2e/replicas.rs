@@ -240,3 +240,205 @@ pub fn a_replica_killed_mid_burst_loses_no_acknowledged_write_and_catches_up(dat
     on_a.sort();
     assert_eq!(held, on_a);
 }
+
+/// A private Redis on a free port, stopped when dropped (or by [`PrivateRedis::stop`]).
+struct PrivateRedis {
+    child: Option<std::process::Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateRedis {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut redis = Self {
+            child: None,
+            port,
+            dir: tempfile::tempdir().ok()?,
+        };
+        redis.restart().then_some(redis)
+    }
+
+    fn restart(&mut self) -> bool {
+        let spawned = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .current_dir(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = spawned else {
+            assert!(
+                std::env::var("SIP_TRUNKS_REQUIRE_REDIS").is_err(),
+                "redis-server is required here"
+            );
+            eprintln!("redis-server missing: skipped");
+            return false;
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn limited_replicas(
+    database: &Database,
+    redis: &PrivateRedis,
+    per_minute: &str,
+    n: usize,
+) -> Vec<Server> {
+    let url = redis.url();
+    (0..n)
+        .map(|_| {
+            Server::start_with(
+                database,
+                &[
+                    ("REDIS_URL", url.as_str()),
+                    ("RATE_LIMIT_PER_MINUTE", per_minute),
+                ],
+            )
+        })
+        .collect()
+}
+
+pub fn the_per_key_limit_admits_n_requests_across_three_replicas_not_3n(database: &Database) {
+    if !database.url.starts_with("postgres") {
+        return;
+    }
+    let Some(redis) = PrivateRedis::start() else {
+        return;
+    };
+    let token = create_user(database, "limits@example.com");
+    let servers = limited_replicas(database, &redis, "10", 3);
+    for server in &servers {
+        let (_, ready) = server.call("GET", "/readyz", None, None);
+        assert_eq!(json(&ready)["rate_limits"], "redis", "{ready}");
+    }
+    let statuses: Vec<u16> = (0..30)
+        .map(|i| servers[i % 3].call("GET", TRUNKS, Some(&token), None).0)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+}
+
+pub fn with_redis_gone_requests_are_served_on_per_process_limits_and_sharing_resumes(
+    database: &Database,
+) {
+    if !database.url.starts_with("postgres") {
+        return;
+    }
+    let Some(mut redis) = PrivateRedis::start() else {
+        return;
+    };
+    let token = create_user(database, "redis-down@example.com");
+    let servers = limited_replicas(database, &redis, "1000", 2);
+    assert_eq!(servers[0].call("GET", TRUNKS, Some(&token), None).0, 200);
+    redis.stop();
+    for server in &servers {
+        let started = Instant::now();
+        let (status, _) = server.call("GET", TRUNKS, Some(&token), None);
+        assert_eq!(status, 200, "served while Redis is gone");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let (_, ready) = server.call("GET", "/readyz", None, None);
+        assert_eq!(
+            json(&ready)["rate_limits"],
+            "local (redis unreachable)",
+            "{ready}"
+        );
+    }
+    assert!(redis.restart());
+    seen("sharing resumed", Duration::from_secs(10), || {
+        servers[0].call("GET", TRUNKS, Some(&token), None);
+        let (_, ready) = servers[0].call("GET", "/readyz", None, None);
+        json(&ready)["rate_limits"] == "redis"
+    });
+    let (_, log) = servers.into_iter().next().unwrap().stop();
+    assert!(log.contains("redis unreachable"), "the outage is logged");
+}
+
+pub fn the_cli_writing_beside_a_sqlite_server_never_costs_a_client_a_locked_database(
+    database: &Database,
+) {
+    if database.url.starts_with("postgres") {
+        return;
+    }
+    let token = Arc::new(create_user(database, "beside@example.com"));
+    let server = Arc::new(Server::start(database));
+    let writer = {
+        let (server, token) = (server.clone(), token.clone());
+        thread::spawn(move || {
+            (0..150)
+                .map(|i| {
+                    let number = format!("+1415557{i:04}");
+                    server
+                        .call("POST", TRUNKS, Some(&token), Some(&trunk(&number)))
+                        .0
+                })
+                .collect::<Vec<u16>>()
+        })
+    };
+    for i in 0..25 {
+        let out = crate::harness::run_cli(
+            database,
+            &[
+                "api-keys",
+                "create",
+                "--email",
+                "beside@example.com",
+                "--name",
+                &format!("cli-{i}"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "the CLI failed beside the server: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let statuses = writer.join().unwrap();
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let (clean, log) = Arc::try_unwrap(server).ok().unwrap().stop();
+    assert!(clean);
+    assert!(!log.contains("database is locked"), "{log}");
+}

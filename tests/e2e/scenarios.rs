@@ -113,7 +113,7 @@ pub fn the_contract_walkthrough_works_over_http(database: &Database) {
         (
             200,
             format!(
-                r#"{{"status":"ready","provisioning":"off","cache_coherence":"{}"}}"#,
+                r#"{{"status":"ready","provisioning":"off","cache_coherence":"{}","rate_limits":"local"}}"#,
                 crate::harness::coherence(database)
             )
         )

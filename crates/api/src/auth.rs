@@ -190,11 +190,15 @@ impl FromRequest for Authenticated {
                     let client = state
                         .trusted_proxies
                         .client(req.peer_addr().map(|peer| peer.ip()), req.headers());
-                    return Err(state.rate_limits.failed(client));
+                    return Err(state.rate_limits.failed_everywhere(client).await);
                 }
                 Err(other) => return Err(other),
             };
-            if let Some(allowance) = state.rate_limits.check_account(caller.user)? {
+            if let Some(allowance) = state
+                .rate_limits
+                .check_account_everywhere(caller.user)
+                .await?
+            {
                 req.extensions_mut().insert(allowance);
             }
             Ok(caller)

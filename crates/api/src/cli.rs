@@ -134,6 +134,14 @@ pub struct ServeArgs {
     /// Most client connections open at once, over all workers; more wait in the backlog.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Redis (`redis://host:6379/0`) for rate limits shared by every replica; without it the
+    /// limits are per process. Redis unreachable: per process until it answers again.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// What every Redis key of this deployment starts with (several deployments can share
+    /// one Redis; replicas of one deployment must agree).
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "sip-trunks:")]
+    pub redis_key_prefix: String,
 }
 
 /// The subcommands.
@@ -303,6 +311,8 @@ async fn serve(
         rate_limit_per_minute: args.rate_limit_per_minute,
         auth_failures_per_minute: args.auth_failures_per_minute,
         trusted_proxies: args.trusted_proxies,
+        redis_url: args.redis_url.filter(|url| !url.is_empty()),
+        redis_key_prefix: args.redis_key_prefix,
         max_connections: args.max_connections,
     };
     settings.check()?;

@@ -15,6 +15,7 @@ pub mod read_cache;
 pub mod request;
 pub mod routes;
 pub mod server;
+pub mod shared_limits;
 pub mod state;
 pub mod views;
 

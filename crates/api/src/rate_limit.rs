@@ -1,6 +1,7 @@
 //! Rate limits, with `governor`: requests per account (all its API keys together), and
-//! failed authentications per client address. Both are per process; a limit of 0 turns one
-//! off.
+//! failed authentications per client address. Per process, unless Redis is configured
+//! (`--redis-url`): then both are shared by every replica ([`crate::shared_limits`]), and the
+//! per-process limiters stand in while Redis does not answer. A limit of 0 turns one off.
 //!
 //! The account quota refills continuously (`per_minute` cells a minute) and allows a burst of
 //! the whole minute's worth. Authenticated answers carry `X-RateLimit-Limit` and
@@ -24,6 +25,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::errors::ApiError;
+use crate::shared_limits::SharedLimiter;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
@@ -36,10 +38,11 @@ pub struct Allowance {
     pub remaining: u32,
 }
 
-/// The two limiters, each optional.
+/// The two limiters, each optional, and Redis when they are shared.
 pub struct RateLimits {
     per_account: Option<(Keyed<UserId>, u32)>,
-    auth_failures: Option<Keyed<IpAddr>>,
+    auth_failures: Option<(Keyed<IpAddr>, u32)>,
+    shared: Option<SharedLimiter>,
 }
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<Keyed<K>> {
@@ -63,8 +66,61 @@ impl RateLimits {
     pub fn new(per_minute: u32, auth_failures_per_minute: u32) -> Self {
         Self {
             per_account: limiter(per_minute).map(|limiter| (limiter, per_minute)),
-            auth_failures: limiter(auth_failures_per_minute),
+            auth_failures: limiter(auth_failures_per_minute)
+                .map(|limiter| (limiter, auth_failures_per_minute)),
+            shared: None,
         }
+    }
+
+    /// The same limits, shared by every replica through `redis`.
+    pub fn shared_through(mut self, redis: SharedLimiter) -> Self {
+        self.shared = Some(redis);
+        self
+    }
+
+    /// `/readyz`'s `rate_limits`: `local`, `redis`, or `local (redis unreachable)`.
+    pub fn scope(&self) -> &'static str {
+        match &self.shared {
+            None => "local",
+            Some(redis) if redis.reachable() => "redis",
+            Some(_) => "local (redis unreachable)",
+        }
+    }
+
+    /// [`RateLimits::check_account`], shared through Redis when it is configured and answers.
+    pub async fn check_account_everywhere(
+        &self,
+        user: UserId,
+    ) -> Result<Option<Allowance>, ApiError> {
+        if let (Some(redis), Some((_, limit))) = (&self.shared, &self.per_account) {
+            if let Some(decision) = redis.take(&format!("account:{user}"), *limit).await {
+                return if decision.allowed {
+                    Ok(Some(Allowance {
+                        limit: *limit,
+                        remaining: decision.remaining,
+                    }))
+                } else {
+                    Err(too_many(decision.retry_after, *limit))
+                };
+            }
+        }
+        self.check_account(user)
+    }
+
+    /// [`RateLimits::failed`], shared through Redis when it is configured and answers.
+    pub async fn failed_everywhere(&self, client: Option<IpAddr>) -> ApiError {
+        if let (Some(redis), Some(client), Some((_, limit))) =
+            (&self.shared, client, &self.auth_failures)
+        {
+            if let Some(decision) = redis.take(&format!("auth-failures:{client}"), *limit).await {
+                return if decision.allowed {
+                    ApiError::Unauthenticated
+                } else {
+                    too_many(decision.retry_after, 0)
+                };
+            }
+        }
+        self.failed(client)
     }
 
     /// No limits.
@@ -92,7 +148,7 @@ impl RateLimits {
     /// Counts a failed authentication of `client`: the error to answer with (401, or 429 once
     /// the client is over the limit).
     pub fn failed(&self, client: Option<IpAddr>) -> ApiError {
-        let (Some(client), Some(limiter)) = (client, &self.auth_failures) else {
+        let (Some(client), Some((limiter, _))) = (client, &self.auth_failures) else {
             return ApiError::Unauthenticated;
         };
         match limiter.check_key(&client) {
@@ -107,7 +163,7 @@ impl RateLimits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        if let Some(limiter) = &self.auth_failures {
+        if let Some((limiter, _)) = &self.auth_failures {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }

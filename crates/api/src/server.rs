@@ -12,6 +12,7 @@ use crate::client_address::TrustedProxies;
 use crate::infrastructure::InfrastructureArgs;
 use crate::provisioning::reconciler::{Reconciler, Schedule};
 use crate::rate_limit::RateLimits;
+use crate::shared_limits::SharedLimiter;
 use crate::state::{AccountLimits, AppState};
 
 /// Why the service could not start. Never contains a key or a password.
@@ -83,6 +84,10 @@ pub struct ServeSettings {
     pub auth_failures_per_minute: u32,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<String>,
+    /// Redis for rate limits shared by every replica; `None`: per process.
+    pub redis_url: Option<String>,
+    /// What this deployment's Redis keys start with.
+    pub redis_key_prefix: String,
     /// Most client connections at once, over all workers.
     #[validate(range(
         min = 1,
@@ -204,6 +209,23 @@ fn raise_open_file_limit(settings: &ServeSettings) {
     }
 }
 
+/// The rate limits `settings` ask for, shared through Redis when it is configured.
+fn rate_limits(settings: &ServeSettings) -> Result<RateLimits, StartError> {
+    let limits = RateLimits::new(
+        settings.rate_limit_per_minute,
+        settings.auth_failures_per_minute,
+    );
+    match &settings.redis_url {
+        None => Ok(limits),
+        Some(url) => {
+            let redis = SharedLimiter::new(url, &settings.redis_key_prefix)
+                .map_err(StartError::Settings)?;
+            log::info!("rate limits are shared by every replica through redis");
+            Ok(limits.shared_through(redis))
+        }
+    }
+}
+
 /// Serves the API on `store` until SIGTERM or SIGINT; in-flight requests get up to 10 s.
 pub async fn serve(
     store: SqlStore,
@@ -220,10 +242,7 @@ pub async fn serve(
             settings.read_cache_bytes,
         )
         .with_limits(settings.limits)
-        .with_rate_limits(RateLimits::new(
-            settings.rate_limit_per_minute,
-            settings.auth_failures_per_minute,
-        ))
+        .with_rate_limits(rate_limits(settings)?)
         .with_trusted_proxies(
             TrustedProxies::parse(&settings.trusted_proxies).map_err(StartError::Settings)?,
         );
@@ -323,6 +342,8 @@ mod tests {
             auth_failures_per_minute: 30,
             trusted_proxies: Vec::new(),
             max_connections: 4096,
+            redis_url: None,
+            redis_key_prefix: "sip-trunks:".into(),
         }
     }
 

@@ -240,6 +240,10 @@ pub struct ReadyDoc {
     /// reconnects; caches rely on their TTL) or `local` (SQLite: one process).
     #[schema(example = "live")]
     cache_coherence: String,
+    /// `redis` (shared by every replica), `local` (per process), or
+    /// `local (redis unreachable)`.
+    #[schema(example = "redis")]
+    rate_limits: String,
 }
 
 /// The errors every authenticated operation can answer.

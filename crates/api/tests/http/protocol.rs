@@ -226,7 +226,7 @@ async fn health_and_readiness_answer_without_a_token() {
         (ready.status, ready.text.as_str()),
         (
             200,
-            r#"{"status":"ready","provisioning":"off","cache_coherence":"local"}"#
+            r#"{"status":"ready","provisioning":"off","cache_coherence":"local","rate_limits":"local"}"#
         )
     );
 }

@@ -1,0 +1,223 @@
+//! Rate limits shared by every replica, in Redis (`--redis-url`): one GCRA cell per account
+//! and per client address, updated by one Lua script (atomic: no read-modify-write between
+//! replicas), on Redis's own clock (`TIME`), so replicas with skewed clocks agree.
+//!
+//! The algorithm is `governor`'s (the per-process limiter): `per_minute` cells a minute, a
+//! burst of the whole minute's worth, `remaining` and the wait until the next cell.
+//!
+//! Redis unreachable: the request is served on the per-process limits instead (fail open;
+//! logged once per outage; `/readyz` says `"rate_limits":"local (redis unreachable)"`). Every
+//! call is bounded (250 ms to connect, 250 ms for an answer), and a lost connection is tried
+//! again at most once a second, so an outage costs no request more than that.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// The GCRA step. KEYS[1]: the cell; ARGV[1]: the period (ms); ARGV[2]: cells per period.
+/// Gives {allowed (1/0), wait before the next cell (ms), cells left}.
+const GCRA: &str = r"
+local period = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local interval = period / limit
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + interval
+local ahead = next_tat - now
+if ahead > period then
+  return {0, math.ceil(ahead - period), 0}
+end
+redis.call('SET', KEYS[1], string.format('%.3f', next_tat), 'PX', math.ceil(ahead))
+return {1, 0, math.floor((period - ahead) / interval)}
+";
+
+/// How long a connection attempt or an answer may take.
+const TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The least time between two attempts to reconnect.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
+/// What Redis said of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Counted and let through.
+    pub allowed: bool,
+    /// When refused, the wait before the next cell.
+    pub retry_after: Duration,
+    /// When allowed, the cells left at once.
+    pub remaining: u32,
+}
+
+/// The shared limiter; see the module documentation.
+pub struct SharedLimiter {
+    client: redis::Client,
+    script: redis::Script,
+    connection: Mutex<Option<ConnectionManager>>,
+    last_attempt: Mutex<Option<Instant>>,
+    reachable: AtomicBool,
+    prefix: String,
+}
+
+impl SharedLimiter {
+    /// A limiter on the Redis at `url` (`redis://host:port/db`); the keys start with
+    /// `prefix` (`sip-trunks:`). It connects at the first request, so a replica starts
+    /// while Redis is down.
+    pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|error| format!("REDIS_URL: {error}"))?;
+        Ok(Self {
+            client,
+            script: redis::Script::new(GCRA),
+            connection: Mutex::new(None),
+            last_attempt: Mutex::new(None),
+            reachable: AtomicBool::new(true),
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// False after a call failed, until one succeeds.
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
+    }
+
+    /// Takes a cell of `key` under `per_minute`; `None` when Redis did not answer in time
+    /// (the caller then limits locally).
+    pub async fn take(&self, key: &str, per_minute: u32) -> Option<Decision> {
+        let mut connection = self.connection().await?;
+        let mut invocation = self.script.key(format!("{}{key}", self.prefix));
+        invocation.arg(60_000_u64).arg(per_minute);
+        let call = invocation.invoke_async::<(i64, i64, i64)>(&mut connection);
+        match actix_web::rt::time::timeout(TIMEOUT, call).await {
+            Ok(Ok((allowed, wait_ms, remaining))) => {
+                self.mark(true, "");
+                Some(Decision {
+                    allowed: allowed == 1,
+                    retry_after: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
+                    remaining: u32::try_from(remaining).unwrap_or(0),
+                })
+            }
+            Ok(Err(error)) => {
+                self.mark(false, &error.to_string());
+                None
+            }
+            Err(_) => {
+                self.mark(false, "no answer in time");
+                None
+            }
+        }
+    }
+
+    async fn connection(&self) -> Option<ConnectionManager> {
+        if let Some(connection) = lock(&self.connection).clone() {
+            return Some(connection);
+        }
+        {
+            let mut last = lock(&self.last_attempt);
+            if last.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(TIMEOUT)
+            .set_response_timeout(TIMEOUT)
+            .set_number_of_retries(1);
+        let connect = ConnectionManager::new_with_config(self.client.clone(), config);
+        match actix_web::rt::time::timeout(TIMEOUT * 2, connect).await {
+            Ok(Ok(connection)) => {
+                *lock(&self.connection) = Some(connection.clone());
+                Some(connection)
+            }
+            Ok(Err(error)) => {
+                self.mark(false, &error.to_string());
+                None
+            }
+            Err(_) => {
+                self.mark(false, "no connection in time");
+                None
+            }
+        }
+    }
+
+    /// Records the outcome; says so in the log when reachability changes.
+    fn mark(&self, reachable: bool, why: &str) {
+        let was = self.reachable.swap(reachable, Ordering::Relaxed);
+        match (was, reachable) {
+            (true, false) => log::warn!(
+                "redis unreachable ({why}): rate limits are per process until it answers"
+            ),
+            (false, true) => log::info!("redis answers again: rate limits are shared"),
+            _ => {}
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A prefix no other test uses.
+    fn prefix(name: &str) -> String {
+        format!(
+            "test:{}:{name}:{}:",
+            std::process::id(),
+            rand::random::<u64>()
+        )
+    }
+
+    fn redis_here() -> bool {
+        std::net::TcpStream::connect("127.0.0.1:6379").is_ok()
+            || std::env::var("SIP_TRUNKS_REQUIRE_REDIS").is_ok()
+    }
+
+    #[actix_rt::test]
+    async fn a_cell_admits_the_minutes_worth_then_says_how_long_to_wait() {
+        if !redis_here() {
+            eprintln!("no Redis on 127.0.0.1:6379: skipped");
+            return;
+        }
+        let limiter = SharedLimiter::new("redis://127.0.0.1:6379/0", &prefix("gcra")).unwrap();
+        let mut remaining = Vec::new();
+        for _ in 0..3 {
+            let decision = limiter.take("account:1", 3).await.expect("redis answers");
+            assert!(decision.allowed);
+            remaining.push(decision.remaining);
+        }
+        assert_eq!(remaining, [2, 1, 0]);
+        let refused = limiter.take("account:1", 3).await.unwrap();
+        assert!(!refused.allowed);
+        assert!(
+            refused.retry_after > Duration::from_secs(15)
+                && refused.retry_after <= Duration::from_secs(20),
+            "{refused:?}"
+        );
+        assert!(
+            limiter.take("account:2", 3).await.unwrap().allowed,
+            "cells are per key"
+        );
+        assert!(limiter.reachable());
+    }
+
+    #[actix_rt::test]
+    async fn an_unreachable_redis_answers_none_at_once_and_is_not_asked_again_for_a_second() {
+        let limiter = SharedLimiter::new("redis://127.0.0.1:1/0", &prefix("down")).unwrap();
+        let started = Instant::now();
+        assert_eq!(limiter.take("account:1", 3).await, None);
+        assert!(!limiter.reachable());
+        assert_eq!(limiter.take("account:1", 3).await, None);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
