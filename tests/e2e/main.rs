@@ -63,6 +63,7 @@ e2e_suite!(
         kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back,
         reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references,
         the_cli_writing_beside_a_sqlite_server_never_costs_a_client_a_locked_database,
+        the_phone_number_endpoints_list_and_rename_the_callers_trunks,
     ]
 );
 
@@ -88,6 +89,7 @@ e2e_suite!(
         a_replica_killed_mid_burst_loses_no_acknowledged_write_and_catches_up,
         the_per_key_limit_admits_n_requests_across_three_replicas_not_3n,
         with_redis_gone_requests_are_served_on_per_process_limits_and_sharing_resumes,
+        the_phone_number_endpoints_list_and_rename_the_callers_trunks,
     ]
 );
 

@@ -220,3 +220,56 @@ pub fn a_sqlite_database_gets_a_private_key_file(database: &Database) {
     assert!(log.contains("using the key file"), "{log}");
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
 }
+
+pub fn the_phone_number_endpoints_list_and_rename_the_callers_trunks(database: &Database) {
+    let alice = create_user(database, "phones@example.com");
+    let bob = create_user(database, "phones-bob@example.com");
+    let server = Server::start(database);
+    let mut ids = Vec::new();
+    for body in [number_trunk(), extension_trunk()] {
+        let (status, text) = server.call("POST", TRUNKS, Some(&alice), Some(&body));
+        assert_eq!(status, 201, "{text}");
+        ids.push(json(&text)["data"]["id"].as_i64().unwrap());
+    }
+    server.call("POST", TRUNKS, Some(&bob), Some(&number_trunk()));
+    let (status, text) = server.call("GET", "/api/user/phone-numbers/all", Some(&alice), None);
+    assert_eq!(status, 200, "{text}");
+    let listed = json(&text)["data"].as_array().unwrap().clone();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert!(listed
+        .iter()
+        .all(|p| p["type"] == "sip" && p["type_label"] == "SIP"));
+    // The trunk list is cached by now; the rename shows at once in both.
+    server.call("GET", TRUNKS, Some(&alice), None);
+    let (status, text) = server.call(
+        "PUT",
+        &format!("/api/user/phone-numbers/{}", ids[0]),
+        Some(&alice),
+        Some(&json!({"nickname": "Reception"})),
+    );
+    assert_eq!(
+        (status, json(&text)["message"].clone()),
+        (200, json!("Phone number updated successfully.")),
+        "{text}"
+    );
+    let (_, list) = server.call("GET", TRUNKS, Some(&alice), None);
+    assert_eq!(json(&list)["data"][0]["nickname"], "Reception");
+    let (_, all) = server.call("GET", "/api/user/phone-numbers/all", Some(&alice), None);
+    assert_eq!(json(&all)["data"][0]["nickname"], "Reception");
+    let (status, text) = server.call(
+        "PUT",
+        &format!("/api/user/phone-numbers/{}", ids[0]),
+        Some(&bob),
+        Some(&json!({"nickname": "Not mine"})),
+    );
+    assert_eq!(
+        (status, text.as_str()),
+        (404, r#"{"error":"Phone number not found."}"#)
+    );
+}

@@ -50,6 +50,10 @@ pub enum ApiError {
     /// Field errors (422).
     #[error("{0}")]
     Invalid(ValidationErrors),
+    /// Field errors of the phone-number endpoints (422): `message` is the first error's
+    /// sentence there, as in the original.
+    #[error("{0}")]
+    PhoneNumberInvalid(ValidationErrors),
     /// The body is not JSON (400); the text says where it broke.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
@@ -127,8 +131,9 @@ struct Error<'a> {
     error: &'a str,
 }
 
-/// `{"message":"The given data was invalid.","errors":{field:[...]}}`
-struct Invalid<'a>(&'a ValidationErrors);
+/// `{"message":"The given data was invalid.","errors":{field:[...]}}`, or with `message` the
+/// first error's sentence when `first_as_message`.
+struct Invalid<'a>(&'a ValidationErrors, bool);
 
 impl Serialize for Invalid<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -142,8 +147,18 @@ impl Serialize for Invalid<'_> {
                 map.end()
             }
         }
+        let first = self
+            .0
+            .fields()
+            .next()
+            .and_then(|(_, messages)| messages.first())
+            .map(String::as_str);
+        let message = match (self.1, first) {
+            (true, Some(first)) => first,
+            _ => "The given data was invalid.",
+        };
         let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("message", "The given data was invalid.")?;
+        map.serialize_entry("message", message)?;
         map.serialize_entry("errors", &Fields(self.0))?;
         map.end()
     }
@@ -162,7 +177,7 @@ impl ResponseError for ApiError {
             Self::TrunkLimitReached { .. } | Self::ApiKeyLimitReached { .. } => {
                 StatusCode::FORBIDDEN
             }
-            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Invalid(_) | Self::PhoneNumberInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MalformedJson(_) | Self::NotAnObject => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -194,7 +209,8 @@ impl ResponseError for ApiError {
             Self::ApiKeyLimitReached { limit } => message(&format!(
                 "API key limit reached: at most {limit} per account."
             )),
-            Self::Invalid(errors) => serde_json::to_vec(&Invalid(errors)),
+            Self::Invalid(errors) => serde_json::to_vec(&Invalid(errors, false)),
+            Self::PhoneNumberInvalid(errors) => serde_json::to_vec(&Invalid(errors, true)),
             Self::MalformedJson(detail) => message(&format!("Malformed JSON: {detail}.")),
             Self::NotAnObject => message("The request body must be a JSON object."),
             Self::UnsupportedMediaType => {

@@ -129,6 +129,17 @@ pub fn create_input(body: &Map<String, Value>) -> (NewSipTrunkInput, ValidationE
     (input, read.errors)
 }
 
+/// The rename body of `PUT /user/phone-numbers/{id}`: `nickname` only (other fields are
+/// ignored), as a patch of the trunk.
+pub fn nickname_input(body: &Map<String, Value>) -> (SipTrunkPatchInput, ValidationErrors) {
+    let mut read = Reader::new(body);
+    let input = SipTrunkPatchInput {
+        nickname: read.string("nickname"),
+        ..SipTrunkPatchInput::default()
+    };
+    (input, read.errors)
+}
+
 /// The update input, and the JSON type errors found on the way. `sip_trunk_type` is
 /// input-only on create and ignored here, like any unknown field.
 pub fn patch_input(body: &Map<String, Value>) -> (SipTrunkPatchInput, ValidationErrors) {

@@ -92,6 +92,61 @@ impl<'a> TrunkView<'a> {
     }
 }
 
+/// A trunk as the generic phone-number endpoints show it (the contract's "Phone numbers": a
+/// SIP trunk is a phone number of type `sip`).
+#[derive(Serialize)]
+pub struct PhoneNumberView<'a> {
+    id: i64,
+    phone_number: &'a str,
+    nickname: Option<&'a str>,
+    country_code: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    type_label: &'static str,
+    created_at: Time,
+}
+
+impl<'a> PhoneNumberView<'a> {
+    /// The list form of `trunk`.
+    pub fn of<P>(trunk: &'a SipTrunk<P>) -> Self {
+        let settings = &trunk.settings;
+        Self {
+            id: trunk.id.get(),
+            phone_number: settings.phone_number.as_str(),
+            nickname: settings.nickname.as_ref().map(Nickname::as_str),
+            country_code: settings.country_code.as_str(),
+            kind: "sip",
+            type_label: "SIP",
+            created_at: Time(trunk.created_at),
+        }
+    }
+}
+
+/// The phone number in the rename's answer: `{"id","phone_number","nickname","country_code","type"}`.
+#[derive(Serialize)]
+pub struct PhoneNumberSaved<'a> {
+    id: i64,
+    phone_number: &'a str,
+    nickname: Option<&'a str>,
+    country_code: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+impl<'a> PhoneNumberSaved<'a> {
+    /// The saved form of `trunk`.
+    pub fn of<P>(trunk: &'a SipTrunk<P>) -> Self {
+        let settings = &trunk.settings;
+        Self {
+            id: trunk.id.get(),
+            phone_number: settings.phone_number.as_str(),
+            nickname: settings.nickname.as_ref().map(Nickname::as_str),
+            country_code: settings.country_code.as_str(),
+            kind: "sip",
+        }
+    }
+}
+
 /// `{"data": ...}`
 #[derive(Serialize)]
 pub struct Data<T> {

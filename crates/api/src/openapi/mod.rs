@@ -246,6 +246,69 @@ pub struct ReadyDoc {
     rate_limits: String,
 }
 
+/// A SIP trunk in phone-number form.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PhoneNumber)]
+pub struct PhoneNumberDoc {
+    #[schema(example = 1)]
+    id: i64,
+    #[schema(example = "+14155551234")]
+    phone_number: String,
+    /// `null` when none.
+    #[schema(example = "Main line")]
+    nickname: Option<String>,
+    #[schema(example = "US")]
+    country_code: String,
+    /// Always `sip` here.
+    #[schema(rename = "type", example = "sip")]
+    kind: String,
+    /// Always `SIP` here.
+    #[schema(example = "SIP")]
+    type_label: String,
+    #[schema(example = "2026-03-31T10:00:00.000000Z")]
+    created_at: String,
+}
+
+/// `{"data":[<phone number>...]}`
+#[derive(utoipa::ToSchema)]
+#[schema(as = PhoneNumberList)]
+pub struct PhoneNumberListDoc {
+    data: Vec<PhoneNumberDoc>,
+}
+
+/// The rename body: only `nickname` is read.
+#[derive(utoipa::ToSchema)]
+#[schema(as = RenamePhoneNumber)]
+pub struct RenamePhoneNumberDoc {
+    /// At most 50 characters, trimmed; `null` or empty clears it; left out changes nothing.
+    #[schema(max_length = 50, example = "Main line")]
+    nickname: Option<String>,
+}
+
+/// The renamed phone number.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PhoneNumberSavedFields)]
+pub struct PhoneNumberSavedFieldsDoc {
+    #[schema(example = 1)]
+    id: i64,
+    #[schema(example = "+14155551234")]
+    phone_number: String,
+    nickname: Option<String>,
+    #[schema(example = "US")]
+    country_code: String,
+    #[schema(rename = "type", example = "sip")]
+    kind: String,
+}
+
+/// `{"message":"Phone number updated successfully.","data":{...}}`
+#[derive(utoipa::ToSchema)]
+#[schema(as = PhoneNumberSaved)]
+pub struct PhoneNumberSavedDoc {
+    #[schema(example = "Phone number updated successfully.")]
+    message: String,
+    data: PhoneNumberSavedFieldsDoc,
+}
+
 /// The errors every authenticated operation can answer.
 #[derive(utoipa::IntoResponses)]
 pub enum CommonErrors {
@@ -314,6 +377,8 @@ impl Modify for BearerAuth {
         crate::routes::trunks::patch,
         crate::routes::trunks::delete,
         crate::routes::trunks::delete_at_trunk_path,
+        crate::routes::phone_numbers::list_all,
+        crate::routes::phone_numbers::rename,
         crate::routes::api_keys::list,
         crate::routes::api_keys::create,
         crate::routes::api_keys::revoke,
@@ -324,7 +389,7 @@ impl Modify for BearerAuth {
     components(schemas(MessageDoc, ErrorDoc, ValidationErrorDoc)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "sip-trunks"), (name = "api-keys"), (name = "operations"))
+    tags((name = "sip-trunks"), (name = "phone-numbers"), (name = "api-keys"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -338,6 +403,7 @@ pub fn json() -> &'static str {
             schemas["CreateSipTrunk"] = request_bodies::create_trunk();
             schemas["UpdateSipTrunk"] = request_bodies::update_trunk();
             schemas["CreateApiKey"] = request_bodies::create_api_key();
+            schemas["RenamePhoneNumber"] = request_bodies::rename_phone_number();
         }
         // An update without a body changes nothing, like `{}` (the contract's "empty body").
         for method in ["put", "patch"] {
@@ -347,6 +413,12 @@ pub fn json() -> &'static str {
             if let Some(body) = document.pointer_mut(&pointer) {
                 body["required"] = serde_json::Value::Bool(false);
             }
+        }
+        // The same for a rename: no `nickname`, no change.
+        if let Some(body) =
+            document.pointer_mut("/paths/~1api~1user~1phone-numbers~1{id}/put/requestBody")
+        {
+            body["required"] = serde_json::Value::Bool(false);
         }
         serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_owned())
     })

@@ -237,6 +237,21 @@ pub fn create_trunk() -> Value {
 
 /// The update body (PUT and PATCH): any create field but `sip_trunk_type`, each by its rule.
 ///
+/// `PUT /user/phone-numbers/{id}`: `nickname` only; other fields are ignored, a body without
+/// it changes nothing.
+pub fn rename_phone_number() -> Value {
+    let mut nickname = Fields::new().nickname;
+    nickname["description"] = json!(
+        "At most 50 characters once trimmed, no control characters; `null`, empty or blank clears it. Left out: nothing changes."
+    );
+    json!({
+        "type": "object",
+        "description": "Only `nickname` is read; other fields are ignored.",
+        "properties": { "nickname": nickname },
+        "example": { "nickname": "Reception" },
+    })
+}
+
 /// Three rules depend on the stored trunk, which no schema of the request can see: the phone
 /// number must keep the trunk's type, switching to `ip` needs a list in the same request, and a
 /// list fits only an `ip` trunk. Bodies breaking them are schema-valid and get a 422; the

@@ -3,6 +3,7 @@
 
 pub(crate) mod api_keys;
 pub(crate) mod health;
+pub(crate) mod phone_numbers;
 pub(crate) mod trunks;
 
 pub use trunks::LIST_PAGE;
@@ -58,9 +59,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .to(method_not_allowed("GET, PUT, PATCH, DELETE")),
             )
             .service(
+                web::resource("/phone-numbers/all")
+                    .get(phone_numbers::list_all)
+                    .to(method_not_allowed("GET")),
+            )
+            .service(
                 web::resource("/phone-numbers/{id}")
+                    .put(phone_numbers::rename)
                     .delete(trunks::delete)
-                    .to(method_not_allowed("DELETE")),
+                    .to(method_not_allowed("PUT, DELETE")),
             )
             .service(
                 web::resource("/api-keys")

@@ -7,6 +7,7 @@ mod failures;
 mod hostile;
 mod limits;
 mod openapi;
+mod phone_numbers;
 mod protocol;
 mod provisioning;
 mod support;

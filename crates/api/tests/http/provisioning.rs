@@ -228,6 +228,7 @@ on_every_backend!(
     a_new_number_another_trunk_holds_is_the_422_and_the_old_inbound_leg_comes_back,
     a_failed_removal_of_the_old_inbound_leg_changes_nothing_and_is_healed,
     a_number_held_by_a_leg_of_a_trunk_that_no_longer_exists_is_freed_for_a_create,
+    a_rename_through_the_phone_number_endpoint_calls_no_voice_infrastructure,
 );
 
 /// Every LiveKit call of create, update (a password change re-creates both legs) and delete,
@@ -428,6 +429,29 @@ async fn a_created_trunk_has_both_legs_and_shows_their_ids(rig: Rig) {
     let out = rig.standin.outbound();
     assert_eq!(out[0].address, "sip.carrier.example");
     let read = get(&rig, id).await.json();
+    assert_eq!(read["data"]["inbound_trunk_id"], inbound.as_str());
+    assert_eq!(read["data"]["outbound_trunk_id"], outbound.as_str());
+    rig.assert_invariant();
+}
+
+async fn a_rename_through_the_phone_number_endpoint_calls_no_voice_infrastructure(rig: Rig) {
+    let (id, inbound, outbound) = created(&rig).await;
+    let journal = rig.standin.journal().len();
+    let app = test::init_service(api::app(rig.state.clone())).await;
+    let reply = send(
+        &app,
+        request(
+            "PUT",
+            &format!("/api/user/phone-numbers/{id}"),
+            Some(&rig.token),
+            Some(&json!({"nickname": "Renamed"})),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(rig.calls_since(journal), Vec::<String>::new());
+    let read = get(&rig, id).await.json();
+    assert_eq!(read["data"]["nickname"], "Renamed");
     assert_eq!(read["data"]["inbound_trunk_id"], inbound.as_str());
     assert_eq!(read["data"]["outbound_trunk_id"], outbound.as_str());
     rig.assert_invariant();
