@@ -193,7 +193,9 @@ impl Server {
         let sink = log.clone();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("listening on ").nth(1) {
+                // The text log ends the line with the address; the JSON log quotes it.
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let address = rest.split(['"', ' ']).next().unwrap_or(rest);
                     let _ = address_tx.send(address.trim().to_owned());
                 }
                 let mut log = sink.lock().unwrap();
@@ -241,6 +243,38 @@ impl Server {
     ) -> (u16, String) {
         self.try_call(method, path, token, body)
             .unwrap_or_else(|| panic!("{method} {path}: no answer"))
+    }
+
+    /// Sends a request with `X-Request-Id: id`; gives status, body and the answer's
+    /// `X-Request-Id`.
+    pub fn call_as(
+        &self,
+        id: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, String, Option<String>) {
+        let mut request =
+            ureq::request(method, &format!("{}{path}", self.base)).timeout(Duration::from_secs(10));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        if let Some(id) = id {
+            request = request.set("X-Request-Id", id);
+        }
+        let response = match body {
+            Some(body) => request.send_json(body.clone()),
+            None => request.call(),
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(ureq::Error::Transport(error)) => panic!("{method} {path}: {error}"),
+        };
+        let status = response.status();
+        let echoed = response.header("x-request-id").map(str::to_owned);
+        (status, response.into_string().unwrap_or_default(), echoed)
     }
 
     /// Sends a request; `None` when no answer came (connection refused or cut).

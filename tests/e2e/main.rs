@@ -64,6 +64,7 @@ e2e_suite!(
         reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references,
         the_cli_writing_beside_a_sqlite_server_never_costs_a_client_a_locked_database,
         the_phone_number_endpoints_list_and_rename_the_callers_trunks,
+        the_json_log_is_one_object_per_line_with_request_ids_and_no_secret,
     ]
 );
 
@@ -90,6 +91,7 @@ e2e_suite!(
         the_per_key_limit_admits_n_requests_across_three_replicas_not_3n,
         with_redis_gone_requests_are_served_on_per_process_limits_and_sharing_resumes,
         the_phone_number_endpoints_list_and_rename_the_callers_trunks,
+        the_json_log_is_one_object_per_line_with_request_ids_and_no_secret,
     ]
 );
 

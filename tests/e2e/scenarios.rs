@@ -273,3 +273,107 @@ pub fn the_phone_number_endpoints_list_and_rename_the_callers_trunks(database: &
         (404, r#"{"error":"Phone number not found."}"#)
     );
 }
+
+pub fn the_json_log_is_one_object_per_line_with_request_ids_and_no_secret(database: &Database) {
+    let token = create_user(database, "logs@example.com");
+    let server = Server::start_with(database, &[("LOG_FORMAT", "json"), ("RUST_LOG", "trace")]);
+    let (status, text, echoed) = server.call_as(
+        Some("e2e-create-1"),
+        "POST",
+        TRUNKS,
+        Some(&token),
+        Some(&number_trunk()),
+    );
+    assert_eq!(
+        (status, echoed.as_deref()),
+        (201, Some("e2e-create-1")),
+        "{text}"
+    );
+    let id = json(&text)["data"]["id"].as_i64().unwrap();
+    let (status, _, echoed) = server.call_as(
+        Some("e2e-update-2"),
+        "PUT",
+        &format!("{TRUNKS}/{id}"),
+        Some(&token),
+        Some(&json!({"sip_password": "Another-E2e-Secret-9"})),
+    );
+    assert_eq!((status, echoed.as_deref()), (200, Some("e2e-update-2")));
+    let (status, key, _) = server.call_as(
+        None,
+        "POST",
+        "/api/user/api-keys",
+        Some(&token),
+        Some(&json!({"name": "logged"})),
+    );
+    assert_eq!(status, 201, "{key}");
+    let second = json(&key)["api_key"]["token"].as_str().unwrap().to_owned();
+    // An id the service will not take: a fresh one instead.
+    let (status, _, fresh) = server.call_as(
+        Some("bad id with spaces"),
+        "GET",
+        TRUNKS,
+        Some(&second),
+        None,
+    );
+    assert_eq!(status, 200);
+    let fresh = fresh.unwrap();
+    assert_eq!(fresh.len(), 32, "{fresh}");
+    let (status, _, unauthenticated) = server.call_as(None, "GET", TRUNKS, Some("1|wrong"), None);
+    assert_eq!(status, 401);
+    let unauthenticated = unauthenticated.unwrap();
+    let (status, _, _) = server.call_as(
+        None,
+        "DELETE",
+        &format!("/api/user/phone-numbers/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200);
+    let (clean, log) = server.stop();
+    assert!(clean);
+
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not one JSON object: {line}"))
+        })
+        .collect();
+    assert!(lines.iter().all(|line| line["timestamp"].is_string()
+        && line["level"].is_string()
+        && line["message"].is_string()));
+    let request_line = |id: &str| {
+        lines
+            .iter()
+            .find(|line| line["request_id"] == id && line["route"].is_string())
+            .unwrap_or_else(|| panic!("no request line for {id}:\n{log}"))
+            .clone()
+    };
+    let create = request_line("e2e-create-1");
+    assert_eq!(
+        (&create["method"], &create["route"], &create["status"]),
+        (&json!("POST"), &json!(TRUNKS), &json!(201))
+    );
+    assert!(
+        create["duration_ms"].is_number() && create["user_id"].is_number(),
+        "{create}"
+    );
+    let update = request_line("e2e-update-2");
+    assert_eq!(
+        update["route"], "/api/user/phone-numbers/sip-trunks/{id}",
+        "the template, not the path"
+    );
+    assert_eq!(request_line(&fresh)["status"], 200);
+    let refused = request_line(&unauthenticated);
+    assert_eq!(refused["status"], 401);
+    assert!(refused.get("user_id").is_none(), "{refused}");
+    for secret in [
+        PASSWORD,
+        "Another-E2e-Secret-9",
+        token.as_str(),
+        second.as_str(),
+    ] {
+        assert!(!log.contains(secret), "a secret in the trace-level log");
+    }
+    let secret_part = token.split('|').nth(1).unwrap();
+    assert!(!log.contains(secret_part));
+}

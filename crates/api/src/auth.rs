@@ -194,6 +194,8 @@ impl FromRequest for Authenticated {
                 }
                 Err(other) => return Err(other),
             };
+            // The request log names the user.
+            req.extensions_mut().insert(caller);
             if let Some(allowance) = state
                 .rate_limits
                 .check_account_everywhere(caller.user)

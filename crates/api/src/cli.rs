@@ -10,6 +10,7 @@ use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, ResealScope, SqlSt
 
 use crate::infrastructure::{Infrastructure, InfrastructureArgs};
 use crate::keys::{self, KeySource};
+use crate::logging::LogFormat;
 use crate::provisioning::reconciler::{Action, Reconciler};
 use crate::read_cache;
 use crate::server::{self, ServeSettings, StartError};
@@ -36,6 +37,9 @@ pub struct Cli {
     /// The voice infrastructure (LiveKit or Kamailio), for `serve` and `reconcile`.
     #[command(flatten)]
     pub infrastructure: InfrastructureArgs,
+    /// The log's format: `text`, or `json` (one object per line). Its level is `RUST_LOG`.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t, global = true)]
+    pub log_format: LogFormat,
 }
 
 /// The database, its secrets and the per-account limits (every command needs them).

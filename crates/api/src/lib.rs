@@ -8,6 +8,7 @@ pub mod client_address;
 pub mod errors;
 pub mod infrastructure;
 pub mod keys;
+pub mod logging;
 pub mod openapi;
 pub mod provisioning;
 pub mod rate_limit;
@@ -30,6 +31,7 @@ use actix_web::{web, App, HttpMessage};
 pub use state::AppState;
 
 const RATE_LIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const NOSNIFF: (HeaderName, HeaderValue) = (
     HeaderName::from_static("x-content-type-options"),
     HeaderValue::from_static("nosniff"),
@@ -43,8 +45,9 @@ const RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-re
 /// Longest path written to the request log.
 const LOGGED_PATH_LEN: usize = 200;
 
-/// The application: routes, shared state, security headers and the request log.
-/// The log line holds method, path, status and duration; never headers, query or body.
+/// The application: routes, shared state, security headers, request ids and the request log.
+/// The log line holds method, path (route template in JSON), status, duration and the user
+/// id; never headers, query or body. Every response carries `X-Request-Id`.
 pub fn app(
     state: AppState,
 ) -> App<
@@ -63,6 +66,11 @@ pub fn app(
         .wrap(Compress::default())
         // One middleware for the headers and the log line: each layer costs every request.
         .wrap_fn(|req, service| {
+            let id = logging::request_id(
+                req.headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|value| value.to_str().ok()),
+            );
             let logged = log::log_enabled!(log::Level::Info).then(|| {
                 (
                     Instant::now(),
@@ -71,8 +79,8 @@ pub fn app(
                 )
             });
             let per_account = req.path().starts_with(ACCOUNT_API);
-            let response = service.call(req);
-            async move {
+            let response = logging::with_request_id(id.clone(), service.call(req));
+            logging::with_request_id(id.clone(), async move {
                 let mut response = response.await;
                 if let Ok(done) = &mut response {
                     let allowance = done
@@ -82,6 +90,9 @@ pub fn app(
                         .copied();
                     let headers = done.headers_mut();
                     headers.insert(NOSNIFF.0, NOSNIFF.1);
+                    if let Ok(value) = HeaderValue::from_str(&id) {
+                        headers.insert(REQUEST_ID, value);
+                    }
                     if per_account {
                         // For one account only: no shared cache may keep it.
                         headers.insert(header::CACHE_CONTROL, NO_STORE);
@@ -96,18 +107,32 @@ pub fn app(
                     return response;
                 };
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-                match &response {
-                    Ok(done) => log::info!(
-                        "{method} {path} {} {elapsed_ms:.2}ms",
-                        done.status().as_u16()
+                let (status, route, user) = match &response {
+                    Ok(done) => (
+                        done.status().as_u16(),
+                        done.request().match_pattern(),
+                        done.request()
+                            .extensions()
+                            .get::<auth::Authenticated>()
+                            .map(|caller| caller.user.get()),
                     ),
-                    Err(error) => log::info!(
-                        "{method} {path} {} {elapsed_ms:.2}ms",
-                        error.as_response_error().status_code().as_u16()
+                    Err(error) => (error.as_response_error().status_code().as_u16(), None, None),
+                };
+                let route = route.unwrap_or_else(|| "unmatched".to_owned());
+                let method = method.as_str();
+                let duration_ms = (elapsed_ms * 100.0).round() / 100.0;
+                match user {
+                    Some(user_id) => log::info!(
+                        method, route = route.as_str(), status, duration_ms, user_id;
+                        "{method} {path} {status} {elapsed_ms:.2}ms"
+                    ),
+                    None => log::info!(
+                        method, route = route.as_str(), status, duration_ms;
+                        "{method} {path} {status} {elapsed_ms:.2}ms"
                     ),
                 }
                 response
-            }
+            })
         })
         .configure(routes::routes)
 }

@@ -9,8 +9,9 @@ const CONNECT_DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[actix_web::main]
 async fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let outcome = api::cli::Cli::parse().run().await;
+    let cli = api::cli::Cli::parse();
+    api::logging::init(cli.log_format);
+    let outcome = cli.run().await;
     // Every exit path passes here: no connection may be inside libpq's TLS handshake while
     // `exit` runs OpenSSL's clean-up (that crashed one-shot commands after their work).
     if !store::close_connection_attempts(CONNECT_DRAIN_TIMEOUT) {

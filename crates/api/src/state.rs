@@ -139,7 +139,9 @@ where
     F: FnOnce() -> RepositoryResult<T> + Send + 'static,
     T: Send + 'static,
 {
-    actix_web::web::block(work)
+    // The pool's thread works for the caller's request: its log lines carry the id.
+    let id = crate::logging::current_request_id();
+    actix_web::web::block(move || crate::logging::in_request(id, work))
         .await
         .map_err(|_| RepositoryError::Internal("the blocking pool is shut down".into()))?
 }
