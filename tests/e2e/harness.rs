@@ -78,6 +78,8 @@ fn command_under(database: &Database, wrapper: &[&str]) -> Command {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", &database.url)
+        // Tests run many servers at once: each gets a metrics port of its own.
+        .env("METRICS_BIND", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         // Write bursts from one key would trip the per-key limit; its own tests are in-process.
         .env("RATE_LIMIT_PER_MINUTE", "0");
@@ -151,6 +153,7 @@ pub struct Server {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     log: Arc<Mutex<String>>,
+    metrics: Arc<Mutex<Option<String>>>,
 }
 
 impl Server {
@@ -191,8 +194,14 @@ impl Server {
         let log = Arc::new(Mutex::new(String::new()));
         let (address_tx, address_rx) = mpsc::channel();
         let sink = log.clone();
+        let metrics = Arc::new(Mutex::new(None));
+        let metrics_sink = metrics.clone();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("metrics on ").nth(1) {
+                    let address = rest.split(['"', ' ']).next().unwrap_or(rest);
+                    *metrics_sink.lock().unwrap() = Some(address.trim().to_owned());
+                }
                 // The text log ends the line with the address; the JSON log quotes it.
                 if let Some(rest) = line.split("listening on ").nth(1) {
                     let address = rest.split(['"', ' ']).next().unwrap_or(rest);
@@ -210,7 +219,12 @@ impl Server {
                 panic!("the service did not start:\n{}", log.lock().unwrap());
             }
         };
-        let server = Server { child, base, log };
+        let server = Server {
+            child,
+            base,
+            log,
+            metrics,
+        };
         server.wait_until_healthy();
         server
     }
@@ -301,6 +315,11 @@ impl Server {
         };
         let status = response.status();
         response.into_string().ok().map(|body| (status, body))
+    }
+
+    /// `http://127.0.0.1:PORT/metrics`, when the service serves its metrics.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.metrics.lock().unwrap().clone()
     }
 
     /// The service's process id.

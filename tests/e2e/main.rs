@@ -65,6 +65,7 @@ e2e_suite!(
         the_cli_writing_beside_a_sqlite_server_never_costs_a_client_a_locked_database,
         the_phone_number_endpoints_list_and_rename_the_callers_trunks,
         the_json_log_is_one_object_per_line_with_request_ids_and_no_secret,
+        the_metrics_listener_counts_requests_by_route_template_away_from_the_api,
     ]
 );
 
@@ -92,6 +93,7 @@ e2e_suite!(
         with_redis_gone_requests_are_served_on_per_process_limits_and_sharing_resumes,
         the_phone_number_endpoints_list_and_rename_the_callers_trunks,
         the_json_log_is_one_object_per_line_with_request_ids_and_no_secret,
+        the_metrics_listener_counts_requests_by_route_template_away_from_the_api,
     ]
 );
 

@@ -377,3 +377,47 @@ pub fn the_json_log_is_one_object_per_line_with_request_ids_and_no_secret(databa
     let secret_part = token.split('|').nth(1).unwrap();
     assert!(!log.contains(secret_part));
 }
+
+pub fn the_metrics_listener_counts_requests_by_route_template_away_from_the_api(
+    database: &Database,
+) {
+    let token = create_user(database, "metrics@example.com");
+    let server = Server::start(database);
+    let (status, text) = server.call("POST", TRUNKS, Some(&token), Some(&number_trunk()));
+    assert_eq!(status, 201, "{text}");
+    let id = json(&text)["data"]["id"].as_i64().unwrap();
+    for _ in 0..3 {
+        server.call("GET", &format!("{TRUNKS}/{id}"), Some(&token), None);
+    }
+    server.call("GET", TRUNKS, Some("1|wrong"), None);
+    // Not on the public listener.
+    let (status, _) = server.call("GET", "/metrics", None, None);
+    assert_eq!(status, 404);
+    let url = server
+        .metrics_url()
+        .expect("the log names the metrics address");
+    let scraped = ureq::get(&url).call().unwrap();
+    assert!(
+        scraped.content_type().contains("openmetrics"),
+        "{}",
+        scraped.content_type()
+    );
+    let text = scraped.into_string().unwrap();
+    for expected in [
+        r#"sip_trunks_http_requests_total{route="/api/user/phone-numbers/sip-trunks/{id}",method="GET",status="200"} 3"#,
+        r#"sip_trunks_http_requests_total{route="/api/user/phone-numbers/sip-trunks",method="POST",status="201"} 1"#,
+        "sip_trunks_http_request_duration_seconds_bucket{",
+        "sip_trunks_auth_failures_total 1",
+        "sip_trunks_db_pool_connections ",
+        "sip_trunks_db_pool_wait_seconds_total ",
+        r#"sip_trunks_cache_lookups_total{cache="read",outcome="hit"}"#,
+        "sip_trunks_change_feed_live ",
+        "# EOF",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+    assert!(
+        !text.contains(&format!("/sip-trunks/{id}\"")),
+        "never a raw path with an id"
+    );
+}

@@ -61,7 +61,13 @@ fn main() {
     let port = free_udp_port().unwrap();
     let mut server = Service(
         Command::new(&binary)
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--metrics-bind",
+                "off",
+            ])
             .env("DATABASE_URL", &database)
             .env("KAMAILIO_DB_URL", &edge.database_url)
             .env("KAMAILIO_RPC_URL", edge.rpc_url())

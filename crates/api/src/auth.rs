@@ -190,17 +190,27 @@ impl FromRequest for Authenticated {
                     let client = state
                         .trusted_proxies
                         .client(req.peer_addr().map(|peer| peer.ip()), req.headers());
-                    return Err(state.rate_limits.failed_everywhere(client).await);
+                    let metrics = crate::metrics::metrics();
+                    metrics.auth_failures.inc();
+                    let answer = state.rate_limits.failed_everywhere(client).await;
+                    if matches!(answer, ApiError::TooManyRequests { .. }) {
+                        crate::metrics::Metrics::count(&metrics.rate_limited, "auth_failures");
+                    }
+                    return Err(answer);
                 }
                 Err(other) => return Err(other),
             };
             // The request log names the user.
             req.extensions_mut().insert(caller);
-            if let Some(allowance) = state
+            let allowance = state
                 .rate_limits
                 .check_account_everywhere(caller.user)
-                .await?
-            {
+                .await
+                .inspect_err(|_| {
+                    let metrics = crate::metrics::metrics();
+                    crate::metrics::Metrics::count(&metrics.rate_limited, "account");
+                })?;
+            if let Some(allowance) = allowance {
                 req.extensions_mut().insert(allowance);
             }
             Ok(caller)
@@ -212,7 +222,9 @@ impl FromRequest for Authenticated {
 async fn verify(state: &AppState, token: Option<ApiToken>) -> Result<Authenticated, ApiError> {
     let token = token.ok_or(ApiError::Unauthenticated)?;
     let now = Timestamp::now();
-    if let Some((caller, touch)) = state.auth_cache.lookup(&token, now) {
+    let cached = state.auth_cache.lookup(&token, now);
+    crate::metrics::metrics().cache_lookup("auth", cached.is_some());
+    if let Some((caller, touch)) = cached {
         if let Some(at) = touch {
             // Off the request path: the answer does not wait for this write.
             let accounts = state.accounts.clone();

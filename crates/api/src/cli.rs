@@ -142,6 +142,10 @@ pub struct ServeArgs {
     /// limits are per process. Redis unreachable: per process until it answers again.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Where `GET /metrics` (Prometheus) is served: an address of its own, never the API's;
+    /// `off` turns it off.
+    #[arg(long, env = "METRICS_BIND", default_value = "127.0.0.1:9090")]
+    pub metrics_bind: String,
     /// What every Redis key of this deployment starts with (several deployments can share
     /// one Redis; replicas of one deployment must agree).
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "sip-trunks:")]
@@ -317,6 +321,7 @@ async fn serve(
         trusted_proxies: args.trusted_proxies,
         redis_url: args.redis_url.filter(|url| !url.is_empty()),
         redis_key_prefix: args.redis_key_prefix,
+        metrics_bind: Some(args.metrics_bind).filter(|bind| bind != "off" && !bind.is_empty()),
         max_connections: args.max_connections,
     };
     settings.check()?;

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod infrastructure;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod openapi;
 pub mod provisioning;
 pub mod rate_limit;
@@ -71,13 +72,10 @@ pub fn app(
                     .get(&REQUEST_ID)
                     .and_then(|value| value.to_str().ok()),
             );
-            let logged = log::log_enabled!(log::Level::Info).then(|| {
-                (
-                    Instant::now(),
-                    req.method().clone(),
-                    req.path().chars().take(LOGGED_PATH_LEN).collect::<String>(),
-                )
-            });
+            let started = Instant::now();
+            let method = req.method().clone();
+            let logged_path = log::log_enabled!(log::Level::Info)
+                .then(|| req.path().chars().take(LOGGED_PATH_LEN).collect::<String>());
             let per_account = req.path().starts_with(ACCOUNT_API);
             let response = logging::with_request_id(id.clone(), service.call(req));
             logging::with_request_id(id.clone(), async move {
@@ -103,10 +101,8 @@ pub fn app(
                             .insert(RATE_LIMIT_REMAINING, HeaderValue::from(allowance.remaining));
                     }
                 }
-                let Some((started, method, path)) = logged else {
-                    return response;
-                };
-                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                let elapsed = started.elapsed();
+                let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
                 let (status, route, user) = match &response {
                     Ok(done) => (
                         done.status().as_u16(),
@@ -120,6 +116,25 @@ pub fn app(
                 };
                 let route = route.unwrap_or_else(|| "unmatched".to_owned());
                 let method = method.as_str();
+                let metrics = metrics::metrics();
+                metrics
+                    .requests
+                    .get_or_create(&metrics::RequestLabels {
+                        route: route.clone(),
+                        method: method.to_owned(),
+                        status,
+                    })
+                    .inc();
+                metrics
+                    .durations
+                    .get_or_create(&metrics::RouteLabels {
+                        route: route.clone(),
+                        method: method.to_owned(),
+                    })
+                    .observe(elapsed.as_secs_f64());
+                let Some(path) = logged_path else {
+                    return response;
+                };
                 let duration_ms = (elapsed_ms * 100.0).round() / 100.0;
                 match user {
                     Some(user_id) => log::info!(

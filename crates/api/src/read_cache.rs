@@ -127,8 +127,13 @@ impl ReadCache {
             return None;
         }
         let state = self.state();
-        let (bytes, stored_at) = state.answers.get(&(owner, read))?;
-        (stored_at.elapsed() < self.ttl).then(|| bytes.clone())
+        let fresh = state
+            .answers
+            .get(&(owner, read))
+            .filter(|(_, stored_at)| stored_at.elapsed() < self.ttl)
+            .map(|(bytes, _)| bytes.clone());
+        crate::metrics::metrics().cache_lookup("read", fresh.is_some());
+        fresh
     }
 
     /// The owner's generation: take it before reading the database.

@@ -88,6 +88,8 @@ pub struct ServeSettings {
     pub redis_url: Option<String>,
     /// What this deployment's Redis keys start with.
     pub redis_key_prefix: String,
+    /// Where `/metrics` is served; `None`: nowhere.
+    pub metrics_bind: Option<String>,
     /// Most client connections at once, over all workers.
     #[validate(range(
         min = 1,
@@ -272,6 +274,7 @@ pub async fn serve(
         }
         state = state.with_change_feed(feed);
     }
+    let pool = store.clone();
     let mut running_reconciler = None;
     match provisioner {
         Some(provisioner) => {
@@ -303,6 +306,10 @@ pub async fn serve(
             read_cache.evict_expired();
         }
     });
+    let metrics_server = match &settings.metrics_bind {
+        None => None,
+        Some(bind) => Some(metrics_server(bind, state.clone(), pool)?),
+    };
     let server = HttpServer::new(move || crate::app(state.clone()))
         .workers(settings.workers)
         .max_connections(settings.max_connections_per_worker())
@@ -319,10 +326,57 @@ pub async fn serve(
         context: "the server stopped".into(),
         source,
     });
+    if let Some(metrics) = metrics_server {
+        metrics.stop(true).await;
+    }
     if let Some(reconciler) = running_reconciler {
         reconciler.give_up_lease().await;
     }
     outcome
+}
+
+/// `GET /metrics` on `bind`, one worker, stopped by the caller (it does not watch signals).
+fn metrics_server(
+    bind: &str,
+    state: AppState,
+    pool: Arc<SqlStore>,
+) -> Result<actix_web::dev::ServerHandle, StartError> {
+    let server = HttpServer::new(move || {
+        let (state, pool) = (state.clone(), pool.clone());
+        actix_web::App::new().route(
+            "/metrics",
+            actix_web::web::get().to(move || {
+                let (state, pool) = (state.clone(), pool.clone());
+                async move {
+                    let metrics = crate::metrics::metrics();
+                    metrics.observe_pool(pool.pool_stats());
+                    metrics
+                        .change_feed_live
+                        .set(i64::from(state.cache_coherence() == "live"));
+                    metrics
+                        .rate_limits_shared
+                        .set(i64::from(state.rate_limits.scope() == "redis"));
+                    actix_web::HttpResponse::Ok()
+                        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+                        .body(metrics.render())
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(bind)
+    .map_err(|source| StartError::Io {
+        context: format!("cannot serve the metrics on {bind}"),
+        source,
+    })?;
+    for address in server.addrs() {
+        log::info!("metrics on http://{address}/metrics");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Ok(handle)
 }
 
 #[cfg(test)]
@@ -344,6 +398,7 @@ mod tests {
             max_connections: 4096,
             redis_url: None,
             redis_key_prefix: "sip-trunks:".into(),
+            metrics_bind: None,
         }
     }
 

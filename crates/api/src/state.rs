@@ -141,9 +141,23 @@ where
 {
     // The pool's thread works for the caller's request: its log lines carry the id.
     let id = crate::logging::current_request_id();
-    actix_web::web::block(move || crate::logging::in_request(id, work))
-        .await
-        .map_err(|_| RepositoryError::Internal("the blocking pool is shut down".into()))?
+    actix_web::web::block(move || {
+        let outcome = crate::logging::in_request(id, work);
+        if let Err(error) = &outcome {
+            let kind = match error {
+                RepositoryError::Unavailable(_) => Some("unavailable"),
+                RepositoryError::Corrupt(_) => Some("corrupt"),
+                RepositoryError::Internal(_) => Some("internal"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                crate::metrics::Metrics::count(&crate::metrics::metrics().db_errors, kind);
+            }
+        }
+        outcome
+    })
+    .await
+    .map_err(|_| RepositoryError::Internal("the blocking pool is shut down".into()))?
 }
 
 /// [`blocking`], with a repository failure turned into the API's error.

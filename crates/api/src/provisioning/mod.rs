@@ -164,6 +164,31 @@ impl Provisioner {
         call: domain::ProvisionFuture<'_, T>,
     ) -> Result<T, ProvisionError> {
         let left = deadline.saturating_duration_since(Instant::now());
+        let outcome = self.timed_call(left, what, call).await;
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(ProvisionError::NumberTaken) => "number_taken",
+            Err(ProvisionError::Refused(_)) => "refused",
+            Err(ProvisionError::Unauthorized(_)) => "unauthorized",
+            Err(ProvisionError::Unavailable(_)) => "unavailable",
+        };
+        crate::metrics::metrics()
+            .provisioning
+            .get_or_create(&crate::metrics::ProvisioningLabels {
+                infrastructure: self.infrastructure.name().to_owned(),
+                operation: what.to_owned(),
+                outcome: label.to_owned(),
+            })
+            .inc();
+        outcome
+    }
+
+    async fn timed_call<T>(
+        &self,
+        left: Duration,
+        what: &str,
+        call: domain::ProvisionFuture<'_, T>,
+    ) -> Result<T, ProvisionError> {
         match actix_web::rt::time::timeout(left, call).await {
             Ok(outcome) => outcome.inspect_err(|error| {
                 log::warn!("{} {what}: {error}", self.infrastructure.name());

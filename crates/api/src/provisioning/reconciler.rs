@@ -292,6 +292,9 @@ impl Reconciler {
         let due = blocking(move || ledger.due_removals(Timestamp::now(), 200))
             .await
             .map_err(|e| e.to_string())?;
+        crate::metrics::metrics()
+            .reconciler_due_removals
+            .set(i64::try_from(due.len()).unwrap_or(i64::MAX));
         for removal in due {
             if !dry_run {
                 let done = self
@@ -322,6 +325,9 @@ impl Reconciler {
         let claimed = blocking(move || ledger.claim_due(Timestamp::now(), &claim, 20))
             .await
             .map_err(|e| e.to_string())?;
+        crate::metrics::metrics()
+            .reconciler_due_trunks
+            .set(i64::try_from(claimed.len()).unwrap_or(i64::MAX));
         for trunk in claimed {
             match trunk.state {
                 ProvisioningState::Creating => {

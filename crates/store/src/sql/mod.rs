@@ -76,6 +76,30 @@ pub struct SqlStore {
     url: DatabaseUrl,
     /// SQLite only: this process's writers take turns here, counting their writes.
     write_lock: Option<Arc<Mutex<u64>>>,
+    /// How long callers waited for a pooled connection (for the metrics).
+    waits: Arc<PoolWaits>,
+}
+
+/// Checkouts of pooled connections and the time spent waiting for them.
+#[derive(Debug, Default)]
+struct PoolWaits {
+    checkouts: std::sync::atomic::AtomicU64,
+    wait_micros: std::sync::atomic::AtomicU64,
+}
+
+/// The pool as the metrics show it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolStats {
+    /// Connections open.
+    pub open: u32,
+    /// Of those, idle.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+    /// Connections handed out so far.
+    pub checkouts: u64,
+    /// Seconds callers spent waiting for them, in all.
+    pub wait_seconds: f64,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -129,7 +153,21 @@ impl SqlStore {
             keys: Arc::new(keys),
             url: url.clone(),
             write_lock,
+            waits: Arc::default(),
         })
+    }
+
+    /// The pool's connections and the waits for them so far.
+    pub fn pool_stats(&self) -> PoolStats {
+        use std::sync::atomic::Ordering;
+        let state = self.pool.state();
+        PoolStats {
+            open: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+            checkouts: self.waits.checkouts.load(Ordering::Relaxed),
+            wait_seconds: self.waits.wait_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
     }
 
     /// The same store (same pool) sealing and opening passwords with `keys`: for start-up,
@@ -192,7 +230,16 @@ impl SqlStore {
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
     ) -> RepositoryResult<T> {
-        let mut conn = self.pool.get().map_err(from_pool)?;
+        let asked = std::time::Instant::now();
+        let conn = self.pool.get();
+        let waited = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.waits
+            .checkouts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.waits
+            .wait_micros
+            .fetch_add(waited, std::sync::atomic::Ordering::Relaxed);
+        let mut conn = conn.map_err(from_pool)?;
         work(&mut conn.db).map_err(|error| {
             let error = RepositoryError::from(error);
             if matches!(error, RepositoryError::Unavailable(_)) {

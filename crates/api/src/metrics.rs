@@ -1,0 +1,274 @@
+//! Prometheus metrics (`prometheus-client`, the Prometheus project's own Rust client: typed
+//! families, the text format, no global magic), served on a listener of their own
+//! (`--metrics-bind`, default 127.0.0.1:9090, `off` disables it), never on the public one.
+//!
+//! Counters are updated where things happen (a few atomic adds per request); gauges that
+//! describe state (the pool, the change feed, Redis) are read when scraped. Labels are
+//! bounded: routes are templates (`/api/user/phone-numbers/sip-trunks/{id}`, never the raw
+//! path), unmatched paths are one `unmatched` route.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// A request's labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route template.
+    pub route: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The answer's status.
+    pub status: u16,
+}
+
+/// A route's labels (latency).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route template.
+    pub route: String,
+    /// The HTTP method.
+    pub method: String,
+}
+
+/// One label, `kind`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// What kind.
+    pub kind: String,
+}
+
+/// A cache's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `read` or `auth`.
+    pub cache: String,
+    /// `hit` or `miss`.
+    pub outcome: String,
+}
+
+/// A call to the voice infrastructure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProvisioningLabels {
+    /// `livekit` or `kamailio`.
+    pub infrastructure: String,
+    /// What was asked (`create inbound leg`, ...).
+    pub operation: String,
+    /// `ok`, or the error's kind (`unavailable`, `refused`, `unauthorized`, `number_taken`).
+    pub outcome: String,
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route, method and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request latency by route and method.
+    pub durations: Family<RouteLabels, Histogram>,
+    /// Database errors by kind (`unavailable`, `internal`, `corrupt`).
+    pub db_errors: Family<KindLabel, Counter>,
+    /// Requests refused by a rate limit, by limit (`account`, `auth_failures`).
+    pub rate_limited: Family<KindLabel, Counter>,
+    /// Failed authentications.
+    pub auth_failures: Counter,
+    /// Cache hits and misses.
+    pub cache: Family<CacheLabels, Counter>,
+    /// Calls to the voice infrastructure by operation and outcome.
+    pub provisioning: Family<ProvisioningLabels, Counter>,
+    /// Leg removals due at the reconciler's last pass (at most 200 read).
+    pub reconciler_due_removals: Gauge,
+    /// Trunks due for repair the reconciler claimed at its last pass (at most 20).
+    pub reconciler_due_trunks: Gauge,
+    /// Connections open in the database pool.
+    pub pool_open: Gauge,
+    /// Of those, in use.
+    pub pool_in_use: Gauge,
+    /// The pool's size limit.
+    pub pool_max: Gauge,
+    /// Connections handed out by the pool.
+    pub pool_checkouts: Counter,
+    /// Seconds spent waiting for a pooled connection.
+    pub pool_wait_seconds: Counter<f64, AtomicU64>,
+    /// 1 while the change feed listens (PostgreSQL), 0 while it reconnects or without one.
+    pub change_feed_live: Gauge,
+    /// 1 while rate limits are shared through Redis and Redis answers.
+    pub rate_limits_shared: Gauge,
+    seen_checkouts: AtomicU64,
+    seen_wait_micros: AtomicU64,
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("sip_trunks");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "Requests by route template, method and status",
+            requests.clone(),
+        );
+        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Request latency by route template and method",
+            durations.clone(),
+        );
+        let db_errors = Family::<KindLabel, Counter>::default();
+        registry.register("db_errors", "Database errors by kind", db_errors.clone());
+        let rate_limited = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by limit",
+            rate_limited.clone(),
+        );
+        let auth_failures = Counter::default();
+        registry.register(
+            "auth_failures",
+            "Failed authentications",
+            auth_failures.clone(),
+        );
+        let cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Cache lookups by cache and outcome",
+            cache.clone(),
+        );
+        let provisioning = Family::<ProvisioningLabels, Counter>::default();
+        registry.register(
+            "provisioning_calls",
+            "Calls to the voice infrastructure by operation and outcome",
+            provisioning.clone(),
+        );
+        let reconciler_due_removals = Gauge::default();
+        registry.register(
+            "reconciler_due_removals",
+            "Leg removals due at the reconciler's last pass",
+            reconciler_due_removals.clone(),
+        );
+        let reconciler_due_trunks = Gauge::default();
+        registry.register(
+            "reconciler_due_trunks",
+            "Trunks due for repair at the reconciler's last pass",
+            reconciler_due_trunks.clone(),
+        );
+        let pool_open = Gauge::default();
+        registry.register(
+            "db_pool_connections",
+            "Connections open in the database pool",
+            pool_open.clone(),
+        );
+        let pool_in_use = Gauge::default();
+        registry.register(
+            "db_pool_connections_in_use",
+            "Pooled connections in use",
+            pool_in_use.clone(),
+        );
+        let pool_max = Gauge::default();
+        registry.register(
+            "db_pool_max_connections",
+            "The database pool's size limit",
+            pool_max.clone(),
+        );
+        let pool_checkouts = Counter::default();
+        registry.register(
+            "db_pool_checkouts",
+            "Connections handed out by the pool",
+            pool_checkouts.clone(),
+        );
+        let pool_wait_seconds = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "db_pool_wait_seconds",
+            "Seconds spent waiting for a pooled connection",
+            pool_wait_seconds.clone(),
+        );
+        let change_feed_live = Gauge::default();
+        registry.register(
+            "change_feed_live",
+            "1 while other replicas' writes reach the caches",
+            change_feed_live.clone(),
+        );
+        let rate_limits_shared = Gauge::default();
+        registry.register(
+            "rate_limits_shared",
+            "1 while the rate limits are shared through Redis",
+            rate_limits_shared.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            durations,
+            db_errors,
+            rate_limited,
+            auth_failures,
+            cache,
+            provisioning,
+            reconciler_due_removals,
+            reconciler_due_trunks,
+            pool_open,
+            pool_in_use,
+            pool_max,
+            pool_checkouts,
+            pool_wait_seconds,
+            change_feed_live,
+            rate_limits_shared,
+            seen_checkouts: AtomicU64::new(0),
+            seen_wait_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a cache lookup.
+    pub fn cache_lookup(&self, cache: &str, hit: bool) {
+        self.cache
+            .get_or_create(&CacheLabels {
+                cache: cache.to_owned(),
+                outcome: if hit { "hit" } else { "miss" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one of `kind`.
+    pub fn count(family: &Family<KindLabel, Counter>, kind: &str) {
+        family
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Takes in the pool's state as the store reports it.
+    pub fn observe_pool(&self, stats: store::PoolStats) {
+        self.pool_open.set(i64::from(stats.open));
+        self.pool_in_use
+            .set(i64::from(stats.open.saturating_sub(stats.idle)));
+        self.pool_max.set(i64::from(stats.max));
+        let before = self.seen_checkouts.swap(stats.checkouts, Ordering::Relaxed);
+        self.pool_checkouts
+            .inc_by(stats.checkouts.saturating_sub(before));
+        let micros = (stats.wait_seconds * 1e6) as u64;
+        let before = self.seen_wait_micros.swap(micros, Ordering::Relaxed);
+        self.pool_wait_seconds
+            .inc_by(micros.saturating_sub(before) as f64 / 1e6);
+    }
+
+    /// The text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            log::error!("cannot encode the metrics");
+        }
+        text
+    }
+}
