@@ -2,6 +2,7 @@
 //! answers for unknown routes (404) and wrong methods (405).
 
 pub(crate) mod api_keys;
+pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod phone_numbers;
 pub(crate) mod trunks;
@@ -80,6 +81,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .delete(api_keys::revoke)
                     .to(method_not_allowed("DELETE")),
             ),
+    )
+    .service(
+        web::resource("/api/docs")
+            .get(docs::page)
+            .to(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/docs/swagger-ui-bundle.js")
+            .get(docs::bundle)
+            .to(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/docs/swagger-ui.css")
+            .get(docs::style)
+            .to(method_not_allowed("GET")),
     )
     .service(
         web::resource("/api/openapi.json")

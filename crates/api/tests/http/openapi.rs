@@ -1,5 +1,6 @@
 //! The OpenAPI document: committed as docs/openapi.json and in step with the code, and its
-//! response schemas in step with real answers (same keys, same order).
+//! response schemas in step with real answers (same keys, same order); and the reference page
+//! built from it.
 
 use serde_json::{json, Value};
 
@@ -186,4 +187,42 @@ async fn the_documented_request_examples_are_accepted() {
     )
     .await;
     assert_eq!(created.status, 201, "{}", created.text);
+}
+
+#[actix_web::test]
+async fn the_docs_page_and_its_assets_are_served_by_the_binary_without_any_outside_url() {
+    let (state, _store) = memory_state();
+    let app = actix_web::test::init_service(api::app(state)).await;
+    let page = send(&app, request("GET", "/api/docs", None, None)).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    for reference in [
+        "/api/openapi.json",
+        "/api/docs/swagger-ui-bundle.js",
+        "/api/docs/swagger-ui.css",
+    ] {
+        assert!(page.text.contains(reference), "{reference}");
+    }
+    assert!(
+        !page.text.contains("http://") && !page.text.contains("https://"),
+        "no outside URL"
+    );
+    for (path, kind) in [
+        (
+            "/api/docs/swagger-ui-bundle.js",
+            "application/javascript; charset=utf-8",
+        ),
+        ("/api/docs/swagger-ui.css", "text/css; charset=utf-8"),
+    ] {
+        let asset = send(&app, request("GET", path, None, None)).await;
+        assert_eq!(
+            (asset.status, asset.header("content-type")),
+            (200, Some(kind)),
+            "{path}"
+        );
+        assert!(asset.text.len() > 100_000, "{path} is the real asset");
+    }
 }
