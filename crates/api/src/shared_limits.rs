@@ -7,8 +7,8 @@
 //!
 //! Redis unreachable: the request is served on the per-process limits instead (fail open;
 //! logged once per outage; `/readyz` says `"rate_limits":"local (redis unreachable)"`). Every
-//! call is bounded (250 ms to connect, 250 ms for an answer), and a lost connection is tried
-//! again at most once a second, so an outage costs no request more than that.
+//! call is bounded (250 ms to connect, 250 ms for an answer), and for a second after a failure
+//! no request asks Redis at all: an outage costs one request a second that wait, no more.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -58,6 +58,8 @@ pub struct SharedLimiter {
     script: redis::Script,
     connection: Mutex<Option<ConnectionManager>>,
     last_attempt: Mutex<Option<Instant>>,
+    /// When a call last failed: for a second after, requests do not wait on Redis.
+    last_failure: Mutex<Option<Instant>>,
     reachable: AtomicBool,
     prefix: String,
 }
@@ -73,6 +75,7 @@ impl SharedLimiter {
             script: redis::Script::new(GCRA),
             connection: Mutex::new(None),
             last_attempt: Mutex::new(None),
+            last_failure: Mutex::new(None),
             reachable: AtomicBool::new(true),
             prefix: prefix.to_owned(),
         })
@@ -86,6 +89,9 @@ impl SharedLimiter {
     /// Takes a cell of `key` under `per_minute`; `None` when Redis did not answer in time
     /// (the caller then limits locally).
     pub async fn take(&self, key: &str, per_minute: u32) -> Option<Decision> {
+        if lock(&self.last_failure).is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
+            return None;
+        }
         let mut connection = self.connection().await?;
         let mut invocation = self.script.key(format!("{}{key}", self.prefix));
         invocation.arg(60_000_u64).arg(per_minute);
@@ -144,6 +150,7 @@ impl SharedLimiter {
 
     /// Records the outcome; says so in the log when reachability changes.
     fn mark(&self, reachable: bool, why: &str) {
+        *lock(&self.last_failure) = (!reachable).then(Instant::now);
         let was = self.reachable.swap(reachable, Ordering::Relaxed);
         match (was, reachable) {
             (true, false) => log::warn!(
