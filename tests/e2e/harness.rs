@@ -269,6 +269,30 @@ impl Server {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (u16, String, Option<String>) {
+        self.exchange(id, method, path, token, body)
+            .unwrap_or_else(|| panic!("{method} {path}: no answer"))
+    }
+
+    /// Sends a request; `None` when no answer came (connection refused or cut).
+    pub fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Option<(u16, String)> {
+        self.exchange(None, method, path, token, body)
+            .map(|(status, text, _)| (status, text))
+    }
+
+    fn exchange(
+        &self,
+        id: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Option<(u16, String, Option<String>)> {
         let mut request =
             ureq::request(method, &format!("{}{path}", self.base)).timeout(Duration::from_secs(10));
         if let Some(token) = token {
@@ -284,37 +308,14 @@ impl Server {
         let response = match response {
             Ok(response) => response,
             Err(ureq::Error::Status(_, response)) => response,
-            Err(ureq::Error::Transport(error)) => panic!("{method} {path}: {error}"),
-        };
-        let status = response.status();
-        let echoed = response.header("x-request-id").map(str::to_owned);
-        (status, response.into_string().unwrap_or_default(), echoed)
-    }
-
-    /// Sends a request; `None` when no answer came (connection refused or cut).
-    pub fn try_call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> Option<(u16, String)> {
-        let mut request =
-            ureq::request(method, &format!("{}{path}", self.base)).timeout(Duration::from_secs(10));
-        if let Some(token) = token {
-            request = request.set("Authorization", &format!("Bearer {token}"));
-        }
-        let response = match body {
-            Some(body) => request.send_json(body.clone()),
-            None => request.call(),
-        };
-        let response = match response {
-            Ok(response) => response,
-            Err(ureq::Error::Status(_, response)) => response,
             Err(ureq::Error::Transport(_)) => return None,
         };
         let status = response.status();
-        response.into_string().ok().map(|body| (status, body))
+        let echoed = response.header("x-request-id").map(str::to_owned);
+        response
+            .into_string()
+            .ok()
+            .map(|text| (status, text, echoed))
     }
 
     /// `http://127.0.0.1:PORT/metrics`, when the service serves its metrics.

@@ -13,7 +13,7 @@ use crate::keys::{self, KeySource};
 use crate::logging::LogFormat;
 use crate::provisioning::reconciler::{Action, Reconciler};
 use crate::read_cache;
-use crate::server::{self, ServeSettings, StartError};
+use crate::server::{self, SecretUrl, ServeSettings, StartError};
 use crate::state::AccountLimits;
 
 /// The SIP trunk registry.
@@ -141,7 +141,7 @@ pub struct ServeArgs {
     /// Redis (`redis://host:6379/0`) for rate limits shared by every replica; without it the
     /// limits are per process. Redis unreachable: per process until it answers again.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretUrl>,
     /// Where `GET /metrics` (Prometheus) is served: an address of its own, never the API's;
     /// `off` turns it off.
     #[arg(long, env = "METRICS_BIND", default_value = "127.0.0.1:9090")]
@@ -319,7 +319,7 @@ async fn serve(
         rate_limit_per_minute: args.rate_limit_per_minute,
         auth_failures_per_minute: args.auth_failures_per_minute,
         trusted_proxies: args.trusted_proxies,
-        redis_url: args.redis_url.filter(|url| !url.is_empty()),
+        redis_url: args.redis_url.filter(|url| !url.0.is_empty()),
         redis_key_prefix: args.redis_key_prefix,
         metrics_bind: Some(args.metrics_bind).filter(|bind| bind != "off" && !bind.is_empty()),
         max_connections: args.max_connections,

@@ -19,7 +19,7 @@ use kamailio_adapter::{Kamailio, KamailioSettings};
 use livekit_adapter::{ApiSecret, LiveKit, LiveKitSettings};
 
 use crate::provisioning::Provisioner;
-use crate::server::StartError;
+use crate::server::{SecretUrl, StartError};
 
 /// LiveKit's own variable for the API secret.
 pub const SECRET_ENV: &str = "LIVEKIT_API_SECRET";
@@ -66,7 +66,7 @@ pub struct InfrastructureArgs {
     /// The database the Kamailio edge reads (postgres://… or sqlite://PATH): the service
     /// writes every trunk's rows there and creates the tables it needs.
     #[arg(long, env = "KAMAILIO_DB_URL", global = true, hide_env_values = true)]
-    pub kamailio_db_url: Option<String>,
+    pub kamailio_db_url: Option<SecretUrl>,
     /// The edge's JSON-RPC endpoint (its xhttp listener on loopback).
     #[arg(
         long,
@@ -106,7 +106,8 @@ impl InfrastructureArgs {
     pub fn infrastructure(&self) -> Result<Infrastructure, StartError> {
         let kamailio = self
             .kamailio_db_url
-            .as_deref()
+            .as_ref()
+            .map(|url| url.0.as_str())
             .filter(|url| !url.is_empty())
             .map(|url| KamailioSettings::new(url, &self.kamailio_rpc_url));
         match self.provisioner {

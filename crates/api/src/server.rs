@@ -85,7 +85,7 @@ pub struct ServeSettings {
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<String>,
     /// Redis for rate limits shared by every replica; `None`: per process.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretUrl>,
     /// What this deployment's Redis keys start with.
     pub redis_key_prefix: String,
     /// Where `/metrics` is served; `None`: nowhere.
@@ -220,11 +220,29 @@ fn rate_limits(settings: &ServeSettings) -> Result<RateLimits, StartError> {
     match &settings.redis_url {
         None => Ok(limits),
         Some(url) => {
-            let redis = SharedLimiter::new(url, &settings.redis_key_prefix)
+            let redis = SharedLimiter::new(&url.0, &settings.redis_key_prefix)
                 .map_err(StartError::Settings)?;
             log::info!("rate limits are shared by every replica through redis");
             Ok(limits.shared_through(redis))
         }
+    }
+}
+
+/// A URL that may carry a password (Redis, the Kamailio database): `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(pub String);
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretUrl([redacted])")
+    }
+}
+
+impl std::str::FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Ok(Self(raw.to_owned()))
     }
 }
 

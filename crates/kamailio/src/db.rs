@@ -78,13 +78,22 @@ pub(crate) enum EdgeConnection {
     Sqlite(SqliteConnection),
 }
 
-/// Where the Kamailio database is, parsed from its URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the Kamailio database is, parsed from its URL. `Debug` shows the backend only.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum EdgeDatabase {
     /// `postgres://…` or `postgresql://…`, passed to libpq as it is.
     Postgres(String),
     /// `sqlite://PATH` (Kamailio's own `sqlite:////abs/path` works too), or a bare path.
     Sqlite(String),
+}
+
+impl std::fmt::Debug for EdgeDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Postgres(_) => "EdgeDatabase::Postgres([redacted])",
+            Self::Sqlite(_) => "EdgeDatabase::Sqlite([redacted])",
+        })
+    }
 }
 
 impl EdgeDatabase {

@@ -37,8 +37,9 @@ use rand::Rng;
 use db::{address, sip_trunks_legs, subscriber, Edge, EdgeDatabase, EdgeFailure};
 use rpc::{RpcClient, RpcFailure};
 
-/// How the adapter reaches the SIP edge.
-#[derive(Debug, Clone)]
+/// How the adapter reaches the SIP edge. `Debug` leaves the database URL out (it may carry
+/// a password).
+#[derive(Clone)]
 pub struct KamailioSettings {
     /// `KAMAILIO_DB_URL`: the database Kamailio reads (`postgres://…`, `sqlite://PATH`).
     pub database_url: String,
@@ -62,6 +63,18 @@ impl KamailioSettings {
             attempts: 3,
             first_backoff: Duration::from_millis(100),
         }
+    }
+}
+
+impl std::fmt::Debug for KamailioSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KamailioSettings")
+            .field("database_url", &"[redacted]")
+            .field("rpc_url", &self.rpc_url)
+            .field("request_timeout", &self.request_timeout)
+            .field("attempts", &self.attempts)
+            .field("first_backoff", &self.first_backoff)
+            .finish()
     }
 }
 
@@ -610,6 +623,12 @@ mod tests {
         assert_eq!(inbound_key("1001").unwrap(), "1001");
         assert!(inbound_key("10'01").is_err());
         assert!(inbound_key("+").is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_the_database_url() {
+        let settings = KamailioSettings::new("postgres://k:Db-Secret-1@db/edge", "http://x/RPC");
+        assert!(!format!("{settings:?}").contains("Db-Secret-1"));
     }
 
     #[test]
