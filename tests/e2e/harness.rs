@@ -162,7 +162,8 @@ impl Server {
         Self::start_with(database, &[])
     }
 
-    /// [`Server::start`] with `env` set on top of the database's environment.
+    /// [`Server::start`] with `env` set on top of the database's environment (`""` removes a
+    /// variable).
     pub fn start_with(database: &Database, env: &[(&str, &str)]) -> Server {
         Self::start_with_args(database, env, &["--workers", "2"])
     }
@@ -181,7 +182,11 @@ impl Server {
     ) -> Server {
         let mut command = command_under(database, wrapper);
         for (name, value) in env {
-            command.env(name, value);
+            if value.is_empty() {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
         }
         let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0"])

@@ -611,6 +611,12 @@ pub fn reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references(dat
         ("KAMAILIO_DB_URL", rig.edge.database_url.as_str()),
         ("KAMAILIO_RPC_URL", rpc.as_str()),
     ];
+    let help = run_cli_with(database, &env, &["reconcile", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    assert!(
+        help.contains("Make Kamailio (the voice infrastructure configured here) hold exactly"),
+        "{help}"
+    );
     let dry = run_cli_with(database, &env, &["reconcile", "--dry-run"]);
     let printed = String::from_utf8_lossy(&dry.stdout).to_string();
     assert!(
@@ -648,7 +654,8 @@ pub fn reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references(dat
     );
     let again = run_cli_with(database, &env, &["reconcile"]);
     assert!(
-        String::from_utf8_lossy(&again.stdout).contains("exactly the legs"),
+        String::from_utf8_lossy(&again.stdout)
+            .contains("Kamailio holds exactly the legs the stored trunks reference"),
         "{}{}",
         String::from_utf8_lossy(&again.stdout),
         String::from_utf8_lossy(&again.stderr)

@@ -149,6 +149,12 @@ pub fn a_half_livekit_configuration_refuses_to_start_and_none_means_registry_onl
     );
     let output = run_cli_with(database, &[], &["reconcile"]);
     assert_eq!(output.status.code(), Some(1));
+    let help = run_cli_with(database, &[], &["reconcile", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    assert!(
+        help.contains("(LiveKit or Kamailio; none is configured here: see --provisioner)"),
+        "{help}"
+    );
     let server = Server::start(database);
     let (_, body) = server.call("GET", "/readyz", None, None);
     assert_eq!(
@@ -174,6 +180,12 @@ pub fn reconcile_lists_then_heals_what_livekit_lost(database: &Database) {
     assert!(standin.remove(&outbound));
     let env = livekit_env(&standin);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let help = run_cli_with(database, &env, &["help", "reconcile"]);
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    assert!(
+        help.contains("Make LiveKit (the voice infrastructure configured here) hold exactly"),
+        "{help}"
+    );
     let dry = run_cli_with(database, &env, &["reconcile", "--dry-run"]);
     let printed = String::from_utf8_lossy(&dry.stdout).to_string();
     assert!(dry.status.success(), "{printed}");
@@ -193,7 +205,8 @@ pub fn reconcile_lists_then_heals_what_livekit_lost(database: &Database) {
     assert_eq!(standin.trunk_ids().len(), 2);
     let again = run_cli_with(database, &env, &["reconcile"]);
     assert!(
-        String::from_utf8_lossy(&again.stdout).contains("exactly the legs"),
+        String::from_utf8_lossy(&again.stdout)
+            .contains("LiveKit holds exactly the legs the stored trunks reference"),
         "{}{}",
         String::from_utf8_lossy(&again.stdout),
         String::from_utf8_lossy(&again.stderr)

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{create_user, file_in, Database, Server};
+use std::net::TcpListener;
+
+use crate::harness::{create_user, file_in, run_cli_with, Database, Server};
 
 const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
 const PASSWORD: &str = "E2e-Very-Secret-Pass";
@@ -419,5 +421,59 @@ pub fn the_metrics_listener_counts_requests_by_route_template_away_from_the_api(
     assert!(
         !text.contains(&format!("/sip-trunks/{id}\"")),
         "never a raw path with an id"
+    );
+}
+
+/// Where the service serves its metrics when nobody chose an address.
+const DEFAULT_METRICS_BIND: &str = "127.0.0.1:9090";
+
+pub fn a_taken_default_metrics_port_costs_the_metrics_not_the_service(database: &Database) {
+    // Held by this test, or by some other process already: taken either way.
+    let _holder = TcpListener::bind(DEFAULT_METRICS_BIND).ok();
+    assert!(
+        TcpListener::bind(DEFAULT_METRICS_BIND).is_err(),
+        "the default metrics port must be taken for this test"
+    );
+    let server = Server::start_with(database, &[("METRICS_BIND", "")]);
+    let (status, _) = server.call("GET", "/readyz", None, None);
+    assert_eq!(status, 200);
+    assert_eq!(server.metrics_url(), None, "no metrics listener");
+    let (clean, log) = server.stop();
+    assert!(clean, "{log}");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("metrics"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("127.0.0.1:9090 is taken by another process: serving without metrics"),
+        "{log}"
+    );
+
+    // An address the operator chose is a promise: taken, the service does not start.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let chosen = taken.local_addr().unwrap().to_string();
+    let flag = run_cli_with(
+        database,
+        &[],
+        &["serve", "--bind", "127.0.0.1:0", "--metrics-bind", &chosen],
+    );
+    let stderr = String::from_utf8_lossy(&flag.stderr);
+    assert_eq!(flag.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot serve the metrics on {chosen}")),
+        "{stderr}"
+    );
+    // The default address, named explicitly, is a choice too.
+    let named = run_cli_with(
+        database,
+        &[("METRICS_BIND", DEFAULT_METRICS_BIND)],
+        &["serve", "--bind", "127.0.0.1:0"],
+    );
+    let stderr = String::from_utf8_lossy(&named.stderr);
+    assert_eq!(named.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot serve the metrics on 127.0.0.1:9090"),
+        "{stderr}"
     );
 }

@@ -4,16 +4,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use domain::{AccountRepository, ApiKeyId, ApiKeyName, ApiToken, Email, TokenSecret, UserName};
 use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, ResealScope, SqlStore};
 
-use crate::infrastructure::{Infrastructure, InfrastructureArgs};
+use crate::infrastructure::InfrastructureArgs;
 use crate::keys::{self, KeySource};
 use crate::logging::LogFormat;
 use crate::provisioning::reconciler::{Action, Reconciler};
 use crate::read_cache;
-use crate::server::{self, SecretUrl, ServeSettings, StartError};
+use crate::server::{self, MetricsBind, SecretUrl, ServeSettings, StartError};
 use crate::state::AccountLimits;
 
 /// The SIP trunk registry.
@@ -143,9 +143,10 @@ pub struct ServeArgs {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<SecretUrl>,
     /// Where `GET /metrics` (Prometheus) is served: an address of its own, never the API's;
-    /// `off` turns it off.
-    #[arg(long, env = "METRICS_BIND", default_value = "127.0.0.1:9090")]
-    pub metrics_bind: String,
+    /// `off` turns it off. Left out: 127.0.0.1:9090, or no metrics (one warning) when another
+    /// process holds it; an address given here that cannot be had stops the service.
+    #[arg(long, env = "METRICS_BIND")]
+    pub metrics_bind: Option<String>,
     /// What every Redis key of this deployment starts with (several deployments can share
     /// one Redis; replicas of one deployment must agree).
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "sip-trunks:")]
@@ -168,9 +169,10 @@ pub enum Command {
     /// Re-seal every stored SIP password with the current key (after a rotation); then the
     /// previous keys can be dropped. Safe to interrupt and to run again.
     Reencrypt,
-    /// Make LiveKit hold exactly the legs the stored trunks reference: remove queued and
-    /// orphaned legs, roll back creates that never finished, re-create missing or divergent
-    /// legs. Prints each action; exits 1 if one failed.
+    /// Make the voice infrastructure (LiveKit or Kamailio, whichever is configured) hold
+    /// exactly the legs the stored trunks reference: remove queued and orphaned legs, roll
+    /// back creates that never finished, re-create missing or divergent legs. Prints each
+    /// action; exits 1 if one failed. (`--help` names the infrastructure configured.)
     Reconcile {
         /// Print what would be done, change nothing.
         #[arg(long)]
@@ -230,6 +232,18 @@ pub enum CommandError {
 }
 
 impl Cli {
+    /// Parses the process's command line, like [`Parser::parse`], except that the help of
+    /// `reconcile` names the infrastructure these settings configure (LiveKit or Kamailio).
+    pub fn parse_naming_the_infrastructure() -> Self {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let about = reconcile_about(configured_infrastructure(&args));
+        let command = Self::command().mut_subcommand("reconcile", |reconcile| {
+            reconcile.about(about.clone()).long_about(about)
+        });
+        let matches = command.get_matches_from(args);
+        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+
     /// Runs the command.
     pub async fn run(self) -> Result<(), CommandError> {
         let database = self.database;
@@ -296,6 +310,27 @@ impl Cli {
     }
 }
 
+/// The name of the infrastructure `args` configure (flags and environment), for help texts:
+/// the arguments are parsed once without their help request. `None`: none, or unparsable.
+fn configured_infrastructure(args: &[std::ffi::OsString]) -> Option<&'static str> {
+    let without_help = args
+        .iter()
+        .filter(|arg| !matches!(arg.to_str(), Some("--help" | "-h" | "help")));
+    let cli = Cli::try_parse_from(without_help).ok()?;
+    cli.infrastructure.infrastructure().ok()?.display_name()
+}
+
+/// The help line of `reconcile`, naming `infrastructure` when one is configured.
+fn reconcile_about(infrastructure: Option<&str>) -> String {
+    let what = match infrastructure {
+        Some(name) => format!("Make {name} (the voice infrastructure configured here)"),
+        None => "Make the voice infrastructure (LiveKit or Kamailio; none is configured here: see --provisioner)".to_owned(),
+    };
+    format!(
+        "{what} hold exactly the legs the stored trunks reference: remove queued and orphaned legs, roll back creates that never finished, re-create missing or divergent legs. Prints each action; exits 1 if one failed."
+    )
+}
+
 #[allow(clippy::print_stdout)] // the command's output, read by people and scripts
 fn say(line: &str) {
     println!("{line}");
@@ -321,7 +356,7 @@ async fn serve(
         trusted_proxies: args.trusted_proxies,
         redis_url: args.redis_url.filter(|url| !url.0.is_empty()),
         redis_key_prefix: args.redis_key_prefix,
-        metrics_bind: Some(args.metrics_bind).filter(|bind| bind != "off" && !bind.is_empty()),
+        metrics_bind: MetricsBind::from_setting(args.metrics_bind.as_deref()),
         max_connections: args.max_connections,
     };
     settings.check()?;
@@ -351,12 +386,12 @@ async fn reconcile(
     infrastructure: &InfrastructureArgs,
     dry_run: bool,
 ) -> Result<(), CommandError> {
-    if matches!(infrastructure.infrastructure()?, Infrastructure::None) {
+    let Some(name) = infrastructure.infrastructure()?.display_name() else {
         return Err(CommandError::Invalid(
             "reconcile needs a voice infrastructure: LiveKit (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET) or Kamailio (KAMAILIO_DB_URL)"
                 .into(),
         ));
-    }
+    };
     let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
     let store = Arc::new(keys::open_store(
         &url,
@@ -392,7 +427,9 @@ async fn reconcile(
             .count();
     }
     if acted == 0 {
-        say("LiveKit holds exactly the legs the stored trunks reference");
+        say(&format!(
+            "{name} holds exactly the legs the stored trunks reference"
+        ));
     }
     if failed > 0 {
         return Err(CommandError::Invalid(format!("{failed} repair(s) failed")));

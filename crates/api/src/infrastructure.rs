@@ -46,6 +46,17 @@ pub enum Infrastructure {
     None,
 }
 
+impl Infrastructure {
+    /// The infrastructure's name as people write it (`LiveKit`, `Kamailio`); `None` for none.
+    pub fn display_name(&self) -> Option<&'static str> {
+        match self {
+            Self::LiveKit(_) => Some("LiveKit"),
+            Self::Kamailio(_) => Some("Kamailio"),
+            Self::None => None,
+        }
+    }
+}
+
 /// Which voice infrastructure, and where it is.
 #[derive(Debug, Clone, Default, Args)]
 pub struct InfrastructureArgs {

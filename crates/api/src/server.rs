@@ -88,8 +88,8 @@ pub struct ServeSettings {
     pub redis_url: Option<SecretUrl>,
     /// What this deployment's Redis keys start with.
     pub redis_key_prefix: String,
-    /// Where `/metrics` is served; `None`: nowhere.
-    pub metrics_bind: Option<String>,
+    /// Where `/metrics` is served.
+    pub metrics_bind: MetricsBind,
     /// Most client connections at once, over all workers.
     #[validate(range(
         min = 1,
@@ -228,6 +228,34 @@ fn rate_limits(settings: &ServeSettings) -> Result<RateLimits, StartError> {
     }
 }
 
+/// Where `/metrics` is served when no address is given.
+pub const DEFAULT_METRICS_BIND: &str = "127.0.0.1:9090";
+
+/// Where `/metrics` is served, and how firmly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsBind {
+    /// Nowhere (`off`).
+    Off,
+    /// [`DEFAULT_METRICS_BIND`], nobody having chosen it: when another process holds it (a
+    /// second service on the host, Prometheus itself), the service runs without metrics and
+    /// says so once, rather than dying over a default.
+    Default,
+    /// An address the operator chose: when it cannot be had, the service refuses to start.
+    Chosen(String),
+}
+
+impl MetricsBind {
+    /// `--metrics-bind` / `METRICS_BIND` as given: absent is the default, `off` (or empty)
+    /// turns the listener off, anything else is a chosen address.
+    pub fn from_setting(setting: Option<&str>) -> Self {
+        match setting.map(str::trim) {
+            None => Self::Default,
+            Some("off" | "") => Self::Off,
+            Some(address) => Self::Chosen(address.to_owned()),
+        }
+    }
+}
+
 /// A URL that may carry a password (Redis, the Kamailio database): `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretUrl(pub String);
@@ -325,8 +353,20 @@ pub async fn serve(
         }
     });
     let metrics_server = match &settings.metrics_bind {
-        None => None,
-        Some(bind) => Some(metrics_server(bind, state.clone(), pool)?),
+        MetricsBind::Off => None,
+        MetricsBind::Chosen(bind) => Some(metrics_server(bind, state.clone(), pool)?),
+        MetricsBind::Default => match metrics_server(DEFAULT_METRICS_BIND, state.clone(), pool) {
+            Ok(handle) => Some(handle),
+            Err(StartError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                log::warn!(
+                    "the default metrics address {DEFAULT_METRICS_BIND} is taken by another process: serving without metrics (choose one with --metrics-bind / METRICS_BIND, or say off)"
+                );
+                None
+            }
+            Err(other) => return Err(other),
+        },
     };
     let server = HttpServer::new(move || crate::app(state.clone()))
         .workers(settings.workers)
@@ -416,8 +456,23 @@ mod tests {
             max_connections: 4096,
             redis_url: None,
             redis_key_prefix: "sip-trunks:".into(),
-            metrics_bind: None,
+            metrics_bind: MetricsBind::Off,
         }
+    }
+
+    #[test]
+    fn a_metrics_address_left_out_is_the_default_and_one_given_is_a_choice() {
+        assert_eq!(MetricsBind::from_setting(None), MetricsBind::Default);
+        assert_eq!(MetricsBind::from_setting(Some("off")), MetricsBind::Off);
+        assert_eq!(MetricsBind::from_setting(Some("")), MetricsBind::Off);
+        assert_eq!(
+            MetricsBind::from_setting(Some(DEFAULT_METRICS_BIND)),
+            MetricsBind::Chosen(DEFAULT_METRICS_BIND.into())
+        );
+        assert_eq!(
+            MetricsBind::from_setting(Some(" 127.0.0.1:0 ")),
+            MetricsBind::Chosen("127.0.0.1:0".into())
+        );
     }
 
     #[test]
