@@ -66,6 +66,7 @@ e2e_suite!(
         the_phone_number_endpoints_list_and_rename_the_callers_trunks,
         the_json_log_is_one_object_per_line_with_request_ids_and_no_secret,
         the_metrics_listener_counts_requests_by_route_template_away_from_the_api,
+        existing_clients_check_their_key_with_me_and_get_404_for_endpoints_this_service_lacks,
         a_taken_default_metrics_port_costs_the_metrics_not_the_service,
     ]
 );
@@ -95,6 +96,7 @@ e2e_suite!(
         the_phone_number_endpoints_list_and_rename_the_callers_trunks,
         the_json_log_is_one_object_per_line_with_request_ids_and_no_secret,
         the_metrics_listener_counts_requests_by_route_template_away_from_the_api,
+        existing_clients_check_their_key_with_me_and_get_404_for_endpoints_this_service_lacks,
     ]
 );
 

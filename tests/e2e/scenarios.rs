@@ -477,3 +477,38 @@ pub fn a_taken_default_metrics_port_costs_the_metrics_not_the_service(database: 
         "{stderr}"
     );
 }
+
+pub fn existing_clients_check_their_key_with_me_and_get_404_for_endpoints_this_service_lacks(
+    database: &Database,
+) {
+    let token = create_user(database, "Me.Myself@Example.com");
+    let server = Server::start(database);
+    let (status, body) = server.call("GET", "/api/user/me", Some(&token), None);
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"name":"E2E","email":"me.myself@example.com"}"#)
+    );
+    let (status, body) = server.call("GET", "/api/user/me", Some("1|not-the-secret"), None);
+    assert_eq!(
+        (status, body.as_str()),
+        (401, r#"{"message":"Unauthenticated."}"#)
+    );
+    let (status, body) = server.call("POST", TRUNKS, Some(&token), Some(&number_trunk()));
+    assert_eq!(status, 201, "{body}");
+    for (method, path) in [
+        ("GET", "/api/user/phone-numbers/search"),
+        ("POST", "/api/user/phone-numbers/purchase"),
+        ("PUT", "/api/user/phone-numbers/search"),
+        ("DELETE", "/api/user/api-keys/all"),
+        ("GET", "/api/user/phone-numbers/sip-trunks/1.0"),
+    ] {
+        let (status, body) = server.call(method, path, Some(&token), Some(&json!({})));
+        assert_eq!(
+            (status, body.as_str()),
+            (404, r#"{"message":"Not found."}"#),
+            "{method} {path}"
+        );
+    }
+    let (status, _) = server.call("GET", &format!("{TRUNKS}/1"), Some(&token), None);
+    assert_eq!(status, 200, "an integer id still reaches its trunk");
+}

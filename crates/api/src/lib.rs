@@ -106,7 +106,9 @@ pub fn app(
                 let (status, route, user) = match &response {
                     Ok(done) => (
                         done.status().as_u16(),
-                        done.request().match_pattern(),
+                        done.request()
+                            .match_pattern()
+                            .map(|pattern| routes::route_template(&pattern)),
                         done.request()
                             .extensions()
                             .get::<auth::Authenticated>()

@@ -170,6 +170,16 @@ pub struct Message {
     pub message: &'static str,
 }
 
+/// `GET /user/me`: the caller's account, unwrapped (no `data`), as the original sends it
+/// less its `total_balance` (this service keeps no balance).
+#[derive(Serialize)]
+pub struct AccountView<'a> {
+    /// The user's name.
+    pub name: &'a str,
+    /// The user's e-mail.
+    pub email: &'a str,
+}
+
 /// An API key in a list: never its token.
 #[derive(Serialize)]
 pub struct ApiKeyItem<'a> {

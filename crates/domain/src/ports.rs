@@ -146,6 +146,9 @@ pub trait AccountRepository: Send + Sync {
     /// The user with this e-mail; `NotFound` when none.
     fn find_user_by_email(&self, email: &Email) -> RepositoryResult<User>;
 
+    /// The user with this id; `NotFound` when none.
+    fn find_user(&self, id: UserId) -> RepositoryResult<User>;
+
     /// A new key for `owner` storing only `token_hash`; the caller builds the token from the
     /// returned id and the secret it hashed. `NotFound` when the owner does not exist;
     /// `LimitReached` when the owner already has `max_keys` live keys (never passed by

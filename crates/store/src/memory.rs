@@ -285,6 +285,14 @@ impl AccountRepository for MemoryStore {
             .ok_or(RepositoryError::NotFound)
     }
 
+    fn find_user(&self, id: UserId) -> RepositoryResult<User> {
+        self.state()
+            .users
+            .get(&id)
+            .cloned()
+            .ok_or(RepositoryError::NotFound)
+    }
+
     fn create_api_key(
         &self,
         owner: UserId,

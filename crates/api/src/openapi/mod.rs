@@ -309,6 +309,16 @@ pub struct PhoneNumberSavedDoc {
     data: PhoneNumberSavedFieldsDoc,
 }
 
+/// The caller's account: `{"name":...,"email":...}`, not wrapped in `data`.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Account)]
+pub struct AccountDoc {
+    #[schema(example = "Ops")]
+    name: String,
+    #[schema(example = "ops@example.com")]
+    email: String,
+}
+
 /// The errors every authenticated operation can answer.
 #[derive(utoipa::IntoResponses)]
 pub enum CommonErrors {
@@ -379,6 +389,7 @@ impl Modify for BearerAuth {
         crate::routes::trunks::delete_at_trunk_path,
         crate::routes::phone_numbers::list_all,
         crate::routes::phone_numbers::rename,
+        crate::routes::account::me,
         crate::routes::api_keys::list,
         crate::routes::api_keys::create,
         crate::routes::api_keys::revoke,
@@ -389,7 +400,7 @@ impl Modify for BearerAuth {
     components(schemas(MessageDoc, ErrorDoc, ValidationErrorDoc)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "sip-trunks"), (name = "phone-numbers"), (name = "api-keys"), (name = "operations"))
+    tags((name = "sip-trunks"), (name = "phone-numbers"), (name = "account"), (name = "api-keys"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

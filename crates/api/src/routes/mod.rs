@@ -1,6 +1,11 @@
 //! The routes: every endpoint of the contract under `/api`, the health probes, and JSON
 //! answers for unknown routes (404) and wrong methods (405).
+//!
+//! An `{id}` segment matches integers only ([`ID`]): `/phone-numbers/search` is an unknown
+//! route for every method (404), not a phone number with a strange id (the contract's rule;
+//! clients probing for endpoints this service lacks get the answer that says so).
 
+pub(crate) mod account;
 pub(crate) mod api_keys;
 pub(crate) mod docs;
 pub(crate) mod health;
@@ -13,6 +18,31 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 use crate::errors::ApiError;
+
+/// The `{id}` segment of a resource path: an integer, optionally negative (ids that cannot
+/// exist, `0`, `-1`, or past `i64`, reach the resource and get its own 404). Anything else
+/// is not this resource. The metrics and the log name the route by its template without
+/// this pattern ([`route_template`]).
+const ID: &str = "{id:-?[0-9]+}";
+
+/// A matched resource pattern as the metrics and the log name it: `{id:-?[0-9]+}` -> `{id}`
+/// (a segment's pattern is dropped; patterns here hold no braces).
+pub fn route_template(pattern: &str) -> String {
+    let mut template = String::with_capacity(pattern.len());
+    let mut in_pattern = false;
+    for c in pattern.chars() {
+        match c {
+            ':' if !in_pattern && template.rfind('{') > template.rfind('}') => in_pattern = true,
+            '}' => {
+                in_pattern = false;
+                template.push(c);
+            }
+            _ if in_pattern => {}
+            _ => template.push(c),
+        }
+    }
+    template
+}
 
 /// The 405 of a resource, with the `Allow` header RFC 9110 requires.
 fn method_not_allowed(
@@ -52,7 +82,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .to(method_not_allowed("GET, POST")),
             )
             .service(
-                web::resource("/phone-numbers/sip-trunks/{id}")
+                web::resource(format!("/phone-numbers/sip-trunks/{ID}"))
                     .get(trunks::get)
                     .put(trunks::update)
                     .patch(trunks::patch)
@@ -65,10 +95,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .to(method_not_allowed("GET")),
             )
             .service(
-                web::resource("/phone-numbers/{id}")
+                web::resource(format!("/phone-numbers/{ID}"))
                     .put(phone_numbers::rename)
                     .delete(trunks::delete)
                     .to(method_not_allowed("PUT, DELETE")),
+            )
+            .service(
+                web::resource("/me")
+                    .get(account::me)
+                    .to(method_not_allowed("GET")),
             )
             .service(
                 web::resource("/api-keys")
@@ -77,7 +112,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .to(method_not_allowed("GET, POST")),
             )
             .service(
-                web::resource("/api-keys/{id}")
+                web::resource(format!("/api-keys/{ID}"))
                     .delete(api_keys::revoke)
                     .to(method_not_allowed("DELETE")),
             ),
@@ -103,4 +138,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .to(method_not_allowed("GET")),
     )
     .default_service(web::to(not_found));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_template_drops_the_segment_pattern_and_keeps_the_rest() {
+        assert_eq!(
+            route_template("/api/user/phone-numbers/sip-trunks/{id:-?[0-9]+}"),
+            "/api/user/phone-numbers/sip-trunks/{id}"
+        );
+        assert_eq!(
+            route_template("/api/user/phone-numbers/sip-trunks"),
+            "/api/user/phone-numbers/sip-trunks"
+        );
+        assert_eq!(route_template("/a/{x}/b:c"), "/a/{x}/b:c");
+        assert_eq!(route_template(&format!("/k/{ID}/v")), "/k/{id}/v");
+    }
 }

@@ -137,7 +137,7 @@ async fn another_users_key_cannot_be_deleted() {
     let alice = caller(&store, "alice@example.com");
     let mallory = caller(&store, "mallory@example.com");
     let app = test::init_service(api::app(state)).await;
-    for id in ["1", "abc", "-1", "0"] {
+    for id in ["1", "-1", "0"] {
         let reply = send(
             &app,
             request(

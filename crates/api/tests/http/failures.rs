@@ -57,6 +57,9 @@ impl AccountRepository for FailingStore {
     fn find_user_by_email(&self, _: &Email) -> RepositoryResult<User> {
         Err((self.make)())
     }
+    fn find_user(&self, _: UserId) -> RepositoryResult<User> {
+        Err((self.make)())
+    }
     fn create_api_key(
         &self,
         _: UserId,

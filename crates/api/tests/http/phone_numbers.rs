@@ -222,7 +222,7 @@ async fn a_nickname_over_50_characters_is_the_contracts_422_and_changes_nothing(
 }
 
 #[actix_web::test]
-async fn an_absent_malformed_or_other_users_id_is_404_phone_number_not_found() {
+async fn an_absent_impossible_or_other_users_id_is_404_phone_number_not_found() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let bob = caller(&store, "bob@example.com");
@@ -231,7 +231,7 @@ async fn an_absent_malformed_or_other_users_id_is_404_phone_number_not_found() {
     for path in [
         phone_path(bobs["id"].clone()),
         phone_path(999),
-        phone_path("abc"),
+        phone_path(-1),
         phone_path(0),
     ] {
         let reply = send(

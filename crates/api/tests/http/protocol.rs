@@ -213,6 +213,107 @@ async fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
 }
 
 #[actix_web::test]
+async fn a_segment_where_an_id_belongs_that_is_not_an_integer_is_an_unknown_route_for_every_method()
+{
+    let (state, store) = memory_state();
+    let alice = caller(&store, "alice@example.com");
+    let app = test::init_service(api::app(state)).await;
+    // What clients of the original call, and endpoints this service does not have.
+    for (method, path) in [
+        ("GET", "/api/user/phone-numbers/search"),
+        ("POST", "/api/user/phone-numbers/purchase"),
+        ("GET", "/api/user/phone-numbers/available"),
+    ] {
+        let reply = send(&app, request(method, path, Some(&alice.token), None)).await;
+        assert_eq!(
+            (reply.status, reply.text.as_str(), reply.header("allow")),
+            (404, r#"{"message":"Not found."}"#, None),
+            "{method} {path}"
+        );
+    }
+    for base in [
+        "/api/user/phone-numbers/sip-trunks/",
+        "/api/user/phone-numbers/",
+        "/api/user/api-keys/",
+    ] {
+        for segment in [
+            "search",
+            "purchase",
+            "abc",
+            "1.5",
+            "1e3",
+            "0x1",
+            "+1",
+            "1%20",
+            "%E2%80%AE1",
+            "1a",
+            "--1",
+            "1-",
+        ] {
+            for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+                let path = format!("{base}{segment}");
+                let reply = send(
+                    &app,
+                    request(method, &path, Some(&alice.token), Some(&json!({}))),
+                )
+                .await;
+                assert_eq!(
+                    (reply.status, reply.text.as_str(), reply.header("allow")),
+                    (404, r#"{"message":"Not found."}"#, None),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    // Integers reach their resource: its own 404 for ids that cannot exist, its 405.
+    for (method, path, status, text) in [
+        (
+            "GET",
+            trunk_path(-1),
+            404,
+            r#"{"error":"SIP trunk not found."}"#,
+        ),
+        (
+            "GET",
+            trunk_path(0),
+            404,
+            r#"{"error":"SIP trunk not found."}"#,
+        ),
+        (
+            "GET",
+            trunk_path("99999999999999999999"),
+            404,
+            r#"{"error":"SIP trunk not found."}"#,
+        ),
+        (
+            "DELETE",
+            "/api/user/phone-numbers/-1".to_owned(),
+            404,
+            r#"{"error":"Phone number not found."}"#,
+        ),
+        (
+            "DELETE",
+            "/api/user/api-keys/0".to_owned(),
+            404,
+            r#"{"message":"API key not found."}"#,
+        ),
+        (
+            "GET",
+            "/api/user/phone-numbers/7".to_owned(),
+            405,
+            r#"{"message":"Method not allowed."}"#,
+        ),
+    ] {
+        let reply = send(&app, request(method, &path, Some(&alice.token), None)).await;
+        assert_eq!(
+            (reply.status, reply.text.as_str()),
+            (status, text),
+            "{method} {path}"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn health_and_readiness_answer_without_a_token() {
     let (state, _) = memory_state();
     let app = test::init_service(api::app(state)).await;

@@ -165,20 +165,12 @@ async fn get_returns_the_full_object_as_created() {
 }
 
 #[actix_web::test]
-async fn get_of_an_absent_or_malformed_id_is_404_sip_trunk_not_found() {
+async fn get_of_an_absent_or_impossible_id_is_404_sip_trunk_not_found() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let app = test::init_service(api::app(state)).await;
-    for id in [
-        "999",
-        "0",
-        "-1",
-        "abc",
-        "1.5",
-        "99999999999999999999999",
-        "%31",
-        "1%20",
-    ] {
+    // Not integers ("abc", "1.5", "1%20") are unknown routes: see protocol.rs.
+    for id in ["999", "0", "-1", "99999999999999999999999", "%31"] {
         let reply = send(
             &app,
             request("GET", &trunk_path(id), Some(&alice.token), None),
@@ -604,7 +596,7 @@ async fn an_update_of_an_absent_trunk_is_404() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let app = test::init_service(api::app(state)).await;
-    for id in ["42", "x", "0"] {
+    for id in ["42", "-1", "0"] {
         let reply = send(
             &app,
             request(

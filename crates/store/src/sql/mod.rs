@@ -673,6 +673,16 @@ impl AccountRepository for SqlStore {
         .into_domain()
     }
 
+    fn find_user(&self, id: UserId) -> RepositoryResult<User> {
+        self.with_connection(|conn| {
+            users::table
+                .find(id.get())
+                .select(UserRow::as_select())
+                .first(conn)
+        })?
+        .into_domain()
+    }
+
     fn create_api_key(
         &self,
         owner: UserId,

@@ -507,6 +507,20 @@ pub fn a_users_email_is_unique_and_found_again(fixture: &Fixture) {
     ));
 }
 
+pub fn a_user_is_found_by_id_and_an_unknown_id_is_not_found(fixture: &Fixture) {
+    let email = Email::parse("me@example.com").unwrap();
+    let name = UserName::parse("Me, Myself").unwrap();
+    let created = fixture.accounts.create_user(&email, &name).unwrap();
+    let other = user(fixture, "other@example.com");
+    assert_eq!(fixture.accounts.find_user(created.id).unwrap(), created);
+    assert_ne!(fixture.accounts.find_user(other).unwrap(), created);
+    let unknown = UserId::new(other.get() + 1000).unwrap();
+    assert!(matches!(
+        fixture.accounts.find_user(unknown),
+        Err(RepositoryError::NotFound)
+    ));
+}
+
 pub fn api_keys_authenticate_list_record_use_and_revoke(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let other = user(fixture, "b@example.com");

@@ -44,6 +44,7 @@ macro_rules! common_suite {
             an_update_breaking_a_rule_of_the_stored_trunk_is_rejected_and_changes_nothing,
             concurrent_updates_of_one_trunk_are_all_applied,
             a_users_email_is_unique_and_found_again,
+            a_user_is_found_by_id_and_an_unknown_id_is_not_found,
             api_keys_authenticate_list_record_use_and_revoke,
             a_token_with_a_wrong_secret_or_key_id_is_refused,
             keys_and_trunks_of_a_missing_user_are_not_found,
