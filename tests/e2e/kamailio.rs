@@ -4,6 +4,7 @@
 //! its own on the PostgreSQL server). Skipped with a note when `kamailio` or `sipp` is
 //! missing, unless `SIP_TRUNKS_REQUIRE_SIP_TOOLS=1` (`.ci/run`), which makes that a failure.
 
+use std::net::UdpSocket;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -363,7 +364,13 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
         }
         let run = rig.call("127.0.0.1", called, true, &["-key", "extra", &header]);
         rig.expect(&format!("outbound after {change}"), run);
-        let last = carrier.log().lines().last().unwrap_or_default().to_owned();
+        let last = carrier
+            .log()
+            .lines()
+            .rev()
+            .find(|line| line.starts_with("called="))
+            .unwrap_or_default()
+            .to_owned();
         assert_eq!(
             last,
             format!("called={written}"),
@@ -371,6 +378,7 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
             carrier.log()
         );
     }
+    every_retry_has_a_higher_cseq(&carrier.log(), 5);
     // A carrier that challenges as a proxy (407): the same credentials, checked here.
     let proxy_ip = carrier_address().unwrap();
     let proxy = SippServer::start(rig.edge.dir(), "carrier_407", &proxy_ip, 5060, &[]).unwrap();
@@ -395,6 +403,7 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
         .find_map(|line| line.strip_prefix("proxy-auth=").map(str::to_owned))
         .unwrap_or_else(|| panic!("no Proxy-Authorization: {}", proxy.log()));
     check_digest(&credentials, "INVITE", "proxy_user", "Proxy-Pass-1").unwrap();
+    every_retry_has_a_higher_cseq(&proxy.log(), 1);
     // A new sip_address through the API: the next call goes there.
     update(&server, &alice, out, &json!({"sip_address": proxy_ip}));
     rig.expect(
@@ -659,5 +668,122 @@ pub fn reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references(dat
         "{}{}",
         String::from_utf8_lossy(&again.stdout),
         String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+/// Checks a carrier scenario's log: at least `calls` challenged INVITEs, and each re-sent
+/// with credentials under a higher CSeq than the challenged one (RFC 3261 section 22.2).
+#[track_caller]
+fn every_retry_has_a_higher_cseq(log: &str, calls: usize) {
+    let pairs: Vec<(u32, u32)> = log
+        .lines()
+        .filter_map(|line| line.strip_prefix("cseq="))
+        .filter_map(|pair| pair.split_once("->"))
+        .map(|(first, second)| (first.parse().unwrap(), second.parse().unwrap()))
+        .collect();
+    assert!(pairs.len() >= calls, "{log}");
+    assert!(
+        pairs.iter().all(|(first, second)| second > first),
+        "a retry kept its CSeq: {pairs:?}"
+    );
+}
+
+/// The `-key` arguments of `forged.xml` / `forged_ack.xml`.
+fn forged_keys<'a>(ruri: &'a str, totag: &'a str, route: &'a str) -> Vec<&'a str> {
+    vec![
+        "-key", "ruri", ruri, "-key", "totag", totag, "-key", "route", route,
+    ]
+}
+
+/// `forged.xml` for `verb` (sipp takes no keyword for the method), written into `dir`.
+fn forged_scenario(dir: &std::path::Path, verb: &str) -> String {
+    let template = std::fs::read_to_string(format!(
+        "{}/forged.xml",
+        kamailio_adapter::testing::SCENARIOS
+    ))
+    .unwrap();
+    let path = dir.join(format!("forged-{verb}.xml"));
+    std::fs::write(&path, template.replace("VERB", verb)).unwrap();
+    path.display().to_string()
+}
+
+pub fn kamailio_relays_nothing_a_stranger_dresses_as_in_dialog(database: &Database) {
+    let Some(rig) = rig(database) else { return };
+    let alice = create_user(database, "relay@example.com");
+    let server = rig.start(database, &[]);
+    create(&server, &alice, &ip_trunk("+14155550601", &["127.0.0.2"]));
+    // A carrier-like host that must hear nothing: a bare socket, which never answers.
+    let witness_ip = carrier_address().unwrap();
+    let witness = UdpSocket::bind((witness_ip.as_str(), 5060)).unwrap();
+    witness
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let answered = |rig: &Rig| rig.platform.log().matches("answered").count();
+    let answered_before = answered(&rig);
+    let edge_route = format!("Route: <sip:{};lr>", rig.target);
+    let platform = format!("sip:+19005550199@127.0.0.1:{}", rig.platform.port);
+    let carrier = format!("sip:+19005550100@{witness_ip}:5060");
+    let mut cases = 0;
+    // 127.0.0.66 is nobody; 127.0.0.2 is a carrier the ip trunk admits: neither may use the
+    // edge as a relay by dressing a request as part of a dialog.
+    for source in ["127.0.0.66", "127.0.0.2"] {
+        for target in [&platform, &carrier] {
+            for route in [edge_route.as_str(), "X-No-Route: 1"] {
+                for verb in ["INVITE", "BYE", "MESSAGE", "OPTIONS", "REFER"] {
+                    let keys = forged_keys(target, ";tag=forged-1", route);
+                    let scenario = forged_scenario(rig.edge.dir(), verb);
+                    let run = sipp_call(rig.edge.dir(), &scenario, source, &rig.target, "x", &keys);
+                    rig.expect(
+                        &format!("{source} in-dialog {verb} to {target} ({route})"),
+                        run,
+                    );
+                    cases += 1;
+                }
+                let keys = forged_keys(target, ";tag=forged-1", route);
+                let run = sipp_call(
+                    rig.edge.dir(),
+                    "forged_ack",
+                    source,
+                    &rig.target,
+                    "x",
+                    &keys,
+                );
+                rig.expect(&format!("{source} in-dialog ACK to {target}"), run);
+            }
+            // Outside a dialog: only INVITE to a trunk's number is ever routed.
+            for verb in [
+                "MESSAGE",
+                "OPTIONS",
+                "REGISTER",
+                "SUBSCRIBE",
+                "BYE",
+                "INVITE",
+            ] {
+                let keys = forged_keys(target, ";x=1", &edge_route);
+                let scenario = forged_scenario(rig.edge.dir(), verb);
+                let run = sipp_call(rig.edge.dir(), &scenario, source, &rig.target, "x", &keys);
+                rig.expect(&format!("{source} {verb} to {target}"), run);
+                cases += 1;
+            }
+        }
+    }
+    let mut buffer = [0_u8; 4096];
+    let heard = witness.recv_from(&mut buffer);
+    assert!(
+        heard.is_err(),
+        "the carrier-like host received {:?}",
+        heard.map(|(n, from)| (from, String::from_utf8_lossy(&buffer[..n]).into_owned()))
+    );
+    assert_eq!(
+        answered(&rig),
+        answered_before,
+        "the platform answered a forged request: {}",
+        rig.platform.log()
+    );
+    assert!(cases >= 40, "{cases}");
+    // The edge still routes what it should: the admitted carrier's call, ACK and BYE.
+    rig.expect(
+        "a real call still goes through",
+        rig.call("127.0.0.2", "+14155550601", true, &[]),
     );
 }

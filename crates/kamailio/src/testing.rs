@@ -279,7 +279,7 @@ pub struct SippRun {
     pub errors: String,
 }
 
-/// Plays scenario `name` (`call`, `refused`) once from `source` (an address of 127.0.0.0/8
+/// Plays scenario `name` (`call`, `refused`, or the path of a scenario file) once from `source` (an address of 127.0.0.0/8
 /// or `::1`) to `target` (`127.0.0.1:5060`, `[::1]:5060`), calling `number`; `extra` is
 /// passed to sipp as it is (`-au`, `-ap`, `-key extra "X-Sip-Trunk: 5"`).
 pub fn sipp_call(
@@ -290,7 +290,11 @@ pub fn sipp_call(
     number: &str,
     extra: &[&str],
 ) -> SippRun {
-    let scenario = format!("{SCENARIOS}/{name}.xml");
+    let scenario = if name.contains('/') {
+        name.to_owned()
+    } else {
+        format!("{SCENARIOS}/{name}.xml")
+    };
     let mut args: Vec<String> = vec![
         "-sf".into(),
         scenario,

@@ -220,7 +220,8 @@ fn every_leg_the_adapter_writes_is_enforced_by_the_edge_on_every_store() {
                 carrier
                     .log()
                     .lines()
-                    .last()
+                    .rev()
+                    .find(|line| line.starts_with("called="))
                     .is_some_and(|line| line == format!("called={written}")),
                 "{name} {format}: {}",
                 carrier.log()
