@@ -64,6 +64,7 @@ impl Rig {
         let mut env = vec![
             ("KAMAILIO_DB_URL", self.edge.database_url.as_str()),
             ("KAMAILIO_RPC_URL", rpc.as_str()),
+            ("KAMAILIO_RPC_SECRET", self.edge.rpc_secret()),
         ];
         env.extend_from_slice(extra);
         Server::start_with(database, &env)
@@ -336,6 +337,7 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
         &auth_trunk("+14155550103", "out_user", "Out-Pass-1", &carrier_ip),
     );
     let header = format!("X-Sip-Trunk: {out}");
+    let platform_proof = rig.edge.platform_secret_header();
     for (change, called, written) in [
         (json!({}), "+14155559876", "+14155559876"),
         (
@@ -362,7 +364,12 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
         if change != json!({}) {
             update(&server, &alice, out, &change);
         }
-        let run = rig.call("127.0.0.1", called, true, &["-key", "extra", &header]);
+        let run = rig.call(
+            "127.0.0.1",
+            called,
+            true,
+            &["-key", "extra", &header, "-key", "extra2", &platform_proof],
+        );
         rig.expect(&format!("outbound after {change}"), run);
         let last = carrier
             .log()
@@ -394,7 +401,14 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
             "127.0.0.1",
             "+14155559876",
             true,
-            &["-key", "extra", &header_407],
+            &[
+                "-key",
+                "extra",
+                &header_407,
+                "-key",
+                "extra2",
+                &platform_proof,
+            ],
         ),
     );
     let credentials = proxy
@@ -412,7 +426,7 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
             "127.0.0.1",
             "+14155559876",
             true,
-            &["-key", "extra", &header],
+            &["-key", "extra", &header, "-key", "extra2", &platform_proof],
         ),
     );
     let credentials = proxy
@@ -445,7 +459,7 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
             "127.0.0.1",
             "+14155559876",
             false,
-            &["-key", "extra", &header],
+            &["-key", "extra", &header, "-key", "extra2", &platform_proof],
         ),
     );
 
@@ -619,6 +633,7 @@ pub fn reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references(dat
     let env = [
         ("KAMAILIO_DB_URL", rig.edge.database_url.as_str()),
         ("KAMAILIO_RPC_URL", rpc.as_str()),
+        ("KAMAILIO_RPC_SECRET", rig.edge.rpc_secret()),
     ];
     let help = run_cli_with(database, &env, &["reconcile", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout).to_string();
@@ -786,4 +801,192 @@ pub fn kamailio_relays_nothing_a_stranger_dresses_as_in_dialog(database: &Databa
         "a real call still goes through",
         rig.call("127.0.0.2", "+14155550601", true, &[]),
     );
+}
+
+pub fn kamailio_sends_the_platforms_calls_out_only_with_its_secret(database: &Database) {
+    let Some(rig) = rig(database) else { return };
+    let alice = create_user(database, "secret@example.com");
+    let server = rig.start(database, &[]);
+    let carrier_ip = carrier_address().unwrap();
+    let carrier = SippServer::start(
+        rig.edge.dir(),
+        "carrier",
+        &carrier_ip,
+        5060,
+        &["-set", "user", "sec_user", "-set", "password", "Sec-Pass-1"],
+    )
+    .unwrap();
+    let out = create(
+        &server,
+        &alice,
+        &auth_trunk("+14155550701", "sec_user", "Sec-Pass-1", &carrier_ip),
+    );
+    let header = format!("X-Sip-Trunk: {out}");
+    let heard = |carrier: &SippServer| carrier.log().matches("called=").count();
+    // From the platform's own address, the trunk named, but no secret or a wrong one.
+    for proof in [
+        "X-None: 1".to_owned(),
+        "X-Sip-Trunk-Secret: guessed".to_owned(),
+        format!("X-Sip-Trunk-Secret: {}x", rig.edge.platform_secret()),
+    ] {
+        rig.expect(
+            &format!("the platform's address with {proof:?} is refused"),
+            rig.call(
+                "127.0.0.1",
+                "+14155559876",
+                false,
+                &["-key", "extra", &header, "-key", "extra2", &proof],
+            ),
+        );
+    }
+    // The right secret from another address is not the platform: an inbound call to a
+    // number nobody has.
+    let proof = rig.edge.platform_secret_header();
+    rig.expect(
+        "another address with the secret is not outbound",
+        rig.call(
+            "127.0.0.66",
+            "+14155559876",
+            false,
+            &["-key", "extra", &header, "-key", "extra2", &proof],
+        ),
+    );
+    assert_eq!(heard(&carrier), 0, "the carrier heard: {}", carrier.log());
+    rig.expect(
+        "the platform with its secret is called out",
+        rig.call(
+            "127.0.0.1",
+            "+14155559876",
+            true,
+            &["-key", "extra", &header, "-key", "extra2", &proof],
+        ),
+    );
+    assert_eq!(heard(&carrier), 1, "{}", carrier.log());
+    assert!(
+        carrier.log().contains("leaked=") && !carrier.log().contains("leaked=X-Sip-Trunk"),
+        "a header of the platform reached the carrier: {}",
+        carrier.log()
+    );
+    assert!(
+        !rig.edge.log().contains(rig.edge.platform_secret()),
+        "the edge logged the secret"
+    );
+}
+
+/// POSTs `body` to the edge's RPC URL from `source` with `secret` (if any) by curl (which
+/// can choose its source address); gives the HTTP status and the body.
+fn rpc_from(rig: &Rig, source: &str, secret: Option<&str>, body: &str) -> (u16, String) {
+    let mut command = std::process::Command::new("curl");
+    command.args([
+        "-s",
+        "--max-time",
+        "5",
+        "--interface",
+        source,
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        body,
+    ]);
+    if let Some(secret) = secret {
+        command.args(["-H", &format!("X-Sip-Trunks-Rpc-Secret: {secret}")]);
+    }
+    let output = command.arg(rig.edge.rpc_url()).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+pub fn kamailio_rpc_answers_only_the_service_and_only_its_methods(database: &Database) {
+    let Some(rig) = rig(database) else { return };
+    let secret = rig.edge.rpc_secret().to_owned();
+    let call = |method: &str| format!(r#"{{"jsonrpc":"2.0","method":"{method}","id":1}}"#);
+    // The service's own calls work (an allow-list change reloads through them).
+    let alice = create_user(database, "rpc@example.com");
+    let server = rig.start(database, &[]);
+    create(&server, &alice, &ip_trunk("+14155550801", &["127.0.0.2"]));
+    rig.expect(
+        "a trunk made through the reload answers",
+        rig.call("127.0.0.2", "+14155550801", true, &[]),
+    );
+    let (status, body) = rpc_from(&rig, "127.0.0.1", Some(&secret), &call("core.uptime"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"result\""), "{body}");
+    // Everything else is refused, whoever asks.
+    let refused = [
+        (
+            "no secret",
+            "127.0.0.1",
+            None,
+            call("permissions.addressReload"),
+        ),
+        (
+            "a wrong secret",
+            "127.0.0.1",
+            Some("nope"),
+            call("core.uptime"),
+        ),
+        (
+            "another address",
+            "127.0.0.2",
+            Some(secret.as_str()),
+            call("core.uptime"),
+        ),
+        (
+            "core.kill",
+            "127.0.0.1",
+            Some(secret.as_str()),
+            call("core.kill"),
+        ),
+        (
+            "send any SIP",
+            "127.0.0.1",
+            Some(secret.as_str()),
+            call("tm.t_uac_start"),
+        ),
+        (
+            "every tenant's allow-list",
+            "127.0.0.1",
+            Some(secret.as_str()),
+            call("permissions.addressDump"),
+        ),
+        (
+            "the method list",
+            "127.0.0.1",
+            Some(secret.as_str()),
+            call("system.listMethods"),
+        ),
+        (
+            "a batch",
+            "127.0.0.1",
+            Some(secret.as_str()),
+            format!("[{}]", call("permissions.addressReload")),
+        ),
+        (
+            "a second method",
+            "127.0.0.1",
+            Some(secret.as_str()),
+            r#"{"jsonrpc":"2.0","method":"core.uptime","method":"core.kill","id":1}"#.to_owned(),
+        ),
+        (
+            "parameters",
+            "127.0.0.1",
+            Some(secret.as_str()),
+            r#"{"jsonrpc":"2.0","method":"core.uptime","params":["x"],"id":1}"#.to_owned(),
+        ),
+    ];
+    for (what, source, secret, body) in refused {
+        let (status, answer) = rpc_from(&rig, source, secret, &body);
+        assert_eq!(status, 403, "{what}: {answer}");
+        assert!(!answer.contains("result"), "{what}: {answer}");
+    }
+    assert!(
+        rig.edge.answers_options(),
+        "the edge is still up after core.kill"
+    );
+    let log = rig.edge.log();
+    assert!(log.contains("RPC refused"), "{}", tail(&log));
+    assert!(!log.contains(&secret), "the edge logged the RPC secret");
 }

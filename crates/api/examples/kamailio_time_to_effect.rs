@@ -71,6 +71,7 @@ fn main() {
             .env("DATABASE_URL", &database)
             .env("KAMAILIO_DB_URL", &edge.database_url)
             .env("KAMAILIO_RPC_URL", edge.rpc_url())
+            .env("KAMAILIO_RPC_SECRET", edge.rpc_secret())
             .env("RUST_LOG", "warn")
             .current_dir(data.path())
             .stdout(Stdio::null())

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use domain::{ProvisioningLedger, VoiceInfrastructure};
-use kamailio_adapter::{Kamailio, KamailioSettings};
+use kamailio_adapter::{EdgeSecret, Kamailio, KamailioSettings};
 use livekit_adapter::{ApiSecret, LiveKit, LiveKitSettings};
 
 use crate::provisioning::Provisioner;
@@ -23,6 +23,9 @@ use crate::server::{SecretUrl, StartError};
 
 /// LiveKit's own variable for the API secret.
 pub const SECRET_ENV: &str = "LIVEKIT_API_SECRET";
+
+/// The variable of the Kamailio edge's RPC secret.
+pub const KAMAILIO_RPC_SECRET_ENV: &str = "KAMAILIO_RPC_SECRET";
 
 /// The voice infrastructures the service can drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,6 +89,10 @@ pub struct InfrastructureArgs {
         default_value = "http://127.0.0.1:5071/RPC"
     )]
     pub kamailio_rpc_url: String,
+    /// A file (mode 0600) holding the secret sent with every RPC call to the edge (whose
+    /// configuration holds its SHA-256, RPC_SECRET_SHA256). Instead: KAMAILIO_RPC_SECRET.
+    #[arg(long, env = "KAMAILIO_RPC_SECRET_FILE", global = true)]
+    pub kamailio_rpc_secret_file: Option<PathBuf>,
 }
 
 impl InfrastructureArgs {
@@ -112,15 +119,46 @@ impl InfrastructureArgs {
             .map(|secret| ApiSecret::new(secret.trim())))
     }
 
+    /// The Kamailio edge's RPC secret, from its file or the environment: required, since the
+    /// edge (deploy/kamailio/kamailio.cfg) refuses every RPC call without it.
+    fn kamailio_rpc_secret(&self) -> Result<EdgeSecret, StartError> {
+        let secret = match &self.kamailio_rpc_secret_file {
+            Some(path) => {
+                crate::keys::check_private(path)?;
+                std::fs::read_to_string(path).map_err(|source| StartError::Io {
+                    context: format!(
+                        "cannot read the Kamailio RPC secret file {}",
+                        path.display()
+                    ),
+                    source,
+                })?
+            }
+            None => std::env::var(KAMAILIO_RPC_SECRET_ENV).unwrap_or_default(),
+        };
+        let secret = secret.trim();
+        if secret.is_empty() {
+            return Err(StartError::Settings(
+                "Kamailio needs KAMAILIO_RPC_SECRET (or --kamailio-rpc-secret-file): the edge refuses RPC calls without it (its RPC_SECRET_SHA256 is the secret's SHA-256)".into(),
+            ));
+        }
+        Ok(EdgeSecret::new(secret))
+    }
+
     /// The infrastructure chosen (or inferred), with its settings; a clear error for a
     /// choice that cannot be made.
     pub fn infrastructure(&self) -> Result<Infrastructure, StartError> {
-        let kamailio = self
+        let kamailio_url = self
             .kamailio_db_url
             .as_ref()
             .map(|url| url.0.as_str())
-            .filter(|url| !url.is_empty())
-            .map(|url| KamailioSettings::new(url, &self.kamailio_rpc_url));
+            .filter(|url| !url.is_empty());
+        // Built only when Kamailio is the choice: its secret is required then, not otherwise.
+        let kamailio = |url: &str| -> Result<Infrastructure, StartError> {
+            Ok(Infrastructure::Kamailio(
+                KamailioSettings::new(url, &self.kamailio_rpc_url)
+                    .with_rpc_secret(self.kamailio_rpc_secret()?),
+            ))
+        };
         match self.provisioner {
             Some(ProvisionerChoice::None) => Ok(Infrastructure::None),
             Some(ProvisionerChoice::Livekit) => match self.livekit_settings()? {
@@ -129,17 +167,18 @@ impl InfrastructureArgs {
                     "--provisioner livekit needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET".into(),
                 )),
             },
-            Some(ProvisionerChoice::Kamailio) => kamailio.map(Infrastructure::Kamailio).ok_or_else(|| {
-                StartError::Settings(
+            Some(ProvisionerChoice::Kamailio) => match kamailio_url {
+                Some(url) => kamailio(url),
+                None => Err(StartError::Settings(
                     "--provisioner kamailio needs KAMAILIO_DB_URL (--kamailio-db-url)".into(),
-                )
-            }),
-            None => match (self.livekit_settings()?, kamailio) {
+                )),
+            },
+            None => match (self.livekit_settings()?, kamailio_url) {
                 (Some(_), Some(_)) => Err(StartError::Settings(
                     "both LiveKit and Kamailio are configured: choose one with --provisioner livekit|kamailio".into(),
                 )),
                 (Some(settings), None) => Ok(Infrastructure::LiveKit(settings)),
-                (None, Some(settings)) => Ok(Infrastructure::Kamailio(settings)),
+                (None, Some(url)) => kamailio(url),
                 (None, None) => Ok(Infrastructure::None),
             },
         }
@@ -201,5 +240,46 @@ impl InfrastructureArgs {
             }
         };
         Ok(Some(Arc::new(Provisioner::new(infrastructure, ledger))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kamailio_without_its_rpc_secret_refuses_to_start_and_says_which_setting() {
+        let args = InfrastructureArgs {
+            kamailio_db_url: Some(SecretUrl("sqlite:///tmp/edge.db".into())),
+            kamailio_rpc_url: "http://127.0.0.1:5071/RPC".into(),
+            ..InfrastructureArgs::default()
+        };
+        assert!(std::env::var_os(KAMAILIO_RPC_SECRET_ENV).is_none());
+        let error = args.infrastructure().unwrap_err().to_string();
+        assert!(error.contains("KAMAILIO_RPC_SECRET"), "{error}");
+    }
+
+    #[test]
+    fn the_rpc_secret_file_is_read_trimmed_and_never_shown_by_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rpc.secret");
+        std::fs::write(&path, "Rpc-Secret-1\n").unwrap();
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
+        std::fs::set_permissions(&path, permissions).unwrap();
+        let args = InfrastructureArgs {
+            kamailio_db_url: Some(SecretUrl("sqlite:///tmp/edge.db".into())),
+            kamailio_rpc_url: "http://127.0.0.1:5071/RPC".into(),
+            kamailio_rpc_secret_file: Some(path),
+            ..InfrastructureArgs::default()
+        };
+        let Ok(Infrastructure::Kamailio(settings)) = args.infrastructure() else {
+            panic!("kamailio expected");
+        };
+        assert_eq!(
+            settings.rpc_secret.as_ref().map(EdgeSecret::expose_secret),
+            Some("Rpc-Secret-1")
+        );
+        assert!(!format!("{settings:?}").contains("Rpc-Secret-1"));
     }
 }

@@ -37,14 +37,47 @@ use rand::Rng;
 use db::{address, sip_trunks_legs, subscriber, Edge, EdgeDatabase, EdgeFailure};
 use rpc::{RpcClient, RpcFailure};
 
+/// A secret shared with the edge (the RPC secret, the platform's secret): `Debug` never
+/// shows it; the edge is given only its SHA-256 ([`EdgeSecret::sha256_hex`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EdgeSecret(String);
+
+impl EdgeSecret {
+    /// Wraps `secret`.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for the one header that carries it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// Lower-case hex SHA-256 of the secret: what the edge's configuration is given
+    /// (`-A 'RPC_SECRET_SHA256="…"'`), so that neither its command line nor its files hold
+    /// the secret.
+    pub fn sha256_hex(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for EdgeSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EdgeSecret([redacted])")
+    }
+}
+
 /// How the adapter reaches the SIP edge. `Debug` leaves the database URL out (it may carry
-/// a password).
+/// a password) and the RPC secret.
 #[derive(Clone)]
 pub struct KamailioSettings {
     /// `KAMAILIO_DB_URL`: the database Kamailio reads (`postgres://…`, `sqlite://PATH`).
     pub database_url: String,
     /// `KAMAILIO_RPC_URL`: its JSON-RPC endpoint (`http://127.0.0.1:5071/RPC`).
     pub rpc_url: String,
+    /// `KAMAILIO_RPC_SECRET`: sent with every RPC call; the edge refuses calls without it.
+    pub rpc_secret: Option<EdgeSecret>,
     /// How long one RPC call or one database transaction may take.
     pub request_timeout: Duration,
     /// RPC calls per reload at most (1: no retry).
@@ -59,10 +92,17 @@ impl KamailioSettings {
         Self {
             database_url: database_url.into(),
             rpc_url: rpc_url.into(),
+            rpc_secret: None,
             request_timeout: Duration::from_secs(2),
             attempts: 3,
             first_backoff: Duration::from_millis(100),
         }
+    }
+
+    /// The same, sending `secret` with every RPC call.
+    pub fn with_rpc_secret(mut self, secret: EdgeSecret) -> Self {
+        self.rpc_secret = Some(secret);
+        self
     }
 }
 
@@ -71,6 +111,7 @@ impl std::fmt::Debug for KamailioSettings {
         f.debug_struct("KamailioSettings")
             .field("database_url", &"[redacted]")
             .field("rpc_url", &self.rpc_url)
+            .field("rpc_secret", &self.rpc_secret)
             .field("request_timeout", &self.request_timeout)
             .field("attempts", &self.attempts)
             .field("first_backoff", &self.first_backoff)
@@ -96,7 +137,11 @@ impl Kamailio {
         let edge = Edge::open(database)?;
         Ok(Self {
             edge: Arc::new(edge),
-            rpc: Arc::new(RpcClient::new(&settings.rpc_url, settings.request_timeout)),
+            rpc: Arc::new(RpcClient::new(
+                &settings.rpc_url,
+                settings.request_timeout,
+                settings.rpc_secret.clone(),
+            )),
             settings,
         })
     }

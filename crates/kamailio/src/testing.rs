@@ -56,6 +56,8 @@ pub struct Edge {
     kamailio_db_url: String,
     platform_uri: String,
     platform_source: String,
+    rpc_secret: crate::EdgeSecret,
+    platform_secret: crate::EdgeSecret,
     dropped_database: Option<(String, String)>,
     started: bool,
 }
@@ -108,6 +110,8 @@ impl Edge {
             ipv6: UdpSocket::bind("[::1]:0").is_ok(),
             platform_uri: platform_uri.to_owned(),
             platform_source: platform_source.to_owned(),
+            rpc_secret: random_secret(),
+            platform_secret: random_secret(),
             dropped_database,
             started: false,
         })
@@ -116,6 +120,27 @@ impl Edge {
     /// The adapter's `KAMAILIO_RPC_URL`.
     pub fn rpc_url(&self) -> String {
         format!("http://127.0.0.1:{}/RPC", self.rpc_port)
+    }
+
+    /// The adapter's `KAMAILIO_RPC_SECRET` (the edge knows its SHA-256).
+    pub fn rpc_secret(&self) -> &str {
+        self.rpc_secret.expose_secret()
+    }
+
+    /// What the platform sends in `X-Sip-Trunk-Secret` (the edge knows its SHA-256).
+    pub fn platform_secret(&self) -> &str {
+        self.platform_secret.expose_secret()
+    }
+
+    /// The header line of an outbound INVITE that proves it comes from the platform.
+    pub fn platform_secret_header(&self) -> String {
+        format!("X-Sip-Trunk-Secret: {}", self.platform_secret())
+    }
+
+    /// The adapter's settings for this edge.
+    pub fn adapter_settings(&self) -> crate::KamailioSettings {
+        crate::KamailioSettings::new(&self.database_url, self.rpc_url())
+            .with_rpc_secret(self.rpc_secret.clone())
     }
 
     /// The edge's directory (its log, sipp's files).
@@ -167,7 +192,18 @@ impl Edge {
                 "-A",
                 &format!("PLATFORM_SOURCE=\"{}\"", self.platform_source),
             ])
-            .args(["-A", &format!("RPC_PORT={}", self.rpc_port)]);
+            .args(["-A", &format!("RPC_PORT={}", self.rpc_port)])
+            .args([
+                "-A",
+                &format!("RPC_SECRET_SHA256=\"{}\"", self.rpc_secret.sha256_hex()),
+            ])
+            .args([
+                "-A",
+                &format!(
+                    "PLATFORM_SECRET_SHA256=\"{}\"",
+                    self.platform_secret.sha256_hex()
+                ),
+            ]);
         if self.dropped_database.is_some() {
             command.args(["-A", "WITH_POSTGRES"]);
         }
@@ -281,7 +317,8 @@ pub struct SippRun {
 
 /// Plays scenario `name` (`call`, `refused`, or the path of a scenario file) once from `source` (an address of 127.0.0.0/8
 /// or `::1`) to `target` (`127.0.0.1:5060`, `[::1]:5060`), calling `number`; `extra` is
-/// passed to sipp as it is (`-au`, `-ap`, `-key extra "X-Sip-Trunk: 5"`).
+/// passed to sipp as it is (`-au`, `-ap`, `-key extra "X-Sip-Trunk: 5"`, `-key extra2
+/// "X-Sip-Trunk-Secret: ..."`).
 pub fn sipp_call(
     dir: &Path,
     name: &str,
@@ -312,9 +349,10 @@ pub fn sipp_call(
         "-nostdin".into(),
         "-trace_err".into(),
     ];
-    let has_extra = extra.windows(2).any(|pair| pair == ["-key", "extra"]);
-    if !has_extra {
-        args.extend(["-key".into(), "extra".into(), "X-Test: 1".into()]);
+    for (key, filler) in [("extra", "X-Test: 1"), ("extra2", "X-Test-2: 1")] {
+        if !extra.windows(2).any(|pair| pair == ["-key", key]) {
+            args.extend(["-key".into(), key.into(), filler.into()]);
+        }
     }
     args.extend(extra.iter().map(|arg| (*arg).to_owned()));
     args.push(target.into());
@@ -435,6 +473,13 @@ pub fn carrier_address() -> Result<String, String> {
         }
     }
     Err("no loopback address with port 5060 free".into())
+}
+
+/// 32 random bytes as hex: a secret of this edge's.
+fn random_secret() -> crate::EdgeSecret {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::rng().random();
+    crate::EdgeSecret::new(hex::encode(bytes))
 }
 
 fn next_number() -> u8 {

@@ -11,7 +11,7 @@ use domain::{
 use kamailio_adapter::testing::{
     carrier_address, free_udp_port, sipp_call, tools_present, Edge, EdgeStore, SippServer,
 };
-use kamailio_adapter::{Kamailio, KamailioSettings};
+use kamailio_adapter::Kamailio;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -59,8 +59,7 @@ fn every_leg_the_adapter_writes_is_enforced_by_the_edge_on_every_store() {
         edge.start().unwrap();
         let platform =
             SippServer::start(edge.dir(), "answer", "127.0.0.1", platform_port, &[]).unwrap();
-        let kamailio =
-            Kamailio::open(KamailioSettings::new(&edge.database_url, edge.rpc_url())).unwrap();
+        let kamailio = Kamailio::open(edge.adapter_settings()).unwrap();
         let rt = runtime();
         let target = format!("127.0.0.1:{}", edge.sip_port);
         let dir = edge.dir().to_owned();
@@ -208,7 +207,14 @@ fn every_leg_the_adapter_writes_is_enforced_by_the_edge_on_every_store() {
                 "127.0.0.1",
                 &target,
                 called,
-                &["-key", "extra", "X-Sip-Trunk: 5"],
+                &[
+                    "-key",
+                    "extra",
+                    "X-Sip-Trunk: 5",
+                    "-key",
+                    "extra2",
+                    &edge.platform_secret_header(),
+                ],
             );
             assert!(
                 run.passed,
