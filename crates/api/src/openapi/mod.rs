@@ -196,17 +196,31 @@ pub struct ApiKeyListDoc {
 }
 
 /// `{"message": ...}`: successes without data, and most errors.
-#[derive(ToSchema)]
+#[derive(serde::Serialize, ToSchema)]
 #[schema(as = Message)]
 pub struct MessageDoc {
     message: String,
 }
 
 /// `{"error": ...}`: a trunk not found, a duplicate trunk, an unexpected failure.
-#[derive(ToSchema)]
+#[derive(serde::Serialize, ToSchema)]
 #[schema(as = Error)]
 pub struct ErrorDoc {
     error: String,
+}
+
+/// The 404 of an operation on `/{id}`: the resource's own (`{"error":"SIP trunk not
+/// found."}`, `{"error":"Phone number not found."}`) for an integer that is no id of the
+/// caller's, or the unknown route's `{"message":"Not found."}` for a segment that is not an
+/// integer (docs/http-api.md, "Ids").
+#[derive(serde::Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = IdNotFound)]
+pub enum IdNotFoundDoc {
+    /// No such resource of the caller.
+    Resource(ErrorDoc),
+    /// Not a route: the segment is not an integer.
+    Route(MessageDoc),
 }
 
 /// `{"message": "The given data was invalid.", "errors": {field: [sentences]}}`; allow-list

@@ -73,7 +73,7 @@ pub async fn list_all(
     request_body = crate::openapi::RenamePhoneNumberDoc,
     responses(
         (status = 200, description = "Renamed (or unchanged)", body = crate::openapi::PhoneNumberSavedDoc),
-        (status = 404, description = "No such phone number of the caller: `{\"error\":\"Phone number not found.\"}`", body = crate::openapi::ErrorDoc),
+        (status = 404, description = "No such phone number of the caller: `{\"error\":\"Phone number not found.\"}`; a segment that is not an integer: `{\"message\":\"Not found.\"}`", body = crate::openapi::IdNotFoundDoc),
         (status = 422, description = "The nickname is too long, not a string, or holds control characters; `message` is the first error's sentence", body = crate::openapi::ValidationErrorDoc),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors

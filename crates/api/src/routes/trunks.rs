@@ -211,7 +211,7 @@ pub async fn list(
 #[utoipa::path(operation_id = "getSipTrunk", get, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
     responses(
         (status = 200, description = "The trunk", body = crate::openapi::SipTrunkDataDoc),
-        (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFoundDoc),
         crate::openapi::CommonErrors
     ))]
 pub async fn get(
@@ -342,7 +342,7 @@ pub async fn create(
     request_body = crate::openapi::UpdateSipTrunkDoc,
     responses(
         (status = 200, description = "Updated (or unchanged)", body = crate::openapi::SipTrunkSavedDoc),
-        (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFoundDoc),
         (status = 409, description = "The change collides with another trunk of the caller", body = crate::openapi::ErrorDoc),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors,
@@ -400,7 +400,7 @@ pub async fn update(
     request_body = crate::openapi::UpdateSipTrunkDoc,
     responses(
         (status = 200, description = "Updated (or unchanged)", body = crate::openapi::SipTrunkSavedDoc),
-        (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFoundDoc),
         (status = 409, description = "The change collides with another trunk of the caller", body = crate::openapi::ErrorDoc),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors,
@@ -421,7 +421,7 @@ pub async fn patch(
     params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
     responses(
         (status = 200, description = "Deleted", body = crate::openapi::MessageDoc),
-        (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFoundDoc),
         crate::openapi::CommonErrors
     ))]
 pub async fn delete(
@@ -458,7 +458,7 @@ pub async fn delete(
     params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
     responses(
         (status = 200, description = "Deleted", body = crate::openapi::MessageDoc),
-        (status = 404, description = "No such trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFoundDoc),
         crate::openapi::CommonErrors
     ))]
 pub async fn delete_at_trunk_path(
