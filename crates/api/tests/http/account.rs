@@ -1,38 +1,16 @@
 //! `GET /api/user/me`: the caller's account, as existing clients check a key with it.
 
 use actix_web::test;
-use domain::{AccountRepository, ApiKeyName, ApiToken, Email, TokenSecret, UserName};
-use store::MemoryStore;
 
-use crate::support::{caller, memory_state, request, send};
+use crate::support::{caller, memory_state, named_caller, request, send};
 
 const ME: &str = "/api/user/me";
-
-/// A user named `name` with one key; gives the token.
-fn named(store: &MemoryStore, email: &str, name: &str) -> String {
-    let user = store
-        .create_user(
-            &Email::parse(email).unwrap(),
-            &UserName::parse(name).unwrap(),
-        )
-        .unwrap();
-    let secret = TokenSecret::generate();
-    let key = store
-        .create_api_key(
-            user.id,
-            &ApiKeyName::parse("k").unwrap(),
-            &secret.hash(),
-            10,
-        )
-        .unwrap();
-    ApiToken::new(key.id, secret).expose_secret()
-}
 
 #[actix_web::test]
 async fn me_answers_the_callers_name_and_email_unwrapped_keys_in_order() {
     let (state, store) = memory_state();
-    let alice = named(&store, "Alice@Example.com", "Alice \"Ops\" Liddell");
-    let bob = named(&store, "bob@example.com", "Bob");
+    let alice = named_caller(&store, "Alice@Example.com", "Alice \"Ops\" Liddell").token;
+    let bob = named_caller(&store, "bob@example.com", "Bob").token;
     let app = test::init_service(api::app(state)).await;
     let reply = send(&app, request("GET", ME, Some(&alice), None)).await;
     assert_eq!(

@@ -19,10 +19,15 @@ pub struct Caller {
 
 /// Creates a user with one API key directly in the store.
 pub fn caller(store: &MemoryStore, email: &str) -> Caller {
+    named_caller(store, email, "Test")
+}
+
+/// [`caller`], the user named `name`.
+pub fn named_caller(store: &MemoryStore, email: &str, name: &str) -> Caller {
     let user = store
         .create_user(
             &Email::parse(email).unwrap(),
-            &UserName::parse("Test").unwrap(),
+            &UserName::parse(name).unwrap(),
         )
         .unwrap();
     let secret = TokenSecret::generate();
