@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kamailio_adapter::testing::{
-    carrier_address, check_digest, free_udp_port, sipp_call, tools_present, Edge, EdgeStore,
+    carrier_address, check_digest, free_tcp_port, free_udp_port, sipp_call, tools_present, Edge, EdgeStore,
     SippRun, SippServer,
 };
 use serde_json::{json, Value};
@@ -562,8 +562,8 @@ pub fn kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back(
     );
 
     rig.edge.start().unwrap();
-    // The failed update removed the old inbound leg before its new one failed: the
-    // reconciler makes the stored settings' leg again.
+    // The failed update never touched the old inbound leg (make before break): it is
+    // answered as soon as Kamailio is back.
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
         let run = rig.call("127.0.0.2", "+14155550301", true, &[]);
@@ -572,7 +572,7 @@ pub fn kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back(
         }
         assert!(
             Instant::now() < deadline,
-            "the reconciler did not restore the allow-list: {}",
+            "the old allow-list is not answered after the restart: {}",
             run.errors
         );
         thread::sleep(Duration::from_millis(500));
@@ -591,6 +591,94 @@ pub fn kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back(
         ),
     );
     let _ = auth;
+}
+
+pub fn a_failed_reload_leaves_the_edge_taking_calls_exactly_as_before(database: &Database) {
+    let Some(rig) = rig(database) else { return };
+    let alice = create_user(database, "swap@example.com");
+    let server = rig.start(database, &[]);
+    let ip = create(&server, &alice, &ip_trunk("+14155550501", &["127.0.0.2"]));
+    rig.expect(
+        "answered before",
+        rig.call("127.0.0.2", "+14155550501", true, &[]),
+    );
+    server.stop();
+
+    // The same service with Kamailio's RPC out of reach (SIP is up): no allow-list reloads.
+    let nobody = format!("http://127.0.0.1:{}/RPC", free_tcp_port().unwrap());
+    let server = rig.start(database, &[("KAMAILIO_RPC_URL", nobody.as_str())]);
+    let (status, text) = server.call(
+        "PUT",
+        &format!("{TRUNKS}/{ip}"),
+        Some(&alice),
+        Some(&json!({"allowed_inbound_ips": ["127.0.0.3"]})),
+    );
+    assert_eq!(
+        (status, json(&text)),
+        (
+            500,
+            json!({"error": "Failed to update SIP trunk. Please try again or contact support."})
+        )
+    );
+    // At once, and after the reconciler had its look: the old leg takes the calls, the
+    // refused change is nowhere.
+    for when in ["right after the 500", "a reconciler pass later"] {
+        rig.expect(
+            &format!("the old source is answered {when}"),
+            rig.call("127.0.0.2", "+14155550501", true, &[]),
+        );
+        rig.expect(
+            &format!("the refused source is refused {when}"),
+            rig.call("127.0.0.3", "+14155550501", false, &[]),
+        );
+        thread::sleep(Duration::from_secs(3));
+    }
+    let (_, one) = server.call("GET", &format!("{TRUNKS}/{ip}"), Some(&alice), None);
+    assert_eq!(
+        json(&one)["data"]["allowed_inbound_ips"],
+        json!(["127.0.0.2"]),
+        "{one}"
+    );
+    server.stop();
+
+    // With the RPC back, the same change goes through, make before break.
+    let server = rig.start(database, &[]);
+    update(
+        &server,
+        &alice,
+        ip,
+        &json!({"allowed_inbound_ips": ["127.0.0.3"]}),
+    );
+    rig.expect(
+        "the new source is answered",
+        rig.call("127.0.0.3", "+14155550501", true, &[]),
+    );
+    rig.expect(
+        "the old source is refused",
+        rig.call("127.0.0.2", "+14155550501", false, &[]),
+    );
+    let (_, one) = server.call("GET", &format!("{TRUNKS}/{ip}"), Some(&alice), None);
+    assert!(
+        json(&one)["data"]["inbound_trunk_id"]
+            .as_str()
+            .is_some_and(|leg| leg.starts_with("KM_")),
+        "{one}"
+    );
+    // The old leg and the failed attempt's rows are gone: one leg per leg the store references.
+    let rpc = rig.edge.rpc_url();
+    let env = [
+        ("KAMAILIO_DB_URL", rig.edge.database_url.as_str()),
+        ("KAMAILIO_RPC_URL", rpc.as_str()),
+        ("KAMAILIO_RPC_SECRET", rig.edge.rpc_secret()),
+    ];
+    let dry = run_cli_with(database, &env, &["reconcile", "--dry-run"]);
+    let printed = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(
+        dry.status.success()
+            && printed.contains("Kamailio holds exactly the legs the stored trunks reference"),
+        "{printed}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
 }
 
 pub fn reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references(database: &Database) {

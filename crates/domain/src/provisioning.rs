@@ -303,6 +303,31 @@ pub trait VoiceInfrastructure: Send + Sync {
         let _ = (id, leg);
         Box::pin(async { Ok(()) })
     }
+
+    /// True when [`VoiceInfrastructure::replace_inbound`] swaps inbound legs with no gap
+    /// (Kamailio); false when an inbound leg must be removed before its replacement can hold
+    /// the number (LiveKit refuses two inbound trunks with one number).
+    fn replaces_inbound_in_place(&self) -> bool {
+        false
+    }
+
+    /// Puts `leg` in force in place of inbound leg `old`, make before break: at every
+    /// instant the one or the other takes the calls, and on an error `old` is still in
+    /// force, untouched, and nothing of `leg` is. `NumberTaken` when a leg other than `old`
+    /// has the number. Only called when [`VoiceInfrastructure::replaces_inbound_in_place`];
+    /// the default refuses.
+    fn replace_inbound<'a>(
+        &'a self,
+        old: &'a LegId,
+        leg: &'a InboundLeg,
+    ) -> ProvisionFuture<'a, LegId> {
+        let _ = (old, leg);
+        Box::pin(async {
+            Err(ProvisionError::Refused(
+                "this infrastructure cannot replace an inbound leg in place".into(),
+            ))
+        })
+    }
 }
 
 #[cfg(test)]

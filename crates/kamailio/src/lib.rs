@@ -189,6 +189,105 @@ impl Kamailio {
     }
 
     async fn insert_inbound(&self, leg: &InboundLeg) -> Result<LegId, ProvisionError> {
+        let prepared = PreparedInbound::of(leg)?;
+        let id = prepared.id.clone();
+        let with_list = prepared.entries.is_some();
+        let edge = self.edge.clone();
+        self.blocking(move || write_inbound(&edge, &prepared, None))
+            .await?;
+        if with_list {
+            if let Err(error) = self.reload_allow_lists().await {
+                // The leg is not in effect: take the rows back (best effort; an orphan left
+                // behind is the reconciler's).
+                self.take_back(&id).await;
+                return Err(error);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Make before break (see [`VoiceInfrastructure::replace_inbound`]). An `auth` leg is
+    /// swapped in one transaction. An `ip` leg is written inactive (no `inbound_key`: no call
+    /// finds it), its allow-list loaded, and then, in one transaction, the old leg's rows go
+    /// and the new one gets the number; the old leg is untouched until then. Whatever fails
+    /// takes the new rows back.
+    async fn swap_inbound(&self, old: &LegId, leg: &InboundLeg) -> Result<LegId, ProvisionError> {
+        let prepared = PreparedInbound::of(leg)?;
+        let id = prepared.id.clone();
+        let old_id = old.as_str().to_owned();
+        let edge = self.edge.clone();
+        if prepared.entries.is_none() {
+            let dropped_list = self
+                .blocking(move || write_inbound(&edge, &prepared, Some(Swap::Now(&old_id))))
+                .await?;
+            self.drop_stale_list(dropped_list, old).await;
+            return Ok(id);
+        }
+        let key = prepared.key.clone();
+        self.blocking(move || write_inbound(&edge, &prepared, Some(Swap::Inactive(&old_id))))
+            .await?;
+        if let Err(error) = self.reload_allow_lists().await {
+            self.take_back(&id).await;
+            return Err(error);
+        }
+        let edge = self.edge.clone();
+        let old_id = old.as_str().to_owned();
+        let new_id = id.as_str().to_owned();
+        let activated = self
+            .blocking(move || activate_inbound(&edge, &new_id, &old_id, &key))
+            .await;
+        match activated {
+            Ok(dropped_list) => {
+                self.drop_stale_list(dropped_list, old).await;
+                Ok(id)
+            }
+            Err(error) => {
+                self.take_back(&id).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Removes the rows of leg `id`, which never took a call (best effort: an orphan left
+    /// behind is the reconciler's).
+    async fn take_back(&self, id: &LegId) {
+        let edge = self.edge.clone();
+        let leg_id = id.as_str().to_owned();
+        if let Err(error) = self.blocking(move || delete_rows(&edge, &leg_id)).await {
+            log::warn!("kamailio: leg {} left for the reconciler: {error}", id.as_str());
+        }
+    }
+
+    /// After `old`'s allow-list rows were deleted (`dropped`): drops them from Kamailio's cache
+    /// too. Only tidiness: no leg row names the group any more, so the edge uses it for no
+    /// call, and any later reload (or a restart) drops it as well.
+    async fn drop_stale_list(&self, dropped: bool, old: &LegId) {
+        if dropped {
+            if let Err(error) = self.reload_allow_lists().await {
+                log::warn!(
+                    "kamailio: leg {} removed, reload failed: {error}",
+                    old.as_str()
+                );
+            }
+        }
+    }
+}
+
+/// An inbound leg, ready to be written: its row, its allow-list or its digest HA1.
+struct PreparedInbound {
+    id: LegId,
+    /// What the edge matches the Request-URI against ([`inbound_key`]).
+    key: String,
+    /// The row, without its key (the writer sets it when the leg is to take calls).
+    row: NewLeg,
+    /// An `ip` leg's allow-list; `None` for an `auth` leg.
+    entries: Option<Vec<AllowEntry>>,
+    /// An `auth` leg's digest HA1 (empty for an `ip` leg).
+    ha1: String,
+}
+
+impl PreparedInbound {
+    fn of(leg: &InboundLeg) -> Result<Self, ProvisionError> {
         let key = inbound_key(&leg.number)?;
         let entries = match &leg.access {
             InboundAccess::AllowList(list) => Some(
@@ -216,7 +315,6 @@ impl Kamailio {
             trunk: leg.trunk,
             owner: leg.owner,
             number: leg.number.clone(),
-            inbound_key: Some(key),
             access: if entries.is_some() { "ip" } else { "auth" },
             realm: if entries.is_some() {
                 String::new()
@@ -230,24 +328,23 @@ impl Kamailio {
             dialing: None,
             fixed_ip: false,
         };
-        let edge = self.edge.clone();
-        let with_list = entries.is_some();
-        self.blocking(move || write_inbound(&edge, &row, entries.as_deref(), &ha1))
-            .await?;
-        if with_list {
-            if let Err(error) = self.reload_allow_lists().await {
-                // The leg is not in effect: take the rows back (best effort; an orphan left
-                // behind is the reconciler's).
-                let edge = self.edge.clone();
-                let leg_id = id.clone();
-                let _ = self
-                    .blocking(move || delete_rows(&edge, leg_id.as_str()))
-                    .await;
-                return Err(error);
-            }
-        }
-        Ok(id)
+        Ok(Self {
+            id,
+            key,
+            row,
+            entries,
+            ha1,
+        })
     }
+}
+
+/// How a new inbound leg takes the place of an old one.
+#[derive(Clone, Copy)]
+enum Swap<'a> {
+    /// In the same transaction: the old leg's rows go, the new leg has the number.
+    Now(&'a str),
+    /// The new leg is written without its number; [`activate_inbound`] swaps later.
+    Inactive(&'a str),
 }
 
 /// A leg row about to be written.
@@ -257,7 +354,6 @@ struct NewLeg {
     trunk: TrunkId,
     owner: UserId,
     number: String,
-    inbound_key: Option<String>,
     access: &'static str,
     realm: String,
     username: String,
@@ -371,7 +467,12 @@ fn provision_error(failure: EdgeFailure) -> ProvisionError {
     }
 }
 
-fn insert_leg(conn: &mut db::EdgeConnection, row: &NewLeg, group: Option<i32>) -> QueryResult<()> {
+fn insert_leg(
+    conn: &mut db::EdgeConnection,
+    row: &NewLeg,
+    inbound_key: Option<&str>,
+    group: Option<i32>,
+) -> QueryResult<()> {
     use sip_trunks_legs::dsl as l;
     let dialing = row.dialing.clone();
     diesel::insert_into(l::sip_trunks_legs)
@@ -383,7 +484,7 @@ fn insert_leg(conn: &mut db::EdgeConnection, row: &NewLeg, group: Option<i32>) -
             l::created_unix.eq(now_micros() / 1_000_000),
             l::seq.eq(now_micros()),
             l::number.eq(&row.number),
-            l::inbound_key.eq(row.inbound_key.as_deref()),
+            l::inbound_key.eq(inbound_key),
             l::access.eq(row.access),
             l::grp.eq(group),
             l::realm.eq(&row.realm),
@@ -401,27 +502,36 @@ fn insert_leg(conn: &mut db::EdgeConnection, row: &NewLeg, group: Option<i32>) -
         .map(|_| ())
 }
 
-/// Writes an inbound leg: the leg row, then its allow-list or its subscriber row.
+/// Writes an inbound leg: the leg row, then its allow-list or its subscriber row; with
+/// `swap`, in place of the old leg (see [`Swap`]). Gives whether allow-list rows of the old
+/// leg were deleted (its group is then stale in Kamailio's cache).
 fn write_inbound(
     edge: &Edge,
-    row: &NewLeg,
-    entries: Option<&[AllowEntry]>,
-    ha1: &str,
-) -> Result<(), ProvisionError> {
+    leg: &PreparedInbound,
+    swap: Option<Swap<'_>>,
+) -> Result<bool, ProvisionError> {
+    let replaced = match swap {
+        Some(Swap::Now(old) | Swap::Inactive(old)) => old,
+        None => "",
+    };
+    let active = !matches!(swap, Some(Swap::Inactive(_)));
     // A group id is drawn at random; a collision (unique index) draws again.
     for _ in 0..5 {
-        let group = entries.map(|_| rand::rng().random_range(1..i32::MAX));
+        let group = leg
+            .entries
+            .as_ref()
+            .map(|_| rand::rng().random_range(1..i32::MAX));
         let written = edge.transaction(|conn| {
-            use sip_trunks_legs::dsl as l;
-            let taken: i64 = l::sip_trunks_legs
-                .filter(l::inbound_key.eq(row.inbound_key.as_deref()))
-                .count()
-                .get_result(conn)?;
-            if taken > 0 {
-                return Ok(false);
+            if held_by_another(conn, &leg.key, &[replaced])? {
+                return Ok(None);
             }
-            insert_leg(conn, row, group)?;
-            match (entries, group) {
+            let dropped_list = match swap {
+                Some(Swap::Now(old)) => delete_leg_rows(conn, old)?.1,
+                _ => false,
+            };
+            let key = active.then_some(leg.key.as_str());
+            insert_leg(conn, &leg.row, key, group)?;
+            match (&leg.entries, group) {
                 (Some(entries), Some(group)) => {
                     for entry in entries {
                         diesel::insert_into(address::table)
@@ -430,7 +540,7 @@ fn write_inbound(
                                 address::ip_addr.eq(&entry.ip),
                                 address::mask.eq(entry.mask),
                                 address::port.eq(0_i16),
-                                address::tag.eq(Some(&row.id)),
+                                address::tag.eq(Some(&leg.row.id)),
                             ))
                             .execute(conn)?;
                     }
@@ -438,20 +548,20 @@ fn write_inbound(
                 _ => {
                     diesel::insert_into(subscriber::table)
                         .values((
-                            subscriber::username.eq(&row.username),
-                            subscriber::domain.eq(&row.realm),
+                            subscriber::username.eq(&leg.row.username),
+                            subscriber::domain.eq(&leg.row.realm),
                             subscriber::password.eq(""),
-                            subscriber::ha1.eq(ha1),
+                            subscriber::ha1.eq(&leg.ha1),
                             subscriber::ha1b.eq(""),
                         ))
                         .execute(conn)?;
                 }
             }
-            Ok(true)
+            Ok(Some(dropped_list))
         });
         match written {
-            Ok(true) => return Ok(()),
-            Ok(false) => return Err(ProvisionError::NumberTaken),
+            Ok(Some(dropped_list)) => return Ok(dropped_list),
+            Ok(None) => return Err(ProvisionError::NumberTaken),
             Err(EdgeFailure::Taken(what)) if what.contains("inbound_key") => {
                 return Err(ProvisionError::NumberTaken)
             }
@@ -464,18 +574,73 @@ fn write_inbound(
     ))
 }
 
+/// The swap of an `ip` leg written inactive: in one transaction, the old leg's rows go and
+/// the new leg gets the number. Gives whether allow-list rows of the old leg were deleted.
+fn activate_inbound(edge: &Edge, new: &str, old: &str, key: &str) -> Result<bool, ProvisionError> {
+    /// What the swap's transaction found.
+    enum Found {
+        Swapped { dropped_list: bool },
+        NumberTaken,
+        NewLegGone,
+    }
+    let swapped = edge.transaction(|conn| {
+        use sip_trunks_legs::dsl as l;
+        if held_by_another(conn, key, &[old, new])? {
+            return Ok(Found::NumberTaken);
+        }
+        let present: i64 = l::sip_trunks_legs
+            .filter(l::id.eq(new))
+            .count()
+            .get_result(conn)?;
+        if present == 0 {
+            // Its rows went (a reconciler took it for an orphan): keep the old leg.
+            return Ok(Found::NewLegGone);
+        }
+        let (_, dropped_list) = delete_leg_rows(conn, old)?;
+        diesel::update(l::sip_trunks_legs.filter(l::id.eq(new)))
+            .set(l::inbound_key.eq(Some(key)))
+            .execute(conn)?;
+        Ok(Found::Swapped { dropped_list })
+    });
+    match swapped {
+        Ok(Found::Swapped { dropped_list }) => Ok(dropped_list),
+        Ok(Found::NumberTaken) | Err(EdgeFailure::Taken(_)) => Err(ProvisionError::NumberTaken),
+        Ok(Found::NewLegGone) => Err(ProvisionError::Unavailable(
+            "the new leg went away before it took the number".into(),
+        )),
+        Err(other) => Err(provision_error(other)),
+    }
+}
+
+/// True when a leg other than `except` has inbound key `key`.
+fn held_by_another(
+    conn: &mut db::EdgeConnection,
+    key: &str,
+    except: &[&str],
+) -> QueryResult<bool> {
+    use sip_trunks_legs::dsl as l;
+    let holders: Vec<String> = l::sip_trunks_legs
+        .filter(l::inbound_key.eq(key))
+        .select(l::id)
+        .load(conn)?;
+    Ok(holders.iter().any(|holder| !except.contains(&holder.as_str())))
+}
+
+/// Deletes every row of leg `id`: gives how many, and whether allow-list rows were among them.
+fn delete_leg_rows(conn: &mut db::EdgeConnection, id: &str) -> QueryResult<(usize, bool)> {
+    let addresses =
+        diesel::delete(address::table.filter(address::tag.eq(Some(id)))).execute(conn)?;
+    let subscribers =
+        diesel::delete(subscriber::table.filter(subscriber::domain.eq(id))).execute(conn)?;
+    let legs =
+        diesel::delete(sip_trunks_legs::table.filter(sip_trunks_legs::id.eq(id))).execute(conn)?;
+    Ok((addresses + subscribers + legs, addresses > 0))
+}
+
 /// Removes every row of leg `id`; true when there were any.
 fn delete_rows(edge: &Edge, id: &str) -> Result<bool, ProvisionError> {
-    edge.transaction(|conn| {
-        let addresses =
-            diesel::delete(address::table.filter(address::tag.eq(Some(id)))).execute(conn)?;
-        let subscribers =
-            diesel::delete(subscriber::table.filter(subscriber::domain.eq(id))).execute(conn)?;
-        let legs = diesel::delete(sip_trunks_legs::table.filter(sip_trunks_legs::id.eq(id)))
-            .execute(conn)?;
-        Ok(addresses + subscribers + legs > 0)
-    })
-    .map_err(provision_error)
+    edge.transaction(|conn| delete_leg_rows(conn, id).map(|(rows, _)| rows > 0))
+        .map_err(provision_error)
 }
 
 fn remote_leg(row: db::LegRow) -> Option<RemoteLeg> {
@@ -527,6 +692,18 @@ impl VoiceInfrastructure for Kamailio {
         Box::pin(self.insert_inbound(leg))
     }
 
+    fn replaces_inbound_in_place(&self) -> bool {
+        true
+    }
+
+    fn replace_inbound<'a>(
+        &'a self,
+        old: &'a LegId,
+        leg: &'a InboundLeg,
+    ) -> ProvisionFuture<'a, LegId> {
+        Box::pin(self.swap_inbound(old, leg))
+    }
+
     fn create_outbound<'a>(&'a self, leg: &'a OutboundLeg) -> ProvisionFuture<'a, LegId> {
         Box::pin(async move {
             let id = new_leg_id();
@@ -536,7 +713,6 @@ impl VoiceInfrastructure for Kamailio {
                 trunk: leg.trunk,
                 owner: leg.owner,
                 number: leg.number.clone(),
-                inbound_key: None,
                 access: "",
                 realm: String::new(),
                 username: leg.username.clone(),
@@ -548,7 +724,7 @@ impl VoiceInfrastructure for Kamailio {
             };
             let edge = self.edge.clone();
             self.blocking(move || {
-                edge.transaction(|conn| insert_leg(conn, &row, None))
+                edge.transaction(|conn| insert_leg(conn, &row, None, None))
                     .map_err(provision_error)
             })
             .await?;

@@ -10,9 +10,11 @@
 //!   with its id, which the reconciler's scan removes as orphans.
 //! - Update: the trunk is leased; a new outbound leg is made before the old is queued for
 //!   removal; an inbound leg is deleted before its successor is made (LiveKit refuses two
-//!   with one number). New ids and the client's change are stored together. A failure after
-//!   the old inbound leg is gone leaves the trunk as it was, in `Repair`: the reconciler
-//!   makes an inbound leg for the stored settings again (right away, when it can).
+//!   with one number), or, where the infrastructure can (Kamailio), swapped make before
+//!   break, so that a failure leaves the old leg in force. New ids and the client's change
+//!   are stored together. A failure after the old inbound leg is gone leaves the trunk as it
+//!   was, in `Repair`: the reconciler makes an inbound leg for the stored settings again
+//!   (right away, when it can).
 //! - Delete: the trunk is deleted and its legs queued in one transaction; the removal is
 //!   tried at once and, if the infrastructure does not answer, by the reconciler.
 
@@ -231,6 +233,37 @@ impl Provisioner {
             deadline,
             "create inbound leg",
             self.infrastructure.create_inbound(&leg),
+        )
+        .await
+    }
+
+    /// Puts the inbound leg `trunk`'s settings need in force in place of `old`, make before
+    /// break, within `deadline` (only on an infrastructure that
+    /// [replaces inbound legs in place](VoiceInfrastructure::replaces_inbound_in_place)). A
+    /// number held by a dead trunk's leg is freed as in [`Provisioner::make_inbound`].
+    async fn swap_inbound(
+        &self,
+        deadline: Instant,
+        old: &LegId,
+        trunk: &SipTrunk,
+    ) -> Result<LegId, ProvisionError> {
+        let leg = InboundLeg::of(trunk);
+        let first = self
+            .call(
+                deadline,
+                "replace inbound leg",
+                self.infrastructure.replace_inbound(old, &leg),
+            )
+            .await;
+        if first != Err(ProvisionError::NumberTaken)
+            || !self.clear_dead_holders(deadline, &leg.number).await
+        {
+            return first;
+        }
+        self.call(
+            deadline,
+            "replace inbound leg",
+            self.infrastructure.replace_inbound(old, &leg),
         )
         .await
     }
@@ -519,7 +552,32 @@ impl Provisioner {
             }
         }
         let mut new_inbound = None;
-        if legs.inbound {
+        let in_place = current
+            .inbound_trunk_id
+            .as_ref()
+            .filter(|_| legs.inbound && self.infrastructure.replaces_inbound_in_place());
+        if let Some(old) = in_place {
+            match self.swap_inbound(deadline, old, &next.trunk).await {
+                Ok(leg) => {
+                    made.push((LegKind::Inbound, leg.clone()));
+                    new_inbound = Some(leg);
+                }
+                Err(error) => {
+                    // The old leg is still in force, untouched. An answer cut off by the
+                    // deadline may hide a swap that happened after all: the reconciler
+                    // looks at the trunk soon (Repair) and puts the stored settings back.
+                    let left = match error {
+                        ProvisionError::NumberTaken | ProvisionError::Refused(_) => state,
+                        _ => ProvisioningState::Repair,
+                    };
+                    self.release(owner, id, lease, left, made).await;
+                    return Err(match error {
+                        ProvisionError::NumberTaken => ProvisioningFailure::NumberTaken,
+                        _ => ProvisioningFailure::Failed,
+                    });
+                }
+            }
+        } else if legs.inbound {
             if let Some(old) = &current.inbound_trunk_id {
                 let removed = self.remove_leg(deadline, LegKind::Inbound, old).await;
                 if removed.is_err() {
