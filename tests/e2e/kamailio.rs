@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kamailio_adapter::testing::{
-    carrier_address, check_digest, free_tcp_port, free_udp_port, sipp_call, tools_present, Edge, EdgeStore,
-    SippRun, SippServer,
+    carrier_address, check_digest, free_tcp_port, free_udp_port, sipp_call, tools_present, Edge,
+    EdgeStore, SippRun, SippServer,
 };
 use serde_json::{json, Value};
 
@@ -678,6 +678,91 @@ pub fn a_failed_reload_leaves_the_edge_taking_calls_exactly_as_before(database: 
             && printed.contains("Kamailio holds exactly the legs the stored trunks reference"),
         "{printed}{}",
         String::from_utf8_lossy(&dry.stderr)
+    );
+}
+
+pub fn kamailio_carries_every_value_the_api_accepts_and_the_api_refuses_the_rest(
+    database: &Database,
+) {
+    let Some(rig) = rig(database) else { return };
+    let alice = create_user(database, "values@example.com");
+    let server = rig.start(database, &[]);
+
+    // A digest username travels in a quoted-string: `"` and `\` are refused at the API.
+    for username in ["quo\"te_user", "back\\slash_user"] {
+        let (status, text) = server.call(
+            "POST",
+            TRUNKS,
+            Some(&alice),
+            Some(&auth_trunk(
+                "+14155550600",
+                username,
+                "Some-Pass-1",
+                "127.0.0.9",
+            )),
+        );
+        assert_eq!(status, 422, "{username}: {text}");
+        assert_eq!(
+            json(&text)["errors"]["sip_username"],
+            json!(["The sip username may not contain double quotes or backslashes (SIP digest authentication cannot carry them reliably)."]),
+            "{text}"
+        );
+    }
+
+    // A password with backslashes, an octal-looking escape and quotes: inbound and outbound.
+    let password = r#"back\slash\101"q'"#;
+    let proxy_ip = carrier_address().unwrap();
+    let proxy = SippServer::start(rig.edge.dir(), "carrier_407", &proxy_ip, 5060, &[]).unwrap();
+    let trunk = create(
+        &server,
+        &alice,
+        &auth_trunk("+14155550601", "slash_user", password, &proxy_ip),
+    );
+    rig.expect(
+        "the password answers the edge's challenge",
+        rig.call(
+            "127.0.0.4",
+            "+14155550601",
+            true,
+            &digest("slash_user", password),
+        ),
+    );
+    let header = format!("X-Sip-Trunk: {trunk}");
+    let platform_proof = rig.edge.platform_secret_header();
+    rig.expect(
+        "an outbound call through the trunk",
+        rig.call(
+            "127.0.0.1",
+            "+14155559876",
+            true,
+            &["-key", "extra", &header, "-key", "extra2", &platform_proof],
+        ),
+    );
+    let credentials = proxy
+        .log()
+        .lines()
+        .find_map(|line| line.strip_prefix("proxy-auth=").map(str::to_owned))
+        .unwrap_or_else(|| panic!("no Proxy-Authorization: {}", proxy.log()));
+    check_digest(&credentials, "INVITE", "slash_user", password)
+        .unwrap_or_else(|error| panic!("the carrier gets the password's digest: {error}"));
+
+    // An extension with `#`: reachable in the RFC 3261 form (`%23`) and in the raw one.
+    let extension = json!({
+        "sip_trunk_type": "extension", "phone_number": "9#1", "sip_username": "pbx_user",
+        "sip_password": "Ext-Pass-1", "sip_address": "127.0.0.9",
+        "sip_calling_format": "+e164", "inbound_authorization_type": "ip",
+        "allowed_inbound_ips": ["127.0.0.6"], "country_code": "US"
+    });
+    create(&server, &alice, &extension);
+    for called in ["9%231", "9#1"] {
+        rig.expect(
+            &format!("the extension called as {called}"),
+            rig.call("127.0.0.6", called, true, &[]),
+        );
+    }
+    rig.expect(
+        "another extension is not it",
+        rig.call("127.0.0.6", "9%232", false, &[]),
     );
 }
 

@@ -69,7 +69,7 @@ fn trimmed_text(min: usize, max: usize) -> String {
 /// The characters of a SIP username: no whitespace, control, bidirectional-control or
 /// zero-width characters. Goes with a length of 3 to 128 characters.
 pub fn sip_username() -> String {
-    format!("^[^{WHITESPACE}{CONTROL}{INVISIBLE_FORMAT}]*$")
+    format!("^[^{WHITESPACE}{CONTROL}{INVISIBLE_FORMAT}\"\\\\]*$")
 }
 
 /// The characters of a SIP password: no control characters. Goes with a length of 3 to 128

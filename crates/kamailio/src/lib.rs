@@ -254,7 +254,10 @@ impl Kamailio {
         let edge = self.edge.clone();
         let leg_id = id.as_str().to_owned();
         if let Err(error) = self.blocking(move || delete_rows(&edge, &leg_id)).await {
-            log::warn!("kamailio: leg {} left for the reconciler: {error}", id.as_str());
+            log::warn!(
+                "kamailio: leg {} left for the reconciler: {error}",
+                id.as_str()
+            );
         }
     }
 
@@ -613,17 +616,15 @@ fn activate_inbound(edge: &Edge, new: &str, old: &str, key: &str) -> Result<bool
 }
 
 /// True when a leg other than `except` has inbound key `key`.
-fn held_by_another(
-    conn: &mut db::EdgeConnection,
-    key: &str,
-    except: &[&str],
-) -> QueryResult<bool> {
+fn held_by_another(conn: &mut db::EdgeConnection, key: &str, except: &[&str]) -> QueryResult<bool> {
     use sip_trunks_legs::dsl as l;
     let holders: Vec<String> = l::sip_trunks_legs
         .filter(l::inbound_key.eq(key))
         .select(l::id)
         .load(conn)?;
-    Ok(holders.iter().any(|holder| !except.contains(&holder.as_str())))
+    Ok(holders
+        .iter()
+        .any(|holder| !except.contains(&holder.as_str())))
 }
 
 /// Deletes every row of leg `id`: gives how many, and whether allow-list rows were among them.

@@ -46,7 +46,7 @@ impl Fields {
             }),
             sip_username: json!({
                 "type": "string",
-                "description": "No whitespace, control, bidirectional-control or zero-width characters.",
+                "description": "No whitespace, control, bidirectional-control or zero-width characters, no `\"` or `\\` (SIP digest authentication cannot carry them reliably).",
                 "minLength": 3,
                 "maxLength": 128,
                 "pattern": syntax::sip_username(),

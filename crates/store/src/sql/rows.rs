@@ -204,7 +204,7 @@ impl TrunkRow {
         let settings = TrunkSettings {
             phone_number,
             nickname,
-            sip_username: SipUsername::parse(&self.sip_username)
+            sip_username: SipUsername::parse_stored(&self.sip_username)
                 .map_err(|e| bad("sip_username", &e))?,
             sip_password: PasswordWithheld,
             sip_address: SipAddress::parse(&self.sip_address)

@@ -1,0 +1,1 @@
+ALTER TABLE sip_trunks_legs ALTER COLUMN password TYPE TEXT;
