@@ -517,6 +517,14 @@ pub fn kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back(
     );
 
     rig.edge.stop();
+    // Still ready (the registry serves), and saying the edge does not answer.
+    let (status, ready) = server.call("GET", "/readyz", None, None);
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(
+        json(&ready)["provisioning"],
+        "kamailio (unreachable)",
+        "{ready}"
+    );
     // An allow-list must be reloaded into Kamailio: without it, the contract's 500 and the
     // stored trunk as it was.
     let (status, text) = server.call(
@@ -562,6 +570,18 @@ pub fn kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back(
     );
 
     rig.edge.start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, ready) = server.call("GET", "/readyz", None, None);
+        if json(&ready)["provisioning"] == "kamailio" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {ready} with Kamailio back"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
     // The failed update never touched the old inbound leg (make before break): it is
     // answered as soon as Kamailio is back.
     let deadline = Instant::now() + Duration::from_secs(45);
@@ -607,6 +627,12 @@ pub fn a_failed_reload_leaves_the_edge_taking_calls_exactly_as_before(database: 
     // The same service with Kamailio's RPC out of reach (SIP is up): no allow-list reloads.
     let nobody = format!("http://127.0.0.1:{}/RPC", free_tcp_port().unwrap());
     let server = rig.start(database, &[("KAMAILIO_RPC_URL", nobody.as_str())]);
+    let (_, ready) = server.call("GET", "/readyz", None, None);
+    assert_eq!(
+        json(&ready)["provisioning"],
+        "kamailio (unreachable)",
+        "{ready}"
+    );
     let (status, text) = server.call(
         "PUT",
         &format!("{TRUNKS}/{ip}"),

@@ -304,6 +304,13 @@ pub trait VoiceInfrastructure: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// Whether the infrastructure answers now (for readiness reports): one cheap call, no
+    /// retry. The default says yes without asking (an infrastructure reached only through
+    /// the calls above shows its state there).
+    fn check_reachable(&self) -> ProvisionFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// True when [`VoiceInfrastructure::replace_inbound`] swaps inbound legs with no gap
     /// (Kamailio); false when an inbound leg must be removed before its replacement can hold
     /// the number (LiveKit refuses two inbound trunks with one number).

@@ -697,6 +697,19 @@ impl VoiceInfrastructure for Kamailio {
         true
     }
 
+    /// `core.uptime` over the RPC (the method the edge serves for this): Kamailio runs and
+    /// takes the service's reloads.
+    fn check_reachable(&self) -> ProvisionFuture<'_, ()> {
+        Box::pin(async move {
+            let rpc = self.rpc.clone();
+            match self.blocking(move || Ok(rpc.call("core.uptime"))).await? {
+                Ok(_) => Ok(()),
+                Err(RpcFailure::Refused(why)) => Err(ProvisionError::Refused(why)),
+                Err(RpcFailure::Unreachable(why)) => Err(ProvisionError::Unavailable(why)),
+            }
+        })
+    }
+
     fn replace_inbound<'a>(
         &'a self,
         old: &'a LegId,

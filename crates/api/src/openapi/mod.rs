@@ -247,7 +247,9 @@ pub struct StatusDoc {
 pub struct ReadyDoc {
     #[schema(example = "ready")]
     status: String,
-    /// `livekit` or `kamailio`, or `off` when trunks get no legs.
+    /// `livekit` or `kamailio`, or `off` when trunks get no legs; `kamailio (unreachable)`
+    /// while the edge's RPC does not answer (still 200: the registry serves, and writes that
+    /// need the edge answer 500 until it is back).
     #[schema(example = "livekit")]
     provisioning: String,
     /// `live` (other replicas' writes reach the caches at once), `degraded` (the feed

@@ -66,7 +66,16 @@ pub struct Provisioner {
     infrastructure: Arc<dyn VoiceInfrastructure>,
     ledger: Arc<dyn ProvisioningLedger>,
     budget: Duration,
+    /// The last answer to "does the infrastructure answer?" and when it was had: `/readyz`
+    /// asks at most once per [`REACHABILITY_TTL`], whoever polls it and how often.
+    reachability: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
+
+/// How long `/readyz` reuses the infrastructure's last answer.
+const REACHABILITY_TTL: Duration = Duration::from_secs(1);
+
+/// How long `/readyz` waits for the infrastructure's answer.
+const REACHABILITY_TIMEOUT: Duration = Duration::from_millis(800);
 
 impl std::fmt::Debug for Provisioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +103,32 @@ impl Provisioner {
             infrastructure,
             ledger,
             budget: REQUEST_BUDGET,
+            reachability: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// `/readyz`'s `provisioning`: the infrastructure's name (`kamailio`), with
+    /// ` (unreachable)` while it does not answer. Asked at most once a second; one probe at
+    /// a time (the others wait for its answer), cut off after 800 ms.
+    pub async fn readiness(&self) -> String {
+        let mut last = self.reachability.lock().await;
+        let reachable = match *last {
+            Some((asked, reachable)) if asked.elapsed() < REACHABILITY_TTL => reachable,
+            _ => {
+                let answer = actix_web::rt::time::timeout(
+                    REACHABILITY_TIMEOUT,
+                    self.infrastructure.check_reachable(),
+                )
+                .await;
+                let reachable = matches!(answer, Ok(Ok(())));
+                *last = Some((Instant::now(), reachable));
+                reachable
+            }
+        };
+        if reachable {
+            self.name().to_owned()
+        } else {
+            format!("{} (unreachable)", self.name())
         }
     }
 

@@ -15,7 +15,7 @@ pub async fn healthz() -> HttpResponse {
 /// 200 when the database answers, 503 otherwise.
 #[utoipa::path(operation_id = "readyz", get, path = "/readyz", tag = "operations", security(()),
     responses(
-        (status = 200, description = "The database answers; `provisioning` names the voice infrastructure trunks get their legs on (`livekit` or `kamailio`), or `off` (registry only); `cache_coherence` is `live` while other replicas' writes reach this one's caches (PostgreSQL), `degraded` while that feed reconnects (caches rely on their TTL), `local` on SQLite; `rate_limits` is `redis` when shared by every replica, `local` when per process, `local (redis unreachable)` while Redis does not answer", body = crate::openapi::ReadyDoc),
+        (status = 200, description = "The database answers; `provisioning` names the voice infrastructure trunks get their legs on (`livekit` or `kamailio`; `kamailio (unreachable)` while the edge's RPC does not answer), or `off` (registry only); `cache_coherence` is `live` while other replicas' writes reach this one's caches (PostgreSQL), `degraded` while that feed reconnects (caches rely on their TTL), `local` on SQLite; `rate_limits` is `redis` when shared by every replica, `local` when per process, `local (redis unreachable)` while Redis does not answer", body = crate::openapi::ReadyDoc),
         (status = 503, description = "The database does not answer", body = crate::openapi::MessageDoc)
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -25,13 +25,16 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     #[derive(serde::Serialize)]
     struct Ready {
         status: &'static str,
-        provisioning: &'static str,
+        provisioning: String,
         cache_coherence: &'static str,
         rate_limits: &'static str,
     }
     Ok(HttpResponse::Ok().json(Ready {
         status: "ready",
-        provisioning: state.provisioner.as_ref().map_or("off", |p| p.name()),
+        provisioning: match &state.provisioner {
+            Some(provisioner) => provisioner.readiness().await,
+            None => "off".to_owned(),
+        },
         cache_coherence: state.cache_coherence(),
         rate_limits: state.rate_limits.scope(),
     }))
