@@ -142,6 +142,12 @@ pub fn kamailio_enforces_on_sip_traffic_what_the_api_stores(database: &Database)
     let server = rig.start(database, &[("RUST_LOG", "trace")]);
     let (_, ready) = server.call("GET", "/readyz", None, None);
     assert_eq!(json(&ready)["provisioning"], "kamailio", "{ready}");
+    // The edge's database URL (which may hold a password) is in a 0600 file, not on the
+    // command line every local user can read.
+    let command_line = rig.edge.command_line().unwrap();
+    for leak in ["DBURL", "postgres://", "sqlite://", "edge.db"] {
+        assert!(!command_line.contains(leak), "{leak} in {command_line}");
+    }
 
     // ip: the allow-list and nothing else; a change through the API takes effect.
     let ip = create(&server, &alice, &ip_trunk("+14155550101", &["127.0.0.2"]));
@@ -790,6 +796,105 @@ pub fn kamailio_carries_every_value_the_api_accepts_and_the_api_refuses_the_rest
         "another extension is not it",
         rig.call("127.0.0.6", "9%232", false, &[]),
     );
+}
+
+/// The effective user id of this process, from `/proc/self/status`.
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The id of group `name`, from `/etc/group`.
+fn group_id(name: &str) -> Option<u32> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}
+
+pub fn a_sqlite_edge_is_shared_with_kamailio_running_as_its_own_user(database: &Database) {
+    use std::os::unix::fs::MetadataExt;
+    let required = std::env::var("SIP_TRUNKS_REQUIRE_SIP_TOOLS").is_ok();
+    if !tools_present() {
+        assert!(!required, "kamailio and sipp are required here");
+        eprintln!("kamailio or sipp missing: skipped");
+        return;
+    }
+    // Switching Kamailio to its own user takes root; the user is the Debian package's.
+    if effective_uid() != Some(0) {
+        eprintln!("not root: Kamailio cannot be run as another user here: skipped");
+        return;
+    }
+    let Some(gid) = group_id("kamailio") else {
+        assert!(!required, "the kamailio package's group is missing");
+        eprintln!("no kamailio group: skipped");
+        return;
+    };
+    let platform_port = free_udp_port().unwrap();
+    let mut edge = Edge::prepare(
+        EdgeStore::Sqlite,
+        &format!("sip:127.0.0.1:{platform_port}"),
+        "127.0.0.1",
+    )
+    .unwrap();
+    edge.run_as("kamailio", "kamailio", gid).unwrap();
+    let file = edge.dir().join("edge.db");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().mode() & 0o777,
+        0o600,
+        "private until shared"
+    );
+    // The service shares the file it created with Kamailio's group, and only with it.
+    let rpc = edge.rpc_url();
+    let server = Server::start_with(
+        database,
+        &[
+            ("KAMAILIO_DB_URL", edge.database_url.as_str()),
+            ("KAMAILIO_RPC_URL", rpc.as_str()),
+            ("KAMAILIO_RPC_SECRET", edge.rpc_secret()),
+            ("KAMAILIO_DB_GROUP", "kamailio"),
+        ],
+    );
+    for name in ["edge.db", "edge.db-wal", "edge.db-shm"] {
+        let meta = std::fs::metadata(edge.dir().join(name)).unwrap();
+        assert_eq!(
+            (meta.mode() & 0o777, meta.gid()),
+            (0o660, gid),
+            "{name} is the service's and Kamailio's group's, nobody else's"
+        );
+    }
+    edge.start().unwrap();
+    let platform =
+        SippServer::start(edge.dir(), "answer", "127.0.0.1", platform_port, &[]).unwrap();
+    let alice = create_user(database, "shared@example.com");
+    create(&server, &alice, &ip_trunk("+14155550701", &["127.0.0.2"]));
+    let run = sipp_call(
+        edge.dir(),
+        "call",
+        "127.0.0.2",
+        &format!("127.0.0.1:{}", edge.sip_port),
+        "+14155550701",
+        &[],
+    );
+    assert!(
+        run.passed,
+        "Kamailio as user kamailio reads the trunk: {}\n{}",
+        run.errors,
+        tail(&edge.log())
+    );
+    let kamailio_uid = edge.pid().and_then(|pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|line| line.starts_with("Uid:"))?;
+        line.split_whitespace().nth(2)?.parse::<u32>().ok()
+    });
+    assert!(
+        kamailio_uid.is_some_and(|uid| uid != 0),
+        "Kamailio runs as its own user, not root: {kamailio_uid:?}"
+    );
+    drop(platform);
 }
 
 pub fn reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references(database: &Database) {

@@ -67,6 +67,7 @@ e2e_suite!(
         a_failed_reload_leaves_the_edge_taking_calls_exactly_as_before,
         kamailio_carries_every_value_the_api_accepts_and_the_api_refuses_the_rest,
         reconcile_heals_what_kamailio_lost_and_removes_what_nobody_references,
+        a_sqlite_edge_is_shared_with_kamailio_running_as_its_own_user,
         the_cli_writing_beside_a_sqlite_server_never_costs_a_client_a_locked_database,
         the_phone_number_endpoints_list_and_rename_the_callers_trunks,
         the_json_log_is_one_object_per_line_with_request_ids_and_no_secret,

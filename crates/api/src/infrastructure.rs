@@ -93,6 +93,11 @@ pub struct InfrastructureArgs {
     /// configuration holds its SHA-256, RPC_SECRET_SHA256). Instead: KAMAILIO_RPC_SECRET.
     #[arg(long, env = "KAMAILIO_RPC_SECRET_FILE", global = true)]
     pub kamailio_rpc_secret_file: Option<PathBuf>,
+    /// The group (name or number) a SQLite Kamailio database is shared with, mode 0660,
+    /// instead of private to this service (0600): Kamailio's own (`kamailio` on Debian), so
+    /// that Kamailio running as its own user can open it. Not for PostgreSQL.
+    #[arg(long, env = "KAMAILIO_DB_GROUP", global = true)]
+    pub kamailio_db_group: Option<String>,
 }
 
 impl InfrastructureArgs {
@@ -154,10 +159,14 @@ impl InfrastructureArgs {
             .filter(|url| !url.is_empty());
         // Built only when Kamailio is the choice: its secret is required then, not otherwise.
         let kamailio = |url: &str| -> Result<Infrastructure, StartError> {
-            Ok(Infrastructure::Kamailio(
-                KamailioSettings::new(url, &self.kamailio_rpc_url)
-                    .with_rpc_secret(self.kamailio_rpc_secret()?),
-            ))
+            let mut settings = KamailioSettings::new(url, &self.kamailio_rpc_url)
+                .with_rpc_secret(self.kamailio_rpc_secret()?);
+            if let Some(group) = self.kamailio_db_group.as_deref().filter(|g| !g.is_empty()) {
+                settings = settings
+                    .with_database_group(group)
+                    .map_err(|why| StartError::Settings(format!("--kamailio-db-group: {why}")))?;
+            }
+            Ok(Infrastructure::Kamailio(settings))
         };
         match self.provisioner {
             Some(ProvisionerChoice::None) => Ok(Infrastructure::None),

@@ -112,7 +112,9 @@ impl EdgeDatabase {
         Ok(Self::Sqlite(path.to_owned()))
     }
 
-    fn open(&self) -> Result<EdgeConnection, String> {
+    /// Connects; a SQLite file is created when missing, private to its owner or shared with
+    /// `group` (see [`share_with_group`]).
+    fn open(&self, group: Option<u32>) -> Result<EdgeConnection, String> {
         match self {
             Self::Postgres(url) => PgConnection::establish(url)
                 .map(EdgeConnection::Postgres)
@@ -127,6 +129,10 @@ impl EdgeDatabase {
                     SQLITE_BUSY_TIMEOUT.as_millis()
                 ))
                 .map_err(|error| format!("cannot configure the Kamailio database: {error}"))?;
+                if let Some(group) = group {
+                    // After the WAL pragma, so that the -wal and -shm files exist to be shared.
+                    share_with_group(path, group)?;
+                }
                 Ok(EdgeConnection::Sqlite(conn))
             }
         }
@@ -151,16 +157,74 @@ fn create_private(path: &str) -> Result<(), String> {
     }
 }
 
+/// Gives the SQLite file and its `-wal` and `-shm` files to `group`, mode 0660: Kamailio
+/// runs as a user of its own (Debian's `kamailio`) and opens the file read-write (a WAL
+/// reader writes `-shm`). Nobody else gets anything. SQLite creates later `-wal`/`-shm`
+/// files with the database's mode, and with its group when the directory is setgid to it;
+/// a directory that is not is logged, since Kamailio could then be locked out after a
+/// restart of both.
+fn share_with_group(path: &str, group: u32) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for file in [
+        path.to_owned(),
+        format!("{path}-wal"),
+        format!("{path}-shm"),
+    ] {
+        if !std::path::Path::new(&file).exists() {
+            continue;
+        }
+        std::os::unix::fs::chown(&file, None, Some(group))
+            .and_then(|()| std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o660)))
+            .map_err(|error| {
+                format!("cannot give the Kamailio database {file} to group {group}: {error}")
+            })?;
+    }
+    let directory = std::path::Path::new(path)
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or_else(|| std::path::Path::new("."));
+    if let Ok(meta) = std::fs::metadata(directory) {
+        let setgid_to_group = meta.gid() == group && meta.mode() & 0o2070 == 0o2070;
+        if !setgid_to_group {
+            log::warn!(
+                "kamailio: the directory of the edge database is not setgid to group {group} with group rwx: a -wal or -shm file created later may be closed to Kamailio (chgrp {group} DIR && chmod 2770 DIR)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The group id of `group`: a number, or a name looked up in the system's group database.
+pub(crate) fn group_id(group: &str) -> Result<u32, String> {
+    if let Ok(id) = group.parse::<u32>() {
+        return Ok(id);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(found)) => Ok(found.gid.as_raw()),
+        Ok(None) => Err(format!("no group named {group:?}")),
+        Err(error) => Err(format!("cannot look group {group:?} up: {error}")),
+    }
+}
+
 /// The adapter's connection, reopened after a failure.
 pub(crate) struct Edge {
     database: EdgeDatabase,
+    /// The group a SQLite file is shared with (Kamailio's), if any.
+    group: Option<u32>,
     connection: Mutex<Option<EdgeConnection>>,
 }
 
 impl Edge {
-    /// Opens the database and creates (or updates) the tables.
-    pub(crate) fn open(database: EdgeDatabase) -> Result<Self, String> {
-        let mut conn = database.open()?;
+    /// Opens the database and creates (or updates) the tables; a SQLite file is shared with
+    /// `group` when one is given (refused for PostgreSQL, where it means nothing).
+    pub(crate) fn open(database: EdgeDatabase, group: Option<u32>) -> Result<Self, String> {
+        if group.is_some() && matches!(database, EdgeDatabase::Postgres(_)) {
+            return Err(
+                "a Kamailio database group is for a SQLite edge database (PostgreSQL has its own users)"
+                    .into(),
+            );
+        }
+        let mut conn = database.open(group)?;
         let applied = match &mut conn {
             EdgeConnection::Postgres(conn) => conn
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
@@ -175,6 +239,7 @@ impl Edge {
         }
         Ok(Self {
             database,
+            group,
             connection: Mutex::new(Some(conn)),
         })
     }
@@ -189,7 +254,11 @@ impl Edge {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if slot.is_none() {
-            *slot = Some(self.database.open().map_err(EdgeFailure::Unreachable)?);
+            *slot = Some(
+                self.database
+                    .open(self.group)
+                    .map_err(EdgeFailure::Unreachable)?,
+            );
         }
         let Some(conn) = slot.as_mut() else {
             return Err(EdgeFailure::Unreachable("no connection".into()));
@@ -312,13 +381,13 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("edge.db").display().to_string();
-        let edge = Edge::open(EdgeDatabase::Sqlite(path.clone())).unwrap();
+        let edge = Edge::open(EdgeDatabase::Sqlite(path.clone()), None).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let legs = edge.transaction(all_legs).unwrap();
         assert!(legs.is_empty());
         drop(edge);
         // Opening again applies nothing twice.
-        Edge::open(EdgeDatabase::Sqlite(path)).unwrap();
+        Edge::open(EdgeDatabase::Sqlite(path), None).unwrap();
     }
 }

@@ -78,6 +78,9 @@ pub struct KamailioSettings {
     pub rpc_url: String,
     /// `KAMAILIO_RPC_SECRET`: sent with every RPC call; the edge refuses calls without it.
     pub rpc_secret: Option<EdgeSecret>,
+    /// `KAMAILIO_DB_GROUP`: a SQLite edge file is shared with this group (Kamailio's), mode
+    /// 0660, instead of private to the service (0600).
+    pub database_group: Option<u32>,
     /// How long one RPC call or one database transaction may take.
     pub request_timeout: Duration,
     /// RPC calls per reload at most (1: no retry).
@@ -93,10 +96,19 @@ impl KamailioSettings {
             database_url: database_url.into(),
             rpc_url: rpc_url.into(),
             rpc_secret: None,
+            database_group: None,
             request_timeout: Duration::from_secs(2),
             attempts: 3,
             first_backoff: Duration::from_millis(100),
         }
+    }
+
+    /// The same, sharing a SQLite edge file with `group` (a name or a number): Kamailio
+    /// runs as a user of its own (Debian's `kamailio`), which must open the file the service
+    /// creates.
+    pub fn with_database_group(mut self, group: &str) -> Result<Self, String> {
+        self.database_group = Some(db::group_id(group)?);
+        Ok(self)
     }
 
     /// The same, sending `secret` with every RPC call.
@@ -112,6 +124,7 @@ impl std::fmt::Debug for KamailioSettings {
             .field("database_url", &"[redacted]")
             .field("rpc_url", &self.rpc_url)
             .field("rpc_secret", &self.rpc_secret)
+            .field("database_group", &self.database_group)
             .field("request_timeout", &self.request_timeout)
             .field("attempts", &self.attempts)
             .field("first_backoff", &self.first_backoff)
@@ -134,7 +147,7 @@ impl Kamailio {
         if !settings.rpc_url.starts_with("http://") && !settings.rpc_url.starts_with("https://") {
             return Err("the Kamailio RPC URL must be http://HOST:PORT/RPC".into());
         }
-        let edge = Edge::open(database)?;
+        let edge = Edge::open(database, settings.database_group)?;
         Ok(Self {
             edge: Arc::new(edge),
             rpc: Arc::new(RpcClient::new(

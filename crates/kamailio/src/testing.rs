@@ -60,6 +60,7 @@ pub struct Edge {
     platform_secret: crate::EdgeSecret,
     dropped_database: Option<(String, String)>,
     started: bool,
+    run_as: Option<(String, String)>,
 }
 
 impl Edge {
@@ -114,7 +115,22 @@ impl Edge {
             platform_secret: random_secret(),
             dropped_database,
             started: false,
+            run_as: None,
         })
+    }
+
+    /// Makes Kamailio run as `user` and `group` (`-u`, `-g`), as Debian's package runs it,
+    /// instead of the test's user (root only). The edge's directory is given to `group`,
+    /// setgid, as docs/kamailio.md tells operators to do; the database file is left as it is
+    /// (the service shares it, with `KAMAILIO_DB_GROUP`).
+    pub fn run_as(&mut self, user: &str, group: &str, gid: u32) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.dir.path();
+        std::os::unix::fs::chown(dir, None, Some(gid))
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2770)))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        self.run_as = Some((user.to_owned(), group.to_owned()));
+        Ok(())
     }
 
     /// The adapter's `KAMAILIO_RPC_URL`.
@@ -175,8 +191,15 @@ impl Edge {
         }
         let dir = self.dir.path();
         let log = std::fs::File::create(dir.join("kamailio.log")).map_err(|e| e.to_string())?;
+        // The database URL as production gives it: in a 0600 file Kamailio finds in its
+        // working directory, never on its command line.
+        write_private(
+            &dir.join("sip-trunks-db.cfg"),
+            &format!("#!trydef DBURL \"{}\"\n", self.kamailio_db_url),
+        )?;
         let mut command = Command::new("kamailio");
         command
+            .current_dir(dir)
             .args(["-f", CONFIG, "-DD", "-E", "-e"])
             .arg("-P")
             .arg(dir.join("kamailio.pid"))
@@ -186,7 +209,6 @@ impl Edge {
             .arg(dir)
             .args(["-l", &format!("udp:127.0.0.1:{}", self.sip_port)])
             .args(["-l", &format!("tcp:127.0.0.1:{}", self.rpc_port)])
-            .args(["-A", &format!("DBURL=\"{}\"", self.kamailio_db_url)])
             .args(["-A", &format!("PLATFORM_URI=\"{}\"", self.platform_uri)])
             .args([
                 "-A",
@@ -206,6 +228,9 @@ impl Edge {
             ]);
         if self.dropped_database.is_some() {
             command.args(["-A", "WITH_POSTGRES"]);
+        }
+        if let Some((user, group)) = &self.run_as {
+            command.args(["-u", user, "-g", group]);
         }
         if self.ipv6 {
             command.args(["-l", &format!("udp:[::1]:{}", self.sip_port)]);
@@ -234,6 +259,18 @@ impl Edge {
             "kamailio did not answer OPTIONS in 10 s:\n{}",
             self.log()
         ))
+    }
+
+    /// The running Kamailio's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The running Kamailio's command line, as every local user can read it (`ps`).
+    pub fn command_line(&self) -> Option<String> {
+        let pid = self.child.as_ref()?.id();
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        Some(String::from_utf8_lossy(&raw).replace('\0', " "))
     }
 
     /// Stops Kamailio (SIGTERM to its process group, then SIGKILL) and waits for it.
@@ -283,7 +320,7 @@ impl Edge {
     /// Runs `sql` on the edge's database behind the service's back (drift, for tests).
     pub fn execute(&self, sql: &str) -> Result<(), String> {
         let database = crate::db::EdgeDatabase::parse(&self.database_url)?;
-        let edge = crate::db::Edge::open(database)?;
+        let edge = crate::db::Edge::open(database, None)?;
         edge.transaction(|conn| conn.batch_execute(sql))
             .map_err(|failure| format!("{failure:?}"))
     }
@@ -304,6 +341,20 @@ impl Drop for Edge {
             }
         }
     }
+}
+
+/// Writes `text` to a new file at `path` that only its owner can read (0600 from the start).
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// One sipp run's outcome.
