@@ -11,10 +11,10 @@ use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, ResealScope, SqlSt
 use crate::infrastructure::InfrastructureArgs;
 use crate::keys::{self, KeySource};
 use crate::logging::LogFormat;
-use crate::provisioning::reconciler::{Action, Reconciler};
 use crate::read_cache;
 use crate::server::{self, MetricsBind, SecretUrl, ServeSettings, StartError};
 use crate::state::AccountLimits;
+use service::reconciler::{Action, Reconciler};
 
 /// The SIP trunk registry.
 #[derive(Debug, Parser)]

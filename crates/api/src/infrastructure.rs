@@ -18,8 +18,8 @@ use domain::{ProvisioningLedger, VoiceInfrastructure};
 use kamailio_adapter::{EdgeSecret, Kamailio, KamailioSettings};
 use livekit_adapter::{ApiSecret, LiveKit, LiveKitSettings};
 
-use crate::provisioning::Provisioner;
 use crate::server::{SecretUrl, StartError};
+use service::Provisioner;
 
 /// LiveKit's own variable for the API secret.
 pub const SECRET_ENV: &str = "LIVEKIT_API_SECRET";
@@ -248,7 +248,10 @@ impl InfrastructureArgs {
                 Arc::new(Kamailio::open(settings).map_err(StartError::Settings)?)
             }
         };
-        Ok(Some(Arc::new(Provisioner::new(infrastructure, ledger))))
+        Ok(Some(Arc::new(
+            Provisioner::new(infrastructure, ledger)
+                .with_observer(Arc::new(crate::metrics::MetricsObserver)),
+        )))
     }
 }
 

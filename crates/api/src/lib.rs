@@ -11,7 +11,6 @@ pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;
-pub mod provisioning;
 pub mod rate_limit;
 pub mod read_cache;
 pub mod request;

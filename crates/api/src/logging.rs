@@ -3,7 +3,7 @@
 //! Every request gets an id, the client's `X-Request-Id` when it is sane (1 to 64 of
 //! `A-Z a-z 0-9 . _ : -`) or a fresh one (32 hex digits) otherwise, and every response carries
 //! it back. The id is the request's for as long as its future runs ([`with_request_id`]) and in
-//! the blocking work it hands to the pool ([`crate::state::blocking`]), so every log line of
+//! the blocking work it hands to the pool ([`service::blocking`]), so every log line of
 //! the request carries it, whichever module writes it.
 //!
 //! `json` writes one object per line: `timestamp`, `level`, `target`, `message`, and
@@ -11,12 +11,8 @@
 //! template, never the raw path with ids), `status`, `duration_ms` and `user_id`. Nothing
 //! secret is ever a log argument (docs/security.md); the formats add none.
 
-use std::cell::RefCell;
-use std::future::Future;
 use std::io::Write;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use clap::ValueEnum;
 
@@ -30,46 +26,7 @@ pub enum LogFormat {
     Json,
 }
 
-thread_local! {
-    static CURRENT: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
-}
-
-/// The id of the request whose work runs on this thread now, if any.
-pub fn current_request_id() -> Option<Arc<str>> {
-    CURRENT.with(|current| current.borrow().clone())
-}
-
-/// Runs `work` as part of request `id` (its log lines carry it).
-pub fn in_request<T>(id: Option<Arc<str>>, work: impl FnOnce() -> T) -> T {
-    let previous = CURRENT.with(|current| current.replace(id));
-    let result = work();
-    CURRENT.with(|current| *current.borrow_mut() = previous);
-    result
-}
-
-/// `future`, each poll of it made as part of request `id`.
-pub fn with_request_id<F: Future>(id: Arc<str>, future: F) -> WithRequestId<F> {
-    WithRequestId {
-        id,
-        future: Box::pin(future),
-    }
-}
-
-/// See [`with_request_id`].
-pub struct WithRequestId<F> {
-    id: Arc<str>,
-    future: Pin<Box<F>>,
-}
-
-impl<F: Future> Future for WithRequestId<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let id = self.id.clone();
-        let future = self.future.as_mut();
-        in_request(Some(id), || future.poll(cx))
-    }
-}
+pub use service::context::{current_request_id, in_request, with_request_id, WithRequestId};
 
 /// The client's id when it is sane, else a fresh one.
 pub fn request_id(sent: Option<&str>) -> Arc<str> {

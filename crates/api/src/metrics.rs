@@ -272,3 +272,36 @@ impl Metrics {
         text
     }
 }
+
+/// The use cases' reports, counted in [`metrics()`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MetricsObserver;
+
+impl service::Observe for MetricsObserver {
+    fn infrastructure_call(&self, infrastructure: &str, operation: &str, outcome: &str) {
+        metrics()
+            .provisioning
+            .get_or_create(&ProvisioningLabels {
+                infrastructure: infrastructure.to_owned(),
+                operation: operation.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    fn storage_failed(&self, kind: &'static str) {
+        Metrics::count(&metrics().db_errors, kind);
+    }
+
+    fn due_removals(&self, count: usize) {
+        metrics()
+            .reconciler_due_removals
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    fn due_trunks(&self, count: usize) {
+        metrics()
+            .reconciler_due_trunks
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+}

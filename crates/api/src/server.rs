@@ -10,10 +10,10 @@ use validator::Validate;
 
 use crate::client_address::TrustedProxies;
 use crate::infrastructure::InfrastructureArgs;
-use crate::provisioning::reconciler::{Reconciler, Schedule};
 use crate::rate_limit::RateLimits;
 use crate::shared_limits::SharedLimiter;
 use crate::state::{AccountLimits, AppState};
+use service::reconciler::{Reconciler, Schedule};
 
 /// Why the service could not start. Never contains a key or a password.
 #[derive(Debug, thiserror::Error)]

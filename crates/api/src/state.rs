@@ -8,9 +8,9 @@ use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepos
 use crate::auth::AuthCache;
 use crate::client_address::TrustedProxies;
 use crate::errors::ApiError;
-use crate::provisioning::Provisioner;
 use crate::rate_limit::RateLimits;
 use crate::read_cache::{self, ReadCache};
+use service::Provisioner;
 
 /// Checks that storage answers (for `/readyz`).
 pub type ReadinessProbe = Arc<dyn Fn() -> RepositoryResult<()> + Send + Sync>;
@@ -140,24 +140,7 @@ where
     T: Send + 'static,
 {
     // The pool's thread works for the caller's request: its log lines carry the id.
-    let id = crate::logging::current_request_id();
-    actix_web::web::block(move || {
-        let outcome = crate::logging::in_request(id, work);
-        if let Err(error) = &outcome {
-            let kind = match error {
-                RepositoryError::Unavailable(_) => Some("unavailable"),
-                RepositoryError::Corrupt(_) => Some("corrupt"),
-                RepositoryError::Internal(_) => Some("internal"),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                crate::metrics::Metrics::count(&crate::metrics::metrics().db_errors, kind);
-            }
-        }
-        outcome
-    })
-    .await
-    .map_err(|_| RepositoryError::Internal("the blocking pool is shut down".into()))?
+    service::blocking(&crate::metrics::MetricsObserver, work).await
 }
 
 /// [`blocking`], with a repository failure turned into the API's error.

@@ -12,11 +12,11 @@ use serde::Serialize;
 use crate::auth::Authenticated;
 use crate::body::JsonObject;
 use crate::errors::{mime_json, ApiError};
-use crate::provisioning::{Provisioner, ProvisioningFailure};
 use crate::read_cache::Read;
 use crate::request::{self, TRUNK_FIELDS};
 use crate::state::{blocking, run, AppState};
 use crate::views::{Data, Message, MessageData, TrunkListItem, TrunkView};
+use service::{Provisioner, ProvisioningFailure};
 
 fn trunk_id(raw: &str, not_found: ApiError) -> Result<TrunkId, ApiError> {
     TrunkId::parse(raw).ok_or(not_found)

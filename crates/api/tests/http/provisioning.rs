@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::test;
-use api::provisioning::reconciler::Reconciler;
-use api::provisioning::{new_lease, Provisioner};
 use api::AppState;
 use domain::{
     AccountRepository, ApiKeyName, ApiToken, Email, LegKind, NewSipTrunk, NewSipTrunkInput,
@@ -19,6 +17,8 @@ use domain::{
 use livekit_adapter::{ApiSecret, LiveKit, LiveKitSettings};
 use livekit_standin::{Fault, StandIn};
 use serde_json::{json, Value};
+use service::reconciler::Reconciler;
+use service::{new_lease, Provisioner};
 use store::testing::TempPgSchema;
 use store::{DatabaseUrl, EncryptionKey, Keyring, MemoryStore, PoolOptions, SqlStore};
 

@@ -21,8 +21,7 @@ use domain::{
     SipTrunkRepository, Timestamp, TrunkId, UserId,
 };
 
-use super::{new_lease, Provisioner, LEASE};
-use crate::state::blocking;
+use crate::provisioning::{new_lease, Provisioner, LEASE};
 
 /// A leg no trunk references is an orphan only once it is older than this: longer than any
 /// request that could still be storing it.
@@ -195,7 +194,11 @@ impl Reconciler {
         let ledger = self.provisioner.ledger().clone();
         let holder = self.holder.clone();
         let past = Timestamp::from_unix_micros(0).unwrap_or_else(Timestamp::now);
-        if let Err(error) = blocking(move || ledger.take_reconciler_lease(&holder, past)).await {
+        if let Err(error) = self
+            .provisioner
+            .blocking(move || ledger.take_reconciler_lease(&holder, past))
+            .await
+        {
             log::warn!("reconciler: giving its lease up failed: {error}");
         }
     }
@@ -205,7 +208,7 @@ impl Reconciler {
         let mut wait = schedule.tick;
         let mut last_scan: Option<Instant> = None;
         loop {
-            actix_web::rt::time::sleep(wait).await;
+            tokio::time::sleep(wait).await;
             let full = last_scan.is_none_or(|at| at.elapsed() >= schedule.full_scan_every);
             match self.pass(full, false).await {
                 Ok(report) => {
@@ -245,7 +248,9 @@ impl Reconciler {
         if !dry_run {
             let holder = self.holder.clone();
             let until = new_lease(LEASE).until;
-            let held = blocking(move || ledger.take_reconciler_lease(&holder, until))
+            let held = self
+                .provisioner
+                .blocking(move || ledger.take_reconciler_lease(&holder, until))
                 .await
                 .map_err(|e| e.to_string())?;
             if !held {
@@ -289,12 +294,12 @@ impl Reconciler {
         deadline: Instant,
     ) -> Result<(), String> {
         let ledger = self.provisioner.ledger().clone();
-        let due = blocking(move || ledger.due_removals(Timestamp::now(), 200))
+        let due = self
+            .provisioner
+            .blocking(move || ledger.due_removals(Timestamp::now(), 200))
             .await
             .map_err(|e| e.to_string())?;
-        crate::metrics::metrics()
-            .reconciler_due_removals
-            .set(i64::try_from(due.len()).unwrap_or(i64::MAX));
+        self.provisioner.observer().due_removals(due.len());
         for removal in due {
             if !dry_run {
                 let done = self
@@ -322,12 +327,12 @@ impl Reconciler {
         let ledger = self.provisioner.ledger().clone();
         let lease = new_lease(LEASE);
         let claim = lease.clone();
-        let claimed = blocking(move || ledger.claim_due(Timestamp::now(), &claim, 20))
+        let claimed = self
+            .provisioner
+            .blocking(move || ledger.claim_due(Timestamp::now(), &claim, 20))
             .await
             .map_err(|e| e.to_string())?;
-        crate::metrics::metrics()
-            .reconciler_due_trunks
-            .set(i64::try_from(claimed.len()).unwrap_or(i64::MAX));
+        self.provisioner.observer().due_trunks(claimed.len());
         for trunk in claimed {
             match trunk.state {
                 ProvisioningState::Creating => {
@@ -340,7 +345,8 @@ impl Reconciler {
                     let ledger = self.provisioner.ledger().clone();
                     let token = lease.token.clone();
                     let (owner, id) = (trunk.owner, trunk.id);
-                    blocking(move || ledger.abandon_create(owner, id, &token, &made))
+                    self.provisioner
+                        .blocking(move || ledger.abandon_create(owner, id, &token, &made))
                         .await
                         .map_err(|e| e.to_string())?;
                     report.actions.push(Action::RolledBack { trunk: trunk.id });
@@ -393,7 +399,9 @@ impl Reconciler {
         let references = self.all_references().await?;
         let ledger = self.provisioner.ledger().clone();
         let far = backoff_from_now(30);
-        let queued: HashSet<String> = blocking(move || ledger.due_removals(far, 1_000_000))
+        let queued: HashSet<String> = self
+            .provisioner
+            .blocking(move || ledger.due_removals(far, 1_000_000))
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
@@ -449,7 +457,8 @@ impl Reconciler {
             if reference.state == ProvisioningState::Ready && !dry_run {
                 let ledger = self.provisioner.ledger().clone();
                 let (owner, id) = (reference.owner, reference.id);
-                blocking(move || ledger.mark_for_repair(owner, id))
+                self.provisioner
+                    .blocking(move || ledger.mark_for_repair(owner, id))
                     .await
                     .map_err(|e| e.to_string())?;
             }
@@ -477,7 +486,11 @@ impl Reconciler {
         }
         let trunks = self.trunks.clone();
         let (owner, id) = (reference.owner, reference.id);
-        let trunk = blocking(move || trunks.get_trunk(owner, id)).await.ok()?;
+        let trunk = self
+            .provisioner
+            .blocking(move || trunks.get_trunk(owner, id))
+            .await
+            .ok()?;
         if !inbound.is_some_and(|leg| leg.serves_inbound_of(&trunk)) {
             return Some("inbound leg does not match the trunk's settings".into());
         }
@@ -492,7 +505,9 @@ impl Reconciler {
         let mut after = None;
         loop {
             let ledger = self.provisioner.ledger().clone();
-            let page = blocking(move || ledger.leg_references(after, 1000))
+            let page = self
+                .provisioner
+                .blocking(move || ledger.leg_references(after, 1000))
                 .await
                 .map_err(|e| e.to_string())?;
             let full = page.len() == 1000;
@@ -525,7 +540,8 @@ pub async fn repair(
 ) -> Result<String, String> {
     let ledger = provisioner.ledger().clone();
     let taken = lease.clone();
-    let (current, _) = blocking(move || ledger.lease_trunk(owner, id, &taken, true))
+    let (current, _) = provisioner
+        .blocking(move || ledger.lease_trunk(owner, id, &taken, true))
         .await
         .map_err(|e| e.to_string())?;
     let infrastructure = provisioner.infrastructure().clone();
@@ -551,10 +567,11 @@ pub async fn repair(
     let failed = |made: Vec<(LegKind, domain::LegId)>, error: ProvisionError| async move {
         let ledger = provisioner.ledger().clone();
         let token = lease.token.clone();
-        if let Err(release) = blocking(move || {
-            ledger.release_trunk(owner, id, &token, ProvisioningState::Repair, &made)
-        })
-        .await
+        if let Err(release) = provisioner
+            .blocking(move || {
+                ledger.release_trunk(owner, id, &token, ProvisioningState::Repair, &made)
+            })
+            .await
         {
             log::error!("trunk {id}: giving its lease up failed: {release}");
         }
@@ -631,22 +648,23 @@ pub async fn repair(
     let token = lease.token.clone();
     let settings = current.settings.clone();
     let stored_made = made.clone();
-    let committed = blocking(move || {
-        ledger.commit_legs(
-            owner,
-            id,
-            &token,
-            &LegCommit {
-                patch: None,
-                provisioned: &settings,
-                inbound: new_inbound,
-                outbound: new_outbound,
-                remove,
-                state: ProvisioningState::Ready,
-            },
-        )
-    })
-    .await;
+    let committed = provisioner
+        .blocking(move || {
+            ledger.commit_legs(
+                owner,
+                id,
+                &token,
+                &LegCommit {
+                    patch: None,
+                    provisioned: &settings,
+                    inbound: new_inbound,
+                    outbound: new_outbound,
+                    remove,
+                    state: ProvisioningState::Ready,
+                },
+            )
+        })
+        .await;
     match committed {
         Ok(_) => Ok(if detail.is_empty() {
             "its legs were right".into()

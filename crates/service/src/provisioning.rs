@@ -18,8 +18,6 @@
 //! - Delete: the trunk is deleted and its legs queued in one transaction; the removal is
 //!   tried at once and, if the infrastructure does not answer, by the reconciler.
 
-pub mod reconciler;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +27,8 @@ use domain::{
     SipTrunkPatch, Timestamp, TrunkId, TrunkUpdate, UserId, VoiceInfrastructure,
 };
 
-use crate::state::blocking;
+use crate::observe::{Observe, Unobserved};
+use crate::reconciler;
 
 /// How long a request may spend making and removing legs: with the removals a failure
 /// queues ([`DELETE_BUDGET`]) it stays under 13 s, so the API answers within 15 s whatever
@@ -66,6 +65,7 @@ pub struct Provisioner {
     infrastructure: Arc<dyn VoiceInfrastructure>,
     ledger: Arc<dyn ProvisioningLedger>,
     budget: Duration,
+    observe: Arc<dyn Observe>,
     /// The last answer to "does the infrastructure answer?" and when it was had: `/readyz`
     /// asks at most once per [`REACHABILITY_TTL`], whoever polls it and how often.
     reachability: tokio::sync::Mutex<Option<(Instant, bool)>>,
@@ -103,8 +103,29 @@ impl Provisioner {
             infrastructure,
             ledger,
             budget: REQUEST_BUDGET,
+            observe: Arc::new(Unobserved),
             reachability: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The same, reporting to `observe` (the API's metrics).
+    pub fn with_observer(mut self, observe: Arc<dyn Observe>) -> Self {
+        self.observe = observe;
+        self
+    }
+
+    /// What the provisioning reports to.
+    pub fn observer(&self) -> &dyn Observe {
+        self.observe.as_ref()
+    }
+
+    /// Runs the ledger's blocking `work` on the pool (see [`crate::blocking()`]).
+    pub async fn blocking<T, F>(&self, work: F) -> Result<T, RepositoryError>
+    where
+        F: FnOnce() -> domain::RepositoryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::blocking(self.observe.as_ref(), work).await
     }
 
     /// `/readyz`'s `provisioning`: the infrastructure's name (`kamailio`), with
@@ -115,7 +136,7 @@ impl Provisioner {
         let reachable = match *last {
             Some((asked, reachable)) if asked.elapsed() < REACHABILITY_TTL => reachable,
             _ => {
-                let answer = actix_web::rt::time::timeout(
+                let answer = tokio::time::timeout(
                     REACHABILITY_TIMEOUT,
                     self.infrastructure.check_reachable(),
                 )
@@ -194,7 +215,7 @@ impl Provisioner {
 
     /// Runs `call` on the infrastructure until `deadline`: a call cut off counts as
     /// "unavailable" (and may still have happened: see the port's documentation).
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         deadline: Instant,
         what: &str,
@@ -209,14 +230,8 @@ impl Provisioner {
             Err(ProvisionError::Unauthorized(_)) => "unauthorized",
             Err(ProvisionError::Unavailable(_)) => "unavailable",
         };
-        crate::metrics::metrics()
-            .provisioning
-            .get_or_create(&crate::metrics::ProvisioningLabels {
-                infrastructure: self.infrastructure.name().to_owned(),
-                operation: what.to_owned(),
-                outcome: label.to_owned(),
-            })
-            .inc();
+        self.observe
+            .infrastructure_call(self.infrastructure.name(), what, label);
         outcome
     }
 
@@ -226,7 +241,7 @@ impl Provisioner {
         what: &str,
         call: domain::ProvisionFuture<'_, T>,
     ) -> Result<T, ProvisionError> {
-        match actix_web::rt::time::timeout(left, call).await {
+        match tokio::time::timeout(left, call).await {
             Ok(outcome) => outcome.inspect_err(|error| {
                 log::warn!("{} {what}: {error}", self.infrastructure.name());
             }),
@@ -246,7 +261,7 @@ impl Provisioner {
     /// taken by a leg the registry made for a trunk that no longer exists (a create that
     /// died, a call that completed after its client gave up), that leg is removed and the
     /// create tried once more, instead of refusing the number until the reconciler's scan.
-    async fn make_inbound(
+    pub(crate) async fn make_inbound(
         &self,
         deadline: Instant,
         trunk: &SipTrunk,
@@ -320,7 +335,9 @@ impl Provisioner {
             }
             let ledger = self.ledger.clone();
             let before = TrunkId::new(tag.trunk.get() - 1);
-            let exists = blocking(move || ledger.leg_references(before, 1)).await;
+            let exists = self
+                .blocking(move || ledger.leg_references(before, 1))
+                .await;
             // Ids are never reused: a trunk that is not there now never will be.
             let dead = exists.is_ok_and(|found| found.first().is_none_or(|r| r.id != tag.trunk));
             if dead
@@ -341,7 +358,7 @@ impl Provisioner {
     }
 
     /// Makes the outbound leg `trunk`'s settings need, within `deadline`.
-    async fn make_outbound(
+    pub(crate) async fn make_outbound(
         &self,
         deadline: Instant,
         trunk: &SipTrunk,
@@ -356,7 +373,7 @@ impl Provisioner {
     }
 
     /// Removes leg `leg` within `deadline` ("not found" counts as removed).
-    async fn remove_leg(
+    pub(crate) async fn remove_leg(
         &self,
         deadline: Instant,
         kind: LegKind,
@@ -381,8 +398,9 @@ impl Provisioner {
         let lease = new_lease(LEASE);
         let ledger = self.ledger.clone();
         let begin_lease = lease.clone();
-        let pending =
-            blocking(move || ledger.begin_create(owner, &new, max_trunks, &begin_lease)).await?;
+        let pending = self
+            .blocking(move || ledger.begin_create(owner, &new, max_trunks, &begin_lease))
+            .await?;
         let inbound = self.make_inbound(deadline, &pending).await;
         let inbound = match inbound {
             Ok(id) => id,
@@ -406,8 +424,9 @@ impl Provisioner {
         let ledger = self.ledger.clone();
         let (id, token) = (pending.id, lease.token.clone());
         let (kept_in, kept_out) = (inbound.clone(), outbound.clone());
-        let finished =
-            blocking(move || ledger.finish_create(owner, id, &token, &kept_in, &kept_out)).await;
+        let finished = self
+            .blocking(move || ledger.finish_create(owner, id, &token, &kept_in, &kept_out))
+            .await;
         match finished {
             Ok(trunk) => Ok(trunk),
             Err(error) => {
@@ -430,7 +449,9 @@ impl Provisioner {
         let ledger = self.ledger.clone();
         let token = lease.token.clone();
         let queued = made.clone();
-        let rolled_back = blocking(move || ledger.abandon_create(owner, id, &token, &queued)).await;
+        let rolled_back = self
+            .blocking(move || ledger.abandon_create(owner, id, &token, &queued))
+            .await;
         match rolled_back {
             Ok(()) => self.remove_due_now(DELETE_BUDGET).await,
             Err(error) => {
@@ -456,7 +477,9 @@ impl Provisioner {
         let lease = new_lease(LEASE);
         let ledger = self.ledger.clone();
         let taken = lease.clone();
-        let leased = blocking(move || ledger.lease_trunk(owner, id, &taken, false)).await;
+        let leased = self
+            .blocking(move || ledger.lease_trunk(owner, id, &taken, false))
+            .await;
         let (current, state) = match leased {
             Ok(leased) => leased,
             Err(RepositoryError::LeaseLost) => {
@@ -489,22 +512,23 @@ impl Provisioner {
             let ledger = self.ledger.clone();
             let token = lease.token.clone();
             let provisioned = next.trunk.settings.clone();
-            let committed = blocking(move || {
-                ledger.commit_legs(
-                    owner,
-                    id,
-                    &token,
-                    &LegCommit {
-                        patch: Some(&patch),
-                        provisioned: &provisioned,
-                        inbound: None,
-                        outbound: None,
-                        remove: Vec::new(),
-                        state,
-                    },
-                )
-            })
-            .await;
+            let committed = self
+                .blocking(move || {
+                    ledger.commit_legs(
+                        owner,
+                        id,
+                        &token,
+                        &LegCommit {
+                            patch: Some(&patch),
+                            provisioned: &provisioned,
+                            inbound: None,
+                            outbound: None,
+                            remove: Vec::new(),
+                            state,
+                        },
+                    )
+                })
+                .await;
             return match committed {
                 Ok(update) => Ok(update),
                 Err(error) => {
@@ -515,14 +539,17 @@ impl Provisioner {
         }
         let ledger = self.ledger.clone();
         let settings = next.trunk.settings.clone();
-        let taken = blocking(move || ledger.identity_taken(owner, &settings, id)).await;
+        let taken = self
+            .blocking(move || ledger.identity_taken(owner, &settings, id))
+            .await;
         match taken {
             Ok(false) => {
                 // From here on a death leaves the trunk to the reconciler.
                 let ledger = self.ledger.clone();
                 let working = lease.clone();
-                if let Err(error) =
-                    blocking(move || ledger.lease_trunk(owner, id, &working, true)).await
+                if let Err(error) = self
+                    .blocking(move || ledger.lease_trunk(owner, id, &working, true))
+                    .await
                 {
                     return Err(match error {
                         RepositoryError::LeaseLost => ProvisioningFailure::Failed,
@@ -652,22 +679,23 @@ impl Provisioner {
             ProvisioningState::Repair
         };
         let stored_made = made.clone();
-        let committed = blocking(move || {
-            ledger.commit_legs(
-                owner,
-                id,
-                &token,
-                &LegCommit {
-                    patch: Some(&patch),
-                    provisioned: &provisioned,
-                    inbound: new_inbound,
-                    outbound: new_outbound,
-                    remove,
-                    state: after,
-                },
-            )
-        })
-        .await;
+        let committed = self
+            .blocking(move || {
+                ledger.commit_legs(
+                    owner,
+                    id,
+                    &token,
+                    &LegCommit {
+                        patch: Some(&patch),
+                        provisioned: &provisioned,
+                        inbound: new_inbound,
+                        outbound: new_outbound,
+                        remove,
+                        state: after,
+                    },
+                )
+            })
+            .await;
         match committed {
             Ok(update) => {
                 self.remove_due_now(DELETE_BUDGET).await;
@@ -704,8 +732,9 @@ impl Provisioner {
         let ledger = self.ledger.clone();
         let token = lease.token.clone();
         let queued = made.clone();
-        let released =
-            blocking(move || ledger.release_trunk(owner, id, &token, state, &queued)).await;
+        let released = self
+            .blocking(move || ledger.release_trunk(owner, id, &token, state, &queued))
+            .await;
         if let Err(error) = released {
             log::error!("trunk {id}: giving its lease up failed: {error}");
         }
@@ -723,7 +752,8 @@ impl Provisioner {
         let ledger = self.ledger.clone();
         let lease = new_lease(LEASE);
         let taken = lease.clone();
-        if blocking(move || ledger.lease_trunk(owner, id, &taken, true))
+        if self
+            .blocking(move || ledger.lease_trunk(owner, id, &taken, true))
             .await
             .is_err()
         {
@@ -739,7 +769,9 @@ impl Provisioner {
     /// answers within [`DELETE_BUDGET`], later by the reconciler otherwise).
     pub async fn delete(&self, owner: UserId, id: TrunkId) -> Result<(), RepositoryError> {
         let ledger = self.ledger.clone();
-        let queued = blocking(move || ledger.delete_and_queue(owner, id)).await?;
+        let queued = self
+            .blocking(move || ledger.delete_and_queue(owner, id))
+            .await?;
         let _ = self.remove(queued, Instant::now() + DELETE_BUDGET).await;
         Ok(())
     }
@@ -747,7 +779,9 @@ impl Provisioner {
     /// Works the due removals off until `budget` is spent.
     pub async fn remove_due_now(&self, budget: Duration) {
         let ledger = self.ledger.clone();
-        let due = blocking(move || ledger.due_removals(Timestamp::now(), 20)).await;
+        let due = self
+            .blocking(move || ledger.due_removals(Timestamp::now(), 20))
+            .await;
         match due {
             Ok(due) => {
                 self.remove(due, Instant::now() + budget).await;
@@ -770,11 +804,12 @@ impl Provisioner {
             let recorded = match outcome {
                 Ok(()) => {
                     done += 1;
-                    blocking(move || ledger.removal_done(entry)).await
+                    self.blocking(move || ledger.removal_done(entry)).await
                 }
                 Err(_) => {
                     let retry_at = reconciler::backoff_from_now(removal.attempts);
-                    blocking(move || ledger.removal_failed(entry, retry_at)).await
+                    self.blocking(move || ledger.removal_failed(entry, retry_at))
+                        .await
                 }
             };
             if let Err(error) = recorded {

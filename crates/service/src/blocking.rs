@@ -1,0 +1,33 @@
+//! Blocking storage work (the ledger's and repositories' synchronous calls) run on the
+//! runtime's blocking pool, never on the thread that serves requests, inside the request's
+//! [context](crate::context).
+
+use domain::{RepositoryError, RepositoryResult};
+
+use crate::context;
+use crate::observe::Observe;
+
+/// Runs `work` on the blocking pool as part of the current request; a failure worth counting
+/// is told to `observe`.
+pub async fn blocking<T, F>(observe: &dyn Observe, work: F) -> Result<T, RepositoryError>
+where
+    F: FnOnce() -> RepositoryResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let id = context::current_request_id();
+    let outcome = tokio::task::spawn_blocking(move || context::in_request(id, work))
+        .await
+        .map_err(|_| RepositoryError::Internal("the blocking pool is shut down".into()))?;
+    if let Err(error) = &outcome {
+        let kind = match error {
+            RepositoryError::Unavailable(_) => Some("unavailable"),
+            RepositoryError::Corrupt(_) => Some("corrupt"),
+            RepositoryError::Internal(_) => Some("internal"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            observe.storage_failed(kind);
+        }
+    }
+    outcome
+}

@@ -1,0 +1,16 @@
+//! The use cases of the SIP trunk service, below HTTP and above the ports: every trunk write
+//! that puts legs on the voice infrastructure ([`provisioning`]), the reconciler that keeps
+//! the infrastructure and the store in agreement ([`reconciler`]), and what they need around
+//! them (the request [`context`], the [`blocking`] pool, the [`observe`] hook). No actix, no
+//! SQL, no serde: the API and the CLI call these; the store and the adapters implement the
+//! domain's ports these call.
+
+pub mod blocking;
+pub mod context;
+pub mod observe;
+pub mod provisioning;
+pub mod reconciler;
+
+pub use blocking::blocking;
+pub use observe::{Observe, Unobserved};
+pub use provisioning::{new_lease, Provisioner, ProvisioningFailure};

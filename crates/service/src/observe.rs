@@ -1,0 +1,35 @@
+//! What the use cases report as they work, for whoever watches (the API's metrics): a port,
+//! so that the use cases know no global and a test can watch them too.
+
+/// A watcher of the use cases. Every method has an empty default.
+pub trait Observe: Send + Sync {
+    /// One call to the voice infrastructure ended: `infrastructure` is its name
+    /// (`kamailio`), `operation` what was asked (`create inbound leg`), `outcome` one of
+    /// `ok`, `number_taken`, `refused`, `unauthorized`, `unavailable`. All three come from
+    /// fixed sets: a stranger cannot add values.
+    fn infrastructure_call(&self, infrastructure: &str, operation: &str, outcome: &str) {
+        let _ = (infrastructure, operation, outcome);
+    }
+
+    /// The stored work failed in a way the operator should count: `kind` is `unavailable`,
+    /// `corrupt` or `internal`.
+    fn storage_failed(&self, kind: &'static str) {
+        let _ = kind;
+    }
+
+    /// A reconciler pass found `count` removals due.
+    fn due_removals(&self, count: usize) {
+        let _ = count;
+    }
+
+    /// A reconciler pass claimed `count` trunks whose lease ran out.
+    fn due_trunks(&self, count: usize) {
+        let _ = count;
+    }
+}
+
+/// Watches nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unobserved;
+
+impl Observe for Unobserved {}
