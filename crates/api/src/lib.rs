@@ -1,13 +1,12 @@
-//! The SIP trunk HTTP API: actix-web handlers over the domain's ports, and the pieces of the
-//! `sip-trunks` binary (configuration, start-up, administration commands).
+//! The SIP trunk HTTP API: actix-web handlers over the use cases (`service`) and the domain's
+//! ports, their wire types and OpenAPI document, and what serving HTTP needs around them
+//! (authentication, rate limits, caches, metrics, the log). The binary that runs it is
+//! `crates/server`.
 
 pub mod auth;
 pub mod body;
-pub mod cli;
 pub mod client_address;
 pub mod errors;
-pub mod infrastructure;
-pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;
@@ -15,7 +14,6 @@ pub mod rate_limit;
 pub mod read_cache;
 pub mod request;
 pub mod routes;
-pub mod server;
 pub mod shared_limits;
 pub mod state;
 pub mod views;

@@ -7,7 +7,7 @@ const CONNECT_DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[actix_web::main]
 async fn main() {
-    let cli = api::cli::Cli::parse_naming_the_infrastructure();
+    let cli = server::cli::Cli::parse_naming_the_infrastructure();
     api::logging::init(cli.log_format);
     let outcome = cli.run().await;
     // Every exit path passes here: no connection may be inside libpq's TLS handshake while

@@ -10,10 +10,11 @@ use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, ResealScope, SqlSt
 
 use crate::infrastructure::InfrastructureArgs;
 use crate::keys::{self, KeySource};
-use crate::logging::LogFormat;
-use crate::read_cache;
-use crate::server::{self, MetricsBind, SecretUrl, ServeSettings, StartError};
-use crate::state::AccountLimits;
+use crate::settings::{SecretUrl, StartError};
+use crate::startup::{self, MetricsBind, ServeSettings};
+use api::logging::LogFormat;
+use api::read_cache;
+use api::state::AccountLimits;
 use service::reconciler::{Action, Reconciler};
 
 /// The SIP trunk registry.
@@ -365,7 +366,7 @@ async fn serve(
     // Checked before the database is opened: a half configuration fails fast.
     infrastructure.infrastructure()?;
     let store = keys::open_store(&url, &database.keys(), settings.pool())?;
-    server::serve(store, &settings, infrastructure).await?;
+    startup::serve(store, &settings, infrastructure).await?;
     log::info!("stopped");
     Ok(())
 }
@@ -375,9 +376,9 @@ async fn serve(
 /// created).
 fn admin_store(database: &DatabaseArgs) -> Result<SqlStore, CommandError> {
     let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
-    server::check_limits(&database.limits())?;
+    startup::check_limits(&database.limits())?;
     let keys = Keyring::new(EncryptionKey::generate().0);
-    Ok(server::open_store(&url, keys, PoolOptions::one_shot())?)
+    Ok(startup::open_store(&url, keys, PoolOptions::one_shot())?)
 }
 
 /// `reconcile`: one full pass, then one more for the trunks the scan marked.

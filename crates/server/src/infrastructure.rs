@@ -18,7 +18,7 @@ use domain::{ProvisioningLedger, VoiceInfrastructure};
 use kamailio_adapter::{EdgeSecret, Kamailio, KamailioSettings};
 use livekit_adapter::{ApiSecret, LiveKit, LiveKitSettings};
 
-use crate::server::{SecretUrl, StartError};
+use crate::settings::{SecretUrl, StartError};
 use service::Provisioner;
 
 /// LiveKit's own variable for the API secret.
@@ -250,7 +250,7 @@ impl InfrastructureArgs {
         };
         Ok(Some(Arc::new(
             Provisioner::new(infrastructure, ledger)
-                .with_observer(Arc::new(crate::metrics::MetricsObserver)),
+                .with_observer(Arc::new(api::metrics::MetricsObserver)),
         )))
     }
 }

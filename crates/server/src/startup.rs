@@ -8,37 +8,14 @@ use actix_web::HttpServer;
 use store::{DatabaseUrl, Keyring, PoolOptions, ResealScope, SqlStore};
 use validator::Validate;
 
-use crate::client_address::TrustedProxies;
 use crate::infrastructure::InfrastructureArgs;
-use crate::rate_limit::RateLimits;
-use crate::shared_limits::SharedLimiter;
-use crate::state::{AccountLimits, AppState};
+use api::client_address::TrustedProxies;
+use api::rate_limit::RateLimits;
+use api::shared_limits::SharedLimiter;
+use api::state::{AccountLimits, AppState};
 use service::reconciler::{Reconciler, Schedule};
 
-/// Why the service could not start. Never contains a key or a password.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A setting is out of range; every bad one is listed.
-    #[error("invalid settings: {0}")]
-    Settings(String),
-    /// The database URL was refused.
-    #[error(transparent)]
-    Url(#[from] store::DatabaseUrlError),
-    /// The encryption key is missing or malformed.
-    #[error("{0}")]
-    Key(String),
-    /// The store could not be opened or migrated.
-    #[error(transparent)]
-    Open(#[from] store::OpenError),
-    /// A file or socket operation failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-}
+pub use crate::settings::{SecretUrl, StartError};
 
 /// The service's settings, checked with `validator` so that every bad one is reported at once.
 /// (Trunk rules are not here: they live in the domain's parsers.)
@@ -256,24 +233,6 @@ impl MetricsBind {
     }
 }
 
-/// A URL that may carry a password (Redis, the Kamailio database): `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretUrl(pub String);
-
-impl std::fmt::Debug for SecretUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretUrl([redacted])")
-    }
-}
-
-impl std::str::FromStr for SecretUrl {
-    type Err = std::convert::Infallible;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        Ok(Self(raw.to_owned()))
-    }
-}
-
 /// Serves the API on `store` until SIGTERM or SIGINT; in-flight requests get up to 10 s.
 pub async fn serve(
     store: SqlStore,
@@ -368,7 +327,7 @@ pub async fn serve(
             Err(other) => return Err(other),
         },
     };
-    let server = HttpServer::new(move || crate::app(state.clone()))
+    let server = HttpServer::new(move || api::app(state.clone()))
         .workers(settings.workers)
         .max_connections(settings.max_connections_per_worker())
         .shutdown_timeout(10)
@@ -406,7 +365,7 @@ fn metrics_server(
             actix_web::web::get().to(move || {
                 let (state, pool) = (state.clone(), pool.clone());
                 async move {
-                    let metrics = crate::metrics::metrics();
+                    let metrics = api::metrics::metrics();
                     metrics.observe_pool(pool.pool_stats());
                     metrics
                         .change_feed_live

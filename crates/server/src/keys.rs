@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use store::{DatabaseUrl, EncryptionKey, Keyring, PoolOptions, SqlStore};
 
-use crate::server::StartError;
+use crate::settings::StartError;
 
 /// The current key, in the environment.
 pub const KEY_ENV: &str = "SIP_TRUNKS_ENCRYPTION_KEY";
@@ -76,7 +76,7 @@ pub fn open_store(
 ) -> Result<SqlStore, StartError> {
     // The stored key ids are read before the ring is built (a key file may only be created on
     // an empty database), so the store is opened with a ring that seals nothing yet.
-    let store = crate::server::open_store(url, Keyring::new(EncryptionKey::generate().0), pool)?;
+    let store = crate::startup::open_store(url, Keyring::new(EncryptionKey::generate().0), pool)?;
     let unreadable = |error: domain::RepositoryError| {
         StartError::Key(format!(
             "cannot read which keys seal the stored passwords: {error}"
