@@ -7,145 +7,21 @@
 //! the change feed within milliseconds ([`AuthCache::revoke`]); on SQLite, or while the feed
 //! reconnects, it stops working within the TTL.
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use domain::{ApiKey, ApiKeyId, ApiToken, Timestamp, UserId};
+use domain::{ApiToken, Timestamp};
 
+use crate::auth_cache::is_stale;
+pub use crate::auth_cache::{AuthCache, Authenticated, AUTH_CACHE_TTL, TOUCH_INTERVAL};
 use crate::errors::ApiError;
 use crate::state::{blocking, AppState};
 
-/// `last_used_at` is written at most this often per key, so reads stay reads.
-pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
-
-/// How long a verified token is trusted without asking the database again.
-pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(5);
-
-/// Most tokens remembered; past that the cache starts over.
-const AUTH_CACHE_CAPACITY: usize = 10_000;
-
-struct CachedKey {
-    key: ApiKeyId,
-    owner: UserId,
-    verified_at: Instant,
-    last_used_at: Option<Timestamp>,
-}
-
-#[derive(Default)]
-struct CacheState {
-    /// By the SHA-256 of the token's secret (never the secret itself).
-    entries: HashMap<[u8; 32], CachedKey>,
-    /// Keys revoked through this process or announced by the change feed: never cached
-    /// again (ids are never reused).
-    revoked: HashSet<ApiKeyId>,
-    /// Moves on every [`AuthCache::clear`]: a verification that began before it is not kept.
-    epoch: u64,
-}
-
-/// Tokens verified recently, by the hash of their secret.
-#[derive(Default)]
-pub struct AuthCache {
-    state: Mutex<CacheState>,
-}
-
-impl AuthCache {
-    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The caller, when `token` was verified less than the TTL ago; and, when the key's
-    /// `last_used_at` is due for a write, the time to write (recorded as written).
-    fn lookup(
-        &self,
-        token: &ApiToken,
-        now: Timestamp,
-    ) -> Option<(Authenticated, Option<Timestamp>)> {
-        let mut state = self.state();
-        let entry = state.entries.get_mut(token.hash().as_bytes())?;
-        if entry.key != token.key_id() || entry.verified_at.elapsed() > AUTH_CACHE_TTL {
-            return None;
-        }
-        let touch = is_stale(entry.last_used_at, now).then(|| {
-            entry.last_used_at = Some(now);
-            now
-        });
-        Some((
-            Authenticated {
-                user: entry.owner,
-                key: entry.key,
-            },
-            touch,
-        ))
-    }
-
-    /// The epoch to pass to [`AuthCache::remember`]: take it before asking the database.
-    fn epoch(&self) -> u64 {
-        self.state().epoch
-    }
-
-    fn remember(
-        &self,
-        token: &ApiToken,
-        key: &ApiKey,
-        last_used_at: Option<Timestamp>,
-        epoch: u64,
-    ) {
-        let mut state = self.state();
-        if state.revoked.contains(&key.id) || state.epoch != epoch {
-            return;
-        }
-        if state.entries.len() >= AUTH_CACHE_CAPACITY {
-            state.entries.clear();
-        }
-        state.entries.insert(
-            *token.hash().as_bytes(),
-            CachedKey {
-                key: key.id,
-                owner: key.owner,
-                verified_at: Instant::now(),
-                last_used_at,
-            },
-        );
-    }
-
-    /// Forgets every token (another process's writes are unknown); verifications under way
-    /// are not kept either.
-    pub fn clear(&self) {
-        let mut state = self.state();
-        state.entries.clear();
-        state.epoch += 1;
-    }
-
-    /// Forgets every token of key `id`, now and for good: call after revoking it.
-    pub fn revoke(&self, id: ApiKeyId) {
-        let mut state = self.state();
-        state.entries.retain(|_, entry| entry.key != id);
-        if state.revoked.len() >= AUTH_CACHE_CAPACITY {
-            state.revoked.clear();
-        }
-        state.revoked.insert(id);
-    }
-}
-
 /// Longest `Authorization` header considered; longer ones are refused without parsing.
 const MAX_HEADER_LEN: usize = 512;
-
-/// The caller: the owner every query is scoped by, and the key used.
-#[derive(Debug, Clone, Copy)]
-pub struct Authenticated {
-    /// The user.
-    pub user: UserId,
-    /// The API key the request used.
-    pub key: ApiKeyId,
-}
 
 /// The token of the request's one `Authorization: Bearer` header; `None` when there is no
 /// such header, or more than one (which of two credentials is meant is not guessed).
@@ -164,12 +40,6 @@ fn bearer_token(req: &HttpRequest) -> Option<ApiToken> {
         return None;
     }
     ApiToken::parse(token.trim())
-}
-
-fn is_stale(last_used_at: Option<Timestamp>, now: Timestamp) -> bool {
-    last_used_at.is_none_or(|last| {
-        now.unix_micros() - last.unix_micros() >= TOUCH_INTERVAL.as_micros() as i64
-    })
 }
 
 impl FromRequest for Authenticated {
@@ -257,81 +127,4 @@ async fn verify(state: &AppState, token: Option<ApiToken>) -> Result<Authenticat
         user: key.owner,
         key: key.id,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(id: i64) -> ApiKey {
-        ApiKey {
-            id: ApiKeyId::new(id).unwrap(),
-            owner: UserId::new(9).unwrap(),
-            name: domain::ApiKeyName::parse("k").unwrap(),
-            last_used_at: None,
-            created_at: Timestamp::now(),
-        }
-    }
-
-    fn token(id: i64, secret: &str) -> ApiToken {
-        ApiToken::parse(&format!("{id}|{secret}")).unwrap()
-    }
-
-    #[test]
-    fn a_verification_that_began_before_a_clear_is_not_kept() {
-        let cache = AuthCache::default();
-        let before = cache.epoch();
-        cache.clear();
-        cache.remember(&token(1, "s"), &key(1), None, before);
-        assert!(cache.lookup(&token(1, "s"), Timestamp::now()).is_none());
-        cache.remember(&token(1, "s"), &key(1), None, cache.epoch());
-        assert!(cache.lookup(&token(1, "s"), Timestamp::now()).is_some());
-    }
-
-    #[test]
-    fn a_remembered_token_is_recognised_and_a_different_secret_is_not() {
-        let cache = AuthCache::default();
-        let now = Timestamp::now();
-        cache.remember(&token(1, "right"), &key(1), Some(now), cache.epoch());
-        let (caller, touch) = cache.lookup(&token(1, "right"), now).unwrap();
-        assert_eq!((caller.user.get(), caller.key.get(), touch), (9, 1, None));
-        assert!(cache.lookup(&token(1, "wrong"), now).is_none());
-        assert!(
-            cache.lookup(&token(2, "right"), now).is_none(),
-            "the key id must match too"
-        );
-    }
-
-    #[test]
-    fn a_revoked_key_is_forgotten_and_never_cached_again() {
-        let cache = AuthCache::default();
-        cache.remember(&token(1, "s"), &key(1), None, cache.epoch());
-        cache.revoke(ApiKeyId::new(1).unwrap());
-        assert!(cache.lookup(&token(1, "s"), Timestamp::now()).is_none());
-        cache.remember(&token(1, "s"), &key(1), None, cache.epoch());
-        assert!(cache.lookup(&token(1, "s"), Timestamp::now()).is_none());
-    }
-
-    #[test]
-    fn a_stale_last_used_at_is_due_once() {
-        let cache = AuthCache::default();
-        cache.remember(&token(1, "s"), &key(1), None, cache.epoch());
-        let now = Timestamp::now();
-        assert_eq!(cache.lookup(&token(1, "s"), now).unwrap().1, Some(now));
-        assert_eq!(cache.lookup(&token(1, "s"), now).unwrap().1, None);
-    }
-
-    #[test]
-    fn last_used_at_is_written_when_absent_or_older_than_the_interval() {
-        let now = Timestamp::from_unix_micros(100_000_000).unwrap();
-        assert!(is_stale(None, now));
-        assert!(is_stale(
-            Timestamp::from_unix_micros(100_000_000 - 60_000_000),
-            now
-        ));
-        assert!(!is_stale(
-            Timestamp::from_unix_micros(100_000_000 - 59_000_000),
-            now
-        ));
-    }
 }

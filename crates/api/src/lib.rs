@@ -4,6 +4,7 @@
 //! `crates/server`.
 
 pub mod auth;
+pub mod auth_cache;
 pub mod body;
 pub mod client_address;
 pub mod errors;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository};
 
-use crate::auth::AuthCache;
+use crate::auth_cache::AuthCache;
 use crate::client_address::TrustedProxies;
 use crate::errors::ApiError;
 use crate::rate_limit::RateLimits;

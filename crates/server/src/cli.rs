@@ -377,8 +377,12 @@ async fn serve(
 fn admin_store(database: &DatabaseArgs) -> Result<SqlStore, CommandError> {
     let url = DatabaseUrl::parse(&database.database_url).map_err(StartError::from)?;
     startup::check_limits(&database.limits())?;
-    let keys = Keyring::new(EncryptionKey::generate().0);
-    Ok(startup::open_store(&url, keys, PoolOptions::one_shot())?)
+    let throwaway = Keyring::new(EncryptionKey::generate().0);
+    Ok(keys::open_migrated(
+        &url,
+        throwaway,
+        PoolOptions::one_shot(),
+    )?)
 }
 
 /// `reconcile`: one full pass, then one more for the trunks the scan marked.

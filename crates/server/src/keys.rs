@@ -67,6 +67,20 @@ pub fn key_file_for(database: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Opens the store and applies pending migrations.
+pub fn open_migrated(
+    url: &DatabaseUrl,
+    keys: Keyring,
+    pool: PoolOptions,
+) -> Result<SqlStore, StartError> {
+    let store = SqlStore::open(url, keys, pool)?;
+    let applied = store.migrate()?;
+    for name in &applied {
+        log::info!("applied migration {name}");
+    }
+    Ok(store)
+}
+
 /// Opens the store on `url`, migrated, with the key ring `source` gives, once it is known to
 /// open every stored password. The only way the service and `reencrypt` open a store.
 pub fn open_store(
@@ -76,7 +90,7 @@ pub fn open_store(
 ) -> Result<SqlStore, StartError> {
     // The stored key ids are read before the ring is built (a key file may only be created on
     // an empty database), so the store is opened with a ring that seals nothing yet.
-    let store = crate::startup::open_store(url, Keyring::new(EncryptionKey::generate().0), pool)?;
+    let store = open_migrated(url, Keyring::new(EncryptionKey::generate().0), pool)?;
     let unreadable = |error: domain::RepositoryError| {
         StartError::Key(format!(
             "cannot read which keys seal the stored passwords: {error}"

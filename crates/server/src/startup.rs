@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpServer;
-use store::{DatabaseUrl, Keyring, PoolOptions, ResealScope, SqlStore};
+use store::{PoolOptions, ResealScope, SqlStore};
 use validator::Validate;
 
 use crate::infrastructure::InfrastructureArgs;
@@ -134,20 +134,6 @@ pub fn check_limits(limits: &AccountLimits) -> Result<(), StartError> {
     } else {
         Err(StartError::Settings(bad.join("; ")))
     }
-}
-
-/// Opens the store and applies pending migrations.
-pub fn open_store(
-    url: &DatabaseUrl,
-    keys: Keyring,
-    pool: PoolOptions,
-) -> Result<SqlStore, StartError> {
-    let store = SqlStore::open(url, keys, pool)?;
-    let applied = store.migrate()?;
-    for name in &applied {
-        log::info!("applied migration {name}");
-    }
-    Ok(store)
 }
 
 /// Re-seals the passwords still bound to their owner alone (rows written before trunk

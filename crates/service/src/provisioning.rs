@@ -23,12 +23,11 @@ use std::time::{Duration, Instant};
 
 use domain::{
     InboundLeg, Lease, LegChanges, LegCommit, LegId, LegKind, LegRemoval, NewSipTrunk, OutboundLeg,
-    ProvisionError, ProvisioningLedger, ProvisioningState, RepositoryError, SipTrunk,
+    ProvisionError, ProvisioningLedger, ProvisioningState, RemoteLeg, RepositoryError, SipTrunk,
     SipTrunkPatch, Timestamp, TrunkId, TrunkUpdate, UserId, VoiceInfrastructure,
 };
 
 use crate::observe::{Observe, Unobserved};
-use crate::reconciler;
 
 /// How long a request may spend making and removing legs: with the removals a failure
 /// queues ([`DELETE_BUDGET`]) it stays under 13 s, so the API answers within 15 s whatever
@@ -41,6 +40,18 @@ pub const LEASE: Duration = Duration::from_secs(30);
 
 /// How long a delete waits for its legs' removal before leaving it to the reconciler.
 pub const DELETE_BUDGET: Duration = Duration::from_secs(3);
+
+/// The longest wait between two tries of one removal.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// When a removal tried `attempts` times before should be tried again: 1 s, 2 s, 4 s, ...,
+/// at most five minutes.
+pub fn backoff_from_now(attempts: u32) -> Timestamp {
+    let wait = Duration::from_secs(1u64 << attempts.min(16)).min(MAX_BACKOFF);
+    let micros = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
+    Timestamp::from_unix_micros(Timestamp::now().unix_micros().saturating_add(micros))
+        .unwrap_or_else(Timestamp::now)
+}
 
 /// Why a create or an update with legs did not happen.
 #[derive(Debug)]
@@ -759,9 +770,161 @@ impl Provisioner {
         {
             return;
         }
-        match reconciler::repair(self, owner, id, &lease, None, deadline).await {
+        match self.repair(owner, id, &lease, None, deadline).await {
             Ok(_) => log::info!("trunk {id}: its legs were restored at once"),
             Err(error) => log::warn!("trunk {id}: left to the reconciler: {error}"),
+        }
+    }
+
+    /// Gives the owner's trunk `id` (leased with `lease`) legs that serve its stored settings:
+    /// keeps each leg that does, replaces each that does not (outbound: create, then queue the
+    /// old; inbound: delete, then create), and stores the result. `remote` is the
+    /// infrastructure's legs when the caller listed them already. Gives what changed.
+    pub async fn repair(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease: &Lease,
+        remote: Option<&[RemoteLeg]>,
+        deadline: Instant,
+    ) -> Result<String, String> {
+        let ledger = self.ledger().clone();
+        let taken = lease.clone();
+        let (current, _) = self
+            .blocking(move || ledger.lease_trunk(owner, id, &taken, true))
+            .await
+            .map_err(|e| e.to_string())?;
+        let infrastructure = self.infrastructure().clone();
+        let listed;
+        let remote = match remote {
+            Some(remote) => remote,
+            None => {
+                listed = self
+                    .call(deadline, "list legs", infrastructure.list_legs())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                &listed[..]
+            }
+        };
+        let find = |leg: &Option<LegId>| {
+            leg.as_ref()
+                .and_then(|leg| remote.iter().find(|remote| remote.id == *leg))
+        };
+        let mut made = Vec::new();
+        let mut remove = Vec::new();
+        let mut detail = Vec::new();
+        let mut new_outbound = None;
+        let failed = |made: Vec<(LegKind, LegId)>, error: ProvisionError| async move {
+            let ledger = self.ledger().clone();
+            let token = lease.token.clone();
+            if let Err(release) = self
+                .blocking(move || {
+                    ledger.release_trunk(owner, id, &token, ProvisioningState::Repair, &made)
+                })
+                .await
+            {
+                log::error!("trunk {id}: giving its lease up failed: {release}");
+            }
+            Err(error.to_string())
+        };
+        if !find(&current.outbound_trunk_id).is_some_and(|leg| leg.serves_outbound_of(&current)) {
+            match self.make_outbound(deadline, &current).await {
+                Ok(leg) => {
+                    detail.push(replaced(
+                        LegKind::Outbound,
+                        &current.outbound_trunk_id,
+                        &leg,
+                    ));
+                    made.push((LegKind::Outbound, leg.clone()));
+                    if let Some(old) = &current.outbound_trunk_id {
+                        remove.push((LegKind::Outbound, old.clone()));
+                    }
+                    new_outbound = Some(leg);
+                }
+                Err(error) => return failed(made, error).await,
+            }
+        }
+        let mut new_inbound = None;
+        let mut deleted = Vec::new();
+        if !find(&current.inbound_trunk_id).is_some_and(|leg| leg.serves_inbound_of(&current)) {
+            let number = current.settings.phone_number.as_str();
+            // The stored leg if it still exists, and legs tagged for this trunk that hold its
+            // number (left by an earlier attempt): each would make the create conflict.
+            let in_the_way: Vec<&RemoteLeg> = remote
+                .iter()
+                .filter(|leg| leg.kind == LegKind::Inbound)
+                .filter(|leg| {
+                    Some(&leg.id) == current.inbound_trunk_id.as_ref()
+                        || (leg.owner.is_some_and(|o| o.trunk == id)
+                            && leg.numbers.iter().any(|n| n == number))
+                })
+                .collect();
+            for leg in in_the_way {
+                if let Err(error) = self.remove_leg(deadline, LegKind::Inbound, &leg.id).await {
+                    return failed(made, error).await;
+                }
+                deleted.push(leg.id.clone());
+            }
+            match self.make_inbound(deadline, &current).await {
+                Ok(leg) => {
+                    detail.push(replaced(LegKind::Inbound, &current.inbound_trunk_id, &leg));
+                    made.push((LegKind::Inbound, leg.clone()));
+                    new_inbound = Some(leg);
+                }
+                Err(error) => return failed(made, error).await,
+            }
+        }
+        // Legs tagged for this trunk that it will not reference (left by a holder that died
+        // mid-update): nobody else makes legs for it while the lease is held.
+        let keep: Vec<&LegId> = [
+            new_inbound.as_ref().or(current.inbound_trunk_id.as_ref()),
+            new_outbound.as_ref().or(current.outbound_trunk_id.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for leg in remote {
+            let ours = leg.owner.is_some_and(|o| o.trunk == id);
+            let removed_already =
+                remove.iter().any(|(_, queued)| *queued == leg.id) || deleted.contains(&leg.id);
+            if ours && !keep.contains(&&leg.id) && !removed_already {
+                remove.push((leg.kind, leg.id.clone()));
+            }
+        }
+        let ledger = self.ledger().clone();
+        let token = lease.token.clone();
+        let settings = current.settings.clone();
+        let stored_made = made.clone();
+        let committed = self
+            .blocking(move || {
+                ledger.commit_legs(
+                    owner,
+                    id,
+                    &token,
+                    &LegCommit {
+                        patch: None,
+                        provisioned: &settings,
+                        inbound: new_inbound,
+                        outbound: new_outbound,
+                        remove,
+                        state: ProvisioningState::Ready,
+                    },
+                )
+            })
+            .await;
+        match committed {
+            Ok(_) => Ok(if detail.is_empty() {
+                "its legs were right".into()
+            } else {
+                detail.join(", ")
+            }),
+            Err(error) => {
+                failed(
+                    stored_made,
+                    ProvisionError::Refused(format!("storing the legs failed: {error}")),
+                )
+                .await
+            }
         }
     }
 
@@ -807,7 +970,7 @@ impl Provisioner {
                     self.blocking(move || ledger.removal_done(entry)).await
                 }
                 Err(_) => {
-                    let retry_at = reconciler::backoff_from_now(removal.attempts);
+                    let retry_at = backoff_from_now(removal.attempts);
                     self.blocking(move || ledger.removal_failed(entry, retry_at))
                         .await
                 }
@@ -818,4 +981,10 @@ impl Provisioner {
         }
         done
     }
+}
+
+/// `inbound ST_old -> ST_new` (`none` when there was no leg).
+fn replaced(kind: LegKind, old: &Option<LegId>, new: &LegId) -> String {
+    let old = old.as_ref().map_or("none", |leg| leg.as_str());
+    format!("{} {old} -> {}", kind.as_str(), new.as_str())
 }

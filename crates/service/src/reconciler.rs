@@ -17,27 +17,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::{
-    Lease, LegCommit, LegKind, LegReference, ProvisionError, ProvisioningState, RemoteLeg,
-    SipTrunkRepository, Timestamp, TrunkId, UserId,
+    LegKind, LegReference, ProvisioningState, RemoteLeg, SipTrunkRepository, Timestamp, TrunkId,
+    UserId,
 };
 
-use crate::provisioning::{new_lease, Provisioner, LEASE};
+use crate::provisioning::{backoff_from_now, new_lease, Provisioner, LEASE};
 
 /// A leg no trunk references is an orphan only once it is older than this: longer than any
 /// request that could still be storing it.
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(60);
-
-/// The longest wait between two tries of one removal.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-/// When a removal tried `attempts` times before should be tried again: 1 s, 2 s, 4 s, ...,
-/// at most five minutes.
-pub fn backoff_from_now(attempts: u32) -> Timestamp {
-    let wait = Duration::from_secs(1u64 << attempts.min(16)).min(MAX_BACKOFF);
-    let micros = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
-    Timestamp::from_unix_micros(Timestamp::now().unix_micros().saturating_add(micros))
-        .unwrap_or_else(Timestamp::now)
-}
 
 /// One thing a pass did (or, dry, would do).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,15 +341,10 @@ impl Reconciler {
                 }
                 ProvisioningState::Repair | ProvisioningState::Ready => {
                     let legs = self.remote_legs(remote, deadline).await?.to_vec();
-                    let outcome = repair(
-                        &self.provisioner,
-                        trunk.owner,
-                        trunk.id,
-                        &lease,
-                        Some(&legs),
-                        deadline,
-                    )
-                    .await;
+                    let outcome = self
+                        .provisioner
+                        .repair(trunk.owner, trunk.id, &lease, Some(&legs), deadline)
+                        .await;
                     match outcome {
                         Ok(detail) => {
                             (self.on_change)(trunk.owner);
@@ -516,167 +499,6 @@ impl Reconciler {
             if !full {
                 return Ok(all);
             }
-        }
-    }
-}
-
-/// `inbound ST_old -> ST_new` (`none` when there was no leg).
-fn replaced(kind: LegKind, old: &Option<domain::LegId>, new: &domain::LegId) -> String {
-    let old = old.as_ref().map_or("none", |leg| leg.as_str());
-    format!("{} {old} -> {}", kind.as_str(), new.as_str())
-}
-
-/// Gives the owner's trunk `id` (leased with `lease`) legs that serve its stored settings:
-/// keeps each leg that does, replaces each that does not (outbound: create, then queue the
-/// old; inbound: delete, then create), and stores the result. `remote` is the
-/// infrastructure's legs when the caller listed them already. Gives what changed.
-pub async fn repair(
-    provisioner: &Provisioner,
-    owner: UserId,
-    id: TrunkId,
-    lease: &Lease,
-    remote: Option<&[RemoteLeg]>,
-    deadline: Instant,
-) -> Result<String, String> {
-    let ledger = provisioner.ledger().clone();
-    let taken = lease.clone();
-    let (current, _) = provisioner
-        .blocking(move || ledger.lease_trunk(owner, id, &taken, true))
-        .await
-        .map_err(|e| e.to_string())?;
-    let infrastructure = provisioner.infrastructure().clone();
-    let listed;
-    let remote = match remote {
-        Some(remote) => remote,
-        None => {
-            listed = provisioner
-                .call(deadline, "list legs", infrastructure.list_legs())
-                .await
-                .map_err(|e| e.to_string())?;
-            &listed[..]
-        }
-    };
-    let find = |leg: &Option<domain::LegId>| {
-        leg.as_ref()
-            .and_then(|leg| remote.iter().find(|remote| remote.id == *leg))
-    };
-    let mut made = Vec::new();
-    let mut remove = Vec::new();
-    let mut detail = Vec::new();
-    let mut new_outbound = None;
-    let failed = |made: Vec<(LegKind, domain::LegId)>, error: ProvisionError| async move {
-        let ledger = provisioner.ledger().clone();
-        let token = lease.token.clone();
-        if let Err(release) = provisioner
-            .blocking(move || {
-                ledger.release_trunk(owner, id, &token, ProvisioningState::Repair, &made)
-            })
-            .await
-        {
-            log::error!("trunk {id}: giving its lease up failed: {release}");
-        }
-        Err(error.to_string())
-    };
-    if !find(&current.outbound_trunk_id).is_some_and(|leg| leg.serves_outbound_of(&current)) {
-        match provisioner.make_outbound(deadline, &current).await {
-            Ok(leg) => {
-                detail.push(replaced(
-                    LegKind::Outbound,
-                    &current.outbound_trunk_id,
-                    &leg,
-                ));
-                made.push((LegKind::Outbound, leg.clone()));
-                if let Some(old) = &current.outbound_trunk_id {
-                    remove.push((LegKind::Outbound, old.clone()));
-                }
-                new_outbound = Some(leg);
-            }
-            Err(error) => return failed(made, error).await,
-        }
-    }
-    let mut new_inbound = None;
-    let mut deleted = Vec::new();
-    if !find(&current.inbound_trunk_id).is_some_and(|leg| leg.serves_inbound_of(&current)) {
-        let number = current.settings.phone_number.as_str();
-        // The stored leg if it still exists, and legs tagged for this trunk that hold its
-        // number (left by an earlier attempt): each would make the create conflict.
-        let in_the_way: Vec<&RemoteLeg> = remote
-            .iter()
-            .filter(|leg| leg.kind == LegKind::Inbound)
-            .filter(|leg| {
-                Some(&leg.id) == current.inbound_trunk_id.as_ref()
-                    || (leg.owner.is_some_and(|o| o.trunk == id)
-                        && leg.numbers.iter().any(|n| n == number))
-            })
-            .collect();
-        for leg in in_the_way {
-            if let Err(error) = provisioner
-                .remove_leg(deadline, LegKind::Inbound, &leg.id)
-                .await
-            {
-                return failed(made, error).await;
-            }
-            deleted.push(leg.id.clone());
-        }
-        match provisioner.make_inbound(deadline, &current).await {
-            Ok(leg) => {
-                detail.push(replaced(LegKind::Inbound, &current.inbound_trunk_id, &leg));
-                made.push((LegKind::Inbound, leg.clone()));
-                new_inbound = Some(leg);
-            }
-            Err(error) => return failed(made, error).await,
-        }
-    }
-    // Legs tagged for this trunk that it will not reference (left by a holder that died
-    // mid-update): nobody else makes legs for it while the lease is held.
-    let keep: Vec<&domain::LegId> = [
-        new_inbound.as_ref().or(current.inbound_trunk_id.as_ref()),
-        new_outbound.as_ref().or(current.outbound_trunk_id.as_ref()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    for leg in remote {
-        let ours = leg.owner.is_some_and(|o| o.trunk == id);
-        let removed_already =
-            remove.iter().any(|(_, queued)| *queued == leg.id) || deleted.contains(&leg.id);
-        if ours && !keep.contains(&&leg.id) && !removed_already {
-            remove.push((leg.kind, leg.id.clone()));
-        }
-    }
-    let ledger = provisioner.ledger().clone();
-    let token = lease.token.clone();
-    let settings = current.settings.clone();
-    let stored_made = made.clone();
-    let committed = provisioner
-        .blocking(move || {
-            ledger.commit_legs(
-                owner,
-                id,
-                &token,
-                &LegCommit {
-                    patch: None,
-                    provisioned: &settings,
-                    inbound: new_inbound,
-                    outbound: new_outbound,
-                    remove,
-                    state: ProvisioningState::Ready,
-                },
-            )
-        })
-        .await;
-    match committed {
-        Ok(_) => Ok(if detail.is_empty() {
-            "its legs were right".into()
-        } else {
-            detail.join(", ")
-        }),
-        Err(error) => {
-            failed(
-                stored_made,
-                ProvisionError::Refused(format!("storing the legs failed: {error}")),
-            )
-            .await
         }
     }
 }

@@ -1,5 +1,7 @@
-//! The OpenAPI 3.1 description of the API, generated from the code with `utoipa`, served at
-//! `GET /api/openapi.json` and committed as `docs/openapi.json` (a test fails when they drift).
+//! The OpenAPI 3.1 schemas of the API's wire shapes, generated from the code with `utoipa`.
+//! The document itself (its list of operations, served at `GET /api/openapi.json` and
+//! committed as `docs/openapi.json`) is [`crate::routes::document`], next to the route table,
+//! so that this module depends on no handler.
 //!
 //! The schemas here describe the wire shapes. Response schemas are checked against real
 //! answers by the tests (same keys, same order). The request bodies come from
@@ -8,14 +10,10 @@
 
 #![allow(dead_code)] // the types below exist for their schemas
 
-mod request_bodies;
+pub(crate) mod request_bodies;
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
-
-use actix_web::HttpResponse;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 /// `sip_trunk_type`: how `phone_number` is read.
 #[derive(ToSchema)]
@@ -373,106 +371,4 @@ pub enum BodyErrors {
         description = "Field errors, every failing field at once"
     )]
     Invalid(ValidationErrorDoc),
-}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
-
-/// The document.
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "SIP trunks",
-        description = "Customers' own SIP trunks (bring your own carrier) and their API keys.",
-        version = "1.0.0"
-    ),
-    paths(
-        crate::routes::trunks::list,
-        crate::routes::trunks::create,
-        crate::routes::trunks::get,
-        crate::routes::trunks::update,
-        crate::routes::trunks::patch,
-        crate::routes::trunks::delete,
-        crate::routes::trunks::delete_at_trunk_path,
-        crate::routes::phone_numbers::list_all,
-        crate::routes::phone_numbers::rename,
-        crate::routes::account::me,
-        crate::routes::api_keys::list,
-        crate::routes::api_keys::create,
-        crate::routes::api_keys::revoke,
-        crate::routes::health::healthz,
-        crate::routes::health::readyz,
-        document,
-    ),
-    components(schemas(MessageDoc, ErrorDoc, ValidationErrorDoc)),
-    modifiers(&BearerAuth),
-    security(("bearer" = [])),
-    tags((name = "sip-trunks"), (name = "phone-numbers"), (name = "account"), (name = "api-keys"), (name = "operations"))
-)]
-pub struct ApiDoc;
-
-/// The document as pretty JSON, built once.
-pub fn json() -> &'static str {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-        add_trunk_links(&mut document);
-        if let Some(schemas) = document.pointer_mut("/components/schemas") {
-            schemas["CreateSipTrunk"] = request_bodies::create_trunk();
-            schemas["UpdateSipTrunk"] = request_bodies::update_trunk();
-            schemas["CreateApiKey"] = request_bodies::create_api_key();
-            schemas["RenamePhoneNumber"] = request_bodies::rename_phone_number();
-        }
-        // An update without a body changes nothing, like `{}` (the contract's "empty body").
-        for method in ["put", "patch"] {
-            let pointer = format!(
-                "/paths/~1api~1user~1phone-numbers~1sip-trunks~1{{id}}/{method}/requestBody"
-            );
-            if let Some(body) = document.pointer_mut(&pointer) {
-                body["required"] = serde_json::Value::Bool(false);
-            }
-        }
-        // The same for a rename: no `nickname`, no change.
-        if let Some(body) =
-            document.pointer_mut("/paths/~1api~1user~1phone-numbers~1{id}/put/requestBody")
-        {
-            body["required"] = serde_json::Value::Bool(false);
-        }
-        serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_owned())
-    })
-}
-
-/// Links from a created trunk to the operations that take its id, for clients (and test
-/// tools) that follow create -> get -> update -> delete. Written as JSON because utoipa 5.5
-/// serializes `Link` with `operation_id` instead of the specification's `operationId`.
-fn add_trunk_links(document: &mut serde_json::Value) {
-    let links = serde_json::json!({
-        "GetSipTrunk": { "operationId": "getSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
-        "UpdateSipTrunk": { "operationId": "updateSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
-        "PatchSipTrunk": { "operationId": "patchSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
-        "DeleteSipTrunk": { "operationId": "deleteSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
-    });
-    if let Some(created) =
-        document.pointer_mut("/paths/~1api~1user~1phone-numbers~1sip-trunks/post/responses/201")
-    {
-        created["links"] = links;
-    }
-}
-
-/// `GET /api/openapi.json`, without authentication.
-#[utoipa::path(operation_id = "openApiDocument", get, path = "/api/openapi.json", tag = "operations", security(()),
-    responses((status = 200, description = "This document", content_type = "application/json")))]
-pub async fn document() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(crate::errors::mime_json())
-        .body(json())
 }

@@ -8,6 +8,7 @@
 pub(crate) mod account;
 pub(crate) mod api_keys;
 pub(crate) mod docs;
+pub mod document;
 pub(crate) mod health;
 pub(crate) mod phone_numbers;
 pub(crate) mod trunks;
@@ -134,7 +135,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/api/openapi.json")
-            .get(crate::openapi::document)
+            .get(document::document)
             .to(method_not_allowed("GET")),
     )
     .default_service(web::to(not_found));

@@ -592,5 +592,5 @@ async fn the_openapi_document_is_served_without_a_token() {
     let reply = send(&app, TestRequest::get().uri("/api/openapi.json")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["openapi"], "3.1.0");
-    assert_eq!(reply.text, api::openapi::json());
+    assert_eq!(reply.text, api::routes::document::json());
 }
