@@ -1,10 +1,10 @@
-//! Starts the real `sip-trunks` binary on a free port, captures its log, and drives it with
-//! a plain HTTP client. Each test gets its own SQLite directory or PostgreSQL schema.
+//! Starts the real `sip-trunks` binary on a free port (`--bind 127.0.0.1:0`; the ports are
+//! read from its `--port-file`, never from its log), captures its log, and drives it with a
+//! plain HTTP client. Each test gets its own SQLite directory or PostgreSQL schema.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -188,8 +188,14 @@ impl Server {
                 command.env(name, value);
             }
         }
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let port_file = database.dir.path().join(format!(
+            "ports-{}",
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let mut child = command
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(["serve", "--bind", "127.0.0.1:0", "--port-file"])
+            .arg(&port_file)
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -197,33 +203,40 @@ impl Server {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
-        let (address_tx, address_rx) = mpsc::channel();
         let sink = log.clone();
-        let metrics = Arc::new(Mutex::new(None));
-        let metrics_sink = metrics.clone();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("metrics on ").nth(1) {
-                    let address = rest.split(['"', ' ']).next().unwrap_or(rest);
-                    *metrics_sink.lock().unwrap() = Some(address.trim().to_owned());
-                }
-                // The text log ends the line with the address; the JSON log quotes it.
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let address = rest.split(['"', ' ']).next().unwrap_or(rest);
-                    let _ = address_tx.send(address.trim().to_owned());
-                }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
                 log.push('\n');
             }
         });
-        let base = match address_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(base) => base,
-            Err(_) => {
+        // The service writes the port file once it listens (whole, by a rename).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let ports = loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                break text;
+            }
+            if std::time::Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
                 let _ = child.kill();
+                thread::sleep(Duration::from_millis(100));
                 panic!("the service did not start:\n{}", log.lock().unwrap());
             }
+            thread::sleep(Duration::from_millis(10));
         };
+        let address = |name: &str| {
+            ports
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}=")))
+                .map(str::to_owned)
+        };
+        let base = format!(
+            "http://{}",
+            address("api").expect("the port file names the API")
+        );
+        let metrics = Arc::new(Mutex::new(
+            address("metrics").map(|metrics| format!("http://{metrics}/metrics")),
+        ));
         let server = Server {
             child,
             base,

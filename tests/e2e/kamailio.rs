@@ -117,6 +117,31 @@ fn update(server: &Server, token: &str, id: i64, body: &Value) {
     assert_eq!(status, 200, "{text}");
 }
 
+/// A PUT the edge cannot take: the contract's 500, nothing changed.
+#[track_caller]
+fn update_fails_with_500(server: &Server, token: &str, id: i64, body: &Value) {
+    let (status, text) = server.call("PUT", &format!("{TRUNKS}/{id}"), Some(token), Some(body));
+    assert_eq!(
+        (status, json(&text)),
+        (
+            500,
+            json!({"error": "Failed to update SIP trunk. Please try again or contact support."})
+        )
+    );
+}
+
+/// `/readyz` still answers 200 and names the edge unreachable.
+#[track_caller]
+fn says_kamailio_is_unreachable(server: &Server) {
+    let (status, ready) = server.call("GET", "/readyz", None, None);
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(
+        json(&ready)["provisioning"],
+        "kamailio (unreachable)",
+        "{ready}"
+    );
+}
+
 fn ip_trunk(number: &str, allowed: &[&str]) -> Value {
     json!({
         "sip_trunk_type": "number", "phone_number": number, "sip_username": "pbx_user",
@@ -524,27 +549,14 @@ pub fn kamailio_down_during_a_write_gives_the_500_or_converges_once_it_is_back(
 
     rig.edge.stop();
     // Still ready (the registry serves), and saying the edge does not answer.
-    let (status, ready) = server.call("GET", "/readyz", None, None);
-    assert_eq!(status, 200, "{ready}");
-    assert_eq!(
-        json(&ready)["provisioning"],
-        "kamailio (unreachable)",
-        "{ready}"
-    );
+    says_kamailio_is_unreachable(&server);
     // An allow-list must be reloaded into Kamailio: without it, the contract's 500 and the
     // stored trunk as it was.
-    let (status, text) = server.call(
-        "PUT",
-        &format!("{TRUNKS}/{ip}"),
-        Some(&alice),
-        Some(&json!({"allowed_inbound_ips": ["127.0.0.3"]})),
-    );
-    assert_eq!(
-        (status, json(&text)),
-        (
-            500,
-            json!({"error": "Failed to update SIP trunk. Please try again or contact support."})
-        )
+    update_fails_with_500(
+        &server,
+        &alice,
+        ip,
+        &json!({"allowed_inbound_ips": ["127.0.0.3"]}),
     );
     let (status, text) = server.call(
         "POST",
@@ -633,24 +645,12 @@ pub fn a_failed_reload_leaves_the_edge_taking_calls_exactly_as_before(database: 
     // The same service with Kamailio's RPC out of reach (SIP is up): no allow-list reloads.
     let nobody = format!("http://127.0.0.1:{}/RPC", free_tcp_port().unwrap());
     let server = rig.start(database, &[("KAMAILIO_RPC_URL", nobody.as_str())]);
-    let (_, ready) = server.call("GET", "/readyz", None, None);
-    assert_eq!(
-        json(&ready)["provisioning"],
-        "kamailio (unreachable)",
-        "{ready}"
-    );
-    let (status, text) = server.call(
-        "PUT",
-        &format!("{TRUNKS}/{ip}"),
-        Some(&alice),
-        Some(&json!({"allowed_inbound_ips": ["127.0.0.3"]})),
-    );
-    assert_eq!(
-        (status, json(&text)),
-        (
-            500,
-            json!({"error": "Failed to update SIP trunk. Please try again or contact support."})
-        )
+    says_kamailio_is_unreachable(&server);
+    update_fails_with_500(
+        &server,
+        &alice,
+        ip,
+        &json!({"allowed_inbound_ips": ["127.0.0.3"]}),
     );
     // At once, and after the reconciler had its look: the old leg takes the calls, the
     // refused change is nowhere.

@@ -148,6 +148,11 @@ pub struct ServeArgs {
     /// process holds it; an address given here that cannot be had stops the service.
     #[arg(long, env = "METRICS_BIND")]
     pub metrics_bind: Option<String>,
+    /// A file the service writes once it listens: `api=HOST:PORT` and, when served,
+    /// `metrics=HOST:PORT`, a line each (for `--bind 127.0.0.1:0`: supervisors and tests
+    /// learn the ports without reading the log). Written whole or not at all.
+    #[arg(long, env = "PORT_FILE")]
+    pub port_file: Option<PathBuf>,
     /// What every Redis key of this deployment starts with (several deployments can share
     /// one Redis; replicas of one deployment must agree).
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "sip-trunks:")]
@@ -358,6 +363,7 @@ async fn serve(
         redis_url: args.redis_url.filter(|url| !url.0.is_empty()),
         redis_key_prefix: args.redis_key_prefix,
         metrics_bind: MetricsBind::from_setting(args.metrics_bind.as_deref()),
+        port_file: args.port_file,
         max_connections: args.max_connections,
     };
     settings.check()?;

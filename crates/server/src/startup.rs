@@ -67,6 +67,8 @@ pub struct ServeSettings {
     pub redis_key_prefix: String,
     /// Where `/metrics` is served.
     pub metrics_bind: MetricsBind,
+    /// Where to write the bound addresses ([`write_port_file`]), if anywhere.
+    pub port_file: Option<std::path::PathBuf>,
     /// Most client connections at once, over all workers.
     #[validate(range(
         min = 1,
@@ -325,11 +327,15 @@ pub async fn serve(
     for address in server.addrs() {
         log::info!("listening on http://{address}");
     }
+    if let Some(path) = &settings.port_file {
+        let metrics = metrics_server.as_ref().map(|(_, address)| *address);
+        write_port_file(path, &server.addrs(), metrics)?;
+    }
     let outcome = server.run().await.map_err(|source| StartError::Io {
         context: "the server stopped".into(),
         source,
     });
-    if let Some(metrics) = metrics_server {
+    if let Some((metrics, _)) = metrics_server {
         metrics.stop(true).await;
     }
     if let Some(reconciler) = running_reconciler {
@@ -343,7 +349,7 @@ fn metrics_server(
     bind: &str,
     state: AppState,
     pool: Arc<SqlStore>,
-) -> Result<actix_web::dev::ServerHandle, StartError> {
+) -> Result<(actix_web::dev::ServerHandle, std::net::SocketAddr), StartError> {
     let server = HttpServer::new(move || {
         let (state, pool) = (state.clone(), pool.clone());
         actix_web::App::new().route(
@@ -373,13 +379,43 @@ fn metrics_server(
         context: format!("cannot serve the metrics on {bind}"),
         source,
     })?;
-    for address in server.addrs() {
+    let addresses = server.addrs();
+    for address in &addresses {
         log::info!("metrics on http://{address}/metrics");
     }
+    let Some(&address) = addresses.first() else {
+        return Err(StartError::Settings(format!(
+            "the metrics address {bind} names no address"
+        )));
+    };
     let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(server);
-    Ok(handle)
+    Ok((handle, address))
+}
+
+/// Writes `api=` (the first of `api`) and `metrics=` lines to `path`, through a file beside it
+/// renamed into place, so that a reader never sees half of it.
+fn write_port_file(
+    path: &std::path::Path,
+    api: &[std::net::SocketAddr],
+    metrics: Option<std::net::SocketAddr>,
+) -> Result<(), StartError> {
+    let mut text = String::new();
+    if let Some(address) = api.first() {
+        text.push_str(&format!("api={address}\n"));
+    }
+    if let Some(address) = metrics {
+        text.push_str(&format!("metrics={address}\n"));
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    std::fs::write(&partial, text)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|source| StartError::Io {
+            context: format!("cannot write the port file {}", path.display()),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -402,6 +438,7 @@ mod tests {
             redis_url: None,
             redis_key_prefix: "sip-trunks:".into(),
             metrics_bind: MetricsBind::Off,
+            port_file: None,
         }
     }
 
