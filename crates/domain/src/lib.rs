@@ -10,6 +10,7 @@ mod account;
 mod errors;
 mod ids;
 mod ledger;
+mod plan;
 mod ports;
 mod provisioning;
 pub mod syntax;
@@ -23,6 +24,7 @@ pub use ids::{ApiKeyId, TrunkId, UserId};
 pub use ledger::{
     ClaimedTrunk, Lease, LegCommit, LegReference, LegRemoval, ProvisioningLedger, ProvisioningState,
 };
+pub use plan::{Capabilities, InboundStep, LegPlan};
 pub use ports::{
     AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository, TrunkListing,
     TrunkPage, UnreadableTrunk,

@@ -22,9 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::{
-    InboundLeg, Lease, LegChanges, LegCommit, LegId, LegKind, LegRemoval, NewSipTrunk, OutboundLeg,
-    ProvisionError, ProvisioningLedger, ProvisioningState, RemoteLeg, RepositoryError, SipTrunk,
-    SipTrunkPatch, Timestamp, TrunkId, TrunkUpdate, UserId, VoiceInfrastructure,
+    Capabilities, InboundLeg, InboundStep, Lease, LegChanges, LegCommit, LegId, LegKind, LegPlan,
+    LegRemoval, NewSipTrunk, OutboundLeg, ProvisionError, ProvisioningLedger, ProvisioningState,
+    RemoteLeg, RepositoryError, SipTrunk, SipTrunkPatch, Timestamp, TrunkId, TrunkUpdate, UserId,
+    VoiceInfrastructure,
 };
 
 use crate::observe::{Observe, Unobserved};
@@ -51,6 +52,43 @@ pub fn backoff_from_now(attempts: u32) -> Timestamp {
     let micros = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
     Timestamp::from_unix_micros(Timestamp::now().unix_micros().saturating_add(micros))
         .unwrap_or_else(Timestamp::now)
+}
+
+/// What carrying a [`LegPlan`] out made.
+#[derive(Debug, Default)]
+struct Carried {
+    /// Every leg made, to be removed if the commit fails.
+    made: Vec<(LegKind, LegId)>,
+    /// The new inbound leg, if one was made.
+    new_inbound: Option<LegId>,
+    /// The new outbound leg, if one was made.
+    new_outbound: Option<LegId>,
+    /// Legs to queue for removal with the commit.
+    remove: Vec<(LegKind, LegId)>,
+}
+
+/// The step of a [`LegPlan`] that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Restyling the outbound leg (nothing was made).
+    Restyle,
+    /// Making the new outbound leg.
+    Outbound,
+    /// Swapping the inbound leg in place (the old one is untouched).
+    Swap,
+    /// Removing a leg that holds the number (it may be gone or not).
+    RemoveOld,
+    /// Making the new inbound leg after the old ones went.
+    CreateInbound,
+}
+
+/// Where carrying a [`LegPlan`] out stopped.
+#[derive(Debug)]
+struct Stopped {
+    step: Step,
+    error: ProvisionError,
+    /// The legs made before it.
+    made: Vec<(LegKind, LegId)>,
 }
 
 /// Why a create or an update with legs did not happen.
@@ -191,21 +229,12 @@ impl Provisioner {
         self.infrastructure.writes_called_numbers()
     }
 
-    /// The outbound leg that stays but must take `next`'s calling format or country: only
-    /// on an infrastructure that writes called numbers, and only when that leg is not
-    /// re-created anyway.
-    fn restyled_outbound(
-        &self,
-        current: &SipTrunk,
-        next: &SipTrunk,
-        legs: LegChanges,
-    ) -> Option<LegId> {
-        let (before, after) = (&current.settings, &next.settings);
-        let restyled = before.calling_format != after.calling_format
-            || before.country_code != after.country_code;
-        (self.writes_called_numbers() && restyled && !legs.outbound)
-            .then(|| current.outbound_trunk_id.clone())
-            .flatten()
+    /// What the infrastructure can do that changes a plan.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            writes_called_numbers: self.infrastructure.writes_called_numbers(),
+            replaces_inbound_in_place: self.infrastructure.replaces_inbound_in_place(),
+        }
     }
 
     /// Gives outbound leg `id` `trunk`'s calling format and country, in place.
@@ -510,12 +539,9 @@ impl Provisioner {
         if !legs.any() {
             // Nickname, calling format, country: no leg is re-created (at most the outbound
             // one is restyled in place, on an infrastructure that writes called numbers).
-            if let Some(outbound) = self.restyled_outbound(&current, &next.trunk, legs) {
-                if self
-                    .restyle(deadline, &outbound, &next.trunk)
-                    .await
-                    .is_err()
-                {
+            let plan = LegPlan::for_update(&current, &next.trunk, legs, self.capabilities());
+            if let Some(outbound) = &plan.restyle_outbound {
+                if self.restyle(deadline, outbound, &next.trunk).await.is_err() {
                     self.release(owner, id, &lease, state, Vec::new()).await;
                     return Err(ProvisioningFailure::Failed);
                 }
@@ -595,91 +621,15 @@ impl Provisioner {
         deadline: Instant,
     ) -> Result<TrunkUpdate, ProvisioningFailure> {
         let id = current.id;
-        if let Some(outbound) = self.restyled_outbound(current, &next.trunk, legs) {
-            if self
-                .restyle(deadline, &outbound, &next.trunk)
-                .await
-                .is_err()
-            {
-                self.release(owner, id, lease, state, Vec::new()).await;
-                return Err(ProvisioningFailure::Failed);
+        let plan = LegPlan::for_update(current, &next.trunk, legs, self.capabilities());
+        let carried = match self.carry_out(&plan, &next.trunk, deadline).await {
+            Ok(carried) => carried,
+            Err(stopped) => {
+                return Err(self
+                    .update_stopped(owner, id, lease, state, stopped, deadline)
+                    .await)
             }
-        }
-        let mut made = Vec::new();
-        let mut remove = Vec::new();
-        let mut new_outbound = None;
-        if legs.outbound {
-            let outbound = self.make_outbound(deadline, &next.trunk).await;
-            match outbound {
-                Ok(leg) => {
-                    made.push((LegKind::Outbound, leg.clone()));
-                    new_outbound = Some(leg);
-                    if let Some(old) = &current.outbound_trunk_id {
-                        remove.push((LegKind::Outbound, old.clone()));
-                    }
-                }
-                Err(_) => {
-                    self.release(owner, id, lease, state, made).await;
-                    return Err(ProvisioningFailure::Failed);
-                }
-            }
-        }
-        let mut new_inbound = None;
-        let in_place = current
-            .inbound_trunk_id
-            .as_ref()
-            .filter(|_| legs.inbound && self.infrastructure.replaces_inbound_in_place());
-        if let Some(old) = in_place {
-            match self.swap_inbound(deadline, old, &next.trunk).await {
-                Ok(leg) => {
-                    made.push((LegKind::Inbound, leg.clone()));
-                    new_inbound = Some(leg);
-                }
-                Err(error) => {
-                    // The old leg is still in force, untouched. An answer cut off by the
-                    // deadline may hide a swap that happened after all: the reconciler
-                    // looks at the trunk soon (Repair) and puts the stored settings back.
-                    let left = match error {
-                        ProvisionError::NumberTaken | ProvisionError::Refused(_) => state,
-                        _ => ProvisioningState::Repair,
-                    };
-                    self.release(owner, id, lease, left, made).await;
-                    return Err(match error {
-                        ProvisionError::NumberTaken => ProvisioningFailure::NumberTaken,
-                        _ => ProvisioningFailure::Failed,
-                    });
-                }
-            }
-        } else if legs.inbound {
-            if let Some(old) = &current.inbound_trunk_id {
-                let removed = self.remove_leg(deadline, LegKind::Inbound, old).await;
-                if removed.is_err() {
-                    // It may be gone or not: the reconciler looks.
-                    self.release(owner, id, lease, ProvisioningState::Repair, made)
-                        .await;
-                    self.repair_soon(owner, id, deadline).await;
-                    return Err(ProvisioningFailure::Failed);
-                }
-            }
-            let inbound = self.make_inbound(deadline, &next.trunk).await;
-            match inbound {
-                Ok(leg) => {
-                    made.push((LegKind::Inbound, leg.clone()));
-                    new_inbound = Some(leg);
-                }
-                Err(error) => {
-                    // The old inbound leg is gone: the stored trunk stays as it was and
-                    // gets an inbound leg for those settings again.
-                    self.release(owner, id, lease, ProvisioningState::Repair, made)
-                        .await;
-                    self.repair_soon(owner, id, deadline).await;
-                    return Err(match error {
-                        ProvisionError::NumberTaken => ProvisioningFailure::NumberTaken,
-                        _ => ProvisioningFailure::Failed,
-                    });
-                }
-            }
-        }
+        };
         let ledger = self.ledger.clone();
         let token = lease.token.clone();
         let patch = patch.clone();
@@ -689,7 +639,7 @@ impl Provisioner {
         } else {
             ProvisioningState::Repair
         };
-        let stored_made = made.clone();
+        let stored_made = carried.made.clone();
         let committed = self
             .blocking(move || {
                 ledger.commit_legs(
@@ -699,9 +649,9 @@ impl Provisioner {
                     &LegCommit {
                         patch: Some(&patch),
                         provisioned: &provisioned,
-                        inbound: new_inbound,
-                        outbound: new_outbound,
-                        remove,
+                        inbound: carried.new_inbound,
+                        outbound: carried.new_outbound,
+                        remove: carried.remove,
                         state: after,
                     },
                 )
@@ -729,6 +679,107 @@ impl Provisioner {
                 })
             }
         }
+    }
+
+    /// An update's plan stopped at a step: the lease is given up with what the step leaves
+    /// (the trunk as it was, or in `Repair` once the old inbound leg may be gone, repaired
+    /// at once when the budget allows), and the client's failure.
+    async fn update_stopped(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease: &Lease,
+        state: ProvisioningState,
+        stopped: Stopped,
+        deadline: Instant,
+    ) -> ProvisioningFailure {
+        let Stopped { step, error, made } = stopped;
+        let left = match step {
+            Step::Restyle | Step::Outbound => state,
+            // The old leg is still in force, untouched. An answer cut off by the deadline may
+            // hide a swap that happened after all: the reconciler looks at the trunk soon
+            // (Repair) and puts the stored settings back.
+            Step::Swap => match error {
+                ProvisionError::NumberTaken | ProvisionError::Refused(_) => state,
+                _ => ProvisioningState::Repair,
+            },
+            // The old inbound leg may be gone: the stored trunk stays as it was and gets an
+            // inbound leg for those settings again.
+            Step::RemoveOld | Step::CreateInbound => ProvisioningState::Repair,
+        };
+        self.release(owner, id, lease, left, made).await;
+        if matches!(step, Step::RemoveOld | Step::CreateInbound) {
+            self.repair_soon(owner, id, deadline).await;
+        }
+        match (step, error) {
+            (Step::Swap | Step::CreateInbound, ProvisionError::NumberTaken) => {
+                ProvisioningFailure::NumberTaken
+            }
+            _ => ProvisioningFailure::Failed,
+        }
+    }
+
+    /// Carries `plan` out for `trunk`'s settings within `deadline`: restyle, outbound,
+    /// inbound. Stops at the first step that fails, saying which and what was made so far.
+    async fn carry_out(
+        &self,
+        plan: &LegPlan,
+        trunk: &SipTrunk,
+        deadline: Instant,
+    ) -> Result<Carried, Stopped> {
+        let mut carried = Carried::default();
+        let stop = |step, error, made| Stopped { step, error, made };
+        if let Some(outbound) = &plan.restyle_outbound {
+            if let Err(error) = self.restyle(deadline, outbound, trunk).await {
+                return Err(stop(Step::Restyle, error, carried.made));
+            }
+        }
+        if let Some(replaced) = &plan.new_outbound {
+            match self.make_outbound(deadline, trunk).await {
+                Ok(leg) => {
+                    carried.made.push((LegKind::Outbound, leg.clone()));
+                    carried.new_outbound = Some(leg);
+                    if let Some(old) = replaced {
+                        carried.remove.push((LegKind::Outbound, old.clone()));
+                    }
+                }
+                Err(error) => return Err(stop(Step::Outbound, error, carried.made)),
+            }
+        }
+        let inbound = match &plan.new_inbound {
+            None => None,
+            Some(InboundStep::Swap { old }) => Some(
+                self.swap_inbound(deadline, old, trunk)
+                    .await
+                    .map_err(|error| (Step::Swap, error)),
+            ),
+            Some(InboundStep::RemoveThenCreate { remove_first }) => {
+                let mut removed = Ok(());
+                for leg in remove_first {
+                    removed = self.remove_leg(deadline, LegKind::Inbound, leg).await;
+                    if removed.is_err() {
+                        break;
+                    }
+                }
+                Some(match removed {
+                    Ok(()) => self
+                        .make_inbound(deadline, trunk)
+                        .await
+                        .map_err(|error| (Step::CreateInbound, error)),
+                    Err(error) => Err((Step::RemoveOld, error)),
+                })
+            }
+        };
+        match inbound {
+            None => {}
+            Some(Ok(leg)) => {
+                carried.made.push((LegKind::Inbound, leg.clone()));
+                carried.new_inbound = Some(leg);
+            }
+            Some(Err((step, error))) => return Err(stop(step, error, carried.made)),
+        }
+        carried.remove.extend(plan.stray.iter().cloned());
+        Ok(carried)
     }
 
     /// Gives the lease up; `made` is queued for removal, and removed now if it can be.
@@ -776,9 +827,10 @@ impl Provisioner {
         }
     }
 
-    /// Gives the owner's trunk `id` (leased with `lease`) legs that serve its stored settings:
-    /// keeps each leg that does, replaces each that does not (outbound: create, then queue the
-    /// old; inbound: delete, then create), and stores the result. `remote` is the
+    /// Gives the owner's trunk `id` (leased with `lease`) legs that serve its stored settings
+    /// ([`LegPlan::for_repair`]: keeps each leg that does, replaces each that does not,
+    /// outbound: create, then queue the old; inbound: delete, then create), and stores the
+    /// result. `remote` is the
     /// infrastructure's legs when the caller listed them already. Gives what changed.
     pub async fn repair(
         &self,
@@ -806,14 +858,6 @@ impl Provisioner {
                 &listed[..]
             }
         };
-        let find = |leg: &Option<LegId>| {
-            leg.as_ref()
-                .and_then(|leg| remote.iter().find(|remote| remote.id == *leg))
-        };
-        let mut made = Vec::new();
-        let mut remove = Vec::new();
-        let mut detail = Vec::new();
-        let mut new_outbound = None;
         let failed = |made: Vec<(LegKind, LegId)>, error: ProvisionError| async move {
             let ledger = self.ledger().clone();
             let token = lease.token.clone();
@@ -827,70 +871,24 @@ impl Provisioner {
             }
             Err(error.to_string())
         };
-        if !find(&current.outbound_trunk_id).is_some_and(|leg| leg.serves_outbound_of(&current)) {
-            match self.make_outbound(deadline, &current).await {
-                Ok(leg) => {
-                    detail.push(replaced(
-                        LegKind::Outbound,
-                        &current.outbound_trunk_id,
-                        &leg,
-                    ));
-                    made.push((LegKind::Outbound, leg.clone()));
-                    if let Some(old) = &current.outbound_trunk_id {
-                        remove.push((LegKind::Outbound, old.clone()));
-                    }
-                    new_outbound = Some(leg);
-                }
-                Err(error) => return failed(made, error).await,
-            }
+        let plan = LegPlan::for_repair(&current, remote);
+        let carried = match self.carry_out(&plan, &current, deadline).await {
+            Ok(carried) => carried,
+            Err(stopped) => return failed(stopped.made, stopped.error).await,
+        };
+        let mut detail = Vec::new();
+        if let Some(leg) = &carried.new_outbound {
+            detail.push(replaced(LegKind::Outbound, &current.outbound_trunk_id, leg));
         }
-        let mut new_inbound = None;
-        let mut deleted = Vec::new();
-        if !find(&current.inbound_trunk_id).is_some_and(|leg| leg.serves_inbound_of(&current)) {
-            let number = current.settings.phone_number.as_str();
-            // The stored leg if it still exists, and legs tagged for this trunk that hold its
-            // number (left by an earlier attempt): each would make the create conflict.
-            let in_the_way: Vec<&RemoteLeg> = remote
-                .iter()
-                .filter(|leg| leg.kind == LegKind::Inbound)
-                .filter(|leg| {
-                    Some(&leg.id) == current.inbound_trunk_id.as_ref()
-                        || (leg.owner.is_some_and(|o| o.trunk == id)
-                            && leg.numbers.iter().any(|n| n == number))
-                })
-                .collect();
-            for leg in in_the_way {
-                if let Err(error) = self.remove_leg(deadline, LegKind::Inbound, &leg.id).await {
-                    return failed(made, error).await;
-                }
-                deleted.push(leg.id.clone());
-            }
-            match self.make_inbound(deadline, &current).await {
-                Ok(leg) => {
-                    detail.push(replaced(LegKind::Inbound, &current.inbound_trunk_id, &leg));
-                    made.push((LegKind::Inbound, leg.clone()));
-                    new_inbound = Some(leg);
-                }
-                Err(error) => return failed(made, error).await,
-            }
+        if let Some(leg) = &carried.new_inbound {
+            detail.push(replaced(LegKind::Inbound, &current.inbound_trunk_id, leg));
         }
-        // Legs tagged for this trunk that it will not reference (left by a holder that died
-        // mid-update): nobody else makes legs for it while the lease is held.
-        let keep: Vec<&LegId> = [
-            new_inbound.as_ref().or(current.inbound_trunk_id.as_ref()),
-            new_outbound.as_ref().or(current.outbound_trunk_id.as_ref()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        for leg in remote {
-            let ours = leg.owner.is_some_and(|o| o.trunk == id);
-            let removed_already =
-                remove.iter().any(|(_, queued)| *queued == leg.id) || deleted.contains(&leg.id);
-            if ours && !keep.contains(&&leg.id) && !removed_already {
-                remove.push((leg.kind, leg.id.clone()));
-            }
-        }
+        let Carried {
+            made,
+            new_inbound,
+            new_outbound,
+            remove,
+        } = carried;
         let ledger = self.ledger().clone();
         let token = lease.token.clone();
         let settings = current.settings.clone();
