@@ -79,75 +79,90 @@ pub fn app(
             logging::with_request_id(id.clone(), async move {
                 let mut response = response.await;
                 if let Ok(done) = &mut response {
-                    let allowance = done
-                        .request()
-                        .extensions()
-                        .get::<rate_limit::Allowance>()
-                        .copied();
-                    let headers = done.headers_mut();
-                    headers.insert(NOSNIFF.0, NOSNIFF.1);
-                    if let Ok(value) = HeaderValue::from_str(&id) {
-                        headers.insert(REQUEST_ID, value);
-                    }
-                    if per_account {
-                        // For one account only: no shared cache may keep it.
-                        headers.insert(header::CACHE_CONTROL, NO_STORE);
-                    }
-                    if let Some(allowance) = allowance {
-                        headers.insert(RATE_LIMIT_LIMIT, HeaderValue::from(allowance.limit));
-                        headers
-                            .insert(RATE_LIMIT_REMAINING, HeaderValue::from(allowance.remaining));
-                    }
+                    add_response_headers(done, &id, per_account);
                 }
-                let elapsed = started.elapsed();
-                let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-                let (status, route, user) = match &response {
-                    Ok(done) => (
-                        done.status().as_u16(),
-                        done.request()
-                            .match_pattern()
-                            .map(|pattern| routes::route_template(&pattern)),
-                        done.request()
-                            .extensions()
-                            .get::<auth::Authenticated>()
-                            .map(|caller| caller.user.get()),
-                    ),
-                    Err(error) => (error.as_response_error().status_code().as_u16(), None, None),
-                };
-                let route = route.unwrap_or_else(|| "unmatched".to_owned());
-                let method = method.as_str();
-                let metrics = metrics::metrics();
-                metrics
-                    .requests
-                    .get_or_create(&metrics::RequestLabels {
-                        route: route.clone(),
-                        method: method.to_owned(),
-                        status,
-                    })
-                    .inc();
-                metrics
-                    .durations
-                    .get_or_create(&metrics::RouteLabels {
-                        route: route.clone(),
-                        method: method.to_owned(),
-                    })
-                    .observe(elapsed.as_secs_f64());
-                let Some(path) = logged_path else {
-                    return response;
-                };
-                let duration_ms = (elapsed_ms * 100.0).round() / 100.0;
-                match user {
-                    Some(user_id) => log::info!(
-                        method, route = route.as_str(), status, duration_ms, user_id;
-                        "{method} {path} {status} {elapsed_ms:.2}ms"
-                    ),
-                    None => log::info!(
-                        method, route = route.as_str(), status, duration_ms;
-                        "{method} {path} {status} {elapsed_ms:.2}ms"
-                    ),
-                }
+                record(&response, &method, logged_path, started.elapsed());
                 response
             })
         })
         .configure(routes::routes)
+}
+
+/// The headers every response gets: `nosniff`, its `X-Request-Id`, `no-store` on per-account
+/// endpoints, and the rate limit's allowance when one was counted.
+fn add_response_headers<B>(done: &mut ServiceResponse<B>, id: &str, per_account: bool) {
+    let allowance = done
+        .request()
+        .extensions()
+        .get::<rate_limit::Allowance>()
+        .copied();
+    let headers = done.headers_mut();
+    headers.insert(NOSNIFF.0, NOSNIFF.1);
+    if let Ok(value) = HeaderValue::from_str(id) {
+        headers.insert(REQUEST_ID, value);
+    }
+    if per_account {
+        // For one account only: no shared cache may keep it.
+        headers.insert(header::CACHE_CONTROL, NO_STORE);
+    }
+    if let Some(allowance) = allowance {
+        headers.insert(RATE_LIMIT_LIMIT, HeaderValue::from(allowance.limit));
+        headers.insert(RATE_LIMIT_REMAINING, HeaderValue::from(allowance.remaining));
+    }
+}
+
+/// Counts a finished request in the metrics (by route template, never the raw path) and
+/// writes its log line when `logged_path` is given (the info level is on).
+fn record<B>(
+    response: &Result<ServiceResponse<B>, actix_web::Error>,
+    method: &actix_web::http::Method,
+    logged_path: Option<String>,
+    elapsed: std::time::Duration,
+) {
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+    let (status, route, user) = match response {
+        Ok(done) => (
+            done.status().as_u16(),
+            done.request()
+                .match_pattern()
+                .map(|pattern| routes::route_template(&pattern)),
+            done.request()
+                .extensions()
+                .get::<auth::Authenticated>()
+                .map(|caller| caller.user.get()),
+        ),
+        Err(error) => (error.as_response_error().status_code().as_u16(), None, None),
+    };
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let method = method.as_str();
+    let metrics = metrics::metrics();
+    metrics
+        .requests
+        .get_or_create(&metrics::RequestLabels {
+            route: route.clone(),
+            method: method.to_owned(),
+            status,
+        })
+        .inc();
+    metrics
+        .durations
+        .get_or_create(&metrics::RouteLabels {
+            route: route.clone(),
+            method: method.to_owned(),
+        })
+        .observe(elapsed.as_secs_f64());
+    let Some(path) = logged_path else {
+        return;
+    };
+    let duration_ms = (elapsed_ms * 100.0).round() / 100.0;
+    match user {
+        Some(user_id) => log::info!(
+            method, route = route.as_str(), status, duration_ms, user_id;
+            "{method} {path} {status} {elapsed_ms:.2}ms"
+        ),
+        None => log::info!(
+            method, route = route.as_str(), status, duration_ms;
+            "{method} {path} {status} {elapsed_ms:.2}ms"
+        ),
+    }
 }

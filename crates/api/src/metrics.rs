@@ -103,6 +103,17 @@ pub struct Metrics {
     seen_wait_micros: AtomicU64,
 }
 
+/// `metric`, registered in `registry` as `name` with `help`.
+fn registered<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 /// The process's metrics.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -110,102 +121,29 @@ pub fn metrics() -> &'static Metrics {
 }
 
 impl Metrics {
+    #[rustfmt::skip] // one metric a line: name, help, kind
     fn new() -> Self {
         let mut registry = Registry::with_prefix("sip_trunks");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "Requests by route template, method and status",
-            requests.clone(),
-        );
+        let r = &mut registry;
         let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
         });
-        registry.register(
-            "http_request_duration_seconds",
-            "Request latency by route template and method",
-            durations.clone(),
-        );
-        let db_errors = Family::<KindLabel, Counter>::default();
-        registry.register("db_errors", "Database errors by kind", db_errors.clone());
-        let rate_limited = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "rate_limited",
-            "Requests refused by a rate limit, by limit",
-            rate_limited.clone(),
-        );
-        let auth_failures = Counter::default();
-        registry.register(
-            "auth_failures",
-            "Failed authentications",
-            auth_failures.clone(),
-        );
-        let cache = Family::<CacheLabels, Counter>::default();
-        registry.register(
-            "cache_lookups",
-            "Cache lookups by cache and outcome",
-            cache.clone(),
-        );
-        let provisioning = Family::<ProvisioningLabels, Counter>::default();
-        registry.register(
-            "provisioning_calls",
-            "Calls to the voice infrastructure by operation and outcome",
-            provisioning.clone(),
-        );
-        let reconciler_due_removals = Gauge::default();
-        registry.register(
-            "reconciler_due_removals",
-            "Leg removals due at the reconciler's last pass",
-            reconciler_due_removals.clone(),
-        );
-        let reconciler_due_trunks = Gauge::default();
-        registry.register(
-            "reconciler_due_trunks",
-            "Trunks due for repair at the reconciler's last pass",
-            reconciler_due_trunks.clone(),
-        );
-        let pool_open = Gauge::default();
-        registry.register(
-            "db_pool_connections",
-            "Connections open in the database pool",
-            pool_open.clone(),
-        );
-        let pool_in_use = Gauge::default();
-        registry.register(
-            "db_pool_connections_in_use",
-            "Pooled connections in use",
-            pool_in_use.clone(),
-        );
-        let pool_max = Gauge::default();
-        registry.register(
-            "db_pool_max_connections",
-            "The database pool's size limit",
-            pool_max.clone(),
-        );
-        let pool_checkouts = Counter::default();
-        registry.register(
-            "db_pool_checkouts",
-            "Connections handed out by the pool",
-            pool_checkouts.clone(),
-        );
-        let pool_wait_seconds = Counter::<f64, AtomicU64>::default();
-        registry.register(
-            "db_pool_wait_seconds",
-            "Seconds spent waiting for a pooled connection",
-            pool_wait_seconds.clone(),
-        );
-        let change_feed_live = Gauge::default();
-        registry.register(
-            "change_feed_live",
-            "1 while other replicas' writes reach the caches",
-            change_feed_live.clone(),
-        );
-        let rate_limits_shared = Gauge::default();
-        registry.register(
-            "rate_limits_shared",
-            "1 while the rate limits are shared through Redis",
-            rate_limits_shared.clone(),
-        );
+        let requests = registered(r, "http_requests", "Requests by route template, method and status", Family::default());
+        let durations = registered(r, "http_request_duration_seconds", "Request latency by route template and method", durations);
+        let db_errors = registered(r, "db_errors", "Database errors by kind", Family::default());
+        let rate_limited = registered(r, "rate_limited", "Requests refused by a rate limit, by limit", Family::default());
+        let auth_failures = registered(r, "auth_failures", "Failed authentications", Counter::default());
+        let cache = registered(r, "cache_lookups", "Cache lookups by cache and outcome", Family::default());
+        let provisioning = registered(r, "provisioning_calls", "Calls to the voice infrastructure by operation and outcome", Family::default());
+        let reconciler_due_removals = registered(r, "reconciler_due_removals", "Leg removals due at the reconciler's last pass", Gauge::default());
+        let reconciler_due_trunks = registered(r, "reconciler_due_trunks", "Trunks due for repair at the reconciler's last pass", Gauge::default());
+        let pool_open = registered(r, "db_pool_connections", "Connections open in the database pool", Gauge::default());
+        let pool_in_use = registered(r, "db_pool_connections_in_use", "Pooled connections in use", Gauge::default());
+        let pool_max = registered(r, "db_pool_max_connections", "The database pool's size limit", Gauge::default());
+        let pool_checkouts = registered(r, "db_pool_checkouts", "Connections handed out by the pool", Counter::default());
+        let pool_wait_seconds = registered(r, "db_pool_wait_seconds", "Seconds spent waiting for a pooled connection", Counter::default());
+        let change_feed_live = registered(r, "change_feed_live", "1 while other replicas' writes reach the caches", Gauge::default());
+        let rate_limits_shared = registered(r, "rate_limits_shared", "1 while the rate limits are shared through Redis", Gauge::default());
         Self {
             registry,
             requests,

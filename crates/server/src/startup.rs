@@ -14,6 +14,7 @@ use api::rate_limit::RateLimits;
 use api::shared_limits::SharedLimiter;
 use api::state::{AccountLimits, AppState};
 use service::reconciler::{Reconciler, Schedule};
+use service::Provisioner;
 
 pub use crate::settings::{SecretUrl, StartError};
 
@@ -231,7 +232,7 @@ pub async fn serve(
     let probe = store.clone();
     let store = Arc::new(store);
     let provisioner = infrastructure.provisioner(store.clone())?;
-    let mut state = AppState::new(store.clone(), Arc::new(move || probe.ping()))
+    let state = AppState::new(store.clone(), Arc::new(move || probe.ping()))
         .with_read_cache(
             Duration::from_millis(settings.read_cache_ms),
             settings.read_cache_bytes,
@@ -241,80 +242,11 @@ pub async fn serve(
         .with_trusted_proxies(
             TrustedProxies::parse(&settings.trusted_proxies).map_err(StartError::Settings)?,
         );
-    // Other replicas' writes reach this one's caches (PostgreSQL); SQLite has one writer.
-    let feed = {
-        let (read_cache, auth_cache) = (state.read_cache.clone(), state.auth_cache.clone());
-        store.follow_changes(move |change| match change {
-            store::Change::Trunks(owner) => read_cache.invalidate(owner),
-            store::Change::KeyRevoked(key) => auth_cache.revoke(key),
-            store::Change::Everything => {
-                read_cache.clear();
-                auth_cache.clear();
-            }
-        })
-    };
-    if let Some(feed) = feed {
-        // A replica starts coherent: it serves once it listens, or after 3 s in any case
-        // (then degraded, on the TTLs, until the feed connects).
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        while !feed.is_live() && std::time::Instant::now() < deadline {
-            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-        }
-        if !feed.is_live() {
-            log::warn!(
-                "the change feed is not listening yet: caches rely on their TTL until it is"
-            );
-        }
-        state = state.with_change_feed(feed);
-    }
-    let pool = store.clone();
-    let mut running_reconciler = None;
-    match provisioner {
-        Some(provisioner) => {
-            log::info!(
-                "trunks get their legs on {}; the reconciler runs in this process while it holds the database's reconciler lease",
-                provisioner.name()
-            );
-            state = state.with_provisioner(provisioner.clone());
-            let read_cache = state.read_cache.clone();
-            let reconciler = Arc::new(Reconciler::new(
-                provisioner,
-                store,
-                Arc::new(move |owner| read_cache.invalidate(owner)),
-            ));
-            running_reconciler = Some(reconciler.clone());
-            actix_web::rt::spawn(reconciler.run(Schedule::default()));
-        }
-        None => log::info!(
-            "no voice infrastructure configured (LiveKit: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET; Kamailio: KAMAILIO_DB_URL): registry only, trunks get no legs"
-        ),
-    }
+    let state = follow_other_replicas(state, &store).await;
+    let (state, running_reconciler) = start_reconciler(state, provisioner, store.clone());
     raise_open_file_limit(settings);
-    let (limits, read_cache) = (state.rate_limits.clone(), state.read_cache.clone());
-    actix_web::rt::spawn(async move {
-        let mut every_minute = actix_web::rt::time::interval(Duration::from_secs(60));
-        loop {
-            every_minute.tick().await;
-            limits.housekeeping();
-            read_cache.evict_expired();
-        }
-    });
-    let metrics_server = match &settings.metrics_bind {
-        MetricsBind::Off => None,
-        MetricsBind::Chosen(bind) => Some(metrics_server(bind, state.clone(), pool)?),
-        MetricsBind::Default => match metrics_server(DEFAULT_METRICS_BIND, state.clone(), pool) {
-            Ok(handle) => Some(handle),
-            Err(StartError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::AddrInUse =>
-            {
-                log::warn!(
-                    "the default metrics address {DEFAULT_METRICS_BIND} is taken by another process: serving without metrics (choose one with --metrics-bind / METRICS_BIND, or say off)"
-                );
-                None
-            }
-            Err(other) => return Err(other),
-        },
-    };
+    spawn_housekeeping(&state);
+    let metrics_server = start_metrics(settings, &state, store)?;
     let server = HttpServer::new(move || api::app(state.clone()))
         .workers(settings.workers)
         .max_connections(settings.max_connections_per_worker())
@@ -342,6 +274,97 @@ pub async fn serve(
         reconciler.give_up_lease().await;
     }
     outcome
+}
+
+/// Keeps `state`'s caches coherent with other replicas' writes (PostgreSQL's change feed;
+/// SQLite has one writer and no feed). A replica starts coherent: it serves once the feed
+/// listens, or after 3 s in any case (then degraded, on the TTLs, until the feed connects).
+async fn follow_other_replicas(state: AppState, store: &SqlStore) -> AppState {
+    let (read_cache, auth_cache) = (state.read_cache.clone(), state.auth_cache.clone());
+    let feed = store.follow_changes(move |change| match change {
+        store::Change::Trunks(owner) => read_cache.invalidate(owner),
+        store::Change::KeyRevoked(key) => auth_cache.revoke(key),
+        store::Change::Everything => {
+            read_cache.clear();
+            auth_cache.clear();
+        }
+    });
+    let Some(feed) = feed else { return state };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !feed.is_live() && std::time::Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    if !feed.is_live() {
+        log::warn!("the change feed is not listening yet: caches rely on their TTL until it is");
+    }
+    state.with_change_feed(feed)
+}
+
+/// With a voice infrastructure: trunk writes provision legs, and the reconciler runs in this
+/// process while it holds the database's reconciler lease (given back on the way out).
+fn start_reconciler(
+    state: AppState,
+    provisioner: Option<Arc<Provisioner>>,
+    store: Arc<SqlStore>,
+) -> (AppState, Option<Arc<Reconciler>>) {
+    let Some(provisioner) = provisioner else {
+        log::info!(
+            "no voice infrastructure configured (LiveKit: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET; Kamailio: KAMAILIO_DB_URL): registry only, trunks get no legs"
+        );
+        return (state, None);
+    };
+    log::info!(
+        "trunks get their legs on {}; the reconciler runs in this process while it holds the database's reconciler lease",
+        provisioner.name()
+    );
+    let state = state.with_provisioner(provisioner.clone());
+    let read_cache = state.read_cache.clone();
+    let reconciler = Arc::new(Reconciler::new(
+        provisioner,
+        store,
+        Arc::new(move |owner| read_cache.invalidate(owner)),
+    ));
+    actix_web::rt::spawn(reconciler.clone().run(Schedule::default()));
+    (state, Some(reconciler))
+}
+
+/// Once a minute: idle rate-limit buckets and expired cache entries go.
+fn spawn_housekeeping(state: &AppState) {
+    let (limits, read_cache) = (state.rate_limits.clone(), state.read_cache.clone());
+    actix_web::rt::spawn(async move {
+        let mut every_minute = actix_web::rt::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            limits.housekeeping();
+            read_cache.evict_expired();
+        }
+    });
+}
+
+/// The metrics listener `settings` ask for, with its address: none when off, or when the
+/// default address is taken by another process (one warning); an address given and taken
+/// stops the service.
+fn start_metrics(
+    settings: &ServeSettings,
+    state: &AppState,
+    pool: Arc<SqlStore>,
+) -> Result<Option<(actix_web::dev::ServerHandle, std::net::SocketAddr)>, StartError> {
+    match &settings.metrics_bind {
+        MetricsBind::Off => Ok(None),
+        MetricsBind::Chosen(bind) => Ok(Some(metrics_server(bind, state.clone(), pool)?)),
+        MetricsBind::Default => match metrics_server(DEFAULT_METRICS_BIND, state.clone(), pool) {
+            Ok(handle) => Ok(Some(handle)),
+            Err(StartError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                log::warn!(
+                    "the default metrics address {DEFAULT_METRICS_BIND} is taken by another process: serving without metrics (choose one with --metrics-bind / METRICS_BIND, or say off)"
+                );
+                Ok(None)
+            }
+            Err(other) => Err(other),
+        },
+    }
 }
 
 /// `GET /metrics` on `bind`, one worker, stopped by the caller (it does not watch signals).
