@@ -537,74 +537,101 @@ impl Provisioner {
         };
         let legs = next.legs;
         if !legs.any() {
-            // Nickname, calling format, country: no leg is re-created (at most the outbound
-            // one is restyled in place, on an infrastructure that writes called numbers).
-            let plan = LegPlan::for_update(&current, &next.trunk, legs, self.capabilities());
-            if let Some(outbound) = &plan.restyle_outbound {
-                if self.restyle(deadline, outbound, &next.trunk).await.is_err() {
-                    self.release(owner, id, &lease, state, Vec::new()).await;
-                    return Err(ProvisioningFailure::Failed);
-                }
-            }
-            let ledger = self.ledger.clone();
-            let token = lease.token.clone();
-            let provisioned = next.trunk.settings.clone();
-            let committed = self
-                .blocking(move || {
-                    ledger.commit_legs(
-                        owner,
-                        id,
-                        &token,
-                        &LegCommit {
-                            patch: Some(&patch),
-                            provisioned: &provisioned,
-                            inbound: None,
-                            outbound: None,
-                            remove: Vec::new(),
-                            state,
-                        },
-                    )
-                })
+            return self
+                .update_without_legs(owner, &current, state, patch, next, &lease, deadline)
                 .await;
-            return match committed {
-                Ok(update) => Ok(update),
-                Err(error) => {
-                    self.release(owner, id, &lease, state, Vec::new()).await;
-                    Err(error.into())
-                }
-            };
+        }
+        self.hold_for_legs(owner, id, &next.trunk, state, &lease)
+            .await?;
+        self.replace_legs(owner, &current, state, &patch, next, legs, &lease, deadline)
+            .await
+    }
+
+    /// An update that re-creates no leg (nickname, calling format, country): at most the
+    /// outbound leg is restyled in place, on an infrastructure that writes called numbers;
+    /// then the change is stored under `lease`.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_without_legs(
+        &self,
+        owner: UserId,
+        current: &SipTrunk,
+        state: ProvisioningState,
+        patch: SipTrunkPatch,
+        next: TrunkUpdate,
+        lease: &Lease,
+        deadline: Instant,
+    ) -> Result<TrunkUpdate, ProvisioningFailure> {
+        let id = current.id;
+        let plan = LegPlan::for_update(current, &next.trunk, next.legs, self.capabilities());
+        if let Some(outbound) = &plan.restyle_outbound {
+            if self.restyle(deadline, outbound, &next.trunk).await.is_err() {
+                self.release(owner, id, lease, state, Vec::new()).await;
+                return Err(ProvisioningFailure::Failed);
+            }
         }
         let ledger = self.ledger.clone();
-        let settings = next.trunk.settings.clone();
+        let token = lease.token.clone();
+        let provisioned = next.trunk.settings.clone();
+        let committed = self
+            .blocking(move || {
+                ledger.commit_legs(
+                    owner,
+                    id,
+                    &token,
+                    &LegCommit {
+                        patch: Some(&patch),
+                        provisioned: &provisioned,
+                        inbound: None,
+                        outbound: None,
+                        remove: Vec::new(),
+                        state,
+                    },
+                )
+            })
+            .await;
+        match committed {
+            Ok(update) => Ok(update),
+            Err(error) => {
+                self.release(owner, id, lease, state, Vec::new()).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Before an update makes legs: the new settings must not be another trunk's identity
+    /// (409), and the trunk is marked `Repair` under `lease`, so that from here on a death
+    /// leaves it to the reconciler. On a refusal the lease is given up.
+    async fn hold_for_legs(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        next: &SipTrunk,
+        state: ProvisioningState,
+        lease: &Lease,
+    ) -> Result<(), ProvisioningFailure> {
+        let ledger = self.ledger.clone();
+        let settings = next.settings.clone();
         let taken = self
             .blocking(move || ledger.identity_taken(owner, &settings, id))
             .await;
-        match taken {
+        let refused = match taken {
             Ok(false) => {
-                // From here on a death leaves the trunk to the reconciler.
                 let ledger = self.ledger.clone();
                 let working = lease.clone();
-                if let Err(error) = self
+                return self
                     .blocking(move || ledger.lease_trunk(owner, id, &working, true))
                     .await
-                {
-                    return Err(match error {
+                    .map(|_| ())
+                    .map_err(|error| match error {
                         RepositoryError::LeaseLost => ProvisioningFailure::Failed,
                         other => other.into(),
                     });
-                }
             }
-            Ok(true) => {
-                self.release(owner, id, &lease, state, Vec::new()).await;
-                return Err(RepositoryError::Conflict.into());
-            }
-            Err(error) => {
-                self.release(owner, id, &lease, state, Vec::new()).await;
-                return Err(error.into());
-            }
-        }
-        self.replace_legs(owner, &current, state, &patch, next, legs, &lease, deadline)
-            .await
+            Ok(true) => RepositoryError::Conflict,
+            Err(error) => error,
+        };
+        self.release(owner, id, lease, state, Vec::new()).await;
+        Err(refused.into())
     }
 
     /// The leg steps of an update, under `lease`.
@@ -858,23 +885,13 @@ impl Provisioner {
                 &listed[..]
             }
         };
-        let failed = |made: Vec<(LegKind, LegId)>, error: ProvisionError| async move {
-            let ledger = self.ledger().clone();
-            let token = lease.token.clone();
-            if let Err(release) = self
-                .blocking(move || {
-                    ledger.release_trunk(owner, id, &token, ProvisioningState::Repair, &made)
-                })
-                .await
-            {
-                log::error!("trunk {id}: giving its lease up failed: {release}");
-            }
-            Err(error.to_string())
-        };
         let plan = LegPlan::for_repair(&current, remote);
         let carried = match self.carry_out(&plan, &current, deadline).await {
             Ok(carried) => carried,
-            Err(stopped) => return failed(stopped.made, stopped.error).await,
+            Err(stopped) => {
+                self.leave_for_repair(owner, id, lease, stopped.made).await;
+                return Err(stopped.error.to_string());
+            }
         };
         let mut detail = Vec::new();
         if let Some(leg) = &carried.new_outbound {
@@ -883,16 +900,10 @@ impl Provisioner {
         if let Some(leg) = &carried.new_inbound {
             detail.push(replaced(LegKind::Inbound, &current.inbound_trunk_id, leg));
         }
-        let Carried {
-            made,
-            new_inbound,
-            new_outbound,
-            remove,
-        } = carried;
+        let made = carried.made.clone();
         let ledger = self.ledger().clone();
         let token = lease.token.clone();
         let settings = current.settings.clone();
-        let stored_made = made.clone();
         let committed = self
             .blocking(move || {
                 ledger.commit_legs(
@@ -902,27 +913,45 @@ impl Provisioner {
                     &LegCommit {
                         patch: None,
                         provisioned: &settings,
-                        inbound: new_inbound,
-                        outbound: new_outbound,
-                        remove,
+                        inbound: carried.new_inbound,
+                        outbound: carried.new_outbound,
+                        remove: carried.remove,
                         state: ProvisioningState::Ready,
                     },
                 )
             })
             .await;
         match committed {
-            Ok(_) => Ok(if detail.is_empty() {
-                "its legs were right".into()
-            } else {
-                detail.join(", ")
-            }),
+            Ok(_) if detail.is_empty() => Ok("its legs were right".into()),
+            Ok(_) => Ok(detail.join(", ")),
             Err(error) => {
-                failed(
-                    stored_made,
-                    ProvisionError::Refused(format!("storing the legs failed: {error}")),
+                self.leave_for_repair(owner, id, lease, made).await;
+                Err(
+                    ProvisionError::Refused(format!("storing the legs failed: {error}"))
+                        .to_string(),
                 )
-                .await
             }
+        }
+    }
+
+    /// A repair that could not finish gives its lease up: the trunk stays `Repair` for the
+    /// reconciler's next pass, and the legs it `made` are queued for removal.
+    async fn leave_for_repair(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease: &Lease,
+        made: Vec<(LegKind, LegId)>,
+    ) {
+        let ledger = self.ledger().clone();
+        let token = lease.token.clone();
+        if let Err(release) = self
+            .blocking(move || {
+                ledger.release_trunk(owner, id, &token, ProvisioningState::Repair, &made)
+            })
+            .await
+        {
+            log::error!("trunk {id}: giving its lease up failed: {release}");
         }
     }
 

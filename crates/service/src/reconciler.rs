@@ -380,6 +380,23 @@ impl Reconciler {
     ) -> Result<(), String> {
         let legs = self.remote_legs(remote, deadline).await?.to_vec();
         let references = self.all_references().await?;
+        self.remove_orphans(report, &legs, &references, dry_run, deadline)
+            .await?;
+        self.mark_divergent(report, &legs, &references, dry_run)
+            .await
+    }
+
+    /// Removes the registry's legs that no trunk references, none is queued to remove, no
+    /// busy trunk (leased, or being created) may be about to store, and that are older than
+    /// the orphan grace.
+    async fn remove_orphans(
+        &self,
+        report: &mut Report,
+        legs: &[RemoteLeg],
+        references: &[LegReference],
+        dry_run: bool,
+        deadline: Instant,
+    ) -> Result<(), String> {
         let ledger = self.provisioner.ledger().clone();
         let far = backoff_from_now(30);
         let queued: HashSet<String> = self
@@ -403,7 +420,7 @@ impl Reconciler {
             .collect();
         let now_unix = Timestamp::now().unix_micros() / 1_000_000;
         let grace = i64::try_from(self.orphan_grace.as_secs()).unwrap_or(i64::MAX);
-        for leg in &legs {
+        for leg in legs {
             let Some(tag) = leg.owner else { continue };
             let id = leg.id.as_str();
             if referenced.contains(id) || queued.contains(id) || busy.contains(&tag.trunk) {
@@ -427,14 +444,26 @@ impl Reconciler {
                 tagged: tag.trunk,
             });
         }
-        for reference in &references {
+        Ok(())
+    }
+
+    /// Marks for repair each idle trunk whose legs are missing or do not match its settings
+    /// (step 2 of the next pass repairs it); a trunk already in `Repair` is only reported.
+    async fn mark_divergent(
+        &self,
+        report: &mut Report,
+        legs: &[RemoteLeg],
+        references: &[LegReference],
+        dry_run: bool,
+    ) -> Result<(), String> {
+        for reference in references {
             if reference.state == ProvisioningState::Creating || reference.leased {
                 continue;
             }
             let reason = if reference.state == ProvisioningState::Repair {
                 Some("waiting for repair".to_owned())
             } else {
-                self.divergence(reference, &legs).await
+                self.divergence(reference, legs).await
             };
             let Some(reason) = reason else { continue };
             if reference.state == ProvisioningState::Ready && !dry_run {

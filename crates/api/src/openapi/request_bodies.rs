@@ -202,23 +202,7 @@ pub fn create_trunk() -> Value {
                     },
                 },
             ]},
-            { "anyOf": [
-                {
-                    "title": "Authorized by credentials",
-                    "properties": {
-                        "inbound_authorization_type": { "const": "auth" },
-                        "allowed_inbound_ips": { "maxItems": 0 },
-                    },
-                },
-                {
-                    "title": "Authorized by allow-list",
-                    "properties": {
-                        "inbound_authorization_type": { "const": "ip" },
-                        "allowed_inbound_ips": { "type": "array", "minItems": 1 },
-                    },
-                    "required": ["allowed_inbound_ips"],
-                },
-            ]},
+            authorization_rule(),
         ],
         "example": {
             "sip_trunk_type": "number",
@@ -233,6 +217,28 @@ pub fn create_trunk() -> Value {
             "outbound_proxy": false,
         },
     })
+}
+
+/// The create body's rule between the authorization type and the allow-list: `auth` with no
+/// list, `ip` with one.
+fn authorization_rule() -> Value {
+    json!({ "anyOf": [
+        {
+            "title": "Authorized by credentials",
+            "properties": {
+                "inbound_authorization_type": { "const": "auth" },
+                "allowed_inbound_ips": { "maxItems": 0 },
+            },
+        },
+        {
+            "title": "Authorized by allow-list",
+            "properties": {
+                "inbound_authorization_type": { "const": "ip" },
+                "allowed_inbound_ips": { "type": "array", "minItems": 1 },
+            },
+            "required": ["allowed_inbound_ips"],
+        },
+    ]})
 }
 
 /// The update body (PUT and PATCH): any create field but `sip_trunk_type`, each by its rule.

@@ -154,6 +154,50 @@ fn value_of<'a, T>(
     }
 }
 
+/// `nickname` as sent: absent (unchanged), null (removed) or a new one.
+fn nickname_of(errors: &mut ValidationErrors, patch: &Patch<String>) -> Option<Option<Nickname>> {
+    match patch {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Value(raw) => errors.check("nickname", Nickname::parse(raw)),
+    }
+}
+
+/// `allowed_inbound_ips` as sent: absent (unchanged), null or empty (no list), or a list
+/// whose failing entries are reported each under its index.
+fn allowed_ips_of(
+    errors: &mut ValidationErrors,
+    patch: &Patch<Vec<String>>,
+) -> Option<Option<AllowedIps>> {
+    match patch {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Value(entries) if entries.is_empty() => Some(None),
+        Patch::Value(entries) => match AllowedIps::parse(entries) {
+            Ok(list) => Some(Some(list)),
+            Err(list_errors) => {
+                errors.merge(list_errors);
+                None
+            }
+        },
+    }
+}
+
+/// `outbound_proxy` as sent: a flag, or absent; null is an error (it cannot be removed).
+fn outbound_proxy_of(errors: &mut ValidationErrors, patch: &Patch<bool>) -> Option<bool> {
+    match patch {
+        Patch::Absent => None,
+        Patch::Null => {
+            errors.add(
+                "outbound_proxy",
+                "The outbound proxy field must be true or false.",
+            );
+            None
+        }
+        Patch::Value(flag) => Some(*flag),
+    }
+}
+
 impl SipTrunkPatch {
     /// Checks every field sent in `input`, the phone number against `trunk_type` (a trunk's
     /// type never changes), and reports every failure at once.
@@ -191,90 +235,36 @@ impl SipTrunkPatch {
         errors.into_result(|| patch)
     }
 
-    /// Every field that parsed, and the failures of those that did not.
+    /// Every field that parsed, and the failures of those that did not (in field order).
     fn parse_partial(
         input: &SipTrunkPatchInput,
         trunk_type: TrunkType,
     ) -> (Self, ValidationErrors) {
         let mut errors = ValidationErrors::new();
-        let phone_number = value_of(&mut errors, "phone_number", &input.phone_number, |raw| {
-            PhoneNumber::parse(trunk_type, raw)
-        });
-        let nickname = match &input.nickname {
-            Patch::Absent => None,
-            Patch::Null => Some(None),
-            Patch::Value(raw) => errors.check("nickname", Nickname::parse(raw)),
-        };
-        let sip_username = value_of(
-            &mut errors,
-            "sip_username",
-            &input.sip_username,
-            SipUsername::parse,
-        );
-        let sip_password = value_of(
-            &mut errors,
-            "sip_password",
-            &input.sip_password,
-            SipPassword::parse,
-        );
-        let sip_address = value_of(
-            &mut errors,
-            "sip_address",
-            &input.sip_address,
-            SipAddress::parse,
-        );
-        let calling_format = value_of(
-            &mut errors,
-            "sip_calling_format",
-            &input.sip_calling_format,
-            CallingFormat::parse,
-        );
-        let authorization_type = value_of(
-            &mut errors,
-            "inbound_authorization_type",
-            &input.inbound_authorization_type,
-            AuthorizationType::parse,
-        );
-        let allowed_ips = match &input.allowed_inbound_ips {
-            Patch::Absent => None,
-            Patch::Null => Some(None),
-            Patch::Value(entries) if entries.is_empty() => Some(None),
-            Patch::Value(entries) => match AllowedIps::parse(entries) {
-                Ok(list) => Some(Some(list)),
-                Err(list_errors) => {
-                    errors.merge(list_errors);
-                    None
-                }
-            },
-        };
-        let country_code = value_of(
-            &mut errors,
-            "country_code",
-            &input.country_code,
-            CountryCode::parse,
-        );
-        let outbound_proxy = match input.outbound_proxy {
-            Patch::Absent => None,
-            Patch::Null => {
-                errors.add(
-                    "outbound_proxy",
-                    "The outbound proxy field must be true or false.",
-                );
-                None
-            }
-            Patch::Value(flag) => Some(flag),
-        };
+        let e = &mut errors;
         let patch = Self {
-            phone_number,
-            nickname,
-            sip_username,
-            sip_password,
-            sip_address,
-            calling_format,
-            authorization_type,
-            allowed_ips,
-            country_code,
-            outbound_proxy,
+            phone_number: value_of(e, "phone_number", &input.phone_number, |raw| {
+                PhoneNumber::parse(trunk_type, raw)
+            }),
+            nickname: nickname_of(e, &input.nickname),
+            sip_username: value_of(e, "sip_username", &input.sip_username, SipUsername::parse),
+            sip_password: value_of(e, "sip_password", &input.sip_password, SipPassword::parse),
+            sip_address: value_of(e, "sip_address", &input.sip_address, SipAddress::parse),
+            calling_format: value_of(
+                e,
+                "sip_calling_format",
+                &input.sip_calling_format,
+                CallingFormat::parse,
+            ),
+            authorization_type: value_of(
+                e,
+                "inbound_authorization_type",
+                &input.inbound_authorization_type,
+                AuthorizationType::parse,
+            ),
+            allowed_ips: allowed_ips_of(e, &input.allowed_inbound_ips),
+            country_code: value_of(e, "country_code", &input.country_code, CountryCode::parse),
+            outbound_proxy: outbound_proxy_of(e, &input.outbound_proxy),
         };
         (patch, errors)
     }
