@@ -8,8 +8,10 @@ use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepos
 use crate::auth_cache::AuthCache;
 use crate::client_address::TrustedProxies;
 use crate::errors::ApiError;
+use crate::metrics::MetricsObserver;
 use crate::rate_limit::RateLimits;
 use crate::read_cache::{self, ReadCache};
+use service::Observe;
 use service::Provisioner;
 
 /// Checks that storage answers (for `/readyz`).
@@ -125,6 +127,16 @@ impl AppState {
         self
     }
 
+    /// The one entry for trunk writes ([`service::Trunks`]): through the provisioning when
+    /// trunks have legs; each write drops the owner's cached reads.
+    pub fn trunk_writes(&self) -> service::Trunks {
+        service::Trunks::new(
+            self.trunks.clone(),
+            self.provisioner.clone(),
+            Arc::new(ApiObserver(self.read_cache.clone())),
+        )
+    }
+
     /// The same state with reads cached for `ttl`, at most `budget` bytes in all (zero
     /// turns the cache off).
     pub fn with_read_cache(mut self, ttl: Duration, budget: usize) -> Self {
@@ -140,7 +152,7 @@ where
     T: Send + 'static,
 {
     // The pool's thread works for the caller's request: its log lines carry the id.
-    service::blocking(&crate::metrics::MetricsObserver, work).await
+    service::blocking(&MetricsObserver, work).await
 }
 
 /// [`blocking`], with a repository failure turned into the API's error.
@@ -152,4 +164,30 @@ where
     blocking(work)
         .await
         .map_err(|error| ApiError::from_repository(error, not_found))
+}
+
+/// What the use cases report, as the API takes it: a write drops the owner's cached reads;
+/// everything else is counted in the metrics.
+struct ApiObserver(Arc<ReadCache>);
+
+impl Observe for ApiObserver {
+    fn written(&self, owner: domain::UserId) {
+        self.0.invalidate(owner);
+    }
+
+    fn infrastructure_call(&self, infrastructure: &str, operation: &str, outcome: &str) {
+        MetricsObserver.infrastructure_call(infrastructure, operation, outcome);
+    }
+
+    fn storage_failed(&self, kind: &'static str) {
+        MetricsObserver.storage_failed(kind);
+    }
+
+    fn due_removals(&self, count: usize) {
+        MetricsObserver.due_removals(count);
+    }
+
+    fn due_trunks(&self, count: usize) {
+        MetricsObserver.due_trunks(count);
+    }
 }

@@ -1,5 +1,6 @@
 //! The use cases of the SIP trunk service, below HTTP and above the ports: every trunk write
-//! that puts legs on the voice infrastructure ([`provisioning`]), the reconciler that keeps
+//! ([`trunks`], the one entry for each; [`provisioning`] when trunks have legs on the voice
+//! infrastructure), the reconciler that keeps
 //! the infrastructure and the store in agreement ([`reconciler`]), and what they need around
 //! them (the request [`context`], the [`blocking`] pool, the [`observe`] hook). No actix, no
 //! SQL, no serde: the API and the CLI call these; the store and the adapters implement the
@@ -10,7 +11,9 @@ pub mod context;
 pub mod observe;
 pub mod provisioning;
 pub mod reconciler;
+pub mod trunks;
 
 pub use blocking::blocking;
 pub use observe::{Observe, Unobserved};
 pub use provisioning::{new_lease, Provisioner, ProvisioningFailure};
+pub use trunks::{PatchParser, Trunks};

@@ -3,6 +3,11 @@
 
 /// A watcher of the use cases. Every method has an empty default.
 pub trait Observe: Send + Sync {
+    /// A write to `owner`'s trunks ended, done or not (what was cached of them may be stale).
+    fn written(&self, owner: domain::UserId) {
+        let _ = owner;
+    }
+
     /// One call to the voice infrastructure ended: `infrastructure` is its name
     /// (`kamailio`), `operation` what was asked (`create inbound leg`), `outcome` one of
     /// `ok`, `number_taken`, `refused`, `unauthorized`, `unavailable`. All three come from

@@ -3,7 +3,7 @@
 //! a rename. The delete at `/api/user/phone-numbers/{id}` lives with the trunk handlers.
 
 use actix_web::{web, HttpResponse};
-use domain::{Nickname, Patch, RepositoryError, SipTrunkPatch, TrunkId, TrunkPage};
+use domain::{Nickname, Patch, RepositoryError, TrunkId, TrunkPage};
 
 use crate::auth::Authenticated;
 use crate::body::JsonObject;
@@ -94,30 +94,23 @@ pub async fn rename(
     if !errors.is_empty() {
         return Err(ApiError::PhoneNumberInvalid(errors));
     }
-    let trunks = state.trunks.clone();
-    let owner = caller.user;
-    let renamed = run(
-        move || {
-            let current = trunks.get_trunk(owner, id)?;
-            let render = |view: PhoneNumberSaved<'_>| {
-                serde_json::to_vec(&MessageData {
-                    message: "Phone number updated successfully.",
-                    data: view,
-                })
-                .map_err(|error| RepositoryError::Internal(format!("cannot render: {error}")))
-            };
-            if matches!(input.nickname, Patch::Absent) {
-                return render(PhoneNumberSaved::of(&current));
-            }
-            let patch =
-                SipTrunkPatch::parse_for(&input, &current).map_err(RepositoryError::Rejected)?;
-            let update = trunks.update_trunk(owner, id, &patch)?;
-            render(PhoneNumberSaved::of(&update.trunk))
-        },
-        ApiError::PhoneNumberNotFound,
-    )
-    .await;
-    state.read_cache.invalidate(owner);
+    let renamed = state
+        .trunk_writes()
+        .rename(caller.user, id, input)
+        .await
+        .map_err(|error| ApiError::from_repository(error, ApiError::PhoneNumberNotFound))
+        .and_then(|trunk| {
+            serde_json::to_vec(&MessageData {
+                message: "Phone number updated successfully.",
+                data: PhoneNumberSaved::of(&trunk),
+            })
+            .map_err(|error| {
+                ApiError::from_repository(
+                    RepositoryError::Internal(format!("cannot render: {error}")),
+                    ApiError::PhoneNumberNotFound,
+                )
+            })
+        });
     match renamed {
         Ok(body) => Ok(HttpResponse::Ok().content_type(mime_json()).body(body)),
         Err(ApiError::Invalid(errors)) => Err(ApiError::PhoneNumberInvalid(errors)),

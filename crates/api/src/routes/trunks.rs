@@ -14,9 +14,9 @@ use crate::body::JsonObject;
 use crate::errors::{mime_json, ApiError};
 use crate::read_cache::Read;
 use crate::request::{self, TRUNK_FIELDS};
-use crate::state::{blocking, run, AppState};
+use crate::state::{run, AppState};
 use crate::views::{Data, Message, MessageData, TrunkListItem, TrunkView};
-use service::{Provisioner, ProvisioningFailure};
+use service::ProvisioningFailure;
 
 fn trunk_id(raw: &str, not_found: ApiError) -> Result<TrunkId, ApiError> {
     TrunkId::parse(raw).ok_or(not_found)
@@ -248,38 +248,6 @@ fn number_taken() -> ApiError {
     ))
 }
 
-/// An update when trunks have legs: parsed against the stored trunk, then applied by the
-/// provisioning use case, which re-creates the legs the change needs.
-async fn update_with_legs(
-    state: &AppState,
-    provisioner: &Provisioner,
-    owner: UserId,
-    id: TrunkId,
-    input: domain::SipTrunkPatchInput,
-    type_errors: ValidationErrors,
-) -> Result<HttpResponse, ApiError> {
-    let trunks = state.trunks.clone();
-    let current = run(move || trunks.get_trunk(owner, id), ApiError::TrunkNotFound).await?;
-    let patch = match SipTrunkPatch::parse_for(&input, &current) {
-        Ok(patch) if type_errors.is_empty() => patch,
-        Ok(_) => return Err(ApiError::Invalid(invalid(type_errors, None))),
-        Err(errors) => return Err(ApiError::Invalid(invalid(type_errors, Some(errors)))),
-    };
-    let updated = provisioner.update(owner, id, patch).await;
-    state.read_cache.invalidate(owner);
-    let update = updated.map_err(|failure| match failure {
-        ProvisioningFailure::Repository(error) => {
-            ApiError::from_repository(error, ApiError::TrunkNotFound)
-        }
-        ProvisioningFailure::NumberTaken => number_taken(),
-        ProvisioningFailure::Failed => ApiError::UpdateProvisioningFailed,
-    })?;
-    Ok(HttpResponse::Ok().json(MessageData {
-        message: "SIP trunk updated successfully.",
-        data: TrunkView::of(&update.trunk),
-    }))
-}
-
 fn invalid(
     type_errors: ValidationErrors,
     domain_errors: Option<ValidationErrors>,
@@ -311,16 +279,10 @@ pub async fn create(
         Err(errors) => return Err(ApiError::Invalid(invalid(type_errors, Some(errors)))),
     };
     let max_trunks = state.limits.max_trunks;
-    let created = match &state.provisioner {
-        Some(provisioner) => provisioner.create(caller.user, new, max_trunks).await,
-        None => {
-            let trunks = state.trunks.clone();
-            blocking(move || trunks.create_trunk(caller.user, &new, max_trunks))
-                .await
-                .map_err(ProvisioningFailure::Repository)
-        }
-    };
-    state.read_cache.invalidate(caller.user);
+    let created = state
+        .trunk_writes()
+        .create(caller.user, new, max_trunks)
+        .await;
     let trunk = created.map_err(|failure| match failure {
         ProvisioningFailure::Repository(RepositoryError::LimitReached) => {
             ApiError::TrunkLimitReached { limit: max_trunks }
@@ -357,38 +319,25 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = trunk_id(&path, ApiError::TrunkNotFound)?;
     let (input, type_errors) = request::patch_input(&body.0);
-    if let Some(provisioner) = state.provisioner.clone() {
-        // Nickname, calling format, country: stored as without an infrastructure, unless it
-        // writes called numbers itself (then the format and country reach it).
-        let dialing = provisioner.writes_called_numbers() && input.may_change_dialing();
-        if input.may_change_legs() || dialing {
-            return update_with_legs(&state, &provisioner, caller.user, id, input, type_errors)
-                .await;
-        }
-    }
-    let trunks = state.trunks.clone();
-    let updated = run(
-        move || {
-            // Checked against the stored trunk so that every problem is reported at once;
-            // the store checks the rules again inside its transaction.
-            let current = trunks.get_trunk(caller.user, id)?;
-            let patch = match SipTrunkPatch::parse_for(&input, &current) {
-                Ok(patch) if type_errors.is_empty() => patch,
-                Ok(_) => return Err(RepositoryError::Rejected(invalid(type_errors, None))),
-                Err(errors) => {
-                    return Err(RepositoryError::Rejected(invalid(
-                        type_errors,
-                        Some(errors),
-                    )))
-                }
-            };
-            trunks.update_trunk(caller.user, id, &patch)
+    // Checked against the stored trunk, so that every problem is reported at once.
+    let parse: service::PatchParser = Box::new(
+        move |input, current| match SipTrunkPatch::parse_for(input, current) {
+            Ok(patch) if type_errors.is_empty() => Ok(patch),
+            Ok(_) => Err(invalid(type_errors, None)),
+            Err(errors) => Err(invalid(type_errors, Some(errors))),
         },
-        ApiError::TrunkNotFound,
-    )
-    .await;
-    state.read_cache.invalidate(caller.user);
-    let update = updated?;
+    );
+    let updated = state
+        .trunk_writes()
+        .update(caller.user, id, input, parse)
+        .await;
+    let update = updated.map_err(|failure| match failure {
+        ProvisioningFailure::Repository(error) => {
+            ApiError::from_repository(error, ApiError::TrunkNotFound)
+        }
+        ProvisioningFailure::NumberTaken => number_taken(),
+        ProvisioningFailure::Failed => ApiError::UpdateProvisioningFailed,
+    })?;
     Ok(HttpResponse::Ok().json(MessageData {
         message: "SIP trunk updated successfully.",
         data: TrunkView::of(&update.trunk),
@@ -430,21 +379,11 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = trunk_id(&path, ApiError::PhoneNumberNotFound)?;
-    let deleted = match &state.provisioner {
-        Some(provisioner) => provisioner
-            .delete(caller.user, id)
-            .await
-            .map_err(|error| ApiError::from_repository(error, ApiError::PhoneNumberNotFound)),
-        None => {
-            let trunks = state.trunks.clone();
-            run(
-                move || trunks.delete_trunk(caller.user, id),
-                ApiError::PhoneNumberNotFound,
-            )
-            .await
-        }
-    };
-    state.read_cache.invalidate(caller.user);
+    let deleted = state
+        .trunk_writes()
+        .delete(caller.user, id)
+        .await
+        .map_err(|error| ApiError::from_repository(error, ApiError::PhoneNumberNotFound));
     deleted?;
     Ok(HttpResponse::Ok().json(Message {
         message: "Phone number deleted successfully.",

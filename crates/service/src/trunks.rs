@@ -1,0 +1,148 @@
+//! The one entry for every trunk write: create, update, rename, delete, with or without a
+//! voice infrastructure. The choice between a plain store write and a provisioning use case
+//! is made here, not by the caller, and every write is told to the [`Observe`] hook
+//! (`written`), which the API's caches listen to.
+
+use std::sync::Arc;
+
+use domain::{
+    NewSipTrunk, PasswordWithheld, RepositoryError, SipTrunk, SipTrunkPatch, SipTrunkPatchInput,
+    SipTrunkRepository, TrunkId, TrunkUpdate, UserId, ValidationErrors,
+};
+
+use crate::observe::Observe;
+use crate::provisioning::{Provisioner, ProvisioningFailure};
+
+/// Checks a change against the stored trunk: the patch, or every failing field.
+pub type PatchParser = Box<
+    dyn FnOnce(
+            &SipTrunkPatchInput,
+            &SipTrunk<PasswordWithheld>,
+        ) -> Result<SipTrunkPatch, ValidationErrors>
+        + Send,
+>;
+
+/// Trunk writes for one process: the store, the provisioning when trunks have legs, and who
+/// is told of each write.
+pub struct Trunks {
+    store: Arc<dyn SipTrunkRepository>,
+    provisioner: Option<Arc<Provisioner>>,
+    observe: Arc<dyn Observe>,
+}
+
+impl Trunks {
+    /// Writes to `store`, through `provisioner` when there is one, telling `observe`.
+    pub fn new(
+        store: Arc<dyn SipTrunkRepository>,
+        provisioner: Option<Arc<Provisioner>>,
+        observe: Arc<dyn Observe>,
+    ) -> Self {
+        Self {
+            store,
+            provisioner,
+            observe,
+        }
+    }
+
+    /// Creates `new` for `owner`, with both legs when trunks have legs (nothing is stored
+    /// unless both exist); `max_trunks` per account.
+    pub async fn create(
+        &self,
+        owner: UserId,
+        new: NewSipTrunk,
+        max_trunks: u32,
+    ) -> Result<SipTrunk, ProvisioningFailure> {
+        let created = match &self.provisioner {
+            Some(provisioner) => provisioner.create(owner, new, max_trunks).await,
+            None => {
+                let store = self.store.clone();
+                crate::blocking(self.observe.as_ref(), move || {
+                    store.create_trunk(owner, &new, max_trunks)
+                })
+                .await
+                .map_err(ProvisioningFailure::Repository)
+            }
+        };
+        self.observe.written(owner);
+        created
+    }
+
+    /// Applies `input` to the owner's trunk `id`, checked by `parse` against the stored
+    /// trunk. Through the provisioning when the change may touch a leg (or, on an
+    /// infrastructure that writes called numbers, the calling format or country); a plain
+    /// store write otherwise (the store checks the rules again inside its transaction).
+    pub async fn update(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        input: SipTrunkPatchInput,
+        parse: PatchParser,
+    ) -> Result<TrunkUpdate, ProvisioningFailure> {
+        let with_legs = self.provisioner.as_ref().filter(|provisioner| {
+            input.may_change_legs()
+                || (provisioner.writes_called_numbers() && input.may_change_dialing())
+        });
+        let store = self.store.clone();
+        let updated = match with_legs {
+            Some(provisioner) => {
+                let current =
+                    crate::blocking(self.observe.as_ref(), move || store.get_trunk(owner, id))
+                        .await;
+                match current
+                    .and_then(|current| parse(&input, &current).map_err(RepositoryError::Rejected))
+                {
+                    Ok(patch) => provisioner.update(owner, id, patch).await,
+                    Err(error) => Err(ProvisioningFailure::Repository(error)),
+                }
+            }
+            None => crate::blocking(self.observe.as_ref(), move || {
+                let current = store.get_trunk(owner, id)?;
+                let patch = parse(&input, &current).map_err(RepositoryError::Rejected)?;
+                store.update_trunk(owner, id, &patch)
+            })
+            .await
+            .map_err(ProvisioningFailure::Repository),
+        };
+        self.observe.written(owner);
+        updated
+    }
+
+    /// Gives the owner's trunk `id` the nickname `input` sends (no nickname sent: the trunk
+    /// as it is). No leg ever carries the nickname.
+    pub async fn rename(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        input: SipTrunkPatchInput,
+    ) -> Result<SipTrunk<PasswordWithheld>, RepositoryError> {
+        let store = self.store.clone();
+        let renamed = crate::blocking(self.observe.as_ref(), move || {
+            let current = store.get_trunk(owner, id)?;
+            if matches!(input.nickname, domain::Patch::Absent) {
+                return Ok(current);
+            }
+            let patch =
+                SipTrunkPatch::parse_for(&input, &current).map_err(RepositoryError::Rejected)?;
+            Ok(store
+                .update_trunk(owner, id, &patch)?
+                .trunk
+                .without_password())
+        })
+        .await;
+        self.observe.written(owner);
+        renamed
+    }
+
+    /// Deletes the owner's trunk `id`; its legs are removed now, or by the reconciler.
+    pub async fn delete(&self, owner: UserId, id: TrunkId) -> Result<(), RepositoryError> {
+        let deleted = match &self.provisioner {
+            Some(provisioner) => provisioner.delete(owner, id).await,
+            None => {
+                let store = self.store.clone();
+                crate::blocking(self.observe.as_ref(), move || store.delete_trunk(owner, id)).await
+            }
+        };
+        self.observe.written(owner);
+        deleted
+    }
+}
