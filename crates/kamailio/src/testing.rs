@@ -325,6 +325,18 @@ impl Edge {
             .map_err(|failure| format!("{failure:?}"))
     }
 
+    /// The ids of every leg row in the edge's database, sorted.
+    pub fn leg_ids(&self) -> Result<Vec<String>, String> {
+        let database = crate::db::EdgeDatabase::parse(&self.database_url)?;
+        let edge = crate::db::Edge::open(database, None)?;
+        let rows = edge
+            .transaction(crate::db::all_legs)
+            .map_err(|failure| format!("{failure:?}"))?;
+        let mut ids: Vec<String> = rows.into_iter().map(|row| row.id).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     /// What Kamailio wrote so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()

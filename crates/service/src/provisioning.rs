@@ -297,40 +297,24 @@ impl Provisioner {
         }
     }
 
-    /// Makes the inbound leg `trunk`'s settings need, within `deadline`. When the number is
-    /// taken by a leg the registry made for a trunk that no longer exists (a create that
-    /// died, a call that completed after its client gave up), that leg is removed and the
-    /// create tried once more, instead of refusing the number until the reconciler's scan.
+    /// Makes the inbound leg `trunk`'s settings need, within `deadline` (see
+    /// [`Provisioner::freeing_dead_holders`]).
     pub(crate) async fn make_inbound(
         &self,
         deadline: Instant,
         trunk: &SipTrunk,
     ) -> Result<LegId, ProvisionError> {
         let leg = InboundLeg::of(trunk);
-        let first = self
-            .call(
-                deadline,
-                "create inbound leg",
-                self.infrastructure.create_inbound(&leg),
-            )
-            .await;
-        if first != Err(ProvisionError::NumberTaken)
-            || !self.clear_dead_holders(deadline, &leg.number).await
-        {
-            return first;
-        }
-        self.call(
-            deadline,
-            "create inbound leg",
-            self.infrastructure.create_inbound(&leg),
-        )
+        self.freeing_dead_holders(deadline, "create inbound leg", &leg, || {
+            self.infrastructure.create_inbound(&leg)
+        })
         .await
     }
 
     /// Puts the inbound leg `trunk`'s settings need in force in place of `old`, make before
     /// break, within `deadline` (only on an infrastructure that
-    /// [replaces inbound legs in place](VoiceInfrastructure::replaces_inbound_in_place)). A
-    /// number held by a dead trunk's leg is freed as in [`Provisioner::make_inbound`].
+    /// [replaces inbound legs in place](VoiceInfrastructure::replaces_inbound_in_place); see
+    /// [`Provisioner::freeing_dead_holders`]).
     async fn swap_inbound(
         &self,
         deadline: Instant,
@@ -338,24 +322,30 @@ impl Provisioner {
         trunk: &SipTrunk,
     ) -> Result<LegId, ProvisionError> {
         let leg = InboundLeg::of(trunk);
-        let first = self
-            .call(
-                deadline,
-                "replace inbound leg",
-                self.infrastructure.replace_inbound(old, &leg),
-            )
-            .await;
+        self.freeing_dead_holders(deadline, "replace inbound leg", &leg, || {
+            self.infrastructure.replace_inbound(old, &leg)
+        })
+        .await
+    }
+
+    /// Runs `attempt` (an inbound leg's create or swap). When the number is taken by a leg
+    /// the registry made for a trunk that no longer exists (a create that died, a call that
+    /// completed after its client gave up), that leg is removed and `attempt` run once more,
+    /// instead of refusing the number until the reconciler's scan.
+    async fn freeing_dead_holders<'a>(
+        &'a self,
+        deadline: Instant,
+        what: &str,
+        leg: &InboundLeg,
+        attempt: impl Fn() -> domain::ProvisionFuture<'a, LegId>,
+    ) -> Result<LegId, ProvisionError> {
+        let first = self.call(deadline, what, attempt()).await;
         if first != Err(ProvisionError::NumberTaken)
             || !self.clear_dead_holders(deadline, &leg.number).await
         {
             return first;
         }
-        self.call(
-            deadline,
-            "replace inbound leg",
-            self.infrastructure.replace_inbound(old, &leg),
-        )
-        .await
+        self.call(deadline, what, attempt()).await
     }
 
     /// Removes the registry's inbound legs for `number` whose trunk no longer exists; true
