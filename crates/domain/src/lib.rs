@@ -37,7 +37,8 @@ pub use time::Timestamp;
 pub use token::{ApiToken, TokenHash, TokenSecret, SECRET_LEN};
 pub use trunk::{
     AllowedIps, AuthorizationType, CallingFormat, CountryCode, InboundAuthorization, LegChanges,
-    LegId, NationalDialing, NewSipTrunk, NewSipTrunkInput, Nickname, PasswordWithheld, Patch,
-    PhoneNumber, SipAddress, SipPassword, SipTrunk, SipTrunkPatch, SipTrunkPatchInput, SipUsername,
-    TrunkSettings, TrunkType, TrunkUpdate, ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
+    LegEffect, LegId, NationalDialing, NewSipTrunk, NewSipTrunkInput, Nickname, PasswordWithheld,
+    Patch, PhoneNumber, SipAddress, SipPassword, SipTrunk, SipTrunkPatch, SipTrunkPatchInput,
+    SipUsername, TrunkField, TrunkSettings, TrunkType, TrunkUpdate, ALLOWED_IPS_FIELD,
+    ALLOW_LIST_REQUIRED,
 };

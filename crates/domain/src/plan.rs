@@ -3,7 +3,7 @@
 //! code or infrastructure. The service carries a plan out within a deadline and compensates.
 
 use crate::provisioning::{LegKind, RemoteLeg};
-use crate::trunk::{LegChanges, LegId, SipTrunk};
+use crate::trunk::{LegChanges, LegEffect, LegId, SipTrunk, TrunkField};
 
 /// What the infrastructure can do that changes a plan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,8 +56,9 @@ impl LegPlan {
         can: Capabilities,
     ) -> Self {
         let (before, after) = (&current.settings, &next.settings);
-        let restyled = before.calling_format != after.calling_format
-            || before.country_code != after.country_code;
+        let restyled = TrunkField::changed(before, after)
+            .into_iter()
+            .any(|field| field.effect() == LegEffect::Restyle);
         let new_inbound = legs.inbound.then(|| match &current.inbound_trunk_id {
             Some(old) if can.replaces_inbound_in_place => InboundStep::Swap { old: old.clone() },
             old => InboundStep::RemoveThenCreate {

@@ -10,7 +10,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::{CallingFormat, CountryCode, LegId, SipPassword, SipTrunk, TrunkId, UserId};
+use crate::{
+    AllowedIps, CallingFormat, CountryCode, LegId, SipPassword, SipTrunk, TrunkField, TrunkId,
+    TrunkSettings, UserId,
+};
 
 /// Which of a trunk's two legs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -189,28 +192,62 @@ impl RemoteLeg {
     /// True when this leg is the inbound leg `trunk`'s settings need, as far as can be seen
     /// (the password cannot): the check of a full scan, which never opens passwords.
     pub fn serves_inbound_of<P>(&self, trunk: &SipTrunk<P>) -> bool {
-        let settings = &trunk.settings;
-        let (username, allowed) = match settings.inbound_authorization.allowed_ips() {
-            Some(list) => (String::new(), list.to_strings()),
-            None => (settings.sip_username.as_str().to_owned(), Vec::new()),
-        };
         self.kind == LegKind::Inbound
-            && self.numbers == [settings.phone_number.as_str()]
-            && self.username == username
-            && sorted(&self.allowed_addresses) == sorted(&allowed)
+            && TrunkField::ALL
+                .into_iter()
+                .all(|field| self.inbound_shows(field, &trunk.settings))
     }
 
     /// True when this leg is the outbound leg `trunk`'s settings need, as far as can be
     /// seen.
     pub fn serves_outbound_of<P>(&self, trunk: &SipTrunk<P>) -> bool {
-        let settings = &trunk.settings;
         self.kind == LegKind::Outbound
-            && self.numbers == [settings.phone_number.as_str()]
-            && self.address == settings.sip_address.as_str()
-            && self.username == settings.sip_username.as_str()
-            && self
+            && TrunkField::ALL
+                .into_iter()
+                .all(|field| self.outbound_shows(field, &trunk.settings))
+    }
+
+    /// True when this (inbound) leg shows `field` as `settings` have it, or cannot show it.
+    fn inbound_shows<P>(&self, field: TrunkField, settings: &TrunkSettings<P>) -> bool {
+        let allow_list = settings.inbound_authorization.allowed_ips();
+        match field {
+            TrunkField::PhoneNumber => self.numbers == [settings.phone_number.as_str()],
+            // An allow-list leg challenges nobody, so it holds no username.
+            TrunkField::SipUsername => {
+                self.username == allow_list.map_or(settings.sip_username.as_str(), |_| "")
+            }
+            TrunkField::InboundAuthorizationType | TrunkField::AllowedInboundIps => {
+                let wanted = allow_list.map(AllowedIps::to_strings).unwrap_or_default();
+                sorted(&self.allowed_addresses) == sorted(&wanted)
+            }
+            // Never read back.
+            TrunkField::SipPassword => true,
+            // Not part of an inbound leg.
+            TrunkField::Nickname
+            | TrunkField::SipAddress
+            | TrunkField::CallingFormat
+            | TrunkField::CountryCode
+            | TrunkField::OutboundProxy => true,
+        }
+    }
+
+    /// True when this (outbound) leg shows `field` as `settings` have it, or cannot show it.
+    fn outbound_shows<P>(&self, field: TrunkField, settings: &TrunkSettings<P>) -> bool {
+        match field {
+            TrunkField::PhoneNumber => self.numbers == [settings.phone_number.as_str()],
+            TrunkField::SipAddress => self.address == settings.sip_address.as_str(),
+            TrunkField::SipUsername => self.username == settings.sip_username.as_str(),
+            // Only an infrastructure that writes the called number itself holds these.
+            TrunkField::CallingFormat | TrunkField::CountryCode => self
                 .dialing
-                .is_none_or(|held| held == (settings.calling_format, settings.country_code))
+                .is_none_or(|held| held == (settings.calling_format, settings.country_code)),
+            // Never read back.
+            TrunkField::SipPassword | TrunkField::OutboundProxy => true,
+            // Not part of an outbound leg.
+            TrunkField::Nickname
+            | TrunkField::InboundAuthorizationType
+            | TrunkField::AllowedInboundIps => true,
+        }
     }
 
     /// True when this leg serves `wanted` as far as can be seen (the password cannot).

@@ -4,6 +4,7 @@
 mod calling_format;
 mod country_code;
 mod create;
+mod field;
 mod inbound;
 mod legs;
 mod phone_number;
@@ -16,6 +17,7 @@ use std::fmt;
 pub use calling_format::CallingFormat;
 pub use country_code::{CountryCode, NationalDialing};
 pub use create::{NewSipTrunk, NewSipTrunkInput, TrunkSettings};
+pub use field::{LegEffect, TrunkField};
 pub use inbound::{
     AllowedIps, AuthorizationType, InboundAuthorization, ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
 };

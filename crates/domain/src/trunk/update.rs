@@ -7,7 +7,8 @@ use super::create::{required_message, AUTH_TAKES_NO_LIST};
 use super::inbound::{ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED};
 use super::{
     AllowedIps, AuthorizationType, CallingFormat, CountryCode, InboundAuthorization, LegChanges,
-    Nickname, PhoneNumber, SipAddress, SipPassword, SipTrunk, SipUsername, TrunkType,
+    LegEffect, Nickname, PhoneNumber, SipAddress, SipPassword, SipTrunk, SipUsername, TrunkField,
+    TrunkType,
 };
 use crate::{FieldError, Timestamp, ValidationErrors};
 
@@ -53,23 +54,19 @@ impl SipTrunkPatchInput {
     /// country), whatever their values: such an update re-creates no leg on the voice
     /// infrastructure, whatever the stored trunk is.
     pub fn may_change_legs(&self) -> bool {
-        let sent = |patch: &Patch<String>| !matches!(patch, Patch::Absent);
-        sent(&self.phone_number)
-            || sent(&self.sip_username)
-            || sent(&self.sip_password)
-            || sent(&self.sip_address)
-            || sent(&self.inbound_authorization_type)
-            || !matches!(self.allowed_inbound_ips, Patch::Absent)
-            || !matches!(self.outbound_proxy, Patch::Absent)
+        TrunkField::sent(self).into_iter().any(|field| {
+            let effect = field.effect();
+            effect.recreates_inbound() || effect.recreates_outbound()
+        })
     }
-}
 
-impl SipTrunkPatchInput {
-    /// True when the body sends the calling format or the country: what an infrastructure
-    /// that writes called numbers itself (Kamailio) must hear of, though no leg is re-created.
+    /// True when the body sends a field that restyles the outbound leg (the calling format
+    /// or the country): what an infrastructure that writes called numbers itself (Kamailio)
+    /// must hear of, though no leg is re-created.
     pub fn may_change_dialing(&self) -> bool {
-        !matches!(self.sip_calling_format, Patch::Absent)
-            || !matches!(self.country_code, Patch::Absent)
+        TrunkField::sent(self)
+            .into_iter()
+            .any(|field| field.effect() == LegEffect::Restyle)
     }
 }
 
