@@ -5,8 +5,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use domain::{RepositoryError, ValidationErrors};
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+
+use crate::views::{ErrorBody, FieldErrors, Message, ValidationError};
 
 /// Seconds a client is told to wait after a 503.
 pub const RETRY_AFTER_SECS: u32 = 5;
@@ -119,48 +119,21 @@ impl ApiError {
     }
 }
 
-/// `{"message": ...}`
-#[derive(Serialize)]
-struct Message<'a> {
-    message: &'a str,
-}
-
-/// `{"error": ...}`
-#[derive(Serialize)]
-struct Error<'a> {
-    error: &'a str,
-}
-
-/// `{"message":"The given data was invalid.","errors":{field:[...]}}`, or with `message` the
-/// first error's sentence when `first_as_message`.
-struct Invalid<'a>(&'a ValidationErrors, bool);
-
-impl Serialize for Invalid<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Fields<'a>(&'a ValidationErrors);
-        impl Serialize for Fields<'_> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                let mut map = serializer.serialize_map(None)?;
-                for (field, messages) in self.0.fields() {
-                    map.serialize_entry(field, messages)?;
-                }
-                map.end()
-            }
-        }
-        let first = self
-            .0
-            .fields()
-            .next()
-            .and_then(|(_, messages)| messages.first())
-            .map(String::as_str);
-        let message = match (self.1, first) {
-            (true, Some(first)) => first,
-            _ => "The given data was invalid.",
-        };
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("message", message)?;
-        map.serialize_entry("errors", &Fields(self.0))?;
-        map.end()
+/// The 422 body: `message` is "The given data was invalid.", or the first error's sentence
+/// when `first_as_message` (the phone-number endpoints).
+fn invalid(errors: &ValidationErrors, first_as_message: bool) -> ValidationError<'_> {
+    let first = errors
+        .fields()
+        .next()
+        .and_then(|(_, messages)| messages.first())
+        .map(String::as_str);
+    let message = match (first_as_message, first) {
+        (true, Some(first)) => first,
+        _ => "The given data was invalid.",
+    };
+    ValidationError {
+        message,
+        errors: FieldErrors(errors),
     }
 }
 
@@ -192,7 +165,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         let message = |text: &str| serde_json::to_vec(&Message { message: text });
-        let error = |text: &str| serde_json::to_vec(&Error { error: text });
+        let error = |text: &str| serde_json::to_vec(&ErrorBody { error: text });
         let body = match self {
             Self::Unauthenticated => message("Unauthenticated."),
             Self::TrunkNotFound => error("SIP trunk not found."),
@@ -209,8 +182,8 @@ impl ResponseError for ApiError {
             Self::ApiKeyLimitReached { limit } => message(&format!(
                 "API key limit reached: at most {limit} per account."
             )),
-            Self::Invalid(errors) => serde_json::to_vec(&Invalid(errors, false)),
-            Self::PhoneNumberInvalid(errors) => serde_json::to_vec(&Invalid(errors, true)),
+            Self::Invalid(errors) => serde_json::to_vec(&invalid(errors, false)),
+            Self::PhoneNumberInvalid(errors) => serde_json::to_vec(&invalid(errors, true)),
             Self::MalformedJson(detail) => message(&format!("Malformed JSON: {detail}.")),
             Self::NotAnObject => message("The request body must be a JSON object."),
             Self::UnsupportedMediaType => {

@@ -8,9 +8,9 @@ use crate::state::{run, AppState};
 use crate::views::AccountView;
 
 /// `GET /user/me`
-#[utoipa::path(operation_id = "getAccount", get, path = "/api/user/me", tag = "account",
+#[utoipa::path(operation_id = "getAccount", get, path = super::paths::ACCOUNT, tag = "account",
     responses(
-        (status = 200, description = "The caller's account, unwrapped", body = crate::openapi::AccountDoc),
+        (status = 200, description = "The caller's account, unwrapped", body = AccountView),
         crate::openapi::CommonErrors
     ))]
 pub async fn me(
@@ -25,8 +25,5 @@ pub async fn me(
         ApiError::Unauthenticated,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(AccountView {
-        name: user.name.as_str(),
-        email: user.email.as_str(),
-    }))
+    Ok(HttpResponse::Ok().json(AccountView::of(&user)))
 }

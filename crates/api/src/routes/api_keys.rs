@@ -12,12 +12,12 @@ use crate::state::{blocking, run, AppState};
 use crate::views::{ApiKeyCreated, ApiKeyItem, ApiKeyList, Message, NewApiKey, Time};
 
 /// `POST /user/api-keys` with `{"name": ...}`
-#[utoipa::path(operation_id = "createApiKey", post, path = "/api/user/api-keys", tag = "api-keys",
-    request_body = crate::openapi::CreateApiKeyDoc,
+#[utoipa::path(operation_id = "createApiKey", post, path = super::paths::API_KEYS, tag = "api-keys",
+    request_body = crate::openapi::CreateApiKeyBody,
     responses(
-        (status = 201, description = "Created; the token is shown this once", body = crate::openapi::ApiKeyCreatedDoc,
+        (status = 201, description = "Created; the token is shown this once", body = ApiKeyCreated,
             headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 403, description = "The account holds MAX_API_KEYS_PER_USER live keys already", body = crate::openapi::MessageDoc),
+        (status = 403, description = "The account holds MAX_API_KEYS_PER_USER live keys already", body = Message),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors
     ))]
@@ -66,9 +66,9 @@ pub async fn create(
 }
 
 /// `GET /user/api-keys`
-#[utoipa::path(operation_id = "listApiKeys", get, path = "/api/user/api-keys", tag = "api-keys",
+#[utoipa::path(operation_id = "listApiKeys", get, path = super::paths::API_KEYS, tag = "api-keys",
     responses(
-        (status = 200, description = "The caller's keys, never their tokens", body = crate::openapi::ApiKeyListDoc),
+        (status = 200, description = "The caller's keys, never their tokens", body = ApiKeyList),
         crate::openapi::CommonErrors
     ))]
 pub async fn list(
@@ -86,11 +86,11 @@ pub async fn list(
 }
 
 /// `DELETE /user/api-keys/{id}`: takes effect on the next request.
-#[utoipa::path(operation_id = "deleteApiKey", delete, path = "/api/user/api-keys/{id}", tag = "api-keys",
+#[utoipa::path(operation_id = "deleteApiKey", delete, path = super::paths::API_KEY, tag = "api-keys",
     params(("id" = i64, Path, minimum = 1, description = "The key id")),
     responses(
-        (status = 200, description = "Revoked: the next request with its token is 401", body = crate::openapi::MessageDoc),
-        (status = 404, description = "No such key of the caller", body = crate::openapi::MessageDoc),
+        (status = 200, description = "Revoked: the next request with its token is 401", body = Message),
+        (status = 404, description = "No such key of the caller", body = Message),
         crate::openapi::CommonErrors
     ))]
 pub async fn revoke(

@@ -8,7 +8,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::openapi::{request_bodies, ErrorDoc, MessageDoc, ValidationErrorDoc};
+use super::paths;
+use crate::openapi::request_bodies;
+use crate::views::{ErrorBody, Message, ValidationError};
 
 struct BearerAuth;
 
@@ -48,7 +50,7 @@ impl Modify for BearerAuth {
         super::health::readyz,
         document,
     ),
-    components(schemas(MessageDoc, ErrorDoc, ValidationErrorDoc)),
+    components(schemas(Message, ErrorBody, ValidationError)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags((name = "sip-trunks"), (name = "phone-numbers"), (name = "account"), (name = "api-keys"), (name = "operations"))
@@ -67,23 +69,26 @@ pub fn json() -> &'static str {
             schemas["CreateApiKey"] = request_bodies::create_api_key();
             schemas["RenamePhoneNumber"] = request_bodies::rename_phone_number();
         }
-        // An update without a body changes nothing, like `{}` (the contract's "empty body").
-        for method in ["put", "patch"] {
-            let pointer = format!(
-                "/paths/~1api~1user~1phone-numbers~1sip-trunks~1{{id}}/{method}/requestBody"
-            );
-            if let Some(body) = document.pointer_mut(&pointer) {
+        // An update without a body changes nothing, like `{}` (the contract's "empty body");
+        // the same for a rename: no `nickname`, no change.
+        for (path, method) in [
+            (paths::TRUNK, "put"),
+            (paths::TRUNK, "patch"),
+            (paths::PHONE_NUMBER, "put"),
+        ] {
+            if let Some(body) = document.pointer_mut(&operation(path, method, "/requestBody")) {
                 body["required"] = serde_json::Value::Bool(false);
             }
         }
-        // The same for a rename: no `nickname`, no change.
-        if let Some(body) =
-            document.pointer_mut("/paths/~1api~1user~1phone-numbers~1{id}/put/requestBody")
-        {
-            body["required"] = serde_json::Value::Bool(false);
-        }
         serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_owned())
     })
+}
+
+/// The JSON pointer to `rest` (empty, or starting with `/`) of the operation `method` on
+/// `path` in the document.
+fn operation(path: &str, method: &str, rest: &str) -> String {
+    let escaped = path.replace('~', "~0").replace('/', "~1");
+    format!("/paths/{escaped}/{method}{rest}")
 }
 
 /// Links from a created trunk to the operations that take its id, for clients (and test
@@ -96,15 +101,14 @@ fn add_trunk_links(document: &mut serde_json::Value) {
         "PatchSipTrunk": { "operationId": "patchSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
         "DeleteSipTrunk": { "operationId": "deleteSipTrunk", "parameters": { "id": "$response.body#/data/id" } },
     });
-    if let Some(created) =
-        document.pointer_mut("/paths/~1api~1user~1phone-numbers~1sip-trunks/post/responses/201")
+    if let Some(created) = document.pointer_mut(&operation(paths::TRUNKS, "post", "/responses/201"))
     {
         created["links"] = links;
     }
 }
 
 /// `GET /api/openapi.json`, without authentication.
-#[utoipa::path(operation_id = "openApiDocument", get, path = "/api/openapi.json", tag = "operations", security(()),
+#[utoipa::path(operation_id = "openApiDocument", get, path = paths::OPENAPI_DOCUMENT, tag = "operations", security(()),
     responses((status = 200, description = "This document", content_type = "application/json")))]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok()

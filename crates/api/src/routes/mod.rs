@@ -10,6 +10,7 @@ pub(crate) mod api_keys;
 pub(crate) mod docs;
 pub mod document;
 pub(crate) mod health;
+pub mod paths;
 pub(crate) mod phone_numbers;
 pub(crate) mod trunks;
 
@@ -62,79 +63,86 @@ async fn not_found() -> HttpResponse {
     actix_web::ResponseError::error_response(&ApiError::RouteNotFound)
 }
 
+/// `path` with its `{id}` segment narrowed to integers ([`ID`]), for the route table.
+fn with_integer_id(path: &str) -> String {
+    path.replace("{id}", ID)
+}
+
+/// The resource at `path` (an `{id}` matches integers only).
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(with_integer_id(path))
+}
+
 /// Registers every route on `cfg`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/healthz")
+        resource(paths::HEALTHZ)
             .get(health::healthz)
             .to(method_not_allowed("GET")),
     )
     .service(
-        web::resource("/readyz")
+        resource(paths::READYZ)
             .get(health::readyz)
             .to(method_not_allowed("GET")),
     )
     .service(
-        web::scope("/api/user")
-            .service(
-                web::resource("/phone-numbers/sip-trunks")
-                    .get(trunks::list)
-                    .post(trunks::create)
-                    .to(method_not_allowed("GET, POST")),
-            )
-            .service(
-                web::resource(format!("/phone-numbers/sip-trunks/{ID}"))
-                    .get(trunks::get)
-                    .put(trunks::update)
-                    .patch(trunks::patch)
-                    .delete(trunks::delete_at_trunk_path)
-                    .to(method_not_allowed("GET, PUT, PATCH, DELETE")),
-            )
-            .service(
-                web::resource("/phone-numbers/all")
-                    .get(phone_numbers::list_all)
-                    .to(method_not_allowed("GET")),
-            )
-            .service(
-                web::resource(format!("/phone-numbers/{ID}"))
-                    .put(phone_numbers::rename)
-                    .delete(trunks::delete)
-                    .to(method_not_allowed("PUT, DELETE")),
-            )
-            .service(
-                web::resource("/me")
-                    .get(account::me)
-                    .to(method_not_allowed("GET")),
-            )
-            .service(
-                web::resource("/api-keys")
-                    .get(api_keys::list)
-                    .post(api_keys::create)
-                    .to(method_not_allowed("GET, POST")),
-            )
-            .service(
-                web::resource(format!("/api-keys/{ID}"))
-                    .delete(api_keys::revoke)
-                    .to(method_not_allowed("DELETE")),
-            ),
+        resource(paths::TRUNKS)
+            .get(trunks::list)
+            .post(trunks::create)
+            .to(method_not_allowed("GET, POST")),
     )
     .service(
-        web::resource("/api/docs")
+        resource(paths::TRUNK)
+            .get(trunks::get)
+            .put(trunks::update)
+            .patch(trunks::patch)
+            .delete(trunks::delete_at_trunk_path)
+            .to(method_not_allowed("GET, PUT, PATCH, DELETE")),
+    )
+    .service(
+        resource(paths::PHONE_NUMBERS)
+            .get(phone_numbers::list_all)
+            .to(method_not_allowed("GET")),
+    )
+    .service(
+        resource(paths::PHONE_NUMBER)
+            .put(phone_numbers::rename)
+            .delete(trunks::delete)
+            .to(method_not_allowed("PUT, DELETE")),
+    )
+    .service(
+        resource(paths::ACCOUNT)
+            .get(account::me)
+            .to(method_not_allowed("GET")),
+    )
+    .service(
+        resource(paths::API_KEYS)
+            .get(api_keys::list)
+            .post(api_keys::create)
+            .to(method_not_allowed("GET, POST")),
+    )
+    .service(
+        resource(paths::API_KEY)
+            .delete(api_keys::revoke)
+            .to(method_not_allowed("DELETE")),
+    )
+    .service(
+        resource(paths::DOCS_PAGE)
             .get(docs::page)
             .to(method_not_allowed("GET")),
     )
     .service(
-        web::resource("/api/docs/swagger-ui-bundle.js")
+        resource(paths::DOCS_SCRIPT)
             .get(docs::bundle)
             .to(method_not_allowed("GET")),
     )
     .service(
-        web::resource("/api/docs/swagger-ui.css")
+        resource(paths::DOCS_STYLE)
             .get(docs::style)
             .to(method_not_allowed("GET")),
     )
     .service(
-        web::resource("/api/openapi.json")
+        resource(paths::OPENAPI_DOCUMENT)
             .get(document::document)
             .to(method_not_allowed("GET")),
     )

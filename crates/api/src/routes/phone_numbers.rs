@@ -11,15 +11,15 @@ use crate::errors::{mime_json, ApiError};
 use crate::request;
 use crate::routes::LIST_PAGE;
 use crate::state::{run, AppState};
-use crate::views::{MessageData, PhoneNumberSaved, PhoneNumberView};
+use crate::views::{PhoneNumberSaved, PhoneNumberView, SavedPhoneNumber};
 
 /// The phone-number endpoints' own sentence for a nickname over the limit.
 const NICKNAME_TOO_LONG: &str = "The nickname must not exceed 50 characters.";
 
 /// `GET /user/phone-numbers/all`: every trunk of the caller as a phone number, by id.
-#[utoipa::path(operation_id = "listPhoneNumbers", get, path = "/api/user/phone-numbers/all", tag = "phone-numbers",
+#[utoipa::path(operation_id = "listPhoneNumbers", get, path = super::paths::PHONE_NUMBERS, tag = "phone-numbers",
     responses(
-        (status = 200, description = "The caller's SIP trunks as phone numbers of type `sip`, by id ascending", body = crate::openapi::PhoneNumberListDoc),
+        (status = 200, description = "The caller's SIP trunks as phone numbers of type `sip`, by id ascending", body = crate::views::PhoneNumberList),
         crate::openapi::CommonErrors
     ))]
 pub async fn list_all(
@@ -68,13 +68,13 @@ pub async fn list_all(
 /// `PUT /user/phone-numbers/{id}`: a new nickname (`null` or blank clears it); other fields
 /// are ignored, and a body without `nickname` changes nothing. No call to the voice
 /// infrastructure: no leg depends on the nickname.
-#[utoipa::path(operation_id = "renamePhoneNumber", put, path = "/api/user/phone-numbers/{id}", tag = "phone-numbers",
+#[utoipa::path(operation_id = "renamePhoneNumber", put, path = super::paths::PHONE_NUMBER, tag = "phone-numbers",
     params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
-    request_body = crate::openapi::RenamePhoneNumberDoc,
+    request_body = crate::openapi::RenamePhoneNumberBody,
     responses(
-        (status = 200, description = "Renamed (or unchanged)", body = crate::openapi::PhoneNumberSavedDoc),
-        (status = 404, description = "No such phone number of the caller: `{\"error\":\"Phone number not found.\"}`; a segment that is not an integer: `{\"message\":\"Not found.\"}`", body = crate::openapi::IdNotFoundDoc),
-        (status = 422, description = "The nickname is too long, not a string, or holds control characters; `message` is the first error's sentence", body = crate::openapi::ValidationErrorDoc),
+        (status = 200, description = "Renamed (or unchanged)", body = PhoneNumberSaved),
+        (status = 404, description = "No such phone number of the caller: `{\"error\":\"Phone number not found.\"}`; a segment that is not an integer: `{\"message\":\"Not found.\"}`", body = crate::openapi::IdNotFound),
+        (status = 422, description = "The nickname is too long, not a string, or holds control characters; `message` is the first error's sentence", body = crate::views::ValidationError),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors
     ))]
@@ -100,9 +100,9 @@ pub async fn rename(
         .await
         .map_err(|error| ApiError::from_repository(error, ApiError::PhoneNumberNotFound))
         .and_then(|trunk| {
-            serde_json::to_vec(&MessageData {
+            serde_json::to_vec(&PhoneNumberSaved {
                 message: "Phone number updated successfully.",
-                data: PhoneNumberSaved::of(&trunk),
+                data: SavedPhoneNumber::of(&trunk),
             })
             .map_err(|error| {
                 ApiError::from_repository(

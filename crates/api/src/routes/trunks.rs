@@ -15,7 +15,7 @@ use crate::errors::{mime_json, ApiError};
 use crate::read_cache::Read;
 use crate::request::{self, TRUNK_FIELDS};
 use crate::state::{run, AppState};
-use crate::views::{Data, Message, MessageData, TrunkListItem, TrunkView};
+use crate::views::{Message, SipTrunkData, SipTrunkSaved, TrunkListItem, TrunkView};
 use service::ProvisioningFailure;
 
 fn trunk_id(raw: &str, not_found: ApiError) -> Result<TrunkId, ApiError> {
@@ -166,9 +166,9 @@ impl ListStream {
 }
 
 /// `GET /user/phone-numbers/sip-trunks`
-#[utoipa::path(operation_id = "listSipTrunks", get, path = "/api/user/phone-numbers/sip-trunks", tag = "sip-trunks",
+#[utoipa::path(operation_id = "listSipTrunks", get, path = super::paths::TRUNKS, tag = "sip-trunks",
     responses(
-        (status = 200, description = "The caller's trunks by id", body = crate::openapi::SipTrunkListDoc),
+        (status = 200, description = "The caller's trunks by id", body = crate::views::SipTrunkList),
         crate::openapi::CommonErrors
     ))]
 pub async fn list(
@@ -208,10 +208,10 @@ pub async fn list(
 }
 
 /// `GET /user/phone-numbers/sip-trunks/{id}`
-#[utoipa::path(operation_id = "getSipTrunk", get, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+#[utoipa::path(operation_id = "getSipTrunk", get, path = super::paths::TRUNK, tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
     responses(
-        (status = 200, description = "The trunk", body = crate::openapi::SipTrunkDataDoc),
-        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFoundDoc),
+        (status = 200, description = "The trunk", body = SipTrunkData),
+        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
         crate::openapi::CommonErrors
     ))]
 pub async fn get(
@@ -230,7 +230,7 @@ pub async fn get(
         ApiError::TrunkNotFound,
     )
     .await?;
-    let bytes = render(&Data {
+    let bytes = render(&SipTrunkData {
         data: TrunkView::of(&trunk),
     })?;
     state
@@ -256,16 +256,16 @@ fn invalid(
 }
 
 /// `POST /user/phone-numbers/sip-trunks`
-#[utoipa::path(operation_id = "createSipTrunk", post, path = "/api/user/phone-numbers/sip-trunks", tag = "sip-trunks",
-    request_body = crate::openapi::CreateSipTrunkDoc,
+#[utoipa::path(operation_id = "createSipTrunk", post, path = super::paths::TRUNKS, tag = "sip-trunks",
+    request_body = crate::openapi::CreateSipTrunkBody,
     responses(
-        (status = 201, description = "Created", body = crate::openapi::SipTrunkSavedDoc),
-        (status = 403, description = "The account holds MAX_TRUNKS_PER_USER trunks already; nothing was stored", body = crate::openapi::ErrorDoc),
-        (status = 409, description = "Same phone number, username and address as another trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 201, description = "Created", body = SipTrunkSaved),
+        (status = 403, description = "The account holds MAX_TRUNKS_PER_USER trunks already; nothing was stored", body = crate::views::ErrorBody),
+        (status = 409, description = "Same phone number, username and address as another trunk of the caller", body = crate::views::ErrorBody),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors,
-        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk (of any account) receives calls for the number. Nothing is stored.", body = crate::openapi::ValidationErrorDoc),
-        (status = 500, description = "The voice infrastructure did not create both legs: `{\"error\":\"Failed to create SIP trunk. Please try again or contact support.\"}`; nothing is stored and no leg is left behind. Also any unexpected failure.", body = crate::openapi::ErrorDoc)
+        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk (of any account) receives calls for the number. Nothing is stored.", body = crate::views::ValidationError),
+        (status = 500, description = "The voice infrastructure did not create both legs: `{\"error\":\"Failed to create SIP trunk. Please try again or contact support.\"}`; nothing is stored and no leg is left behind. Also any unexpected failure.", body = crate::views::ErrorBody)
     ))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -293,23 +293,23 @@ pub async fn create(
         ProvisioningFailure::NumberTaken => number_taken(),
         ProvisioningFailure::Failed => ApiError::CreateProvisioningFailed,
     })?;
-    Ok(HttpResponse::Created().json(MessageData {
+    Ok(HttpResponse::Created().json(SipTrunkSaved {
         message: "SIP trunk created successfully.",
         data: TrunkView::of(&trunk),
     }))
 }
 
 /// `PUT /user/phone-numbers/sip-trunks/{id}`: a partial update (only the fields sent change).
-#[utoipa::path(operation_id = "updateSipTrunk", put, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
-    request_body = crate::openapi::UpdateSipTrunkDoc,
+#[utoipa::path(operation_id = "updateSipTrunk", put, path = super::paths::TRUNK, tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+    request_body = crate::openapi::UpdateSipTrunkBody,
     responses(
-        (status = 200, description = "Updated (or unchanged)", body = crate::openapi::SipTrunkSavedDoc),
-        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFoundDoc),
-        (status = 409, description = "The change collides with another trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 200, description = "Updated (or unchanged)", body = SipTrunkSaved),
+        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
+        (status = 409, description = "The change collides with another trunk of the caller", body = crate::views::ErrorBody),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors,
-        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::openapi::ValidationErrorDoc),
-        (status = 500, description = "The voice infrastructure did not re-create the legs the change needs: `{\"error\":\"Failed to update SIP trunk. Please try again or contact support.\"}`; the stored settings are unchanged (a leg already removed is restored by the reconciler, possibly with a new id). Also any unexpected failure.", body = crate::openapi::ErrorDoc)
+        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::views::ValidationError),
+        (status = 500, description = "The voice infrastructure did not re-create the legs the change needs: `{\"error\":\"Failed to update SIP trunk. Please try again or contact support.\"}`; the stored settings are unchanged (a leg already removed is restored by the reconciler, possibly with a new id). Also any unexpected failure.", body = crate::views::ErrorBody)
     ))]
 pub async fn update(
     state: web::Data<AppState>,
@@ -338,23 +338,23 @@ pub async fn update(
         ProvisioningFailure::NumberTaken => number_taken(),
         ProvisioningFailure::Failed => ApiError::UpdateProvisioningFailed,
     })?;
-    Ok(HttpResponse::Ok().json(MessageData {
+    Ok(HttpResponse::Ok().json(SipTrunkSaved {
         message: "SIP trunk updated successfully.",
         data: TrunkView::of(&update.trunk),
     }))
 }
 
 /// `PATCH /user/phone-numbers/sip-trunks/{id}`: the same partial update as `PUT`.
-#[utoipa::path(operation_id = "patchSipTrunk", patch, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
-    request_body = crate::openapi::UpdateSipTrunkDoc,
+#[utoipa::path(operation_id = "patchSipTrunk", patch, path = super::paths::TRUNK, tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+    request_body = crate::openapi::UpdateSipTrunkBody,
     responses(
-        (status = 200, description = "Updated (or unchanged)", body = crate::openapi::SipTrunkSavedDoc),
-        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFoundDoc),
-        (status = 409, description = "The change collides with another trunk of the caller", body = crate::openapi::ErrorDoc),
+        (status = 200, description = "Updated (or unchanged)", body = SipTrunkSaved),
+        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
+        (status = 409, description = "The change collides with another trunk of the caller", body = crate::views::ErrorBody),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors,
-        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::openapi::ValidationErrorDoc),
-        (status = 500, description = "The voice infrastructure did not re-create the legs the change needs: `{\"error\":\"Failed to update SIP trunk. Please try again or contact support.\"}`; the stored settings are unchanged (a leg already removed is restored by the reconciler, possibly with a new id). Also any unexpected failure.", body = crate::openapi::ErrorDoc)
+        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::views::ValidationError),
+        (status = 500, description = "The voice infrastructure did not re-create the legs the change needs: `{\"error\":\"Failed to update SIP trunk. Please try again or contact support.\"}`; the stored settings are unchanged (a leg already removed is restored by the reconciler, possibly with a new id). Also any unexpected failure.", body = crate::views::ErrorBody)
     ))]
 pub async fn patch(
     state: web::Data<AppState>,
@@ -366,11 +366,11 @@ pub async fn patch(
 }
 
 /// `DELETE /user/phone-numbers/{id}`
-#[utoipa::path(operation_id = "deletePhoneNumber", delete, path = "/api/user/phone-numbers/{id}", tag = "sip-trunks",
+#[utoipa::path(operation_id = "deletePhoneNumber", delete, path = super::paths::PHONE_NUMBER, tag = "sip-trunks",
     params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
     responses(
-        (status = 200, description = "Deleted", body = crate::openapi::MessageDoc),
-        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFoundDoc),
+        (status = 200, description = "Deleted", body = Message),
+        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
         crate::openapi::CommonErrors
     ))]
 pub async fn delete(
@@ -393,11 +393,11 @@ pub async fn delete(
 /// `DELETE /user/phone-numbers/sip-trunks/{id}` [ours]: the same delete at the trunk's own
 /// address, with the same answers, for clients and tools that expect a resource to be
 /// deleted where it is read (the contract's path is kept for existing clients).
-#[utoipa::path(operation_id = "deleteSipTrunk", delete, path = "/api/user/phone-numbers/sip-trunks/{id}", tag = "sip-trunks",
+#[utoipa::path(operation_id = "deleteSipTrunk", delete, path = super::paths::TRUNK, tag = "sip-trunks",
     params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
     responses(
-        (status = 200, description = "Deleted", body = crate::openapi::MessageDoc),
-        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFoundDoc),
+        (status = 200, description = "Deleted", body = Message),
+        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
         crate::openapi::CommonErrors
     ))]
 pub async fn delete_at_trunk_path(
