@@ -1,27 +1,17 @@
 //! The API key endpoints.
 
-use actix_web::test;
 use serde_json::json;
 
 use crate::support::*;
-
-const KEYS: &str = "/api/user/api-keys";
 
 #[actix_web::test]
 async fn a_created_key_is_shown_once_with_a_working_token_and_no_caching() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let reply = send(
-        &app,
-        request(
-            "POST",
-            KEYS,
-            Some(&alice.token),
-            Some(&json!({"name": "ci"})),
-        ),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    let reply = app
+        .create_api_key(&alice.token, &json!({"name": "ci"}))
+        .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(reply.keys_at(""), ["message", "api_key"]);
     assert_eq!(reply.keys_at("/api_key"), ["name", "token", "created_at"]);
@@ -35,7 +25,7 @@ async fn a_created_key_is_shown_once_with_a_working_token_and_no_caching() {
     let (id, secret) = token.split_once('|').unwrap();
     assert_eq!(id, "2");
     assert_eq!(secret.len(), 40);
-    let with_new_key = send(&app, request("GET", TRUNKS, Some(&token), None)).await;
+    let with_new_key = app.list_trunks(&token).await;
     assert_eq!(with_new_key.status, 200);
 }
 
@@ -44,22 +34,15 @@ async fn the_key_list_never_shows_a_token() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let bob = caller(&store, "bob@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let created = send(
-        &app,
-        request(
-            "POST",
-            KEYS,
-            Some(&alice.token),
-            Some(&json!({"name": "deploy"})),
-        ),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    let created = app
+        .create_api_key(&alice.token, &json!({"name": "deploy"}))
+        .await;
     let token = created.json()["api_key"]["token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let reply = send(&app, request("GET", KEYS, Some(&alice.token), None)).await;
+    let reply = app.list_api_keys(&alice.token).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.keys_at(""), ["api_keys"]);
     assert_eq!(
@@ -80,7 +63,7 @@ async fn the_key_list_never_shows_a_token() {
     assert!(reply.json()["api_keys"][1]["last_used_at"].is_null());
     assert!(!reply.text.contains(token.split('|').nth(1).unwrap()));
     assert!(!reply.text.contains(alice.token.split('|').nth(1).unwrap()));
-    let bobs = send(&app, request("GET", KEYS, Some(&bob.token), None)).await;
+    let bobs = app.list_api_keys(&bob.token).await;
     assert_eq!(bobs.json()["api_keys"].as_array().unwrap().len(), 1);
 }
 
@@ -88,43 +71,28 @@ async fn the_key_list_never_shows_a_token() {
 async fn a_deleted_key_stops_working_on_the_next_request() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let created = send(
-        &app,
-        request(
-            "POST",
-            KEYS,
-            Some(&alice.token),
-            Some(&json!({"name": "temp"})),
-        ),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    let created = app
+        .create_api_key(&alice.token, &json!({"name": "temp"}))
+        .await;
     let token = created.json()["api_key"]["token"]
         .as_str()
         .unwrap()
         .to_owned();
     // Used once first, so that the service has verified (and may remember) it.
-    let used = send(&app, request("GET", TRUNKS, Some(&token), None)).await;
+    let used = app.list_trunks(&token).await;
     assert_eq!(used.status, 200);
-    let deleted = send(
-        &app,
-        request("DELETE", &format!("{KEYS}/2"), Some(&alice.token), None),
-    )
-    .await;
+    let deleted = app.revoke_api_key(&alice.token, 2).await;
     assert_eq!(
         (deleted.status, deleted.text.as_str()),
         (200, r#"{"message":"API key deleted successfully."}"#)
     );
-    let refused = send(&app, request("GET", TRUNKS, Some(&token), None)).await;
+    let refused = app.list_trunks(&token).await;
     assert_eq!(
         (refused.status, refused.text.as_str()),
         (401, r#"{"message":"Unauthenticated."}"#)
     );
-    let again = send(
-        &app,
-        request("DELETE", &format!("{KEYS}/2"), Some(&alice.token), None),
-    )
-    .await;
+    let again = app.revoke_api_key(&alice.token, 2).await;
     assert_eq!(
         (again.status, again.text.as_str()),
         (404, r#"{"message":"API key not found."}"#)
@@ -136,37 +104,30 @@ async fn another_users_key_cannot_be_deleted() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let mallory = caller(&store, "mallory@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     for id in ["1", "-1", "0"] {
-        let reply = send(
-            &app,
-            request(
+        let reply = app
+            .send(request(
                 "DELETE",
-                &format!("{KEYS}/{id}"),
+                &format!("{API_KEYS}/{id}"),
                 Some(&mallory.token),
                 None,
-            ),
-        )
-        .await;
+            ))
+            .await;
         assert_eq!(
             (reply.status, reply.text.as_str()),
             (404, r#"{"message":"API key not found."}"#),
             "{id}"
         );
     }
-    assert_eq!(
-        send(&app, request("GET", TRUNKS, Some(&alice.token), None))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.list_trunks(&alice.token).await.status, 200);
 }
 
 #[actix_web::test]
 async fn a_key_name_is_required_a_string_and_at_most_255_characters() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     for (body, message) in [
         (json!({}), "The name field is required."),
         (json!({"name": ""}), "The name field is required."),
@@ -177,20 +138,13 @@ async fn a_key_name_is_required_a_string_and_at_most_255_characters() {
             "The name may not be greater than 255 characters.",
         ),
     ] {
-        let reply = send(&app, request("POST", KEYS, Some(&alice.token), Some(&body))).await;
+        let reply = app.create_api_key(&alice.token, &body).await;
         assert_eq!(reply.status, 422, "{body}");
         assert_eq!(reply.json()["errors"]["name"], json!([message]), "{body}");
         assert_eq!(reply.json()["message"], "The given data was invalid.");
     }
-    let longest = send(
-        &app,
-        request(
-            "POST",
-            KEYS,
-            Some(&alice.token),
-            Some(&json!({"name": "k".repeat(255)})),
-        ),
-    )
-    .await;
+    let longest = app
+        .create_api_key(&alice.token, &json!({"name": "k".repeat(255)}))
+        .await;
     assert_eq!(longest.status, 201);
 }

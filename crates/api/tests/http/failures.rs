@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use actix_web::test;
 use api::AppState;
 use domain::*;
 
@@ -96,9 +95,9 @@ const TOKEN: &str = "1|anything";
 
 #[actix_web::test]
 async fn unreachable_storage_is_503_with_retry_after_on_every_endpoint() {
-    let app = test::init_service(api::app(failing(|| {
+    let app = TestApp::spawn(failing(|| {
         RepositoryError::Unavailable("connection refused".into())
-    })))
+    }))
     .await;
     let body = number_trunk();
     for (method, path, body) in [
@@ -110,7 +109,7 @@ async fn unreachable_storage_is_503_with_retry_after_on_every_endpoint() {
         ("GET", "/api/user/api-keys".to_owned(), None),
         ("GET", "/readyz".to_owned(), None),
     ] {
-        let reply = send(&app, request(method, &path, Some(TOKEN), body)).await;
+        let reply = app.send(request(method, &path, Some(TOKEN), body)).await;
         assert_eq!(
             (reply.status, reply.text.as_str()),
             (503, r#"{"message":"Service temporarily unavailable."}"#),
@@ -127,8 +126,8 @@ async fn an_internal_or_corrupt_failure_is_a_bare_500() {
             as fn() -> RepositoryError,
         || RepositoryError::Corrupt("sip_trunks row 1, column sip_address".into()),
     ] {
-        let app = test::init_service(api::app(failing(make))).await;
-        let reply = send(&app, request("GET", TRUNKS, Some(TOKEN), None)).await;
+        let app = TestApp::spawn(failing(make)).await;
+        let reply = app.list_trunks(TOKEN).await;
         assert_eq!(
             (reply.status, reply.text.as_str()),
             (500, r#"{"error":"Internal server error."}"#)

@@ -2,7 +2,7 @@
 //! send. Each must get a 4xx JSON answer in the contract's format, echo no secret, and leave a
 //! bystander trunk exactly as it was.
 
-use actix_web::test::{self, TestRequest};
+use actix_web::test::TestRequest;
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -144,21 +144,11 @@ async fn hostile_requests_get_4xx_json_answers_and_leave_a_bystander_unchanged()
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let bob = caller(&store, "bob@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let bystander = send(
-        &app,
-        request("POST", TRUNKS, Some(&bob.token), Some(&number_trunk())),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    let bystander = app.create_trunk(&bob.token, &number_trunk()).await;
     assert_eq!(bystander.status, 201);
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&extension_trunk())),
-    )
-    .await;
-    let before = send(&app, request("GET", &trunk_path(1), Some(&bob.token), None))
-        .await
-        .text;
+    app.create_trunk(&alice.token, &extension_trunk()).await;
+    let before = app.get_trunk(&bob.token, 1).await.text;
     let bearer = format!("Bearer {}", alice.token);
     let mut count = 0;
     let mut check = |what: String, reply: Reply| {
@@ -186,19 +176,11 @@ async fn hostile_requests_get_4xx_json_answers_and_leave_a_bystander_unchanged()
     for (field, value) in invalid_create_fields() {
         let mut body = number_trunk();
         body[field] = value.clone();
-        let reply = send(
-            &app,
-            request("POST", TRUNKS, Some(&alice.token), Some(&body)),
-        )
-        .await;
+        let reply = app.create_trunk(&alice.token, &body).await;
         check(format!("create {field}={value}"), reply);
         if field != "sip_trunk_type" {
             let patch = json!({ field: value });
-            let reply = send(
-                &app,
-                request("PATCH", &trunk_path(2), Some(&alice.token), Some(&patch)),
-            )
-            .await;
+            let reply = app.patch_trunk(&alice.token, 2, &patch).await;
             check(format!("update {field}={value}"), reply);
         }
     }
@@ -220,11 +202,7 @@ async fn hostile_requests_get_4xx_json_answers_and_leave_a_bystander_unchanged()
     ] {
         let mut body = extension_trunk();
         body["allowed_inbound_ips"] = list.clone();
-        let reply = send(
-            &app,
-            request("POST", TRUNKS, Some(&alice.token), Some(&body)),
-        )
-        .await;
+        let reply = app.create_trunk(&alice.token, &body).await;
         check(format!("allow-list {list}"), reply);
     }
 
@@ -255,16 +233,14 @@ async fn hostile_requests_get_4xx_json_answers_and_leave_a_bystander_unchanged()
             ("DELETE", format!("/api/user/phone-numbers/{id}")),
             ("DELETE", format!("/api/user/api-keys/{id}")),
         ] {
-            let reply = send(
-                &app,
-                request(
+            let reply = app
+                .send(request(
                     method,
                     &path,
                     Some(&alice.token),
                     Some(&json!({"nickname": "x"})),
-                ),
-            )
-            .await;
+                ))
+                .await;
             check(format!("{method} {path}"), reply);
         }
     }
@@ -307,7 +283,7 @@ async fn hostile_requests_get_4xx_json_answers_and_leave_a_bystander_unchanged()
                 .insert_header(("Authorization", bearer.clone()))
                 .insert_header(("Content-Type", content_type))
                 .set_payload(payload.clone());
-            let reply = send(&app, request).await;
+            let reply = app.send(request).await;
             check(
                 format!(
                     "{method} {path} {content_type} {:?}",
@@ -336,14 +312,12 @@ async fn hostile_requests_get_4xx_json_answers_and_leave_a_bystander_unchanged()
         let request = TestRequest::get()
             .uri(TRUNKS)
             .insert_header(("Authorization", header.clone()));
-        let reply = send(&app, request).await;
+        let reply = app.send(request).await;
         assert_eq!(reply.status, 401, "{header:.40}");
         check(format!("authorization {header:.40}"), reply);
     }
 
-    let after = send(&app, request("GET", &trunk_path(1), Some(&bob.token), None))
-        .await
-        .text;
+    let after = app.get_trunk(&bob.token, 1).await.text;
     assert_eq!(after, before, "the bystander trunk changed");
     assert!(count >= 150, "only {count} hostile requests");
 }
@@ -352,7 +326,7 @@ async fn hostile_requests_get_4xx_json_answers_and_leave_a_bystander_unchanged()
 async fn hostile_but_valid_text_is_stored_literally() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     for (n, nickname) in [
         "Robert'); DROP TABLE sip_trunks;--",
         "%s%n{0}",
@@ -366,14 +340,10 @@ async fn hostile_but_valid_text_is_stored_literally() {
         let mut body = number_trunk();
         body["nickname"] = json!(nickname);
         body["phone_number"] = json!(format!("+1415555000{n}"));
-        let reply = send(
-            &app,
-            request("POST", TRUNKS, Some(&alice.token), Some(&body)),
-        )
-        .await;
+        let reply = app.create_trunk(&alice.token, &body).await;
         assert_eq!(reply.status, 201, "{}", reply.text);
         assert_eq!(reply.json()["data"]["nickname"], json!(nickname));
     }
-    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    let list = app.list_trunks(&alice.token).await;
     assert_eq!(list.json()["data"].as_array().unwrap().len(), 5);
 }

@@ -25,20 +25,12 @@ async fn one_create_past_the_trunk_limit_is_403_and_stores_nothing() {
     });
     let alice = caller(&store, "alice@example.com");
     let bob = caller(&store, "bob@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     for n in 0..2 {
-        let created = send(
-            &app,
-            request("POST", TRUNKS, Some(&alice.token), Some(&numbered(n))),
-        )
-        .await;
+        let created = app.create_trunk(&alice.token, &numbered(n)).await;
         assert_eq!(created.status, 201, "{}", created.text);
     }
-    let refused = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&numbered(2))),
-    )
-    .await;
+    let refused = app.create_trunk(&alice.token, &numbered(2)).await;
     assert_eq!(
         (refused.status, refused.text.as_str()),
         (
@@ -46,30 +38,13 @@ async fn one_create_past_the_trunk_limit_is_403_and_stores_nothing() {
             r#"{"error":"SIP trunk limit reached: at most 2 per account."}"#
         )
     );
-    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    let list = app.list_trunks(&alice.token).await;
     assert_eq!(list.json()["data"].as_array().unwrap().len(), 2);
-    let other = send(
-        &app,
-        request("POST", TRUNKS, Some(&bob.token), Some(&numbered(2))),
-    )
-    .await;
+    let other = app.create_trunk(&bob.token, &numbered(2)).await;
     assert_eq!(other.status, 201, "the limit is per account");
-    let deleted = send(
-        &app,
-        request(
-            "DELETE",
-            "/api/user/phone-numbers/1",
-            Some(&alice.token),
-            None,
-        ),
-    )
-    .await;
+    let deleted = app.delete_phone_number(&alice.token, 1).await;
     assert_eq!(deleted.status, 200);
-    let again = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&numbered(2))),
-    )
-    .await;
+    let again = app.create_trunk(&alice.token, &numbered(2)).await;
     assert_eq!(again.status, 201, "a delete makes room");
 }
 
@@ -81,7 +56,7 @@ async fn one_key_past_the_api_key_limit_is_403() {
         ..AccountLimits::default()
     });
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let create = || {
         request(
             "POST",
@@ -90,8 +65,8 @@ async fn one_key_past_the_api_key_limit_is_403() {
             Some(&json!({"name": "more"})),
         )
     };
-    assert_eq!(send(&app, create()).await.status, 201, "the second key");
-    let refused = send(&app, create()).await;
+    assert_eq!(app.send(create()).await.status, 201, "the second key");
+    let refused = app.send(create()).await;
     assert_eq!(
         (refused.status, refused.text.as_str()),
         (
@@ -99,11 +74,7 @@ async fn one_key_past_the_api_key_limit_is_403() {
             r#"{"message":"API key limit reached: at most 2 per account."}"#
         )
     );
-    let keys = send(
-        &app,
-        request("GET", "/api/user/api-keys", Some(&alice.token), None),
-    )
-    .await;
+    let keys = app.list_api_keys(&alice.token).await;
     assert_eq!(keys.json()["api_keys"].as_array().unwrap().len(), 2);
 }
 
@@ -139,8 +110,8 @@ async fn a_list_longer_than_a_page_arrives_whole_in_id_order_as_compact_json() {
     seed(&store, "alice@example.com", count);
     caller(&store, "bob@example.com");
     seed(&store, "bob@example.com", 3);
-    let app = test::init_service(api::app(state)).await;
-    let reply = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    let app = TestApp::spawn(state).await;
+    let reply = app.list_trunks(&alice.token).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     let parsed = reply.json();
@@ -157,11 +128,7 @@ async fn a_list_longer_than_a_page_arrives_whole_in_id_order_as_compact_json() {
         .collect();
     assert_eq!(ids, (1..=count as i64).collect::<Vec<_>>());
     // The same answer as the short form would be: one item as a single read shows it.
-    let one = send(
-        &app,
-        request("GET", &trunk_path(250), Some(&alice.token), None),
-    )
-    .await;
+    let one = app.get_trunk(&alice.token, 250).await;
     let mut item = one.json()["data"].clone();
     let item = item.as_object_mut().unwrap();
     item.remove("inbound_trunk_id");
@@ -174,8 +141,8 @@ async fn a_list_exactly_one_page_long_is_whole_too() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     seed(&store, "alice@example.com", api::routes::LIST_PAGE);
-    let app = test::init_service(api::app(state)).await;
-    let reply = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    let app = TestApp::spawn(state).await;
+    let reply = app.list_trunks(&alice.token).await;
     let parsed = reply.json();
     assert_eq!(
         parsed["data"].as_array().unwrap().len(),
@@ -189,12 +156,12 @@ async fn answers_are_gzipped_when_the_client_accepts_it() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     seed(&store, "alice@example.com", 300);
-    let app = test::init_service(api::app(state)).await;
-    let plain = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    let app = TestApp::spawn(state).await;
+    let plain = app.list_trunks(&alice.token).await;
     assert_eq!(plain.header("content-encoding"), None);
     let asked =
         request("GET", TRUNKS, Some(&alice.token), None).insert_header(("Accept-Encoding", "gzip"));
-    let response = test::call_service(&app, asked.to_request()).await;
+    let response = app.call(asked).await;
     assert_eq!(
         response
             .headers()

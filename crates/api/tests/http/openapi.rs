@@ -77,39 +77,18 @@ fn every_operation_documents_its_errors_and_the_bearer_scheme() {
 async fn response_schemas_have_the_keys_of_real_answers_in_order() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = actix_web::test::init_service(api::app(state)).await;
-    let created = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&extension_trunk())),
-    )
-    .await
-    .json();
-    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None))
+    let app = TestApp::spawn(state).await;
+    let created = app
+        .create_trunk(&alice.token, &extension_trunk())
         .await
         .json();
-    let key = send(
-        &app,
-        request(
-            "POST",
-            "/api/user/api-keys",
-            Some(&alice.token),
-            Some(&json!({"name": "k"})),
-        ),
-    )
-    .await
-    .json();
-    let keys_list = send(
-        &app,
-        request("GET", "/api/user/api-keys", Some(&alice.token), None),
-    )
-    .await
-    .json();
-    let invalid = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&json!({}))),
-    )
-    .await
-    .json();
+    let list = app.list_trunks(&alice.token).await.json();
+    let key = app
+        .create_api_key(&alice.token, &json!({"name": "k"}))
+        .await
+        .json();
+    let keys_list = app.list_api_keys(&alice.token).await.json();
+    let invalid = app.create_trunk(&alice.token, &json!({})).await.json();
 
     assert_eq!(properties("SipTrunkSaved"), keys(&created));
     assert_eq!(properties("SipTrunk"), keys(&created["data"]));
@@ -162,38 +141,33 @@ fn operation_ids_are_unique_and_a_created_trunk_links_to_its_operations() {
 async fn the_documented_request_examples_are_accepted() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = actix_web::test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let schemas = &document()["components"]["schemas"];
     let create = schemas["CreateSipTrunk"]["example"].clone();
-    let created = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&create)),
-    )
-    .await;
+    let created = app.create_trunk(&alice.token, &create).await;
     assert_eq!(created.status, 201, "{}", created.text);
     let update = schemas["UpdateSipTrunk"]["example"].clone();
     for method in ["PUT", "PATCH"] {
-        let updated = send(
-            &app,
-            request(method, &trunk_path(1), Some(&alice.token), Some(&update)),
-        )
-        .await;
+        let updated = app
+            .send(request(
+                method,
+                &trunk_path(1),
+                Some(&alice.token),
+                Some(&update),
+            ))
+            .await;
         assert_eq!(updated.status, 200, "{method}: {}", updated.text);
     }
     let key = schemas["CreateApiKey"]["example"].clone();
-    let created = send(
-        &app,
-        request("POST", "/api/user/api-keys", Some(&alice.token), Some(&key)),
-    )
-    .await;
+    let created = app.create_api_key(&alice.token, &key).await;
     assert_eq!(created.status, 201, "{}", created.text);
 }
 
 #[actix_web::test]
 async fn the_docs_page_and_its_assets_are_served_by_the_binary_without_any_outside_url() {
     let (state, _store) = memory_state();
-    let app = actix_web::test::init_service(api::app(state)).await;
-    let page = send(&app, request("GET", "/api/docs", None, None)).await;
+    let app = TestApp::spawn(state).await;
+    let page = app.send(request("GET", "/api/docs", None, None)).await;
     assert_eq!(page.status, 200);
     assert_eq!(
         page.header("content-type"),
@@ -217,7 +191,7 @@ async fn the_docs_page_and_its_assets_are_served_by_the_binary_without_any_outsi
         ),
         ("/api/docs/swagger-ui.css", "text/css; charset=utf-8"),
     ] {
-        let asset = send(&app, request("GET", path, None, None)).await;
+        let asset = app.send(request("GET", path, None, None)).await;
         assert_eq!(
             (asset.status, asset.header("content-type")),
             (200, Some(kind)),

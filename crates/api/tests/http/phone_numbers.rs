@@ -2,16 +2,9 @@
 //! phone-number form and the rename, on the in-memory store (the provisioning tests check
 //! that a rename calls no voice infrastructure, on every backend).
 
-use actix_web::test;
 use serde_json::{json, Value};
 
 use crate::support::*;
-
-const ALL: &str = "/api/user/phone-numbers/all";
-
-fn phone_path(id: impl std::fmt::Display) -> String {
-    format!("/api/user/phone-numbers/{id}")
-}
 
 const LIST_KEYS: [&str; 7] = [
     "id",
@@ -25,7 +18,7 @@ const LIST_KEYS: [&str; 7] = [
 
 const SAVED_KEYS: [&str; 5] = ["id", "phone_number", "nickname", "country_code", "type"];
 
-async fn created<S, B>(app: &S, token: &str, body: &Value) -> Value
+async fn created<S, B>(app: &TestApp<S>, token: &str, body: &Value) -> Value
 where
     S: actix_web::dev::Service<
         actix_http::Request,
@@ -34,7 +27,7 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
-    let reply = send(app, request("POST", TRUNKS, Some(token), Some(body))).await;
+    let reply = app.create_trunk(token, body).await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     reply.json()["data"].clone()
 }
@@ -44,14 +37,14 @@ async fn the_list_shows_only_the_callers_trunks_as_sip_phone_numbers_by_id() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let bob = caller(&store, "bob@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let reply = send(&app, request("GET", ALL, Some(&alice.token), None)).await;
+    let app = TestApp::spawn(state).await;
+    let reply = app.list_phone_numbers(&alice.token).await;
     assert_eq!((reply.status, reply.text.as_str()), (200, r#"{"data":[]}"#));
     let number = created(&app, &alice.token, &number_trunk()).await;
     created(&app, &bob.token, &number_trunk()).await;
     let extension = created(&app, &alice.token, &extension_trunk()).await;
 
-    let reply = send(&app, request("GET", ALL, Some(&alice.token), None)).await;
+    let reply = app.list_phone_numbers(&alice.token).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.keys_at(""), ["data"]);
@@ -76,23 +69,20 @@ async fn the_list_shows_only_the_callers_trunks_as_sip_phone_numbers_by_id() {
 async fn a_rename_changes_the_nickname_and_updated_at_and_answers_the_short_form() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let trunk = created(&app, &alice.token, &number_trunk()).await;
     let id = trunk["id"].as_i64().unwrap();
     // The list is cached now: the rename must show in it at once.
-    send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    app.list_trunks(&alice.token).await;
     std::thread::sleep(std::time::Duration::from_millis(2));
 
-    let reply = send(
-        &app,
-        request(
-            "PUT",
-            &phone_path(id),
-            Some(&alice.token),
-            Some(&json!({"nickname": "  Front desk  ", "sip_username": "ignored_user"})),
-        ),
-    )
-    .await;
+    let reply = app
+        .rename_phone_number(
+            &alice.token,
+            id,
+            &json!({"nickname": "  Front desk  ", "sip_username": "ignored_user"}),
+        )
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.keys_at(""), ["message", "data"]);
     assert_eq!(reply.keys_at("/data"), SAVED_KEYS);
@@ -102,21 +92,14 @@ async fn a_rename_changes_the_nickname_and_updated_at_and_answers_the_short_form
             "id": id, "phone_number": "+14155551234", "nickname": "Front desk",
             "country_code": trunk["country_code"], "type": "sip"}})
     );
-    let one = send(
-        &app,
-        request("GET", &trunk_path(id), Some(&alice.token), None),
-    )
-    .await
-    .json();
+    let one = app.get_trunk(&alice.token, id).await.json();
     assert_eq!(one["data"]["nickname"], "Front desk");
     assert_eq!(
         one["data"]["sip_username"], trunk["sip_username"],
         "other fields are ignored"
     );
     assert_ne!(one["data"]["updated_at"], trunk["updated_at"]);
-    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None))
-        .await
-        .json();
+    let list = app.list_trunks(&alice.token).await.json();
     assert_eq!(
         list["data"][0]["nickname"], "Front desk",
         "the read cache let go"
@@ -127,11 +110,7 @@ async fn a_rename_changes_the_nickname_and_updated_at_and_answers_the_short_form
         json!({"nickname": ""}),
         json!({"nickname": "   "}),
     ] {
-        let reply = send(
-            &app,
-            request("PUT", &phone_path(id), Some(&alice.token), Some(&clear)),
-        )
-        .await;
+        let reply = app.rename_phone_number(&alice.token, id, &clear).await;
         assert_eq!(reply.status, 200, "{clear}: {}", reply.text);
         assert_eq!(reply.json()["data"]["nickname"], Value::Null, "{clear}");
     }
@@ -141,24 +120,15 @@ async fn a_rename_changes_the_nickname_and_updated_at_and_answers_the_short_form
 async fn a_body_without_nickname_changes_nothing_and_answers_200() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let trunk = created(&app, &alice.token, &number_trunk()).await;
     let id = trunk["id"].as_i64().unwrap();
     for body in [json!({}), json!({"phone_number": "+14155550000"})] {
-        let reply = send(
-            &app,
-            request("PUT", &phone_path(id), Some(&alice.token), Some(&body)),
-        )
-        .await;
+        let reply = app.rename_phone_number(&alice.token, id, &body).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json()["data"]["nickname"], trunk["nickname"]);
     }
-    let one = send(
-        &app,
-        request("GET", &trunk_path(id), Some(&alice.token), None),
-    )
-    .await
-    .json();
+    let one = app.get_trunk(&alice.token, id).await.json();
     assert_eq!(one["data"]["updated_at"], trunk["updated_at"]);
     assert_eq!(one["data"]["phone_number"], "+14155551234");
 }
@@ -167,19 +137,12 @@ async fn a_body_without_nickname_changes_nothing_and_answers_200() {
 async fn a_nickname_over_50_characters_is_the_contracts_422_and_changes_nothing() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let trunk = created(&app, &alice.token, &number_trunk()).await;
     let id = trunk["id"].as_i64().unwrap();
-    let reply = send(
-        &app,
-        request(
-            "PUT",
-            &phone_path(id),
-            Some(&alice.token),
-            Some(&json!({"nickname": "x".repeat(51)})),
-        ),
-    )
-    .await;
+    let reply = app
+        .rename_phone_number(&alice.token, id, &json!({"nickname": "x".repeat(51)}))
+        .await;
     assert_eq!(
         (reply.status, reply.text.as_str()),
         (
@@ -189,35 +152,16 @@ async fn a_nickname_over_50_characters_is_the_contracts_422_and_changes_nothing(
     );
     // 50 after trimming is fine.
     let fifty = format!("  {}  ", "y".repeat(50));
-    let reply = send(
-        &app,
-        request(
-            "PUT",
-            &phone_path(id),
-            Some(&alice.token),
-            Some(&json!({"nickname": fifty})),
-        ),
-    )
-    .await;
+    let reply = app
+        .rename_phone_number(&alice.token, id, &json!({"nickname": fifty}))
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    let reply = send(
-        &app,
-        request(
-            "PUT",
-            &phone_path(id),
-            Some(&alice.token),
-            Some(&json!({"nickname": 7})),
-        ),
-    )
-    .await;
+    let reply = app
+        .rename_phone_number(&alice.token, id, &json!({"nickname": 7}))
+        .await;
     assert_eq!(reply.status, 422);
     assert_eq!(reply.json()["message"], "The nickname must be a string.");
-    let one = send(
-        &app,
-        request("GET", &trunk_path(id), Some(&alice.token), None),
-    )
-    .await
-    .json();
+    let one = app.get_trunk(&alice.token, id).await.json();
     assert_eq!(one["data"]["nickname"], "y".repeat(50));
 }
 
@@ -226,7 +170,7 @@ async fn an_absent_impossible_or_other_users_id_is_404_phone_number_not_found() 
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let bob = caller(&store, "bob@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let bobs = created(&app, &bob.token, &number_trunk()).await;
     for path in [
         phone_path(bobs["id"].clone()),
@@ -234,54 +178,45 @@ async fn an_absent_impossible_or_other_users_id_is_404_phone_number_not_found() 
         phone_path(-1),
         phone_path(0),
     ] {
-        let reply = send(
-            &app,
-            request(
+        let reply = app
+            .send(request(
                 "PUT",
                 &path,
                 Some(&alice.token),
                 Some(&json!({"nickname": "mine"})),
-            ),
-        )
-        .await;
+            ))
+            .await;
         assert_eq!(
             (reply.status, reply.text.as_str()),
             (404, r#"{"error":"Phone number not found."}"#),
             "{path}"
         );
     }
-    let one = send(
-        &app,
-        request(
-            "GET",
-            &trunk_path(bobs["id"].clone()),
-            Some(&bob.token),
-            None,
-        ),
-    )
-    .await
-    .json();
+    let one = app.get_trunk(&bob.token, bobs["id"].clone()).await.json();
     assert_eq!(one["data"]["nickname"], bobs["nickname"]);
 }
 
 #[actix_web::test]
 async fn both_endpoints_need_a_token_and_other_methods_are_405_with_allow() {
     let (state, _store) = memory_state();
-    let app = test::init_service(api::app(state)).await;
-    let reply = send(&app, request("GET", ALL, None, None)).await;
+    let app = TestApp::spawn(state).await;
+    let reply = app.send(request("GET", PHONE_NUMBERS, None, None)).await;
     assert_eq!(
         (reply.status, reply.text.as_str()),
         (401, r#"{"message":"Unauthenticated."}"#)
     );
-    let reply = send(
-        &app,
-        request("PUT", &phone_path(1), None, Some(&json!({"nickname": "x"}))),
-    )
-    .await;
+    let reply = app
+        .send(request(
+            "PUT",
+            &phone_path(1),
+            None,
+            Some(&json!({"nickname": "x"})),
+        ))
+        .await;
     assert_eq!(reply.status, 401);
-    let reply = send(&app, request("POST", ALL, None, None)).await;
+    let reply = app.send(request("POST", PHONE_NUMBERS, None, None)).await;
     assert_eq!((reply.status, reply.header("allow")), (405, Some("GET")));
-    let reply = send(&app, request("GET", &phone_path(1), None, None)).await;
+    let reply = app.send(request("GET", &phone_path(1), None, None)).await;
     assert_eq!(
         (reply.status, reply.header("allow")),
         (405, Some("PUT, DELETE"))

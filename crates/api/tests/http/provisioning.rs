@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::test;
 use api::AppState;
 use domain::{
     AccountRepository, ApiKeyName, ApiToken, Email, LegKind, NewSipTrunk, NewSipTrunkInput,
@@ -22,7 +21,7 @@ use service::{new_lease, Provisioner};
 use store::testing::TempPgSchema;
 use store::{DatabaseUrl, EncryptionKey, Keyring, MemoryStore, PoolOptions, SqlStore};
 
-use crate::support::{number_trunk, request, send, trunk_path, TRUNKS};
+use crate::support::{number_trunk, request, TestApp};
 
 /// Which store a rig runs on.
 #[derive(Clone, Copy, Debug)]
@@ -342,13 +341,9 @@ async fn the_api_answers_within_15_seconds_when_livekit_never_answers() {
     let state = rig.state.clone().with_provisioner(provisioner);
     rig.standin
         .fail_next(1000, Fault::Delay(Duration::from_secs(30)));
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let started = Instant::now();
-    let reply = send(
-        &app,
-        request("POST", TRUNKS, Some(&rig.token), Some(&number_trunk())),
-    )
-    .await;
+    let reply = app.create_trunk(&rig.token, &number_trunk()).await;
     let took = started.elapsed();
     assert_eq!((reply.status, reply.text.as_str()), (500, CREATE_FAILED));
     assert!(took < Duration::from_secs(15), "{took:?}");
@@ -356,46 +351,33 @@ async fn the_api_answers_within_15_seconds_when_livekit_never_answers() {
 }
 
 async fn create(rig: &Rig, body: &Value) -> crate::support::Reply {
-    let app = test::init_service(api::app(rig.state.clone())).await;
-    send(&app, request("POST", TRUNKS, Some(&rig.token), Some(body))).await
+    let app = TestApp::spawn(rig.state.clone()).await;
+    app.create_trunk(&rig.token, body).await
 }
 
 async fn update(rig: &Rig, id: i64, body: &Value) -> crate::support::Reply {
-    let app = test::init_service(api::app(rig.state.clone())).await;
-    send(
-        &app,
-        request("PUT", &trunk_path(id), Some(&rig.token), Some(body)),
-    )
-    .await
+    let app = TestApp::spawn(rig.state.clone()).await;
+    app.update_trunk(&rig.token, id, body).await
 }
 
 async fn get(rig: &Rig, id: i64) -> crate::support::Reply {
-    let app = test::init_service(api::app(rig.state.clone())).await;
-    send(
-        &app,
-        request("GET", &trunk_path(id), Some(&rig.token), None),
-    )
-    .await
+    let app = TestApp::spawn(rig.state.clone()).await;
+    app.get_trunk(&rig.token, id).await
 }
 
 async fn list(rig: &Rig) -> Value {
-    let app = test::init_service(api::app(rig.state.clone())).await;
-    send(&app, request("GET", TRUNKS, Some(&rig.token), None))
-        .await
-        .json()
+    let app = TestApp::spawn(rig.state.clone()).await;
+    app.list_trunks(&rig.token).await.json()
 }
 
 async fn delete(rig: &Rig, id: i64) -> crate::support::Reply {
-    let app = test::init_service(api::app(rig.state.clone())).await;
-    send(
-        &app,
-        request(
-            "DELETE",
-            &format!("/api/user/phone-numbers/{id}"),
-            Some(&rig.token),
-            None,
-        ),
-    )
+    let app = TestApp::spawn(rig.state.clone()).await;
+    app.send(request(
+        "DELETE",
+        &format!("/api/user/phone-numbers/{id}"),
+        Some(&rig.token),
+        None,
+    ))
     .await
 }
 
@@ -437,17 +419,15 @@ async fn a_created_trunk_has_both_legs_and_shows_their_ids(rig: Rig) {
 async fn a_rename_through_the_phone_number_endpoint_calls_no_voice_infrastructure(rig: Rig) {
     let (id, inbound, outbound) = created(&rig).await;
     let journal = rig.standin.journal().len();
-    let app = test::init_service(api::app(rig.state.clone())).await;
-    let reply = send(
-        &app,
-        request(
+    let app = TestApp::spawn(rig.state.clone()).await;
+    let reply = app
+        .send(request(
             "PUT",
             &format!("/api/user/phone-numbers/{id}"),
             Some(&rig.token),
             Some(&json!({"nickname": "Renamed"})),
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(rig.calls_since(journal), Vec::<String>::new());
     let read = get(&rig, id).await.json();
@@ -678,8 +658,8 @@ async fn a_create_that_died_between_its_legs_is_rolled_back_by_the_reconciler(ri
     let owner = rig.ledger.leg_references(None, 1).unwrap();
     assert!(owner.is_empty());
     let user = {
-        let app = test::init_service(api::app(rig.state.clone())).await;
-        let reply = send(&app, request("GET", TRUNKS, Some(&rig.token), None)).await;
+        let app = TestApp::spawn(rig.state.clone()).await;
+        let reply = app.list_trunks(&rig.token).await;
         assert_eq!(reply.status, 200);
         rig.state
             .accounts
@@ -796,12 +776,8 @@ async fn a_wrong_livekit_secret_fails_cleanly_without_showing_it(rig: Rig) {
     )));
     let provisioner = Arc::new(Provisioner::new(wrong, rig.ledger.clone()));
     let state = rig.state.clone().with_provisioner(provisioner);
-    let app = test::init_service(api::app(state)).await;
-    let reply = send(
-        &app,
-        request("POST", TRUNKS, Some(&rig.token), Some(&number_trunk())),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    let reply = app.create_trunk(&rig.token, &number_trunk()).await;
     assert_eq!((reply.status, reply.text.as_str()), (500, CREATE_FAILED));
     assert!(!reply.text.contains(secret));
     assert_eq!(list(&rig).await, json!({"data": []}));

@@ -1,6 +1,7 @@
 //! Test helpers: the app over an in-memory store, a caller with a token, and requests that
 //! return status, headers and the raw body text (key order is checked on the text).
 
+use std::fmt::Display;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
@@ -79,20 +80,130 @@ impl Reply {
     }
 }
 
-/// Sends `request` to `app`.
-pub async fn send<S, B>(app: &S, request: TestRequest) -> Reply
+/// The app under test, in process (zero2prod's `spawn_app`): one method per endpoint, so
+/// that a test reads as the calls a client makes.
+pub struct TestApp<S> {
+    service: S,
+}
+
+impl TestApp<()> {
+    /// The app over `state`, ready for requests.
+    pub async fn spawn(
+        state: AppState,
+    ) -> TestApp<
+        impl Service<
+            actix_http::Request,
+            Response = ServiceResponse<impl MessageBody>,
+            Error = actix_web::Error,
+        >,
+    > {
+        TestApp {
+            service: test::init_service(api::app(state)).await,
+        }
+    }
+}
+
+impl<S, B> TestApp<S>
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let response = test::call_service(app, request.to_request()).await;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let bytes = test::read_body(response).await;
-    Reply {
-        status,
-        headers,
-        text: String::from_utf8(bytes.to_vec()).unwrap(),
+    /// Sends `request` as it is.
+    pub async fn send(&self, request: TestRequest) -> Reply {
+        let response = self.call(request).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = test::read_body(response).await;
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+
+    /// Sends `request` and hands back the response unread (to read its body by hand).
+    pub async fn call(&self, request: TestRequest) -> ServiceResponse<B> {
+        test::call_service(&self.service, request.to_request()).await
+    }
+
+    /// `GET /api/user/phone-numbers/sip-trunks`
+    pub async fn list_trunks(&self, token: &str) -> Reply {
+        self.send(request("GET", TRUNKS, Some(token), None)).await
+    }
+
+    /// `POST /api/user/phone-numbers/sip-trunks`
+    pub async fn create_trunk(&self, token: &str, body: &Value) -> Reply {
+        self.send(request("POST", TRUNKS, Some(token), Some(body)))
+            .await
+    }
+
+    /// `GET /api/user/phone-numbers/sip-trunks/{id}`
+    pub async fn get_trunk(&self, token: &str, id: impl Display) -> Reply {
+        self.send(request("GET", &trunk_path(id), Some(token), None))
+            .await
+    }
+
+    /// `PUT /api/user/phone-numbers/sip-trunks/{id}`
+    pub async fn update_trunk(&self, token: &str, id: impl Display, body: &Value) -> Reply {
+        self.send(request("PUT", &trunk_path(id), Some(token), Some(body)))
+            .await
+    }
+
+    /// `PATCH /api/user/phone-numbers/sip-trunks/{id}`
+    pub async fn patch_trunk(&self, token: &str, id: impl Display, body: &Value) -> Reply {
+        self.send(request("PATCH", &trunk_path(id), Some(token), Some(body)))
+            .await
+    }
+
+    /// `DELETE /api/user/phone-numbers/sip-trunks/{id}`
+    pub async fn delete_trunk(&self, token: &str, id: impl Display) -> Reply {
+        self.send(request("DELETE", &trunk_path(id), Some(token), None))
+            .await
+    }
+
+    /// `GET /api/user/phone-numbers/all`
+    pub async fn list_phone_numbers(&self, token: &str) -> Reply {
+        self.send(request("GET", PHONE_NUMBERS, Some(token), None))
+            .await
+    }
+
+    /// `PUT /api/user/phone-numbers/{id}`
+    pub async fn rename_phone_number(&self, token: &str, id: impl Display, body: &Value) -> Reply {
+        self.send(request("PUT", &phone_path(id), Some(token), Some(body)))
+            .await
+    }
+
+    /// `DELETE /api/user/phone-numbers/{id}`
+    pub async fn delete_phone_number(&self, token: &str, id: impl Display) -> Reply {
+        self.send(request("DELETE", &phone_path(id), Some(token), None))
+            .await
+    }
+
+    /// `GET /api/user/me`
+    pub async fn me(&self, token: &str) -> Reply {
+        self.send(request("GET", ME, Some(token), None)).await
+    }
+
+    /// `GET /api/user/api-keys`
+    pub async fn list_api_keys(&self, token: &str) -> Reply {
+        self.send(request("GET", API_KEYS, Some(token), None)).await
+    }
+
+    /// `POST /api/user/api-keys`
+    pub async fn create_api_key(&self, token: &str, body: &Value) -> Reply {
+        self.send(request("POST", API_KEYS, Some(token), Some(body)))
+            .await
+    }
+
+    /// `DELETE /api/user/api-keys/{id}`
+    pub async fn revoke_api_key(&self, token: &str, id: impl Display) -> Reply {
+        self.send(request(
+            "DELETE",
+            &format!("{API_KEYS}/{id}"),
+            Some(token),
+            None,
+        ))
+        .await
     }
 }
 
@@ -146,6 +257,14 @@ pub fn extension_trunk() -> Value {
 
 pub const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
 
-pub fn trunk_path(id: impl std::fmt::Display) -> String {
+pub const PHONE_NUMBERS: &str = "/api/user/phone-numbers/all";
+pub const ME: &str = "/api/user/me";
+pub const API_KEYS: &str = "/api/user/api-keys";
+
+pub fn trunk_path(id: impl Display) -> String {
     format!("{TRUNKS}/{id}")
+}
+
+pub fn phone_path(id: impl Display) -> String {
+    format!("/api/user/phone-numbers/{id}")
 }

@@ -1,6 +1,5 @@
 //! The SIP trunk endpoints.
 
-use actix_web::test;
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -34,8 +33,8 @@ fn is_contract_timestamp(value: &Value) -> bool {
 async fn an_empty_list_is_an_empty_data_array() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let reply = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    let app = TestApp::spawn(state).await;
+    let reply = app.list_trunks(&alice.token).await;
     assert_eq!((reply.status, reply.text.as_str()), (200, r#"{"data":[]}"#));
     assert_eq!(reply.header("content-type"), Some("application/json"));
 }
@@ -44,12 +43,8 @@ async fn an_empty_list_is_an_empty_data_array() {
 async fn creating_the_number_example_answers_201_with_the_full_object() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let reply = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    let reply = app.create_trunk(&alice.token, &number_trunk()).await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(reply.keys_at(""), ["message", "data"]);
     assert_eq!(reply.keys_at("/data"), FULL_KEYS);
@@ -83,12 +78,8 @@ async fn creating_the_number_example_answers_201_with_the_full_object() {
 async fn creating_the_extension_example_stores_the_canonical_allow_list() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let reply = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&extension_trunk())),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    let reply = app.create_trunk(&alice.token, &extension_trunk()).await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     let data = &reply.json()["data"];
     assert_eq!(data["phone_number"], "1000");
@@ -107,23 +98,11 @@ async fn the_list_holds_only_the_callers_trunks_by_id_without_leg_ids() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let bob = caller(&store, "bob@example.com");
-    let app = test::init_service(api::app(state)).await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&bob.token), Some(&number_trunk())),
-    )
-    .await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&extension_trunk())),
-    )
-    .await;
-    let reply = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    let app = TestApp::spawn(state).await;
+    app.create_trunk(&alice.token, &number_trunk()).await;
+    app.create_trunk(&bob.token, &number_trunk()).await;
+    app.create_trunk(&alice.token, &extension_trunk()).await;
+    let reply = app.list_trunks(&alice.token).await;
     assert_eq!(reply.status, 200);
     let data = reply.json()["data"].clone();
     let ids: Vec<i64> = data
@@ -147,17 +126,9 @@ async fn the_list_holds_only_the_callers_trunks_by_id_without_leg_ids() {
 async fn get_returns_the_full_object_as_created() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let created = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&extension_trunk())),
-    )
-    .await;
-    let reply = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    let created = app.create_trunk(&alice.token, &extension_trunk()).await;
+    let reply = app.get_trunk(&alice.token, 1).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.keys_at(""), ["data"]);
     assert_eq!(reply.keys_at("/data"), FULL_KEYS);
@@ -168,14 +139,10 @@ async fn get_returns_the_full_object_as_created() {
 async fn get_of_an_absent_or_impossible_id_is_404_sip_trunk_not_found() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     // Not integers ("abc", "1.5", "1%20") are unknown routes: see protocol.rs.
     for id in ["999", "0", "-1", "99999999999999999999999", "%31"] {
-        let reply = send(
-            &app,
-            request("GET", &trunk_path(id), Some(&alice.token), None),
-        )
-        .await;
+        let reply = app.get_trunk(&alice.token, id).await;
         assert_eq!(
             (reply.status, reply.text.as_str()),
             (404, r#"{"error":"SIP trunk not found."}"#),
@@ -189,65 +156,38 @@ async fn another_users_trunk_is_404_on_get_update_and_delete_and_stays_unchanged
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let mallory = caller(&store, "mallory@example.com");
-    let app = test::init_service(api::app(state)).await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
-    let before = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    app.create_trunk(&alice.token, &number_trunk()).await;
+    let before = app.get_trunk(&alice.token, 1).await;
 
-    let get = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&mallory.token), None),
-    )
-    .await;
+    let get = app.get_trunk(&mallory.token, 1).await;
     assert_eq!(
         (get.status, get.text.as_str()),
         (404, r#"{"error":"SIP trunk not found."}"#)
     );
     for method in ["PUT", "PATCH"] {
-        let update = send(
-            &app,
-            request(
+        let update = app
+            .send(request(
                 method,
                 &trunk_path(1),
                 Some(&mallory.token),
                 Some(&json!({"nickname": "pwned"})),
-            ),
-        )
-        .await;
+            ))
+            .await;
         assert_eq!(
             (update.status, update.text.as_str()),
             (404, r#"{"error":"SIP trunk not found."}"#)
         );
     }
-    let delete = send(
-        &app,
-        request(
-            "DELETE",
-            "/api/user/phone-numbers/1",
-            Some(&mallory.token),
-            None,
-        ),
-    )
-    .await;
+    let delete = app.delete_phone_number(&mallory.token, 1).await;
     assert_eq!(
         (delete.status, delete.text.as_str()),
         (404, r#"{"error":"Phone number not found."}"#)
     );
-    let list = send(&app, request("GET", TRUNKS, Some(&mallory.token), None)).await;
+    let list = app.list_trunks(&mallory.token).await;
     assert_eq!(list.text, r#"{"data":[]}"#);
 
-    let after = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    let after = app.get_trunk(&alice.token, 1).await;
     assert_eq!(after.text, before.text);
 }
 
@@ -256,17 +196,9 @@ async fn the_same_number_username_and_address_twice_is_409() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let bob = caller(&store, "bob@example.com");
-    let app = test::init_service(api::app(state)).await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
-    let again = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    app.create_trunk(&alice.token, &number_trunk()).await;
+    let again = app.create_trunk(&alice.token, &number_trunk()).await;
     assert_eq!(
         (again.status, again.text.as_str()),
         (
@@ -274,11 +206,7 @@ async fn the_same_number_username_and_address_twice_is_409() {
             r#"{"error":"A SIP trunk with the same phone number, username, and address already exists."}"#
         )
     );
-    let other_user = send(
-        &app,
-        request("POST", TRUNKS, Some(&bob.token), Some(&number_trunk())),
-    )
-    .await;
+    let other_user = app.create_trunk(&bob.token, &number_trunk()).await;
     assert_eq!(other_user.status, 201);
 }
 
@@ -286,12 +214,8 @@ async fn the_same_number_username_and_address_twice_is_409() {
 async fn an_empty_create_body_reports_every_required_field_in_contract_order() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let reply = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&json!({}))),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    let reply = app.create_trunk(&alice.token, &json!({})).await;
     assert_eq!(reply.status, 422);
     assert_eq!(
         reply.text,
@@ -312,16 +236,12 @@ async fn an_empty_create_body_reports_every_required_field_in_contract_order() {
 async fn the_documented_messages_are_used_verbatim() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let mut body = number_trunk();
     body["sip_calling_format"] = json!("international");
     body["inbound_authorization_type"] = json!("ip");
     body.as_object_mut().unwrap().remove("sip_address");
-    let reply = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&body)),
-    )
-    .await;
+    let reply = app.create_trunk(&alice.token, &body).await;
     assert_eq!(reply.status, 422);
     let errors = &reply.json()["errors"];
     assert_eq!(
@@ -342,17 +262,13 @@ async fn the_documented_messages_are_used_verbatim() {
 async fn wrong_json_types_are_field_errors_reported_with_the_rest() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let mut body = number_trunk();
     body["outbound_proxy"] = json!("yes");
     body["sip_username"] = json!(12345);
     body["nickname"] = json!({"a": 1});
     body["sip_address"] = json!("sip.example.com:5060");
-    let reply = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&body)),
-    )
-    .await;
+    let reply = app.create_trunk(&alice.token, &body).await;
     assert_eq!(reply.status, 422, "{}", reply.text);
     assert_eq!(
         reply.keys_at("/errors"),
@@ -372,15 +288,11 @@ async fn wrong_json_types_are_field_errors_reported_with_the_rest() {
 async fn the_country_is_derived_from_a_number_when_not_sent() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let mut body = number_trunk();
     body.as_object_mut().unwrap().remove("country_code");
     body["phone_number"] = json!("+442071838750");
-    let reply = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&body)),
-    )
-    .await;
+    let reply = app.create_trunk(&alice.token, &body).await;
     assert_eq!(reply.json()["data"]["country_code"], "GB");
 }
 
@@ -388,37 +300,18 @@ async fn the_country_is_derived_from_a_number_when_not_sent() {
 async fn put_and_patch_change_only_the_fields_sent() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let created = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await
-    .json();
-    let put = send(
-        &app,
-        request(
-            "PUT",
-            &trunk_path(1),
-            Some(&alice.token),
-            Some(&json!({"nickname": "Renamed"})),
-        ),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    let created = app.create_trunk(&alice.token, &number_trunk()).await.json();
+    let put = app
+        .update_trunk(&alice.token, 1, &json!({"nickname": "Renamed"}))
+        .await;
     assert_eq!(put.status, 200, "{}", put.text);
     assert_eq!(put.keys_at(""), ["message", "data"]);
     assert_eq!(put.keys_at("/data"), FULL_KEYS);
     assert_eq!(put.json()["message"], "SIP trunk updated successfully.");
-    let patch = send(
-        &app,
-        request(
-            "PATCH",
-            &trunk_path(1),
-            Some(&alice.token),
-            Some(&json!({"sip_calling_format": "e164"})),
-        ),
-    )
-    .await;
+    let patch = app
+        .patch_trunk(&alice.token, 1, &json!({"sip_calling_format": "e164"}))
+        .await;
     let data = patch.json()["data"].clone();
     assert_eq!(data["nickname"], "Renamed");
     assert_eq!(data["sip_calling_format"], "e164");
@@ -431,23 +324,21 @@ async fn put_and_patch_change_only_the_fields_sent() {
 async fn an_empty_update_changes_nothing_and_keeps_updated_at() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    let created = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await
-    .json();
+    let app = TestApp::spawn(state).await;
+    let created = app.create_trunk(&alice.token, &number_trunk()).await.json();
     for body in [
         None,
         Some(json!({})),
         Some(json!({"unknown_field": 1, "sip_trunk_type": "extension"})),
     ] {
-        let reply = send(
-            &app,
-            request("PUT", &trunk_path(1), Some(&alice.token), body.as_ref()),
-        )
-        .await;
+        let reply = app
+            .send(request(
+                "PUT",
+                &trunk_path(1),
+                Some(&alice.token),
+                body.as_ref(),
+            ))
+            .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json()["data"], created["data"]);
     }
@@ -457,22 +348,11 @@ async fn an_empty_update_changes_nothing_and_keeps_updated_at() {
 async fn a_null_nickname_clears_it() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
-    let reply = send(
-        &app,
-        request(
-            "PUT",
-            &trunk_path(1),
-            Some(&alice.token),
-            Some(&json!({"nickname": null})),
-        ),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    app.create_trunk(&alice.token, &number_trunk()).await;
+    let reply = app
+        .update_trunk(&alice.token, 1, &json!({"nickname": null}))
+        .await;
     assert_eq!(reply.json()["data"]["nickname"], Value::Null);
 }
 
@@ -480,45 +360,32 @@ async fn a_null_nickname_clears_it() {
 async fn switching_to_ip_needs_a_list_and_switching_to_auth_clears_it() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
-    let without = send(
-        &app,
-        request(
-            "PUT",
-            &trunk_path(1),
-            Some(&alice.token),
-            Some(&json!({"inbound_authorization_type": "ip"})),
-        ),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    app.create_trunk(&alice.token, &number_trunk()).await;
+    let without = app
+        .update_trunk(
+            &alice.token,
+            1,
+            &json!({"inbound_authorization_type": "ip"}),
+        )
+        .await;
     assert_eq!(
         without.text,
         r#"{"message":"The given data was invalid.","errors":{"allowed_inbound_ips":["At least one allowed IP address is required when authorization type is \"ip\"."]}}"#
     );
-    let with = send(
-        &app,
-        request("PUT", &trunk_path(1), Some(&alice.token), Some(&json!({"inbound_authorization_type": "ip", "allowed_inbound_ips": ["198.51.100.7/24"]}))),
-    )
+    let with = app.update_trunk(&alice.token, 1, &json!({"inbound_authorization_type": "ip", "allowed_inbound_ips": ["198.51.100.7/24"]}))
     .await;
     assert_eq!(
         with.json()["data"]["allowed_inbound_ips"],
         json!(["198.51.100.0/24"])
     );
-    let back = send(
-        &app,
-        request(
-            "PUT",
-            &trunk_path(1),
-            Some(&alice.token),
-            Some(&json!({"inbound_authorization_type": "auth"})),
-        ),
-    )
-    .await;
+    let back = app
+        .update_trunk(
+            &alice.token,
+            1,
+            &json!({"inbound_authorization_type": "auth"}),
+        )
+        .await;
     assert_eq!(back.json()["data"]["inbound_authorization_type"], "auth");
     assert_eq!(back.json()["data"]["allowed_inbound_ips"], Value::Null);
 }
@@ -527,33 +394,17 @@ async fn switching_to_ip_needs_a_list_and_switching_to_auth_clears_it() {
 async fn an_invalid_update_is_422_and_changes_nothing() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
-    let before = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    app.create_trunk(&alice.token, &number_trunk()).await;
+    let before = app.get_trunk(&alice.token, 1).await;
     let body = json!({"phone_number": "1000", "nickname": "ok", "outbound_proxy": "maybe", "inbound_authorization_type": "ip"});
-    let reply = send(
-        &app,
-        request("PATCH", &trunk_path(1), Some(&alice.token), Some(&body)),
-    )
-    .await;
+    let reply = app.patch_trunk(&alice.token, 1, &body).await;
     assert_eq!(reply.status, 422);
     assert_eq!(
         reply.keys_at("/errors"),
         ["phone_number", "allowed_inbound_ips", "outbound_proxy"]
     );
-    let after = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    let after = app.get_trunk(&alice.token, 1).await;
     assert_eq!(after.text, before.text);
 }
 
@@ -561,29 +412,14 @@ async fn an_invalid_update_is_422_and_changes_nothing() {
 async fn an_update_into_another_trunks_identity_is_409() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    app.create_trunk(&alice.token, &number_trunk()).await;
     let mut second = number_trunk();
     second["phone_number"] = json!("+14155550000");
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&second)),
-    )
-    .await;
-    let reply = send(
-        &app,
-        request(
-            "PUT",
-            &trunk_path(2),
-            Some(&alice.token),
-            Some(&json!({"phone_number": "+14155551234"})),
-        ),
-    )
-    .await;
+    app.create_trunk(&alice.token, &second).await;
+    let reply = app
+        .update_trunk(&alice.token, 2, &json!({"phone_number": "+14155551234"}))
+        .await;
     assert_eq!(reply.status, 409);
     assert_eq!(
         reply.json()["error"],
@@ -595,18 +431,11 @@ async fn an_update_into_another_trunks_identity_is_409() {
 async fn an_update_of_an_absent_trunk_is_404() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     for id in ["42", "-1", "0"] {
-        let reply = send(
-            &app,
-            request(
-                "PUT",
-                &trunk_path(id),
-                Some(&alice.token),
-                Some(&json!({"nickname": "n"})),
-            ),
-        )
-        .await;
+        let reply = app
+            .update_trunk(&alice.token, id, &json!({"nickname": "n"}))
+            .await;
         assert_eq!(
             (reply.status, reply.text.as_str()),
             (404, r#"{"error":"SIP trunk not found."}"#)
@@ -618,51 +447,21 @@ async fn an_update_of_an_absent_trunk_is_404() {
 async fn delete_answers_the_contract_messages_and_ids_are_not_reused() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
-    let deleted = send(
-        &app,
-        request(
-            "DELETE",
-            "/api/user/phone-numbers/1",
-            Some(&alice.token),
-            None,
-        ),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    app.create_trunk(&alice.token, &number_trunk()).await;
+    let deleted = app.delete_phone_number(&alice.token, 1).await;
     assert_eq!(
         (deleted.status, deleted.text.as_str()),
         (200, r#"{"message":"Phone number deleted successfully."}"#)
     );
-    let again = send(
-        &app,
-        request(
-            "DELETE",
-            "/api/user/phone-numbers/1",
-            Some(&alice.token),
-            None,
-        ),
-    )
-    .await;
+    let again = app.delete_phone_number(&alice.token, 1).await;
     assert_eq!(
         (again.status, again.text.as_str()),
         (404, r#"{"error":"Phone number not found."}"#)
     );
-    let gone = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    let gone = app.get_trunk(&alice.token, 1).await;
     assert_eq!(gone.status, 404);
-    let recreated = send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
+    let recreated = app.create_trunk(&alice.token, &number_trunk()).await;
     assert_eq!(recreated.json()["data"]["id"], 2);
 }
 
@@ -671,46 +470,21 @@ async fn delete_at_the_trunks_own_path_answers_like_the_contracts_delete() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
     let bob = caller(&store, "bob@example.com");
-    let app = test::init_service(api::app(state)).await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
-    let by_bob = send(
-        &app,
-        request("DELETE", &trunk_path(1), Some(&bob.token), None),
-    )
-    .await;
+    let app = TestApp::spawn(state).await;
+    app.create_trunk(&alice.token, &number_trunk()).await;
+    let by_bob = app.delete_trunk(&bob.token, 1).await;
     assert_eq!(
         (by_bob.status, by_bob.text.as_str()),
         (404, r#"{"error":"Phone number not found."}"#)
     );
-    let deleted = send(
-        &app,
-        request("DELETE", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    let deleted = app.delete_trunk(&alice.token, 1).await;
     assert_eq!(
         (deleted.status, deleted.text.as_str()),
         (200, r#"{"message":"Phone number deleted successfully."}"#)
     );
-    let gone = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    let gone = app.get_trunk(&alice.token, 1).await;
     assert_eq!(gone.status, 404);
-    let by_contract_path = send(
-        &app,
-        request(
-            "DELETE",
-            "/api/user/phone-numbers/1",
-            Some(&alice.token),
-            None,
-        ),
-    )
-    .await;
+    let by_contract_path = app.delete_phone_number(&alice.token, 1).await;
     assert_eq!(by_contract_path.status, 404);
 }
 
@@ -718,44 +492,18 @@ async fn delete_at_the_trunks_own_path_answers_like_the_contracts_delete() {
 async fn the_password_never_appears_in_any_response() {
     let (state, store) = memory_state();
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
+    let app = TestApp::spawn(state).await;
     let mut replies = vec![
-        send(
-            &app,
-            request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-        )
-        .await,
-        send(
-            &app,
-            request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-        )
-        .await,
-        send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await,
-        send(
-            &app,
-            request("GET", &trunk_path(1), Some(&alice.token), None),
-        )
-        .await,
-        send(
-            &app,
-            request(
-                "PUT",
-                &trunk_path(1),
-                Some(&alice.token),
-                Some(&json!({"sip_password": "An0ther-Secret"})),
-            ),
-        )
-        .await,
+        app.create_trunk(&alice.token, &number_trunk()).await,
+        app.create_trunk(&alice.token, &number_trunk()).await,
+        app.list_trunks(&alice.token).await,
+        app.get_trunk(&alice.token, 1).await,
+        app.update_trunk(&alice.token, 1, &json!({"sip_password": "An0ther-Secret"}))
+            .await,
     ];
     // A password typed into the wrong fields must not come back in the errors.
     let wrong = json!({"sip_username": "Sup3r-Secret Pass", "sip_address": "Sup3r-Secret-Pass@x", "sip_password": "Sup3r\u{0}Secret"});
-    replies.push(
-        send(
-            &app,
-            request("PUT", &trunk_path(1), Some(&alice.token), Some(&wrong)),
-        )
-        .await,
-    );
+    replies.push(app.update_trunk(&alice.token, 1, &wrong).await);
     for reply in replies {
         assert!(!reply.text.contains("Sup3r"), "{}", reply.text);
         assert!(!reply.text.contains("An0ther-Secret"), "{}", reply.text);
@@ -770,65 +518,28 @@ async fn a_read_after_a_write_sees_the_write_even_with_the_read_cache() {
         api::read_cache::DEFAULT_BUDGET_BYTES,
     );
     let alice = caller(&store, "alice@example.com");
-    let app = test::init_service(api::app(state)).await;
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&number_trunk())),
-    )
-    .await;
-    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    let app = TestApp::spawn(state).await;
+    app.create_trunk(&alice.token, &number_trunk()).await;
+    let list = app.list_trunks(&alice.token).await;
     assert_eq!(list.json()["data"].as_array().unwrap().len(), 1);
 
-    send(
-        &app,
-        request("POST", TRUNKS, Some(&alice.token), Some(&extension_trunk())),
-    )
-    .await;
-    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    app.create_trunk(&alice.token, &extension_trunk()).await;
+    let list = app.list_trunks(&alice.token).await;
     assert_eq!(list.json()["data"].as_array().unwrap().len(), 2);
 
     // Cached now: the next write must not leave this answer behind.
-    let one = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    let one = app.get_trunk(&alice.token, 1).await;
     assert_eq!(one.json()["data"]["nickname"], "Main line");
 
-    send(
-        &app,
-        request(
-            "PATCH",
-            &trunk_path(1),
-            Some(&alice.token),
-            Some(&json!({"nickname": "Fresh"})),
-        ),
-    )
-    .await;
-    let again = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    app.patch_trunk(&alice.token, 1, &json!({"nickname": "Fresh"}))
+        .await;
+    let again = app.get_trunk(&alice.token, 1).await;
     assert_ne!(again.text, one.text);
     assert_eq!(again.json()["data"]["nickname"], "Fresh");
 
-    send(
-        &app,
-        request(
-            "DELETE",
-            "/api/user/phone-numbers/1",
-            Some(&alice.token),
-            None,
-        ),
-    )
-    .await;
-    let gone = send(
-        &app,
-        request("GET", &trunk_path(1), Some(&alice.token), None),
-    )
-    .await;
+    app.delete_phone_number(&alice.token, 1).await;
+    let gone = app.get_trunk(&alice.token, 1).await;
     assert_eq!(gone.status, 404);
-    let list = send(&app, request("GET", TRUNKS, Some(&alice.token), None)).await;
+    let list = app.list_trunks(&alice.token).await;
     assert_eq!(list.json()["data"].as_array().unwrap().len(), 1);
 }
