@@ -188,6 +188,19 @@ pub trait ProvisioningLedger: Send + Sync {
         made: &[(LegKind, LegId)],
     ) -> RepositoryResult<()>;
 
+    /// Gives a lease up after a repair failed: the trunk stays `Repair` but is not claimed
+    /// again before `retry_at` (each trunk backs off on its own, so one that keeps failing
+    /// does not hold up the others), and `made` is queued for removal. A client's update may
+    /// still lease the trunk meanwhile.
+    fn postpone_repair(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease_token: &str,
+        made: &[(LegKind, LegId)],
+        retry_at: Timestamp,
+    ) -> RepositoryResult<()>;
+
     /// Deletes a visible trunk and queues its legs for removal, atomically; gives the queued
     /// removals. `NotFound` as [`crate::SipTrunkRepository::delete_trunk`]. A trunk whose
     /// lease is held is deleted too: its holder's commit then fails with `LeaseLost`.

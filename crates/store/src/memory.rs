@@ -34,6 +34,8 @@ struct State {
 struct Provisioning {
     state: ProvisioningState,
     lease: Option<Lease>,
+    /// A failed repair's: the reconciler does not claim the trunk before it.
+    retry_at: Option<Timestamp>,
 }
 
 impl Provisioning {
@@ -94,8 +96,14 @@ impl State {
         if state == ProvisioningState::Ready {
             self.provisioning.remove(&id);
         } else {
-            self.provisioning
-                .insert(id, Provisioning { state, lease: None });
+            self.provisioning.insert(
+                id,
+                Provisioning {
+                    state,
+                    lease: None,
+                    retry_at: None,
+                },
+            );
         }
     }
 
@@ -253,6 +261,7 @@ impl MemoryStore {
                 Provisioning {
                     state: ProvisioningState::Creating,
                     lease: Some(lease.clone()),
+                    retry_at: None,
                 },
             );
         }
@@ -450,6 +459,7 @@ impl ProvisioningLedger for MemoryStore {
                     provisioning_state
                 },
                 lease: Some(lease.clone()),
+                retry_at: None,
             },
         );
         Ok((trunk, provisioning_state))
@@ -514,6 +524,31 @@ impl ProvisioningLedger for MemoryStore {
         Ok(())
     }
 
+    fn postpone_repair(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease_token: &str,
+        made: &[(LegKind, LegId)],
+        retry_at: Timestamp,
+    ) -> RepositoryResult<()> {
+        let mut state = self.state();
+        state.check_lease(owner, id, lease_token)?;
+        if state.creating(id) {
+            return Err(RepositoryError::LeaseLost);
+        }
+        state.provisioning.insert(
+            id,
+            Provisioning {
+                state: ProvisioningState::Repair,
+                lease: None,
+                retry_at: Some(retry_at),
+            },
+        );
+        state.queue(made);
+        Ok(())
+    }
+
     fn delete_and_queue(&self, owner: UserId, id: TrunkId) -> RepositoryResult<Vec<LegRemoval>> {
         let mut state = self.state();
         let trunk = state.owned_trunk(owner, id)?.clone();
@@ -568,6 +603,7 @@ impl ProvisioningLedger for MemoryStore {
             .provisioning
             .iter()
             .filter(|(_, p)| p.state != ProvisioningState::Ready && !p.leased_at(now))
+            .filter(|(_, p)| p.retry_at.is_none_or(|at| at < now))
             .map(|(id, _)| *id)
             .take(limit)
             .collect();

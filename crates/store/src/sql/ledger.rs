@@ -317,6 +317,36 @@ impl ProvisioningLedger for SqlStore {
         })
     }
 
+    fn postpone_repair(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease_token: &str,
+        made: &[(LegKind, LegId)],
+        retry_at: Timestamp,
+    ) -> RepositoryResult<()> {
+        let now = Timestamp::now().naive_utc();
+        self.write(|conn| {
+            conn.transaction::<_, TxError, _>(|conn| {
+                let row = leased_row(conn, owner, id, lease_token)?;
+                if row.provisioning_state() == ProvisioningState::Creating {
+                    return Err(TxError::Outcome(RepositoryError::LeaseLost));
+                }
+                // No holder, but a time before which `claim_due` passes the trunk by; a
+                // client's `lease_trunk` only looks at the holder.
+                diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
+                    .set((
+                        sip_trunks::provisioning_state.eq(ProvisioningState::Repair.code()),
+                        sip_trunks::provisioning_lease.eq(None::<String>),
+                        sip_trunks::provisioning_lease_until.eq(Some(retry_at.naive_utc())),
+                    ))
+                    .execute(conn)?;
+                queue_removals(conn, made, now)?;
+                Ok(())
+            })
+        })
+    }
+
     fn delete_and_queue(&self, owner: UserId, id: TrunkId) -> RepositoryResult<Vec<LegRemoval>> {
         let now = Timestamp::now().naive_utc();
         self.write(|conn| {

@@ -427,6 +427,76 @@ pub fn ledger_a_trunk_released_for_repair_is_claimed_once(fixture: &Fixture) {
         .is_empty());
 }
 
+pub fn ledger_a_postponed_repair_is_not_claimed_before_its_time_but_a_client_may_lease_it(
+    fixture: &Fixture,
+) {
+    let owner = user(fixture, "a@example.com");
+    let trunk = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    fixture
+        .ledger
+        .lease_trunk(owner, trunk.id, &lease("r", 30), true)
+        .unwrap();
+    let in_a_minute =
+        Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 60_000_000).unwrap();
+    fixture
+        .ledger
+        .postpone_repair(
+            owner,
+            trunk.id,
+            "r",
+            &[(LegKind::Inbound, leg("PR_made"))],
+            in_a_minute,
+        )
+        .unwrap();
+    assert_eq!(queued(fixture), [(LegKind::Inbound, "PR_made".to_owned())]);
+    assert!(
+        fixture
+            .ledger
+            .claim_due(Timestamp::now(), &lease("r2", 30), 10)
+            .unwrap()
+            .is_empty(),
+        "claimed before its retry time"
+    );
+    let later = Timestamp::from_unix_micros(in_a_minute.unix_micros() + 1_000_000).unwrap();
+    let claimed = fixture
+        .ledger
+        .claim_due(later, &lease("r3", 30), 10)
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| (c.id, c.state)).collect::<Vec<_>>(),
+        [(trunk.id, ProvisioningState::Repair)]
+    );
+    // The lease "r" is gone: a second postpone by the old holder is refused.
+    assert!(matches!(
+        fixture
+            .ledger
+            .postpone_repair(owner, trunk.id, "r", &[], in_a_minute),
+        Err(RepositoryError::LeaseLost)
+    ));
+
+    // A postponed trunk is still open to a client's update.
+    let other = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155550000"), NO_LIMIT)
+        .unwrap();
+    fixture
+        .ledger
+        .lease_trunk(owner, other.id, &lease("r4", 30), true)
+        .unwrap();
+    fixture
+        .ledger
+        .postpone_repair(owner, other.id, "r4", &[], in_a_minute)
+        .unwrap();
+    let (_, state) = fixture
+        .ledger
+        .lease_trunk(owner, other.id, &lease("client", 30), false)
+        .unwrap();
+    assert_eq!(state, ProvisioningState::Repair);
+}
+
 pub fn ledger_a_create_whose_lease_ran_out_is_claimed_for_rollback(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let pending = fixture

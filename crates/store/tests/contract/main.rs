@@ -61,6 +61,7 @@ macro_rules! common_suite {
             ledger_a_concurrent_rename_survives_a_commit_of_new_legs,
             ledger_a_deleted_trunk_queues_both_legs_and_removals_are_retried_when_due,
             ledger_a_trunk_released_for_repair_is_claimed_once,
+            ledger_a_postponed_repair_is_not_claimed_before_its_time_but_a_client_may_lease_it,
             ledger_a_create_whose_lease_ran_out_is_claimed_for_rollback,
             ledger_the_reconciler_lease_has_one_holder_at_a_time,
             ledger_leg_references_cover_every_trunk_hidden_ones_included,
