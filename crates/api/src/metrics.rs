@@ -85,6 +85,9 @@ pub struct Metrics {
     pub reconciler_due_removals: Gauge,
     /// Trunks due for repair the reconciler claimed at its last pass (at most 20).
     pub reconciler_due_trunks: Gauge,
+    /// Reconciler passes and repairs that failed, by kind
+    /// ([`service::ReconcileError::metric_label`]).
+    pub reconciler_failures: Family<KindLabel, Counter>,
     /// Connections open in the database pool.
     pub pool_open: Gauge,
     /// Of those, in use.
@@ -137,6 +140,7 @@ impl Metrics {
         let provisioning = registered(r, "provisioning_calls", "Calls to the voice infrastructure by operation and outcome", Family::default());
         let reconciler_due_removals = registered(r, "reconciler_due_removals", "Leg removals due at the reconciler's last pass", Gauge::default());
         let reconciler_due_trunks = registered(r, "reconciler_due_trunks", "Trunks due for repair at the reconciler's last pass", Gauge::default());
+        let reconciler_failures = registered(r, "reconciler_failures", "Reconciler passes and trunk repairs that failed, by kind", Family::default());
         let pool_open = registered(r, "db_pool_connections", "Connections open in the database pool", Gauge::default());
         let pool_in_use = registered(r, "db_pool_connections_in_use", "Pooled connections in use", Gauge::default());
         let pool_max = registered(r, "db_pool_max_connections", "The database pool's size limit", Gauge::default());
@@ -155,6 +159,7 @@ impl Metrics {
             provisioning,
             reconciler_due_removals,
             reconciler_due_trunks,
+            reconciler_failures,
             pool_open,
             pool_in_use,
             pool_max,
@@ -229,6 +234,10 @@ impl service::Observe for MetricsObserver {
 
     fn storage_failed(&self, kind: &'static str) {
         Metrics::count(&metrics().db_errors, kind);
+    }
+
+    fn reconciler_failed(&self, error: &'static str) {
+        Metrics::count(&metrics().reconciler_failures, error);
     }
 
     fn due_removals(&self, count: usize) {

@@ -183,6 +183,10 @@ impl Observe for ApiObserver {
         MetricsObserver.storage_failed(kind);
     }
 
+    fn reconciler_failed(&self, error: &'static str) {
+        MetricsObserver.reconciler_failed(error);
+    }
+
     fn due_removals(&self, count: usize) {
         MetricsObserver.due_removals(count);
     }

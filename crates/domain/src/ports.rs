@@ -13,7 +13,7 @@ use crate::{
 
 /// How a repository call can fail. Every implementation maps its own errors onto these, and
 /// none of them carries a secret.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RepositoryError {
     /// No such record for this owner. A record of another owner is also "not found".
     #[error("not found")]

@@ -421,7 +421,7 @@ async fn reconcile(
         if (!dry_run && pass == passes - 1) || outcome.is_err() {
             reconciler.give_up_lease().await;
         }
-        let report = outcome.map_err(CommandError::Invalid)?;
+        let report = outcome.map_err(|error| CommandError::Invalid(error.to_string()))?;
         if report.skipped {
             return Err(CommandError::Invalid(
                 "another process holds the reconciler lease (a running server reconciles already); try again later".into(),

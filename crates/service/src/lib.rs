@@ -8,12 +8,14 @@
 
 pub mod blocking;
 pub mod context;
+pub mod errors;
 pub mod observe;
 pub mod provisioning;
 pub mod reconciler;
 pub mod trunks;
 
 pub use blocking::blocking;
+pub use errors::ReconcileError;
 pub use observe::{Observe, Unobserved};
 pub use provisioning::{new_lease, Provisioner, ProvisioningFailure};
 pub use trunks::{PatchParser, Trunks};

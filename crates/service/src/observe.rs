@@ -22,6 +22,12 @@ pub trait Observe: Send + Sync {
         let _ = kind;
     }
 
+    /// A reconciler pass, or one trunk's repair in it, failed: `error` is a
+    /// [`crate::ReconcileError::metric_label`], from a fixed set.
+    fn reconciler_failed(&self, error: &'static str) {
+        let _ = error;
+    }
+
     /// A reconciler pass found `count` removals due.
     fn due_removals(&self, count: usize) {
         let _ = count;

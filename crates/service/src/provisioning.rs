@@ -28,6 +28,7 @@ use domain::{
     VoiceInfrastructure,
 };
 
+use crate::errors::ReconcileError;
 use crate::observe::{Observe, Unobserved};
 
 /// How long a request may spend making and removing legs: with the removals a failure
@@ -838,7 +839,11 @@ impl Provisioner {
         {
             return;
         }
-        match self.repair(owner, id, &lease, None, deadline).await {
+        let retry_now = Timestamp::now();
+        match self
+            .repair(owner, id, &lease, None, deadline, retry_now)
+            .await
+        {
             Ok(_) => log::info!("trunk {id}: its legs were restored at once"),
             Err(error) => log::warn!("trunk {id}: left to the reconciler: {error}"),
         }
@@ -847,8 +852,9 @@ impl Provisioner {
     /// Gives the owner's trunk `id` (leased with `lease`) legs that serve its stored settings
     /// ([`LegPlan::for_repair`]: keeps each leg that does, replaces each that does not,
     /// outbound: create, then queue the old; inbound: delete, then create), and stores the
-    /// result. `remote` is the
-    /// infrastructure's legs when the caller listed them already. Gives what changed.
+    /// result. `remote` is the infrastructure's legs when the caller listed them already.
+    /// Gives what changed; on failure the trunk is left in repair, not to be claimed again
+    /// before `retry_at`.
     pub async fn repair(
         &self,
         owner: UserId,
@@ -856,13 +862,13 @@ impl Provisioner {
         lease: &Lease,
         remote: Option<&[RemoteLeg]>,
         deadline: Instant,
-    ) -> Result<String, String> {
+        retry_at: Timestamp,
+    ) -> Result<String, ReconcileError> {
         let ledger = self.ledger().clone();
         let taken = lease.clone();
         let (current, _) = self
             .blocking(move || ledger.lease_trunk(owner, id, &taken, true))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let infrastructure = self.infrastructure().clone();
         let listed;
         let remote = match remote {
@@ -870,8 +876,7 @@ impl Provisioner {
             None => {
                 listed = self
                     .call(deadline, "list legs", infrastructure.list_legs())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 &listed[..]
             }
         };
@@ -879,8 +884,9 @@ impl Provisioner {
         let carried = match self.carry_out(&plan, &current, deadline).await {
             Ok(carried) => carried,
             Err(stopped) => {
-                self.leave_for_repair(owner, id, lease, stopped.made).await;
-                return Err(stopped.error.to_string());
+                self.leave_for_repair(owner, id, lease, stopped.made, retry_at)
+                    .await;
+                return Err(stopped.error.into());
             }
         };
         let mut detail = Vec::new();
@@ -915,30 +921,27 @@ impl Provisioner {
             Ok(_) if detail.is_empty() => Ok("its legs were right".into()),
             Ok(_) => Ok(detail.join(", ")),
             Err(error) => {
-                self.leave_for_repair(owner, id, lease, made).await;
-                Err(
-                    ProvisionError::Refused(format!("storing the legs failed: {error}"))
-                        .to_string(),
-                )
+                self.leave_for_repair(owner, id, lease, made, retry_at)
+                    .await;
+                Err(error.into())
             }
         }
     }
 
-    /// A repair that could not finish gives its lease up: the trunk stays `Repair` for the
-    /// reconciler's next pass, and the legs it `made` are queued for removal.
+    /// A repair that could not finish gives its lease up: the trunk stays `Repair`, to be
+    /// claimed again from `retry_at`, and the legs it `made` are queued for removal.
     async fn leave_for_repair(
         &self,
         owner: UserId,
         id: TrunkId,
         lease: &Lease,
         made: Vec<(LegKind, LegId)>,
+        retry_at: Timestamp,
     ) {
         let ledger = self.ledger().clone();
         let token = lease.token.clone();
         if let Err(release) = self
-            .blocking(move || {
-                ledger.release_trunk(owner, id, &token, ProvisioningState::Repair, &made)
-            })
+            .blocking(move || ledger.postpone_repair(owner, id, &token, &made, retry_at))
             .await
         {
             log::error!("trunk {id}: giving its lease up failed: {release}");

@@ -11,9 +11,9 @@
 //!    whose legs are missing or do not match their settings are marked for repair (step 2
 //!    of the next pass repairs them). Legs without the registry's tag are never touched.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain::{
@@ -21,6 +21,7 @@ use domain::{
     UserId,
 };
 
+use crate::errors::ReconcileError;
 use crate::provisioning::{backoff_from_now, new_lease, Provisioner, LEASE};
 
 /// A leg no trunk references is an orphan only once it is older than this: longer than any
@@ -49,12 +50,12 @@ pub enum Action {
         /// What changed.
         detail: String,
     },
-    /// A trunk whose repair failed (tried again later).
+    /// A trunk whose repair failed (tried again later, backing off on its own).
     RepairFailed {
         /// The trunk.
         trunk: TrunkId,
         /// Why.
-        reason: String,
+        error: ReconcileError,
     },
     /// A leg of the registry that no trunk references, removed.
     Orphan {
@@ -93,8 +94,8 @@ impl fmt::Display for Action {
                 write!(f, "roll back trunk {trunk} (its create never finished)")
             }
             Self::Repaired { trunk, detail } => write!(f, "repair trunk {trunk}: {detail}"),
-            Self::RepairFailed { trunk, reason } => {
-                write!(f, "repair trunk {trunk} failed: {reason}")
+            Self::RepairFailed { trunk, error } => {
+                write!(f, "repair trunk {trunk} failed: {error}")
             }
             Self::Orphan { kind, leg, tagged } => write!(
                 f,
@@ -151,6 +152,25 @@ pub struct Reconciler {
     budget: Duration,
     /// See [`ORPHAN_GRACE`].
     orphan_grace: Duration,
+    /// Each trunk's repairs that failed in a row (kube-rs requeues per object): the time
+    /// before it is claimed again grows with them, without slowing the other trunks. In
+    /// memory only: a new reconciler starts each trunk afresh, and the time itself is in the
+    /// ledger, so every replica keeps to it.
+    failures: Mutex<HashMap<TrunkId, u32>>,
+}
+
+/// Trunks whose failures a reconciler remembers at most; past it, it forgets them all (they
+/// start again at the shortest wait).
+const REMEMBERED_FAILURES: usize = 10_000;
+
+/// When a trunk whose repair failed `failures` times in a row is claimed again: at once
+/// after the first (a one-off, such as a timeout), then 2 s, 4 s, ... up to five minutes.
+pub fn repair_retry_at(failures: u32) -> Timestamp {
+    if failures <= 1 {
+        Timestamp::now()
+    } else {
+        backoff_from_now(failures - 1)
+    }
 }
 
 impl Reconciler {
@@ -167,6 +187,7 @@ impl Reconciler {
             on_change,
             budget: Duration::from_secs(60),
             orphan_grace: ORPHAN_GRACE,
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -206,17 +227,14 @@ impl Reconciler {
                     if full && !report.skipped {
                         last_scan = Some(Instant::now());
                     }
-                    let failed = report
-                        .actions
-                        .iter()
-                        .any(|a| matches!(a, Action::RepairFailed { .. }));
-                    wait = if failed {
-                        (wait * 2).min(schedule.max_backoff)
-                    } else {
-                        schedule.tick
-                    };
+                    // A failed repair backs off on its own trunk (see `failures`): the
+                    // pass itself went through, so the others are not kept waiting.
+                    wait = schedule.tick;
                 }
                 Err(error) => {
+                    self.provisioner
+                        .observer()
+                        .reconciler_failed(error.metric_label());
                     wait = (wait * 2).min(schedule.max_backoff);
                     log::warn!("reconciler: pass failed ({error}); next in {wait:?}");
                 }
@@ -226,7 +244,7 @@ impl Reconciler {
 
     /// One pass; with `full`, the full scan too; with `dry_run`, nothing is changed and the
     /// report says what would be.
-    pub async fn pass(&self, full: bool, dry_run: bool) -> Result<Report, String> {
+    pub async fn pass(&self, full: bool, dry_run: bool) -> Result<Report, ReconcileError> {
         let mut report = Report {
             dry: dry_run,
             ..Report::default()
@@ -239,8 +257,7 @@ impl Reconciler {
             let held = self
                 .provisioner
                 .blocking(move || ledger.take_reconciler_lease(&holder, until))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if !held {
                 report.skipped = true;
                 return Ok(report);
@@ -258,18 +275,44 @@ impl Reconciler {
         Ok(report)
     }
 
+    /// The failures of `trunk`'s repair in a row so far, counting one more when `count`.
+    fn failed_again(&self, trunk: TrunkId, count: bool) -> u32 {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if count && failures.len() >= REMEMBERED_FAILURES && !failures.contains_key(&trunk) {
+            failures.clear();
+        }
+        let entry = failures.entry(trunk).or_insert(0);
+        if count {
+            *entry = entry.saturating_add(1);
+        }
+        let so_far = *entry;
+        if so_far == 0 {
+            failures.remove(&trunk);
+        }
+        so_far
+    }
+
+    fn forget_failures(&self, trunk: TrunkId) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&trunk);
+    }
+
     async fn remote_legs<'a>(
         &self,
         remote: &'a mut Option<Vec<RemoteLeg>>,
         deadline: Instant,
-    ) -> Result<&'a [RemoteLeg], String> {
+    ) -> Result<&'a [RemoteLeg], ReconcileError> {
         if remote.is_none() {
             let infrastructure = self.provisioner.infrastructure().clone();
             let legs = self
                 .provisioner
                 .call(deadline, "list legs", infrastructure.list_legs())
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             *remote = Some(legs);
         }
         Ok(remote.as_deref().unwrap_or_default())
@@ -280,13 +323,12 @@ impl Reconciler {
         report: &mut Report,
         dry_run: bool,
         deadline: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReconcileError> {
         let ledger = self.provisioner.ledger().clone();
         let due = self
             .provisioner
             .blocking(move || ledger.due_removals(Timestamp::now(), 200))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.provisioner.observer().due_removals(due.len());
         for removal in due {
             if !dry_run {
@@ -311,15 +353,14 @@ impl Reconciler {
         report: &mut Report,
         remote: &mut Option<Vec<RemoteLeg>>,
         deadline: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReconcileError> {
         let ledger = self.provisioner.ledger().clone();
         let lease = new_lease(LEASE);
         let claim = lease.clone();
         let claimed = self
             .provisioner
             .blocking(move || ledger.claim_due(Timestamp::now(), &claim, 20))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.provisioner.observer().due_trunks(claimed.len());
         for trunk in claimed {
             match trunk.state {
@@ -335,18 +376,26 @@ impl Reconciler {
                     let (owner, id) = (trunk.owner, trunk.id);
                     self.provisioner
                         .blocking(move || ledger.abandon_create(owner, id, &token, &made))
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
                     report.actions.push(Action::RolledBack { trunk: trunk.id });
                 }
                 ProvisioningState::Repair | ProvisioningState::Ready => {
                     let legs = self.remote_legs(remote, deadline).await?.to_vec();
+                    let retry_at = repair_retry_at(self.failed_again(trunk.id, false) + 1);
                     let outcome = self
                         .provisioner
-                        .repair(trunk.owner, trunk.id, &lease, Some(&legs), deadline)
+                        .repair(
+                            trunk.owner,
+                            trunk.id,
+                            &lease,
+                            Some(&legs),
+                            deadline,
+                            retry_at,
+                        )
                         .await;
                     match outcome {
                         Ok(detail) => {
+                            self.forget_failures(trunk.id);
                             (self.on_change)(trunk.owner);
                             report.actions.push(Action::Repaired {
                                 trunk: trunk.id,
@@ -355,10 +404,16 @@ impl Reconciler {
                             // The legs changed: list again before the next use.
                             *remote = None;
                         }
-                        Err(reason) => report.actions.push(Action::RepairFailed {
-                            trunk: trunk.id,
-                            reason,
-                        }),
+                        Err(error) => {
+                            self.failed_again(trunk.id, true);
+                            self.provisioner
+                                .observer()
+                                .reconciler_failed(error.metric_label());
+                            report.actions.push(Action::RepairFailed {
+                                trunk: trunk.id,
+                                error,
+                            });
+                        }
                     }
                 }
             }
@@ -377,7 +432,7 @@ impl Reconciler {
         remote: &mut Option<Vec<RemoteLeg>>,
         dry_run: bool,
         deadline: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReconcileError> {
         let legs = self.remote_legs(remote, deadline).await?.to_vec();
         let references = self.all_references().await?;
         self.remove_orphans(report, &legs, &references, dry_run, deadline)
@@ -396,14 +451,13 @@ impl Reconciler {
         references: &[LegReference],
         dry_run: bool,
         deadline: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReconcileError> {
         let ledger = self.provisioner.ledger().clone();
         let far = backoff_from_now(30);
         let queued: HashSet<String> = self
             .provisioner
             .blocking(move || ledger.due_removals(far, 1_000_000))
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .map(|removal| removal.leg.as_str().to_owned())
             .collect();
@@ -455,7 +509,7 @@ impl Reconciler {
         legs: &[RemoteLeg],
         references: &[LegReference],
         dry_run: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReconcileError> {
         for reference in references {
             if reference.state == ProvisioningState::Creating || reference.leased {
                 continue;
@@ -471,8 +525,7 @@ impl Reconciler {
                 let (owner, id) = (reference.owner, reference.id);
                 self.provisioner
                     .blocking(move || ledger.mark_for_repair(owner, id))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
             }
             report.actions.push(Action::Marked {
                 trunk: reference.id,
@@ -512,7 +565,7 @@ impl Reconciler {
         None
     }
 
-    async fn all_references(&self) -> Result<Vec<LegReference>, String> {
+    async fn all_references(&self) -> Result<Vec<LegReference>, ReconcileError> {
         let mut all = Vec::new();
         let mut after = None;
         loop {
@@ -520,8 +573,7 @@ impl Reconciler {
             let page = self
                 .provisioner
                 .blocking(move || ledger.leg_references(after, 1000))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let full = page.len() == 1000;
             after = page.last().map(|r| r.id);
             all.extend(page);

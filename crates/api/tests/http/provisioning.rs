@@ -217,6 +217,7 @@ on_every_backend!(
     a_number_another_trunk_holds_is_the_contracts_422_and_stores_nothing,
     a_failed_outbound_re_create_leaves_the_trunk_and_its_legs_as_they_were,
     a_failed_inbound_re_create_keeps_the_settings_and_the_reconciler_restores_a_leg,
+    a_trunk_whose_repair_keeps_failing_backs_off_alone_while_the_others_are_repaired,
     a_delete_while_livekit_is_down_succeeds_and_the_legs_go_once_it_is_back,
     a_slow_livekit_gets_the_500_within_the_budget_and_nothing_stays,
     a_create_that_died_between_its_legs_is_rolled_back_by_the_reconciler,
@@ -554,6 +555,63 @@ fn sorted<const N: usize>(ids: [String; N]) -> Vec<String> {
     let mut ids = ids.to_vec();
     ids.sort();
     ids
+}
+
+async fn a_trunk_whose_repair_keeps_failing_backs_off_alone_while_the_others_are_repaired(
+    rig: Rig,
+) {
+    let (a, a_inbound, _) = created(&rig).await;
+    let mut second = number_trunk();
+    second["phone_number"] = json!("+14155550001");
+    let reply = create(&rig, &second).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let b = reply.json()["data"]["id"].as_i64().unwrap();
+    let b_inbound = reply.json()["data"]["inbound_trunk_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Both inbound legs are lost, and another system takes A's number meanwhile.
+    assert!(rig.standin.remove(&a_inbound) && rig.standin.remove(&b_inbound));
+    let foreign = rig
+        .standin
+        .insert_inbound(livekit_protocol::SipInboundTrunkInfo {
+            numbers: vec!["+14155551234".into()],
+            ..Default::default()
+        });
+    let reconciler = Reconciler::new(
+        rig.provisioner.clone(),
+        rig.trunks.clone(),
+        Arc::new(|_| {}),
+    );
+    let pass = || async { reconciler.pass(false, false).await.unwrap().lines() };
+    let marked = reconciler.pass(true, false).await.unwrap().lines();
+    assert_eq!(marked.len(), 2, "{marked:?}");
+    let failed = format!("repair trunk {a} failed: another trunk already receives calls");
+    let lines = pass().await;
+    assert!(lines.iter().any(|l| l.starts_with(&failed)), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("repair trunk {b}: "))),
+        "B is repaired beside A's failure: {lines:?}"
+    );
+    // A one-off failure is tried again at once; the second in a row makes A wait.
+    let lines = pass().await;
+    assert!(lines.iter().any(|l| l.starts_with(&failed)), "{lines:?}");
+    let from = rig.standin.journal().len();
+    assert_eq!(pass().await, Vec::<String>::new(), "A waits its turn");
+    assert_eq!(rig.calls_since(from), Vec::<String>::new());
+    // Once the number is free and the wait (2 s) is over, A is repaired.
+    assert!(rig.standin.remove(&foreign));
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let lines = pass().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("repair trunk {a}: "))),
+        "{lines:?}"
+    );
+    rig.assert_invariant();
 }
 
 async fn a_failed_inbound_re_create_keeps_the_settings_and_the_reconciler_restores_a_leg(rig: Rig) {
