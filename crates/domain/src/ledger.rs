@@ -101,13 +101,13 @@ pub struct LegReference {
 
 /// What [`ProvisioningLedger::commit_legs`] stores.
 #[derive(Debug, Clone)]
-pub struct LegCommit<'a> {
+pub struct LegCommit {
     /// A client's update to apply with the legs (`None`: a repair, settings unchanged). It is
     /// applied again to the row as it is at commit, so a concurrent rename is not lost.
-    pub patch: Option<&'a SipTrunkPatch>,
+    pub patch: Option<SipTrunkPatch>,
     /// The settings the legs were made for: if the row, after `patch`, needs other legs
     /// (another request changed it), nothing is stored and the answer is `LeaseLost`.
-    pub provisioned: &'a TrunkSettings,
+    pub provisioned: TrunkSettings,
     /// A new inbound leg (`None`: keep the stored one).
     pub inbound: Option<LegId>,
     /// A new outbound leg (`None`: keep the stored one).
@@ -173,7 +173,7 @@ pub trait ProvisioningLedger: Send + Sync {
         owner: UserId,
         id: TrunkId,
         lease_token: &str,
-        commit: &LegCommit<'_>,
+        commit: &LegCommit,
     ) -> RepositoryResult<TrunkUpdate>;
 
     /// Gives a lease up without storing legs: the trunk's state becomes `state` (`Repair`:

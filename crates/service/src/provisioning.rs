@@ -29,6 +29,7 @@ use domain::{
 };
 
 use crate::errors::ReconcileError;
+use crate::ledger::Ledger;
 use crate::observe::{Observe, Unobserved};
 
 /// How long a request may spend making and removing legs: with the removals a failure
@@ -113,7 +114,7 @@ impl From<RepositoryError> for ProvisioningFailure {
 /// The trunks' legs on one voice infrastructure, and the ledger that keeps them consistent.
 pub struct Provisioner {
     infrastructure: Arc<dyn VoiceInfrastructure>,
-    ledger: Arc<dyn ProvisioningLedger>,
+    ledger: Ledger,
     budget: Duration,
     observe: Arc<dyn Observe>,
     /// The last answer to "does the infrastructure answer?" and when it was had: `/readyz`
@@ -149,17 +150,19 @@ impl Provisioner {
         infrastructure: Arc<dyn VoiceInfrastructure>,
         ledger: Arc<dyn ProvisioningLedger>,
     ) -> Self {
+        let observe: Arc<dyn Observe> = Arc::new(Unobserved);
         Self {
             infrastructure,
-            ledger,
+            ledger: Ledger::new(ledger, observe.clone()),
             budget: REQUEST_BUDGET,
-            observe: Arc::new(Unobserved),
+            observe,
             reachability: tokio::sync::Mutex::new(None),
         }
     }
 
     /// The same, reporting to `observe` (the API's metrics).
     pub fn with_observer(mut self, observe: Arc<dyn Observe>) -> Self {
+        self.ledger = Ledger::new(self.ledger.port().clone(), observe.clone());
         self.observe = observe;
         self
     }
@@ -215,7 +218,7 @@ impl Provisioner {
     }
 
     /// The ledger.
-    pub fn ledger(&self) -> &Arc<dyn ProvisioningLedger> {
+    pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
@@ -364,11 +367,8 @@ impl Provisioner {
             if leg.kind != LegKind::Inbound || !leg.numbers.iter().any(|n| n == number) {
                 continue;
             }
-            let ledger = self.ledger.clone();
             let before = TrunkId::new(tag.trunk.get() - 1);
-            let exists = self
-                .blocking(move || ledger.leg_references(before, 1))
-                .await;
+            let exists = self.ledger.leg_references(before, 1).await;
             // Ids are never reused: a trunk that is not there now never will be.
             let dead = exists.is_ok_and(|found| found.first().is_none_or(|r| r.id != tag.trunk));
             if dead
@@ -427,10 +427,9 @@ impl Provisioner {
     ) -> Result<SipTrunk, ProvisioningFailure> {
         let deadline = Instant::now() + self.budget;
         let lease = new_lease(LEASE);
-        let ledger = self.ledger.clone();
-        let begin_lease = lease.clone();
         let pending = self
-            .blocking(move || ledger.begin_create(owner, &new, max_trunks, &begin_lease))
+            .ledger
+            .begin_create(owner, &new, max_trunks, &lease)
             .await?;
         let inbound = self.make_inbound(deadline, &pending).await;
         let inbound = match inbound {
@@ -452,11 +451,10 @@ impl Provisioner {
                 return Err(ProvisioningFailure::Failed);
             }
         };
-        let ledger = self.ledger.clone();
-        let (id, token) = (pending.id, lease.token.clone());
-        let (kept_in, kept_out) = (inbound.clone(), outbound.clone());
+        let id = pending.id;
         let finished = self
-            .blocking(move || ledger.finish_create(owner, id, &token, &kept_in, &kept_out))
+            .ledger
+            .finish_create(owner, id, &lease.token, &inbound, &outbound)
             .await;
         match finished {
             Ok(trunk) => Ok(trunk),
@@ -477,11 +475,9 @@ impl Provisioner {
         lease: &Lease,
         made: Vec<(LegKind, LegId)>,
     ) {
-        let ledger = self.ledger.clone();
-        let token = lease.token.clone();
-        let queued = made.clone();
         let rolled_back = self
-            .blocking(move || ledger.abandon_create(owner, id, &token, &queued))
+            .ledger
+            .abandon_create(owner, id, &lease.token, &made)
             .await;
         match rolled_back {
             Ok(()) => self.remove_due_now(DELETE_BUDGET).await,
@@ -506,11 +502,7 @@ impl Provisioner {
     ) -> Result<TrunkUpdate, ProvisioningFailure> {
         let deadline = Instant::now() + self.budget;
         let lease = new_lease(LEASE);
-        let ledger = self.ledger.clone();
-        let taken = lease.clone();
-        let leased = self
-            .blocking(move || ledger.lease_trunk(owner, id, &taken, false))
-            .await;
+        let leased = self.ledger.lease_trunk(owner, id, &lease, false).await;
         let (current, state) = match leased {
             Ok(leased) => leased,
             Err(RepositoryError::LeaseLost) => {
@@ -560,25 +552,17 @@ impl Provisioner {
                 return Err(ProvisioningFailure::Failed);
             }
         }
-        let ledger = self.ledger.clone();
-        let token = lease.token.clone();
-        let provisioned = next.trunk.settings.clone();
+        let commit = LegCommit {
+            patch: Some(patch),
+            provisioned: next.trunk.settings.clone(),
+            inbound: None,
+            outbound: None,
+            remove: Vec::new(),
+            state,
+        };
         let committed = self
-            .blocking(move || {
-                ledger.commit_legs(
-                    owner,
-                    id,
-                    &token,
-                    &LegCommit {
-                        patch: Some(&patch),
-                        provisioned: &provisioned,
-                        inbound: None,
-                        outbound: None,
-                        remove: Vec::new(),
-                        state,
-                    },
-                )
-            })
+            .ledger
+            .commit_legs(owner, id, &lease.token, commit)
             .await;
         match committed {
             Ok(update) => Ok(update),
@@ -600,17 +584,12 @@ impl Provisioner {
         state: ProvisioningState,
         lease: &Lease,
     ) -> Result<(), ProvisioningFailure> {
-        let ledger = self.ledger.clone();
-        let settings = next.settings.clone();
-        let taken = self
-            .blocking(move || ledger.identity_taken(owner, &settings, id))
-            .await;
+        let taken = self.ledger.identity_taken(owner, &next.settings, id).await;
         let refused = match taken {
             Ok(false) => {
-                let ledger = self.ledger.clone();
-                let working = lease.clone();
                 return self
-                    .blocking(move || ledger.lease_trunk(owner, id, &working, true))
+                    .ledger
+                    .lease_trunk(owner, id, lease, true)
                     .await
                     .map(|_| ())
                     .map_err(|error| match error {
@@ -648,32 +627,23 @@ impl Provisioner {
                     .await)
             }
         };
-        let ledger = self.ledger.clone();
-        let token = lease.token.clone();
-        let patch = patch.clone();
-        let provisioned = next.trunk.settings.clone();
         let after = if state == ProvisioningState::Ready {
             ProvisioningState::Ready
         } else {
             ProvisioningState::Repair
         };
         let stored_made = carried.made.clone();
+        let commit = LegCommit {
+            patch: Some(patch.clone()),
+            provisioned: next.trunk.settings.clone(),
+            inbound: carried.new_inbound,
+            outbound: carried.new_outbound,
+            remove: carried.remove,
+            state: after,
+        };
         let committed = self
-            .blocking(move || {
-                ledger.commit_legs(
-                    owner,
-                    id,
-                    &token,
-                    &LegCommit {
-                        patch: Some(&patch),
-                        provisioned: &provisioned,
-                        inbound: carried.new_inbound,
-                        outbound: carried.new_outbound,
-                        remove: carried.remove,
-                        state: after,
-                    },
-                )
-            })
+            .ledger
+            .commit_legs(owner, id, &lease.token, commit)
             .await;
         match committed {
             Ok(update) => {
@@ -809,11 +779,9 @@ impl Provisioner {
         state: ProvisioningState,
         made: Vec<(LegKind, LegId)>,
     ) {
-        let ledger = self.ledger.clone();
-        let token = lease.token.clone();
-        let queued = made.clone();
         let released = self
-            .blocking(move || ledger.release_trunk(owner, id, &token, state, &queued))
+            .ledger
+            .release_trunk(owner, id, &lease.token, state, &made)
             .await;
         if let Err(error) = released {
             log::error!("trunk {id}: giving its lease up failed: {error}");
@@ -829,11 +797,10 @@ impl Provisioner {
         if deadline.saturating_duration_since(Instant::now()) < Duration::from_millis(500) {
             return;
         }
-        let ledger = self.ledger.clone();
         let lease = new_lease(LEASE);
-        let taken = lease.clone();
         if self
-            .blocking(move || ledger.lease_trunk(owner, id, &taken, true))
+            .ledger
+            .lease_trunk(owner, id, &lease, true)
             .await
             .is_err()
         {
@@ -864,11 +831,7 @@ impl Provisioner {
         deadline: Instant,
         retry_at: Timestamp,
     ) -> Result<String, ReconcileError> {
-        let ledger = self.ledger().clone();
-        let taken = lease.clone();
-        let (current, _) = self
-            .blocking(move || ledger.lease_trunk(owner, id, &taken, true))
-            .await?;
+        let (current, _) = self.ledger.lease_trunk(owner, id, lease, true).await?;
         let infrastructure = self.infrastructure().clone();
         let listed;
         let remote = match remote {
@@ -897,25 +860,17 @@ impl Provisioner {
             detail.push(replaced(LegKind::Inbound, &current.inbound_trunk_id, leg));
         }
         let made = carried.made.clone();
-        let ledger = self.ledger().clone();
-        let token = lease.token.clone();
-        let settings = current.settings.clone();
+        let commit = LegCommit {
+            patch: None,
+            provisioned: current.settings.clone(),
+            inbound: carried.new_inbound,
+            outbound: carried.new_outbound,
+            remove: carried.remove,
+            state: ProvisioningState::Ready,
+        };
         let committed = self
-            .blocking(move || {
-                ledger.commit_legs(
-                    owner,
-                    id,
-                    &token,
-                    &LegCommit {
-                        patch: None,
-                        provisioned: &settings,
-                        inbound: carried.new_inbound,
-                        outbound: carried.new_outbound,
-                        remove: carried.remove,
-                        state: ProvisioningState::Ready,
-                    },
-                )
-            })
+            .ledger
+            .commit_legs(owner, id, &lease.token, commit)
             .await;
         match committed {
             Ok(_) if detail.is_empty() => Ok("its legs were right".into()),
@@ -938,10 +893,9 @@ impl Provisioner {
         made: Vec<(LegKind, LegId)>,
         retry_at: Timestamp,
     ) {
-        let ledger = self.ledger().clone();
-        let token = lease.token.clone();
         if let Err(release) = self
-            .blocking(move || ledger.postpone_repair(owner, id, &token, &made, retry_at))
+            .ledger
+            .postpone_repair(owner, id, &lease.token, &made, retry_at)
             .await
         {
             log::error!("trunk {id}: giving its lease up failed: {release}");
@@ -951,20 +905,14 @@ impl Provisioner {
     /// Deletes the owner's trunk `id` and removes its legs (now if the infrastructure
     /// answers within [`DELETE_BUDGET`], later by the reconciler otherwise).
     pub async fn delete(&self, owner: UserId, id: TrunkId) -> Result<(), RepositoryError> {
-        let ledger = self.ledger.clone();
-        let queued = self
-            .blocking(move || ledger.delete_and_queue(owner, id))
-            .await?;
+        let queued = self.ledger.delete_and_queue(owner, id).await?;
         let _ = self.remove(queued, Instant::now() + DELETE_BUDGET).await;
         Ok(())
     }
 
     /// Works the due removals off until `budget` is spent.
     pub async fn remove_due_now(&self, budget: Duration) {
-        let ledger = self.ledger.clone();
-        let due = self
-            .blocking(move || ledger.due_removals(Timestamp::now(), 20))
-            .await;
+        let due = self.ledger.due_removals(Timestamp::now(), 20).await;
         match due {
             Ok(due) => {
                 self.remove(due, Instant::now() + budget).await;
@@ -982,17 +930,15 @@ impl Provisioner {
                 break;
             }
             let outcome = self.remove_leg(deadline, removal.kind, &removal.leg).await;
-            let ledger = self.ledger.clone();
             let entry = removal.id;
             let recorded = match outcome {
                 Ok(()) => {
                     done += 1;
-                    self.blocking(move || ledger.removal_done(entry)).await
+                    self.ledger.removal_done(entry).await
                 }
                 Err(_) => {
                     let retry_at = backoff_from_now(removal.attempts);
-                    self.blocking(move || ledger.removal_failed(entry, retry_at))
-                        .await
+                    self.ledger.removal_failed(entry, retry_at).await
                 }
             };
             if let Err(error) = recorded {

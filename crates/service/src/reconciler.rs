@@ -200,12 +200,11 @@ impl Reconciler {
     /// Gives the reconciler lease up (on a clean stop), so that another process or
     /// `sip-trunks reconcile` need not wait for it to run out.
     pub async fn give_up_lease(&self) {
-        let ledger = self.provisioner.ledger().clone();
-        let holder = self.holder.clone();
         let past = Timestamp::from_unix_micros(0).unwrap_or_else(Timestamp::now);
         if let Err(error) = self
             .provisioner
-            .blocking(move || ledger.take_reconciler_lease(&holder, past))
+            .ledger()
+            .take_reconciler_lease(&self.holder, past)
             .await
         {
             log::warn!("reconciler: giving its lease up failed: {error}");
@@ -249,14 +248,13 @@ impl Reconciler {
             dry: dry_run,
             ..Report::default()
         };
-        let ledger = self.provisioner.ledger().clone();
         let deadline = Instant::now() + self.budget;
         if !dry_run {
-            let holder = self.holder.clone();
             let until = new_lease(LEASE).until;
             let held = self
                 .provisioner
-                .blocking(move || ledger.take_reconciler_lease(&holder, until))
+                .ledger()
+                .take_reconciler_lease(&self.holder, until)
                 .await?;
             if !held {
                 report.skipped = true;
@@ -324,10 +322,10 @@ impl Reconciler {
         dry_run: bool,
         deadline: Instant,
     ) -> Result<(), ReconcileError> {
-        let ledger = self.provisioner.ledger().clone();
         let due = self
             .provisioner
-            .blocking(move || ledger.due_removals(Timestamp::now(), 200))
+            .ledger()
+            .due_removals(Timestamp::now(), 200)
             .await?;
         self.provisioner.observer().due_removals(due.len());
         for removal in due {
@@ -354,12 +352,11 @@ impl Reconciler {
         remote: &mut Option<Vec<RemoteLeg>>,
         deadline: Instant,
     ) -> Result<(), ReconcileError> {
-        let ledger = self.provisioner.ledger().clone();
         let lease = new_lease(LEASE);
-        let claim = lease.clone();
         let claimed = self
             .provisioner
-            .blocking(move || ledger.claim_due(Timestamp::now(), &claim, 20))
+            .ledger()
+            .claim_due(Timestamp::now(), &lease, 20)
             .await?;
         self.provisioner.observer().due_trunks(claimed.len());
         for trunk in claimed {
@@ -371,11 +368,9 @@ impl Reconciler {
                         .filter(|leg| leg.owner.is_some_and(|o| o.trunk == trunk.id))
                         .map(|leg| (leg.kind, leg.id.clone()))
                         .collect();
-                    let ledger = self.provisioner.ledger().clone();
-                    let token = lease.token.clone();
-                    let (owner, id) = (trunk.owner, trunk.id);
                     self.provisioner
-                        .blocking(move || ledger.abandon_create(owner, id, &token, &made))
+                        .ledger()
+                        .abandon_create(trunk.owner, trunk.id, &lease.token, &made)
                         .await?;
                     report.actions.push(Action::RolledBack { trunk: trunk.id });
                 }
@@ -452,11 +447,11 @@ impl Reconciler {
         dry_run: bool,
         deadline: Instant,
     ) -> Result<(), ReconcileError> {
-        let ledger = self.provisioner.ledger().clone();
         let far = backoff_from_now(30);
         let queued: HashSet<String> = self
             .provisioner
-            .blocking(move || ledger.due_removals(far, 1_000_000))
+            .ledger()
+            .due_removals(far, 1_000_000)
             .await?
             .into_iter()
             .map(|removal| removal.leg.as_str().to_owned())
@@ -521,10 +516,9 @@ impl Reconciler {
             };
             let Some(reason) = reason else { continue };
             if reference.state == ProvisioningState::Ready && !dry_run {
-                let ledger = self.provisioner.ledger().clone();
-                let (owner, id) = (reference.owner, reference.id);
                 self.provisioner
-                    .blocking(move || ledger.mark_for_repair(owner, id))
+                    .ledger()
+                    .mark_for_repair(reference.owner, reference.id)
                     .await?;
             }
             report.actions.push(Action::Marked {
@@ -569,10 +563,10 @@ impl Reconciler {
         let mut all = Vec::new();
         let mut after = None;
         loop {
-            let ledger = self.provisioner.ledger().clone();
             let page = self
                 .provisioner
-                .blocking(move || ledger.leg_references(after, 1000))
+                .ledger()
+                .leg_references(after, 1000)
                 .await?;
             let full = page.len() == 1000;
             after = page.last().map(|r| r.id);

@@ -470,7 +470,7 @@ impl ProvisioningLedger for MemoryStore {
         owner: UserId,
         id: TrunkId,
         lease_token: &str,
-        commit: &LegCommit<'_>,
+        commit: &LegCommit,
     ) -> RepositoryResult<TrunkUpdate> {
         let mut state = self.state();
         state.check_lease(owner, id, lease_token)?;
@@ -478,7 +478,7 @@ impl ProvisioningLedger for MemoryStore {
             return Err(RepositoryError::LeaseLost);
         }
         let current = state.owned_trunk(owner, id)?.clone();
-        let mut update = match commit.patch {
+        let mut update = match &commit.patch {
             Some(patch) => patch
                 .apply(&current, Timestamp::now())
                 .map_err(RepositoryError::Rejected)?,
@@ -488,7 +488,7 @@ impl ProvisioningLedger for MemoryStore {
                 legs: LegChanges::default(),
             },
         };
-        if LegChanges::between(commit.provisioned, &update.trunk.settings).any() {
+        if LegChanges::between(&commit.provisioned, &update.trunk.settings).any() {
             return Err(RepositoryError::LeaseLost);
         }
         if update.changed && state.identity_taken(owner, &update.trunk.settings, Some(id)) {

@@ -225,7 +225,7 @@ impl ProvisioningLedger for SqlStore {
         owner: UserId,
         id: TrunkId,
         lease_token: &str,
-        commit: &LegCommit<'_>,
+        commit: &LegCommit,
     ) -> RepositoryResult<TrunkUpdate> {
         let keys = &self.keys;
         let now = Timestamp::now();
@@ -236,7 +236,7 @@ impl ProvisioningLedger for SqlStore {
                     return Err(TxError::Outcome(RepositoryError::LeaseLost));
                 }
                 let current = row.into_domain(keys).map_err(TxError::Outcome)?;
-                let mut update = match commit.patch {
+                let mut update = match &commit.patch {
                     Some(patch) => patch
                         .apply(&current, now)
                         .map_err(|errors| TxError::Outcome(RepositoryError::Rejected(errors)))?,
@@ -246,7 +246,7 @@ impl ProvisioningLedger for SqlStore {
                         legs: LegChanges::default(),
                     },
                 };
-                if LegChanges::between(commit.provisioned, &update.trunk.settings).any() {
+                if LegChanges::between(&commit.provisioned, &update.trunk.settings).any() {
                     // Changed since the legs were made for it: they are not its legs.
                     return Err(TxError::Outcome(RepositoryError::LeaseLost));
                 }

@@ -196,8 +196,8 @@ pub fn ledger_committed_legs_replace_the_old_ones_which_are_queued_for_removal(f
             pending.id,
             "u",
             &LegCommit {
-                patch: Some(&change),
-                provisioned: &next.trunk.settings,
+                patch: Some(change.clone()),
+                provisioned: next.trunk.settings.clone(),
                 inbound: None,
                 outbound: Some(leg("ST_out2")),
                 remove: vec![(LegKind::Outbound, leg("ST_out1"))],
@@ -246,7 +246,7 @@ pub fn ledger_a_commit_for_settings_changed_meanwhile_writes_nothing(fixture: &F
         "u",
         &LegCommit {
             patch: None,
-            provisioned: &current.settings,
+            provisioned: current.settings.clone(),
             inbound: Some(leg("ST_new")),
             outbound: None,
             remove: vec![],
@@ -291,8 +291,8 @@ pub fn ledger_a_concurrent_rename_survives_a_commit_of_new_legs(fixture: &Fixtur
             trunk.id,
             "u",
             &LegCommit {
-                patch: Some(&change),
-                provisioned: &next.trunk.settings,
+                patch: Some(change.clone()),
+                provisioned: next.trunk.settings.clone(),
                 inbound: Some(leg("ST_in")),
                 outbound: Some(leg("ST_out")),
                 remove: vec![],
@@ -411,7 +411,7 @@ pub fn ledger_a_trunk_released_for_repair_is_claimed_once(fixture: &Fixture) {
             "r",
             &LegCommit {
                 patch: None,
-                provisioned: &current.settings,
+                provisioned: current.settings.clone(),
                 inbound: Some(leg("ST_in")),
                 outbound: Some(leg("ST_out")),
                 remove: vec![],
