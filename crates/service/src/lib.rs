@@ -18,5 +18,5 @@ pub mod trunks;
 pub use blocking::blocking;
 pub use errors::ReconcileError;
 pub use observe::{Observe, Unobserved};
-pub use provisioning::{new_lease, Provisioner, ProvisioningFailure};
+pub use provisioning::{new_lease, Provisioner, WriteError};
 pub use trunks::{PatchParser, Trunks};

@@ -93,22 +93,25 @@ struct Stopped {
     made: Vec<(LegKind, LegId)>,
 }
 
-/// Why a create or an update with legs did not happen.
-#[derive(Debug)]
-pub enum ProvisioningFailure {
+/// Why a trunk write did not happen. The first two are answers for the client; the last two
+/// are the contract's "failed to create/update" 500, with their cause for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
     /// A repository outcome for the client (not found, conflict, limit, rejected,
     /// unavailable).
-    Repository(RepositoryError),
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
     /// Another trunk already receives calls for the number.
+    #[error("another trunk already receives calls for this number")]
     NumberTaken,
-    /// The infrastructure failed (the cause was logged).
-    Failed,
-}
-
-impl From<RepositoryError> for ProvisioningFailure {
-    fn from(error: RepositoryError) -> Self {
-        Self::Repository(error)
-    }
+    /// The voice infrastructure refused or did not answer; nothing the client asked for was
+    /// stored.
+    #[error("the voice infrastructure: {0}")]
+    Infrastructure(ProvisionError),
+    /// The legs were made (or some were), but the outcome could not be stored: another
+    /// holder took the trunk, or the database failed. What was made is queued for removal.
+    #[error("storing the outcome: {0}")]
+    Interrupted(RepositoryError),
 }
 
 /// The trunks' legs on one voice infrastructure, and the ledger that keeps them consistent.
@@ -424,7 +427,7 @@ impl Provisioner {
         owner: UserId,
         new: NewSipTrunk,
         max_trunks: u32,
-    ) -> Result<SipTrunk, ProvisioningFailure> {
+    ) -> Result<SipTrunk, WriteError> {
         let deadline = Instant::now() + self.budget;
         let lease = new_lease(LEASE);
         let pending = self
@@ -437,18 +440,18 @@ impl Provisioner {
             Err(error) => {
                 self.abandon(owner, pending.id, &lease, Vec::new()).await;
                 return Err(match error {
-                    ProvisionError::NumberTaken => ProvisioningFailure::NumberTaken,
-                    _ => ProvisioningFailure::Failed,
+                    ProvisionError::NumberTaken => WriteError::NumberTaken,
+                    other => WriteError::Infrastructure(other),
                 });
             }
         };
         let outbound = self.make_outbound(deadline, &pending).await;
         let outbound = match outbound {
             Ok(id) => id,
-            Err(_) => {
+            Err(error) => {
                 let made = vec![(LegKind::Inbound, inbound)];
                 self.abandon(owner, pending.id, &lease, made).await;
-                return Err(ProvisioningFailure::Failed);
+                return Err(WriteError::Infrastructure(error));
             }
         };
         let id = pending.id;
@@ -462,7 +465,7 @@ impl Provisioner {
                 log::error!("trunk {id}: storing its new legs failed ({error}); removing them");
                 let made = vec![(LegKind::Inbound, inbound), (LegKind::Outbound, outbound)];
                 self.abandon(owner, id, &lease, made).await;
-                Err(ProvisioningFailure::Failed)
+                Err(WriteError::Interrupted(error))
             }
         }
     }
@@ -499,7 +502,7 @@ impl Provisioner {
         owner: UserId,
         id: TrunkId,
         patch: SipTrunkPatch,
-    ) -> Result<TrunkUpdate, ProvisioningFailure> {
+    ) -> Result<TrunkUpdate, WriteError> {
         let deadline = Instant::now() + self.budget;
         let lease = new_lease(LEASE);
         let leased = self.ledger.lease_trunk(owner, id, &lease, false).await;
@@ -507,7 +510,7 @@ impl Provisioner {
             Ok(leased) => leased,
             Err(RepositoryError::LeaseLost) => {
                 log::warn!("trunk {id}: another request or the reconciler is working on its legs");
-                return Err(ProvisioningFailure::Failed);
+                return Err(WriteError::Interrupted(RepositoryError::LeaseLost));
             }
             Err(other) => return Err(other.into()),
         };
@@ -543,13 +546,13 @@ impl Provisioner {
         next: TrunkUpdate,
         lease: &Lease,
         deadline: Instant,
-    ) -> Result<TrunkUpdate, ProvisioningFailure> {
+    ) -> Result<TrunkUpdate, WriteError> {
         let id = current.id;
         let plan = LegPlan::for_update(current, &next.trunk, next.legs, self.capabilities());
         if let Some(outbound) = &plan.restyle_outbound {
-            if self.restyle(deadline, outbound, &next.trunk).await.is_err() {
+            if let Err(error) = self.restyle(deadline, outbound, &next.trunk).await {
                 self.release(owner, id, lease, state, Vec::new()).await;
-                return Err(ProvisioningFailure::Failed);
+                return Err(WriteError::Infrastructure(error));
             }
         }
         let commit = LegCommit {
@@ -583,7 +586,7 @@ impl Provisioner {
         next: &SipTrunk,
         state: ProvisioningState,
         lease: &Lease,
-    ) -> Result<(), ProvisioningFailure> {
+    ) -> Result<(), WriteError> {
         let taken = self.ledger.identity_taken(owner, &next.settings, id).await;
         let refused = match taken {
             Ok(false) => {
@@ -593,7 +596,7 @@ impl Provisioner {
                     .await
                     .map(|_| ())
                     .map_err(|error| match error {
-                        RepositoryError::LeaseLost => ProvisioningFailure::Failed,
+                        RepositoryError::LeaseLost => WriteError::Interrupted(error),
                         other => other.into(),
                     });
             }
@@ -616,7 +619,7 @@ impl Provisioner {
         legs: LegChanges,
         lease: &Lease,
         deadline: Instant,
-    ) -> Result<TrunkUpdate, ProvisioningFailure> {
+    ) -> Result<TrunkUpdate, WriteError> {
         let id = current.id;
         let plan = LegPlan::for_update(current, &next.trunk, legs, self.capabilities());
         let carried = match self.carry_out(&plan, &next.trunk, deadline).await {
@@ -663,7 +666,7 @@ impl Provisioner {
                 }
                 Err(match error {
                     RepositoryError::Conflict | RepositoryError::NotFound => error.into(),
-                    _ => ProvisioningFailure::Failed,
+                    _ => WriteError::Interrupted(error),
                 })
             }
         }
@@ -680,7 +683,7 @@ impl Provisioner {
         state: ProvisioningState,
         stopped: Stopped,
         deadline: Instant,
-    ) -> ProvisioningFailure {
+    ) -> WriteError {
         let Stopped { step, error, made } = stopped;
         let left = match step {
             Step::Restyle | Step::Outbound => state,
@@ -701,9 +704,9 @@ impl Provisioner {
         }
         match (step, error) {
             (Step::Swap | Step::CreateInbound, ProvisionError::NumberTaken) => {
-                ProvisioningFailure::NumberTaken
+                WriteError::NumberTaken
             }
-            _ => ProvisioningFailure::Failed,
+            (_, error) => WriteError::Infrastructure(error),
         }
     }
 

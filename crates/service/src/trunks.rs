@@ -11,7 +11,7 @@ use domain::{
 };
 
 use crate::observe::Observe;
-use crate::provisioning::{Provisioner, ProvisioningFailure};
+use crate::provisioning::{Provisioner, WriteError};
 
 /// Checks a change against the stored trunk: the patch, or every failing field.
 pub type PatchParser = Box<
@@ -51,7 +51,7 @@ impl Trunks {
         owner: UserId,
         new: NewSipTrunk,
         max_trunks: u32,
-    ) -> Result<SipTrunk, ProvisioningFailure> {
+    ) -> Result<SipTrunk, WriteError> {
         let created = match &self.provisioner {
             Some(provisioner) => provisioner.create(owner, new, max_trunks).await,
             None => {
@@ -60,7 +60,7 @@ impl Trunks {
                     store.create_trunk(owner, &new, max_trunks)
                 })
                 .await
-                .map_err(ProvisioningFailure::Repository)
+                .map_err(WriteError::Repository)
             }
         };
         self.observe.written(owner);
@@ -77,7 +77,7 @@ impl Trunks {
         id: TrunkId,
         input: SipTrunkPatchInput,
         parse: PatchParser,
-    ) -> Result<TrunkUpdate, ProvisioningFailure> {
+    ) -> Result<TrunkUpdate, WriteError> {
         let with_legs = self.provisioner.as_ref().filter(|provisioner| {
             input.may_change_legs()
                 || (provisioner.writes_called_numbers() && input.may_change_dialing())
@@ -92,7 +92,7 @@ impl Trunks {
                     .and_then(|current| parse(&input, &current).map_err(RepositoryError::Rejected))
                 {
                     Ok(patch) => provisioner.update(owner, id, patch).await,
-                    Err(error) => Err(ProvisioningFailure::Repository(error)),
+                    Err(error) => Err(WriteError::Repository(error)),
                 }
             }
             None => crate::blocking(self.observe.as_ref(), move || {
@@ -101,7 +101,7 @@ impl Trunks {
                 store.update_trunk(owner, id, &patch)
             })
             .await
-            .map_err(ProvisioningFailure::Repository),
+            .map_err(WriteError::Repository),
         };
         self.observe.written(owner);
         updated

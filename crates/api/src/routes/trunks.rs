@@ -16,7 +16,7 @@ use crate::read_cache::Read;
 use crate::request::{self, TRUNK_FIELDS};
 use crate::state::{run, AppState};
 use crate::views::{Message, SipTrunkData, SipTrunkSaved, TrunkListItem, TrunkView};
-use service::ProvisioningFailure;
+use service::WriteError;
 
 fn trunk_id(raw: &str, not_found: ApiError) -> Result<TrunkId, ApiError> {
     TrunkId::parse(raw).ok_or(not_found)
@@ -284,14 +284,16 @@ pub async fn create(
         .create(caller.user, new, max_trunks)
         .await;
     let trunk = created.map_err(|failure| match failure {
-        ProvisioningFailure::Repository(RepositoryError::LimitReached) => {
+        WriteError::Repository(RepositoryError::LimitReached) => {
             ApiError::TrunkLimitReached { limit: max_trunks }
         }
-        ProvisioningFailure::Repository(other) => {
+        WriteError::Repository(other) => {
             ApiError::from_repository(other, ApiError::Unauthenticated)
         }
-        ProvisioningFailure::NumberTaken => number_taken(),
-        ProvisioningFailure::Failed => ApiError::CreateProvisioningFailed,
+        WriteError::NumberTaken => number_taken(),
+        WriteError::Infrastructure(_) | WriteError::Interrupted(_) => {
+            ApiError::CreateProvisioningFailed
+        }
     })?;
     Ok(HttpResponse::Created().json(SipTrunkSaved {
         message: "SIP trunk created successfully.",
@@ -332,11 +334,11 @@ pub async fn update(
         .update(caller.user, id, input, parse)
         .await;
     let update = updated.map_err(|failure| match failure {
-        ProvisioningFailure::Repository(error) => {
-            ApiError::from_repository(error, ApiError::TrunkNotFound)
+        WriteError::Repository(error) => ApiError::from_repository(error, ApiError::TrunkNotFound),
+        WriteError::NumberTaken => number_taken(),
+        WriteError::Infrastructure(_) | WriteError::Interrupted(_) => {
+            ApiError::UpdateProvisioningFailed
         }
-        ProvisioningFailure::NumberTaken => number_taken(),
-        ProvisioningFailure::Failed => ApiError::UpdateProvisioningFailed,
     })?;
     Ok(HttpResponse::Ok().json(SipTrunkSaved {
         message: "SIP trunk updated successfully.",
