@@ -1,6 +1,7 @@
 //! Start-up: settings checked all at once, the store opened and migrated (with the keys of
 //! [`crate::keys`]), the HTTP server run until SIGTERM/SIGINT (in-flight requests drain).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -228,52 +229,114 @@ pub async fn serve(
     settings: &ServeSettings,
     infrastructure: &InfrastructureArgs,
 ) -> Result<(), StartError> {
-    bind_passwords_to_trunks(&store)?;
-    let probe = store.clone();
-    let store = Arc::new(store);
-    let provisioner = infrastructure.provisioner(store.clone())?;
-    let state = AppState::new(store.clone(), Arc::new(move || probe.ping()))
-        .with_read_cache(
-            Duration::from_millis(settings.read_cache_ms),
-            settings.read_cache_bytes,
-        )
-        .with_limits(settings.limits)
-        .with_rate_limits(rate_limits(settings)?)
-        .with_trusted_proxies(
-            TrustedProxies::parse(&settings.trusted_proxies).map_err(StartError::Settings)?,
-        );
-    let state = follow_other_replicas(state, &store).await;
-    let (state, running_reconciler) = start_reconciler(state, provisioner, store.clone());
-    raise_open_file_limit(settings);
-    spawn_housekeeping(&state);
-    let metrics_server = start_metrics(settings, &state, store)?;
-    let server = HttpServer::new(move || api::app(state.clone()))
-        .workers(settings.workers)
-        .max_connections(settings.max_connections_per_worker())
-        .shutdown_timeout(10)
-        .bind(&settings.bind)
-        .map_err(|source| StartError::Io {
-            context: format!("cannot listen on {}", settings.bind),
+    Application::build(store, settings, infrastructure)
+        .await?
+        .run_until_stopped()
+        .await
+}
+
+/// The service, built and listening but not yet serving (zero2prod's `Application`): the
+/// API and the metrics are bound (so a caller that asked for port 0 learns the ports), and
+/// the reconciler and the housekeeping run as peer tasks beside the API.
+pub struct Application {
+    server: actix_web::dev::Server,
+    api_address: SocketAddr,
+    metrics: Option<(actix_web::dev::ServerHandle, SocketAddr)>,
+    reconciler: Option<Arc<Reconciler>>,
+}
+
+impl Application {
+    /// Opens everything `settings` ask for on `store`, binds the listeners and writes the
+    /// port file, if one is asked for.
+    pub async fn build(
+        store: SqlStore,
+        settings: &ServeSettings,
+        infrastructure: &InfrastructureArgs,
+    ) -> Result<Self, StartError> {
+        bind_passwords_to_trunks(&store)?;
+        let probe = store.clone();
+        let store = Arc::new(store);
+        let provisioner = infrastructure.provisioner(store.clone())?;
+        let state = AppState::new(store.clone(), Arc::new(move || probe.ping()))
+            .with_read_cache(
+                Duration::from_millis(settings.read_cache_ms),
+                settings.read_cache_bytes,
+            )
+            .with_limits(settings.limits)
+            .with_rate_limits(rate_limits(settings)?)
+            .with_trusted_proxies(
+                TrustedProxies::parse(&settings.trusted_proxies).map_err(StartError::Settings)?,
+            );
+        let state = follow_other_replicas(state, &store).await;
+        let (state, reconciler) = start_reconciler(state, provisioner, store.clone());
+        raise_open_file_limit(settings);
+        spawn_housekeeping(&state);
+        let metrics = start_metrics(settings, &state, store)?;
+        let server = HttpServer::new(move || api::app(state.clone()))
+            .workers(settings.workers)
+            .max_connections(settings.max_connections_per_worker())
+            .shutdown_timeout(10)
+            .bind(&settings.bind)
+            .map_err(|source| StartError::Io {
+                context: format!("cannot listen on {}", settings.bind),
+                source,
+            })?;
+        let addresses = server.addrs();
+        for address in &addresses {
+            log::info!("listening on http://{address}");
+        }
+        let Some(&api_address) = addresses.first() else {
+            return Err(StartError::Settings(format!(
+                "the address {} names no address",
+                settings.bind
+            )));
+        };
+        if let Some(path) = &settings.port_file {
+            write_port_file(path, api_address, metrics.as_ref().map(|(_, at)| *at))?;
+        }
+        Ok(Self {
+            server: server.run(),
+            api_address,
+            metrics,
+            reconciler,
+        })
+    }
+
+    /// Where the API listens.
+    pub fn api_address(&self) -> SocketAddr {
+        self.api_address
+    }
+
+    /// The API's port.
+    pub fn port(&self) -> u16 {
+        self.api_address.port()
+    }
+
+    /// Where the metrics listen, when they do.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, address)| *address)
+    }
+
+    /// A handle that stops the API (as SIGTERM does).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM, SIGINT or [`Self::handle`]'s stop; then stops the metrics and
+    /// gives the reconciler lease up.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let outcome = self.server.await.map_err(|source| StartError::Io {
+            context: "the server stopped".into(),
             source,
-        })?;
-    for address in server.addrs() {
-        log::info!("listening on http://{address}");
+        });
+        if let Some((metrics, _)) = self.metrics {
+            metrics.stop(true).await;
+        }
+        if let Some(reconciler) = self.reconciler {
+            reconciler.give_up_lease().await;
+        }
+        outcome
     }
-    if let Some(path) = &settings.port_file {
-        let metrics = metrics_server.as_ref().map(|(_, address)| *address);
-        write_port_file(path, &server.addrs(), metrics)?;
-    }
-    let outcome = server.run().await.map_err(|source| StartError::Io {
-        context: "the server stopped".into(),
-        source,
-    });
-    if let Some((metrics, _)) = metrics_server {
-        metrics.stop(true).await;
-    }
-    if let Some(reconciler) = running_reconciler {
-        reconciler.give_up_lease().await;
-    }
-    outcome
 }
 
 /// Keeps `state`'s caches coherent with other replicas' writes (PostgreSQL's change feed;
@@ -348,7 +411,7 @@ fn start_metrics(
     settings: &ServeSettings,
     state: &AppState,
     pool: Arc<SqlStore>,
-) -> Result<Option<(actix_web::dev::ServerHandle, std::net::SocketAddr)>, StartError> {
+) -> Result<Option<(actix_web::dev::ServerHandle, SocketAddr)>, StartError> {
     match &settings.metrics_bind {
         MetricsBind::Off => Ok(None),
         MetricsBind::Chosen(bind) => Ok(Some(metrics_server(bind, state.clone(), pool)?)),
@@ -372,7 +435,7 @@ fn metrics_server(
     bind: &str,
     state: AppState,
     pool: Arc<SqlStore>,
-) -> Result<(actix_web::dev::ServerHandle, std::net::SocketAddr), StartError> {
+) -> Result<(actix_web::dev::ServerHandle, SocketAddr), StartError> {
     let server = HttpServer::new(move || {
         let (state, pool) = (state.clone(), pool.clone());
         actix_web::App::new().route(
@@ -417,17 +480,14 @@ fn metrics_server(
     Ok((handle, address))
 }
 
-/// Writes `api=` (the first of `api`) and `metrics=` lines to `path`, through a file beside it
-/// renamed into place, so that a reader never sees half of it.
+/// Writes `api=` and `metrics=` lines to `path`, through a file beside it renamed into
+/// place, so that a reader never sees half of it.
 fn write_port_file(
     path: &std::path::Path,
-    api: &[std::net::SocketAddr],
-    metrics: Option<std::net::SocketAddr>,
+    api: SocketAddr,
+    metrics: Option<SocketAddr>,
 ) -> Result<(), StartError> {
-    let mut text = String::new();
-    if let Some(address) = api.first() {
-        text.push_str(&format!("api={address}\n"));
-    }
+    let mut text = format!("api={api}\n");
     if let Some(address) = metrics {
         text.push_str(&format!("metrics={address}\n"));
     }
@@ -463,6 +523,50 @@ mod tests {
             metrics_bind: MetricsBind::Off,
             port_file: None,
         }
+    }
+
+    #[actix_web::test]
+    async fn an_application_built_on_port_zero_reports_its_ports_and_serves_on_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = store::DatabaseUrl::SqliteFile(dir.path().join("app.db"));
+        let keys = store::Keyring::new(store::EncryptionKey::generate().0);
+        let store = SqlStore::open(&url, keys, PoolOptions::one_shot()).unwrap();
+        store.migrate().unwrap();
+        let port_file = dir.path().join("ports");
+        let settings = ServeSettings {
+            metrics_bind: MetricsBind::Chosen("127.0.0.1:0".into()),
+            port_file: Some(port_file.clone()),
+            ..settings()
+        };
+        let app = Application::build(store, &settings, &InfrastructureArgs::default())
+            .await
+            .unwrap();
+        let (api, metrics) = (app.api_address(), app.metrics_address().unwrap());
+        assert_ne!(app.port(), 0);
+        assert_ne!(metrics.port(), 0);
+        assert_eq!(
+            std::fs::read_to_string(&port_file).unwrap(),
+            format!("api={api}\nmetrics={metrics}\n")
+        );
+        let handle = app.handle();
+        let running = actix_web::rt::spawn(app.run_until_stopped());
+        let answers = actix_web::rt::task::spawn_blocking(move || {
+            let get = |url: String| {
+                ureq::get(&url)
+                    .call()
+                    .map(|r| r.status())
+                    .map_err(|e| e.to_string())
+            };
+            (
+                get(format!("http://{api}/healthz")),
+                get(format!("http://{metrics}/metrics")),
+            )
+        })
+        .await
+        .unwrap();
+        handle.stop(true).await;
+        assert!(matches!(answers, (Ok(200), Ok(200))), "{answers:?}");
+        running.await.unwrap().unwrap();
     }
 
     #[test]
