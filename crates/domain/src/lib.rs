@@ -8,6 +8,8 @@
 
 mod account;
 mod errors;
+#[cfg(test)]
+mod fixtures;
 mod ids;
 mod ledger;
 mod plan;

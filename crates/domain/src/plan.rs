@@ -136,31 +136,14 @@ impl LegPlan {
 mod tests {
     use super::*;
     use crate::provisioning::LegOwner;
-    use crate::{
-        CallingFormat, CountryCode, NewSipTrunk, NewSipTrunkInput, Timestamp, TrunkId, UserId,
-    };
+    use crate::{CallingFormat, CountryCode};
 
     fn leg(id: &str) -> LegId {
         LegId::new(id).unwrap()
     }
 
     fn trunk() -> SipTrunk {
-        let input = NewSipTrunkInput {
-            sip_trunk_type: Some("number".into()),
-            phone_number: Some("+14155551234".into()),
-            sip_username: Some("acme_user".into()),
-            sip_password: Some("Secret-Pass-1".into()),
-            sip_address: Some("sip.carrier.example".into()),
-            sip_calling_format: Some("+e164".into()),
-            inbound_authorization_type: Some("auth".into()),
-            ..Default::default()
-        };
-        let mut trunk = SipTrunk::create(
-            TrunkId::new(7).unwrap(),
-            UserId::new(3).unwrap(),
-            NewSipTrunk::parse(&input).unwrap(),
-            Timestamp::now(),
-        );
+        let mut trunk = crate::fixtures::stored_trunk("auth");
         trunk.inbound_trunk_id = Some(leg("IN_old"));
         trunk.outbound_trunk_id = Some(leg("OUT_old"));
         trunk

@@ -301,111 +301,129 @@ pub async fn create(
     }))
 }
 
-/// `PUT /user/phone-numbers/sip-trunks/{id}`: a partial update (only the fields sent change).
-#[utoipa::path(operation_id = "updateSipTrunk", put, path = super::paths::TRUNK, tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
-    request_body = crate::openapi::UpdateSipTrunkBody,
-    responses(
-        (status = 200, description = "Updated (or unchanged)", body = SipTrunkSaved),
-        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
-        (status = 409, description = "The change collides with another trunk of the caller", body = crate::views::ErrorBody),
-        crate::openapi::BodyErrors,
-        crate::openapi::CommonErrors,
-        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::views::ValidationError),
-        (status = 500, description = "The voice infrastructure did not re-create the legs the change needs: `{\"error\":\"Failed to update SIP trunk. Please try again or contact support.\"}`; the stored settings are unchanged (a leg already removed is restored by the reconciler, possibly with a new id). Also any unexpected failure.", body = crate::views::ErrorBody)
-    ))]
-pub async fn update(
-    state: web::Data<AppState>,
-    caller: Authenticated,
-    path: web::Path<String>,
-    body: JsonObject,
-) -> Result<HttpResponse, ApiError> {
-    let id = trunk_id(&path, ApiError::TrunkNotFound)?;
-    let (input, type_errors) = request::patch_input(&body.0);
-    // Checked against the stored trunk, so that every problem is reported at once.
-    let parse: service::PatchParser = Box::new(
-        move |input, current| match SipTrunkPatch::parse_for(input, current) {
-            Ok(patch) if type_errors.is_empty() => Ok(patch),
-            Ok(_) => Err(invalid(type_errors, None)),
-            Err(errors) => Err(invalid(type_errors, Some(errors))),
-        },
-    );
-    let updated = state
-        .trunk_writes()
-        .update(caller.user, id, input, parse)
-        .await;
-    let update = updated.map_err(|failure| match failure {
-        WriteError::Repository(error) => ApiError::from_repository(error, ApiError::TrunkNotFound),
-        WriteError::NumberTaken => number_taken(),
-        WriteError::Infrastructure(_) | WriteError::Interrupted(_) => {
-            ApiError::UpdateProvisioningFailed
-        }
-    })?;
-    Ok(HttpResponse::Ok().json(SipTrunkSaved {
-        message: "SIP trunk updated successfully.",
-        data: TrunkView::of(&update.trunk),
-    }))
+/// The OpenAPI operation of a partial update, written once for its two methods (`PUT` and
+/// `PATCH` take the same body and give the same answers).
+macro_rules! partial_update_operation {
+    ($operation_id:tt, $method:ident, $($handler:tt)*) => {
+        #[utoipa::path(operation_id = $operation_id, $method, path = super::paths::TRUNK, tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+            request_body = crate::openapi::UpdateSipTrunkBody,
+            responses(
+                (status = 200, description = "Updated (or unchanged)", body = SipTrunkSaved),
+                (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
+                (status = 409, description = "The change collides with another trunk of the caller", body = crate::views::ErrorBody),
+                crate::openapi::BodyErrors,
+                crate::openapi::CommonErrors,
+                (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::views::ValidationError),
+                (status = 500, description = "The voice infrastructure did not re-create the legs the change needs: `{\"error\":\"Failed to update SIP trunk. Please try again or contact support.\"}`; the stored settings are unchanged (a leg already removed is restored by the reconciler, possibly with a new id). Also any unexpected failure.", body = crate::views::ErrorBody)
+            ))]
+        $($handler)*
+    };
 }
 
-/// `PATCH /user/phone-numbers/sip-trunks/{id}`: the same partial update as `PUT`.
-#[utoipa::path(operation_id = "patchSipTrunk", patch, path = super::paths::TRUNK, tag = "sip-trunks", params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
-    request_body = crate::openapi::UpdateSipTrunkBody,
-    responses(
-        (status = 200, description = "Updated (or unchanged)", body = SipTrunkSaved),
-        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
-        (status = 409, description = "The change collides with another trunk of the caller", body = crate::views::ErrorBody),
-        crate::openapi::BodyErrors,
-        crate::openapi::CommonErrors,
-        (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::views::ValidationError),
-        (status = 500, description = "The voice infrastructure did not re-create the legs the change needs: `{\"error\":\"Failed to update SIP trunk. Please try again or contact support.\"}`; the stored settings are unchanged (a leg already removed is restored by the reconciler, possibly with a new id). Also any unexpected failure.", body = crate::views::ErrorBody)
-    ))]
-pub async fn patch(
-    state: web::Data<AppState>,
-    caller: Authenticated,
-    path: web::Path<String>,
-    body: JsonObject,
-) -> Result<HttpResponse, ApiError> {
-    update(state, caller, path, body).await
+partial_update_operation!(
+    "updateSipTrunk",
+    put,
+    /// `PUT /user/phone-numbers/sip-trunks/{id}`: a partial update (only the fields sent change).
+    pub async fn update(
+        state: web::Data<AppState>,
+        caller: Authenticated,
+        path: web::Path<String>,
+        body: JsonObject,
+    ) -> Result<HttpResponse, ApiError> {
+        let id = trunk_id(&path, ApiError::TrunkNotFound)?;
+        let (input, type_errors) = request::patch_input(&body.0);
+        // Checked against the stored trunk, so that every problem is reported at once.
+        let parse: service::PatchParser =
+            Box::new(
+                move |input, current| match SipTrunkPatch::parse_for(input, current) {
+                    Ok(patch) if type_errors.is_empty() => Ok(patch),
+                    Ok(_) => Err(invalid(type_errors, None)),
+                    Err(errors) => Err(invalid(type_errors, Some(errors))),
+                },
+            );
+        let updated = state
+            .trunk_writes()
+            .update(caller.user, id, input, parse)
+            .await;
+        let update = updated.map_err(|failure| match failure {
+            WriteError::Repository(error) => {
+                ApiError::from_repository(error, ApiError::TrunkNotFound)
+            }
+            WriteError::NumberTaken => number_taken(),
+            WriteError::Infrastructure(_) | WriteError::Interrupted(_) => {
+                ApiError::UpdateProvisioningFailed
+            }
+        })?;
+        Ok(HttpResponse::Ok().json(SipTrunkSaved {
+            message: "SIP trunk updated successfully.",
+            data: TrunkView::of(&update.trunk),
+        }))
+    }
+);
+
+partial_update_operation!(
+    "patchSipTrunk",
+    patch,
+    /// `PATCH /user/phone-numbers/sip-trunks/{id}`: the same partial update as `PUT`.
+    pub async fn patch(
+        state: web::Data<AppState>,
+        caller: Authenticated,
+        path: web::Path<String>,
+        body: JsonObject,
+    ) -> Result<HttpResponse, ApiError> {
+        update(state, caller, path, body).await
+    }
+);
+
+/// The OpenAPI operation of a delete, written once for its two paths (the contract's
+/// `/phone-numbers/{id}` and the trunk's own address take the same request and give the
+/// same answers).
+macro_rules! delete_operation {
+    ($operation_id:tt, $path:ident, $($handler:tt)*) => {
+        #[utoipa::path(operation_id = $operation_id, delete, path = super::paths::$path, tag = "sip-trunks",
+            params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
+            responses(
+                (status = 200, description = "Deleted", body = Message),
+                (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
+                crate::openapi::CommonErrors
+            ))]
+        $($handler)*
+    };
 }
 
-/// `DELETE /user/phone-numbers/{id}`
-#[utoipa::path(operation_id = "deletePhoneNumber", delete, path = super::paths::PHONE_NUMBER, tag = "sip-trunks",
-    params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
-    responses(
-        (status = 200, description = "Deleted", body = Message),
-        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
-        crate::openapi::CommonErrors
-    ))]
-pub async fn delete(
-    state: web::Data<AppState>,
-    caller: Authenticated,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let id = trunk_id(&path, ApiError::PhoneNumberNotFound)?;
-    let deleted = state
-        .trunk_writes()
-        .delete(caller.user, id)
-        .await
-        .map_err(|error| ApiError::from_repository(error, ApiError::PhoneNumberNotFound));
-    deleted?;
-    Ok(HttpResponse::Ok().json(Message {
-        message: "Phone number deleted successfully.",
-    }))
-}
+delete_operation!(
+    "deletePhoneNumber",
+    PHONE_NUMBER,
+    /// `DELETE /user/phone-numbers/{id}`
+    pub async fn delete(
+        state: web::Data<AppState>,
+        caller: Authenticated,
+        path: web::Path<String>,
+    ) -> Result<HttpResponse, ApiError> {
+        let id = trunk_id(&path, ApiError::PhoneNumberNotFound)?;
+        let deleted = state
+            .trunk_writes()
+            .delete(caller.user, id)
+            .await
+            .map_err(|error| ApiError::from_repository(error, ApiError::PhoneNumberNotFound));
+        deleted?;
+        Ok(HttpResponse::Ok().json(Message {
+            message: "Phone number deleted successfully.",
+        }))
+    }
+);
 
-/// `DELETE /user/phone-numbers/sip-trunks/{id}` [ours]: the same delete at the trunk's own
-/// address, with the same answers, for clients and tools that expect a resource to be
-/// deleted where it is read (the contract's path is kept for existing clients).
-#[utoipa::path(operation_id = "deleteSipTrunk", delete, path = super::paths::TRUNK, tag = "sip-trunks",
-    params(("id" = i64, Path, minimum = 1, description = "The trunk id")),
-    responses(
-        (status = 200, description = "Deleted", body = Message),
-        (status = 404, description = "No such trunk of the caller; a segment that is not an integer is an unknown route", body = crate::openapi::IdNotFound),
-        crate::openapi::CommonErrors
-    ))]
-pub async fn delete_at_trunk_path(
-    state: web::Data<AppState>,
-    caller: Authenticated,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    delete(state, caller, path).await
-}
+delete_operation!(
+    "deleteSipTrunk",
+    TRUNK,
+    /// `DELETE /user/phone-numbers/sip-trunks/{id}` [ours]: the same delete at the trunk's own
+    /// address, with the same answers, for clients and tools that expect a resource to be
+    /// deleted where it is read (the contract's path is kept for existing clients).
+    pub async fn delete_at_trunk_path(
+        state: web::Data<AppState>,
+        caller: Authenticated,
+        path: web::Path<String>,
+    ) -> Result<HttpResponse, ApiError> {
+        delete(state, caller, path).await
+    }
+);

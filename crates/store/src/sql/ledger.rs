@@ -101,6 +101,42 @@ fn leased_row(
     row.ok_or(TxError::Outcome(RepositoryError::LeaseLost))
 }
 
+impl SqlStore {
+    /// Gives a lease up: the trunk's state becomes `state`, `made` is queued for removal, and
+    /// with `not_before` the reconciler does not claim the trunk before it (no holder, but a
+    /// `provisioning_lease_until` that `claim_due` waits for; a client's `lease_trunk` only
+    /// looks at the holder).
+    fn give_up_lease(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease_token: &str,
+        state: ProvisioningState,
+        made: &[(LegKind, LegId)],
+        not_before: Option<Timestamp>,
+    ) -> RepositoryResult<()> {
+        let now = Timestamp::now().naive_utc();
+        self.write(|conn| {
+            conn.transaction::<_, TxError, _>(|conn| {
+                let row = leased_row(conn, owner, id, lease_token)?;
+                if row.provisioning_state() == ProvisioningState::Creating {
+                    return Err(TxError::Outcome(RepositoryError::LeaseLost));
+                }
+                diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
+                    .set((
+                        sip_trunks::provisioning_state.eq(state.code()),
+                        sip_trunks::provisioning_lease.eq(None::<String>),
+                        sip_trunks::provisioning_lease_until
+                            .eq(not_before.map(|at| at.naive_utc())),
+                    ))
+                    .execute(conn)?;
+                queue_removals(conn, made, now)?;
+                Ok(())
+            })
+        })
+    }
+}
+
 impl ProvisioningLedger for SqlStore {
     fn begin_create(
         &self,
@@ -297,24 +333,7 @@ impl ProvisioningLedger for SqlStore {
         state: ProvisioningState,
         made: &[(LegKind, LegId)],
     ) -> RepositoryResult<()> {
-        let now = Timestamp::now().naive_utc();
-        self.write(|conn| {
-            conn.transaction::<_, TxError, _>(|conn| {
-                let row = leased_row(conn, owner, id, lease_token)?;
-                if row.provisioning_state() == ProvisioningState::Creating {
-                    return Err(TxError::Outcome(RepositoryError::LeaseLost));
-                }
-                diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
-                    .set((
-                        sip_trunks::provisioning_state.eq(state.code()),
-                        sip_trunks::provisioning_lease.eq(None::<String>),
-                        sip_trunks::provisioning_lease_until.eq(None::<NaiveDateTime>),
-                    ))
-                    .execute(conn)?;
-                queue_removals(conn, made, now)?;
-                Ok(())
-            })
-        })
+        self.give_up_lease(owner, id, lease_token, state, made, None)
     }
 
     fn postpone_repair(
@@ -325,26 +344,8 @@ impl ProvisioningLedger for SqlStore {
         made: &[(LegKind, LegId)],
         retry_at: Timestamp,
     ) -> RepositoryResult<()> {
-        let now = Timestamp::now().naive_utc();
-        self.write(|conn| {
-            conn.transaction::<_, TxError, _>(|conn| {
-                let row = leased_row(conn, owner, id, lease_token)?;
-                if row.provisioning_state() == ProvisioningState::Creating {
-                    return Err(TxError::Outcome(RepositoryError::LeaseLost));
-                }
-                // No holder, but a time before which `claim_due` passes the trunk by; a
-                // client's `lease_trunk` only looks at the holder.
-                diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
-                    .set((
-                        sip_trunks::provisioning_state.eq(ProvisioningState::Repair.code()),
-                        sip_trunks::provisioning_lease.eq(None::<String>),
-                        sip_trunks::provisioning_lease_until.eq(Some(retry_at.naive_utc())),
-                    ))
-                    .execute(conn)?;
-                queue_removals(conn, made, now)?;
-                Ok(())
-            })
-        })
+        let repair = ProvisioningState::Repair;
+        self.give_up_lease(owner, id, lease_token, repair, made, Some(retry_at))
     }
 
     fn delete_and_queue(&self, owner: UserId, id: TrunkId) -> RepositoryResult<Vec<LegRemoval>> {
