@@ -18,6 +18,46 @@ impl Serialize for Time {
     }
 }
 
+// The string values the views hold for the trunk's enums, as the document names them (the
+// domain's enums stay free of utoipa); the types exist for their schemas.
+
+/// `sip_trunk_type`: how `phone_number` is read.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum TrunkType {
+    /// A PBX extension.
+    Extension,
+    /// An E.164 number.
+    Number,
+}
+
+/// The outbound number format.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub enum CallingFormat {
+    /// `+14155551234`
+    #[schema(rename = "+e164")]
+    PlusE164,
+    /// `14155551234`
+    #[schema(rename = "e164")]
+    E164,
+    /// The national format.
+    #[schema(rename = "national")]
+    National,
+}
+
+/// How inbound calls are authorized.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum AuthorizationType {
+    /// The trunk's username and password.
+    Auth,
+    /// The allow-list.
+    Ip,
+}
+
 /// A SIP trunk in a list: no leg ids.
 #[derive(Serialize, ToSchema)]
 #[schema(as = SipTrunkListItem)]
@@ -27,9 +67,9 @@ pub struct TrunkListItem<'a> {
     pub(crate) nickname: Option<&'a str>,
     pub(crate) sip_username: &'a str,
     pub(crate) sip_address: &'a str,
-    #[schema(value_type = crate::openapi::CallingFormat)]
+    #[schema(value_type = CallingFormat)]
     pub(crate) sip_calling_format: &'static str,
-    #[schema(value_type = crate::openapi::AuthorizationType)]
+    #[schema(value_type = AuthorizationType)]
     pub(crate) inbound_authorization_type: &'static str,
     pub(crate) allowed_inbound_ips: Option<Vec<String>>,
     pub(crate) outbound_proxy: bool,
@@ -89,9 +129,9 @@ pub struct TrunkView<'a> {
     /// Lower-case host: a name, an IPv4 or an IPv6 address.
     #[schema(example = "sip.carrier.example")]
     pub(crate) sip_address: &'a str,
-    #[schema(value_type = crate::openapi::CallingFormat)]
+    #[schema(value_type = CallingFormat)]
     pub(crate) sip_calling_format: &'static str,
-    #[schema(value_type = crate::openapi::AuthorizationType)]
+    #[schema(value_type = AuthorizationType)]
     pub(crate) inbound_authorization_type: &'static str,
     /// `null` for `auth`; the canonical allow-list for `ip`.
     pub(crate) allowed_inbound_ips: Option<Vec<String>>,

@@ -18,40 +18,6 @@ use utoipa::ToSchema;
 
 use crate::views::{ErrorBody, Message, ValidationError};
 
-/// `sip_trunk_type`: how `phone_number` is read.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum TrunkType {
-    /// A PBX extension.
-    Extension,
-    /// An E.164 number.
-    Number,
-}
-
-/// The outbound number format.
-#[derive(ToSchema)]
-pub enum CallingFormat {
-    /// `+14155551234`
-    #[schema(rename = "+e164")]
-    PlusE164,
-    /// `14155551234`
-    #[schema(rename = "e164")]
-    E164,
-    /// The national format.
-    #[schema(rename = "national")]
-    National,
-}
-
-/// How inbound calls are authorized.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum AuthorizationType {
-    /// The trunk's username and password.
-    Auth,
-    /// The allow-list.
-    Ip,
-}
-
 /// The create body. Its schema is [`request_bodies::create_trunk`], written over this placeholder.
 pub struct CreateSipTrunkBody;
 
