@@ -18,7 +18,7 @@ use domain::{ApiToken, Timestamp};
 use crate::auth_cache::is_stale;
 pub use crate::auth_cache::{AuthCache, Authenticated, AUTH_CACHE_TTL, TOUCH_INTERVAL};
 use crate::errors::ApiError;
-use crate::state::{blocking, AppState};
+use crate::state::AppState;
 
 /// Longest `Authorization` header considered; longer ones are refused without parsing.
 const MAX_HEADER_LEN: usize = 512;
@@ -60,7 +60,7 @@ impl FromRequest for Authenticated {
                     let client = state
                         .trusted_proxies
                         .client(req.peer_addr().map(|peer| peer.ip()), req.headers());
-                    let metrics = crate::metrics::metrics();
+                    let metrics = &state.metrics;
                     metrics.auth_failures.inc();
                     let answer = state.rate_limits.failed_everywhere(client).await;
                     if matches!(answer, ApiError::TooManyRequests { .. }) {
@@ -77,7 +77,7 @@ impl FromRequest for Authenticated {
                 .check_account_everywhere(caller.user)
                 .await
                 .inspect_err(|_| {
-                    let metrics = crate::metrics::metrics();
+                    let metrics = &state.metrics;
                     crate::metrics::Metrics::count(&metrics.rate_limited, "account");
                 })?;
             if let Some(allowance) = allowance {
@@ -93,13 +93,16 @@ async fn verify(state: &AppState, token: Option<ApiToken>) -> Result<Authenticat
     let token = token.ok_or(ApiError::Unauthenticated)?;
     let now = Timestamp::now();
     let cached = state.auth_cache.lookup(&token, now);
-    crate::metrics::metrics().cache_lookup("auth", cached.is_some());
+    state.metrics.cache_lookup("auth", cached.is_some());
     if let Some((caller, touch)) = cached {
         if let Some(at) = touch {
             // Off the request path: the answer does not wait for this write.
-            let accounts = state.accounts.clone();
+            let (accounts, state) = (state.accounts.clone(), state.clone());
             actix_web::rt::spawn(async move {
-                if let Err(error) = blocking(move || accounts.touch_api_key(caller.key, at)).await {
+                let touched = state
+                    .blocking(move || accounts.touch_api_key(caller.key, at))
+                    .await;
+                if let Err(error) = touched {
                     log::warn!(
                         "could not record the use of API key {}: {error}",
                         caller.key
@@ -111,17 +114,18 @@ async fn verify(state: &AppState, token: Option<ApiToken>) -> Result<Authenticat
     }
     let accounts = state.accounts.clone();
     let epoch = state.auth_cache.epoch();
-    let (key, token, last_used_at) = blocking(move || {
-        let key = accounts.authenticate(&token)?;
-        let mut last_used_at = key.last_used_at;
-        if is_stale(last_used_at, now) {
-            accounts.touch_api_key(key.id, now)?;
-            last_used_at = Some(now);
-        }
-        Ok((key, token, last_used_at))
-    })
-    .await
-    .map_err(|error| ApiError::from_repository(error, ApiError::Unauthenticated))?;
+    let (key, token, last_used_at) = state
+        .blocking(move || {
+            let key = accounts.authenticate(&token)?;
+            let mut last_used_at = key.last_used_at;
+            if is_stale(last_used_at, now) {
+                accounts.touch_api_key(key.id, now)?;
+                last_used_at = Some(now);
+            }
+            Ok((key, token, last_used_at))
+        })
+        .await
+        .map_err(|error| ApiError::from_repository(error, ApiError::Unauthenticated))?;
     state.auth_cache.remember(&token, &key, last_used_at, epoch);
     Ok(Authenticated {
         user: key.owner,

@@ -58,13 +58,14 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let metrics = state.metrics.clone();
     App::new()
         .app_data(web::Data::new(state))
         // gzip (or another encoding the build has) when the client accepts it: a list of
         // a thousand trunks is some 400 KB of JSON, a tenth of that compressed.
         .wrap(Compress::default())
         // One middleware for the headers and the log line: each layer costs every request.
-        .wrap_fn(|req, service| {
+        .wrap_fn(move |req, service| {
             let id = logging::request_id(
                 req.headers()
                     .get(&REQUEST_ID)
@@ -75,13 +76,14 @@ pub fn app(
             let logged_path = log::log_enabled!(log::Level::Info)
                 .then(|| req.path().chars().take(LOGGED_PATH_LEN).collect::<String>());
             let per_account = req.path().starts_with(ACCOUNT_API);
+            let metrics = metrics.clone();
             let response = logging::with_request_id(id.clone(), service.call(req));
             logging::with_request_id(id.clone(), async move {
                 let mut response = response.await;
                 if let Ok(done) = &mut response {
                     add_response_headers(done, &id, per_account);
                 }
-                record(&response, &method, logged_path, started.elapsed());
+                record(&metrics, &response, &method, logged_path, started.elapsed());
                 response
             })
         })
@@ -114,6 +116,7 @@ fn add_response_headers<B>(done: &mut ServiceResponse<B>, id: &str, per_account:
 /// Counts a finished request in the metrics (by route template, never the raw path) and
 /// writes its log line when `logged_path` is given (the info level is on).
 fn record<B>(
+    metrics: &metrics::Metrics,
     response: &Result<ServiceResponse<B>, actix_web::Error>,
     method: &actix_web::http::Method,
     logged_path: Option<String>,
@@ -135,7 +138,6 @@ fn record<B>(
     };
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
     let method = method.as_str();
-    let metrics = metrics::metrics();
     metrics
         .requests
         .get_or_create(&metrics::RequestLabels {

@@ -8,7 +8,7 @@
 //! path), unmatched paths are one `unmatched` route.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -117,15 +117,18 @@ fn registered<M: prometheus_client::registry::Metric + Clone>(
     metric
 }
 
-/// The process's metrics.
-pub fn metrics() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::new)
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
+    /// A registry of every metric, each at zero. The process makes one at start-up and
+    /// passes it to what counts (the API's state, the provisioning's observer); each test
+    /// gets its own.
     #[rustfmt::skip] // one metric a line: name, help, kind
-    fn new() -> Self {
+    pub fn new() -> Self {
         let mut registry = Registry::with_prefix("sip_trunks");
         let r = &mut registry;
         let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
@@ -216,13 +219,13 @@ impl Metrics {
     }
 }
 
-/// The use cases' reports, counted in [`metrics()`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MetricsObserver;
+/// The use cases' reports, counted in the metrics it holds.
+#[derive(Clone)]
+pub struct MetricsObserver(pub Arc<Metrics>);
 
 impl service::Observe for MetricsObserver {
     fn infrastructure_call(&self, infrastructure: &str, operation: &str, outcome: &str) {
-        metrics()
+        self.0
             .provisioning
             .get_or_create(&ProvisioningLabels {
                 infrastructure: infrastructure.to_owned(),
@@ -233,21 +236,21 @@ impl service::Observe for MetricsObserver {
     }
 
     fn storage_failed(&self, kind: &'static str) {
-        Metrics::count(&metrics().db_errors, kind);
+        Metrics::count(&self.0.db_errors, kind);
     }
 
     fn reconciler_failed(&self, error: &'static str) {
-        Metrics::count(&metrics().reconciler_failures, error);
+        Metrics::count(&self.0.reconciler_failures, error);
     }
 
     fn due_removals(&self, count: usize) {
-        metrics()
+        self.0
             .reconciler_due_removals
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     fn due_trunks(&self, count: usize) {
-        metrics()
+        self.0
             .reconciler_due_trunks
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }

@@ -132,7 +132,6 @@ impl ReadCache {
             .get(&(owner, read))
             .filter(|(_, stored_at)| stored_at.elapsed() < self.ttl)
             .map(|(bytes, _)| bytes.clone());
-        crate::metrics::metrics().cache_lookup("read", fresh.is_some());
         fresh
     }
 

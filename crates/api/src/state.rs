@@ -8,7 +8,7 @@ use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepos
 use crate::auth_cache::AuthCache;
 use crate::client_address::TrustedProxies;
 use crate::errors::ApiError;
-use crate::metrics::MetricsObserver;
+use crate::metrics::{Metrics, MetricsObserver};
 use crate::rate_limit::RateLimits;
 use crate::read_cache::{self, ReadCache};
 use service::Observe;
@@ -41,6 +41,8 @@ pub struct AppState {
     /// On PostgreSQL, the feed of other replicas' writes that keeps the caches coherent;
     /// `None`: this process is the only writer (SQLite) or a test.
     pub change_feed: Option<Arc<store::ChangeFeed>>,
+    /// What is counted (served on the metrics listener); one per process, passed in.
+    pub metrics: Arc<Metrics>,
 }
 
 /// How long a rendered read is served from memory by default.
@@ -84,7 +86,14 @@ impl AppState {
             limits: AccountLimits::default(),
             provisioner: None,
             change_feed: None,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// The same state counting in `metrics` (the process's one registry).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The same state following other replicas' writes through `feed`.
@@ -133,7 +142,10 @@ impl AppState {
         service::Trunks::new(
             self.trunks.clone(),
             self.provisioner.clone(),
-            Arc::new(ApiObserver(self.read_cache.clone())),
+            Arc::new(ApiObserver(
+                self.read_cache.clone(),
+                MetricsObserver(self.metrics.clone()),
+            )),
         )
     }
 
@@ -145,30 +157,33 @@ impl AppState {
     }
 }
 
-/// Runs blocking repository work on the blocking thread pool, never on an actix worker.
-pub async fn blocking<T, F>(work: F) -> Result<T, RepositoryError>
-where
-    F: FnOnce() -> RepositoryResult<T> + Send + 'static,
-    T: Send + 'static,
-{
-    // The pool's thread works for the caller's request: its log lines carry the id.
-    service::blocking(&MetricsObserver, work).await
-}
+impl AppState {
+    /// Runs blocking repository work on the blocking thread pool, never on an actix worker;
+    /// storage failures are counted.
+    pub async fn blocking<T, F>(&self, work: F) -> Result<T, RepositoryError>
+    where
+        F: FnOnce() -> RepositoryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        // The pool's thread works for the caller's request: its log lines carry the id.
+        service::blocking(&MetricsObserver(self.metrics.clone()), work).await
+    }
 
-/// [`blocking`], with a repository failure turned into the API's error.
-pub async fn run<T, F>(work: F, not_found: ApiError) -> Result<T, ApiError>
-where
-    F: FnOnce() -> RepositoryResult<T> + Send + 'static,
-    T: Send + 'static,
-{
-    blocking(work)
-        .await
-        .map_err(|error| ApiError::from_repository(error, not_found))
+    /// [`Self::blocking`], with a repository failure turned into the API's error.
+    pub async fn run<T, F>(&self, work: F, not_found: ApiError) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> RepositoryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.blocking(work)
+            .await
+            .map_err(|error| ApiError::from_repository(error, not_found))
+    }
 }
 
 /// What the use cases report, as the API takes it: a write drops the owner's cached reads;
 /// everything else is counted in the metrics.
-struct ApiObserver(Arc<ReadCache>);
+struct ApiObserver(Arc<ReadCache>, MetricsObserver);
 
 impl Observe for ApiObserver {
     fn written(&self, owner: domain::UserId) {
@@ -176,22 +191,23 @@ impl Observe for ApiObserver {
     }
 
     fn infrastructure_call(&self, infrastructure: &str, operation: &str, outcome: &str) {
-        MetricsObserver.infrastructure_call(infrastructure, operation, outcome);
+        self.1
+            .infrastructure_call(infrastructure, operation, outcome);
     }
 
     fn storage_failed(&self, kind: &'static str) {
-        MetricsObserver.storage_failed(kind);
+        self.1.storage_failed(kind);
     }
 
     fn reconciler_failed(&self, error: &'static str) {
-        MetricsObserver.reconciler_failed(error);
+        self.1.reconciler_failed(error);
     }
 
     fn due_removals(&self, count: usize) {
-        MetricsObserver.due_removals(count);
+        self.1.due_removals(count);
     }
 
     fn due_trunks(&self, count: usize) {
-        MetricsObserver.due_trunks(count);
+        self.1.due_trunks(count);
     }
 }

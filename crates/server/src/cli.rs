@@ -410,7 +410,7 @@ async fn reconcile(
         PoolOptions::one_shot(),
     )?);
     let provisioner = infrastructure
-        .provisioner(store.clone())?
+        .provisioner(store.clone(), Arc::new(api::metrics::Metrics::new()))?
         .ok_or_else(|| CommandError::Invalid("no voice infrastructure is configured".into()))?;
     let reconciler = Reconciler::new(provisioner, store, Arc::new(|_| {}));
     let mut failed = 0;

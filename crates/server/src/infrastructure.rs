@@ -240,6 +240,7 @@ impl InfrastructureArgs {
     pub fn provisioner(
         &self,
         ledger: Arc<dyn ProvisioningLedger>,
+        metrics: Arc<api::metrics::Metrics>,
     ) -> Result<Option<Arc<Provisioner>>, StartError> {
         let infrastructure: Arc<dyn VoiceInfrastructure> = match self.infrastructure()? {
             Infrastructure::None => return Ok(None),
@@ -250,7 +251,7 @@ impl InfrastructureArgs {
         };
         Ok(Some(Arc::new(
             Provisioner::new(infrastructure, ledger)
-                .with_observer(Arc::new(api::metrics::MetricsObserver)),
+                .with_observer(Arc::new(api::metrics::MetricsObserver(metrics))),
         )))
     }
 }

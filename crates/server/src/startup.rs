@@ -256,8 +256,10 @@ impl Application {
         bind_passwords_to_trunks(&store)?;
         let probe = store.clone();
         let store = Arc::new(store);
-        let provisioner = infrastructure.provisioner(store.clone())?;
+        let metrics = Arc::new(api::metrics::Metrics::new());
+        let provisioner = infrastructure.provisioner(store.clone(), metrics.clone())?;
         let state = AppState::new(store.clone(), Arc::new(move || probe.ping()))
+            .with_metrics(metrics)
             .with_read_cache(
                 Duration::from_millis(settings.read_cache_ms),
                 settings.read_cache_bytes,
@@ -443,7 +445,7 @@ fn metrics_server(
             actix_web::web::get().to(move || {
                 let (state, pool) = (state.clone(), pool.clone());
                 async move {
-                    let metrics = api::metrics::metrics();
+                    let metrics = &state.metrics;
                     metrics.observe_pool(pool.pool_stats());
                     metrics
                         .change_feed_live

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 
 use crate::auth::Authenticated;
 use crate::errors::ApiError;
-use crate::state::{run, AppState};
+use crate::state::AppState;
 use crate::views::AccountView;
 
 /// `GET /user/me`
@@ -20,10 +20,11 @@ pub async fn me(
     let accounts = state.accounts.clone();
     // A key outlives no user (users are never deleted), so a missing user is a key that
     // authenticates nobody: 401, as for any token that opens nothing.
-    let user = run(
-        move || accounts.find_user(caller.user),
-        ApiError::Unauthenticated,
-    )
-    .await?;
+    let user = state
+        .run(
+            move || accounts.find_user(caller.user),
+            ApiError::Unauthenticated,
+        )
+        .await?;
     Ok(HttpResponse::Ok().json(AccountView::of(&user)))
 }

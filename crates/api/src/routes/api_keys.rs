@@ -8,7 +8,7 @@ use crate::auth::Authenticated;
 use crate::body::JsonObject;
 use crate::errors::ApiError;
 use crate::request;
-use crate::state::{blocking, run, AppState};
+use crate::state::AppState;
 use crate::views::{ApiKeyCreated, ApiKeyItem, ApiKeyList, Message, NewApiKey, Time};
 
 /// `POST /user/api-keys` with `{"name": ...}`
@@ -41,16 +41,14 @@ pub async fn create(
     let secret = TokenSecret::generate();
     let hash = secret.hash();
     let max_keys = state.limits.max_api_keys;
-    let key = blocking(move || {
-        state
-            .accounts
-            .create_api_key(caller.user, &name, &hash, max_keys)
-    })
-    .await
-    .map_err(|error| match error {
-        RepositoryError::LimitReached => ApiError::ApiKeyLimitReached { limit: max_keys },
-        other => ApiError::from_repository(other, ApiError::Unauthenticated),
-    })?;
+    let accounts = state.accounts.clone();
+    let key = state
+        .blocking(move || accounts.create_api_key(caller.user, &name, &hash, max_keys))
+        .await
+        .map_err(|error| match error {
+            RepositoryError::LimitReached => ApiError::ApiKeyLimitReached { limit: max_keys },
+            other => ApiError::from_repository(other, ApiError::Unauthenticated),
+        })?;
     let token = ApiToken::new(key.id, secret);
     Ok(HttpResponse::Created()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
@@ -75,11 +73,15 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = run(
-        move || state.accounts.list_api_keys(caller.user),
-        ApiError::ApiKeyNotFound,
-    )
-    .await?;
+    let keys = state
+        .run(
+            {
+                let accounts = state.accounts.clone();
+                move || accounts.list_api_keys(caller.user)
+            },
+            ApiError::ApiKeyNotFound,
+        )
+        .await?;
     Ok(HttpResponse::Ok().json(ApiKeyList {
         api_keys: keys.iter().map(ApiKeyItem::of).collect(),
     }))
@@ -100,11 +102,12 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let id = ApiKeyId::parse(&path).ok_or(ApiError::ApiKeyNotFound)?;
     let accounts = state.accounts.clone();
-    run(
-        move || accounts.revoke_api_key(caller.user, id),
-        ApiError::ApiKeyNotFound,
-    )
-    .await?;
+    state
+        .run(
+            move || accounts.revoke_api_key(caller.user, id),
+            ApiError::ApiKeyNotFound,
+        )
+        .await?;
     // Immediate within this process; other instances forget it within AUTH_CACHE_TTL.
     state.auth_cache.revoke(id);
     Ok(HttpResponse::Ok().json(Message {

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use crate::errors::ApiError;
-use crate::state::{run, AppState};
+use crate::state::AppState;
 use crate::views::{Ready, Status};
 
 /// Always 200 while the process serves.
@@ -21,7 +21,7 @@ pub async fn healthz() -> HttpResponse {
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ready = state.ready.clone();
-    run(move || ready(), ApiError::Unavailable).await?;
+    state.run(move || ready(), ApiError::Unavailable).await?;
     Ok(HttpResponse::Ok().json(Ready {
         status: "ready",
         provisioning: match &state.provisioner {

@@ -10,7 +10,7 @@ use crate::body::JsonObject;
 use crate::errors::{mime_json, ApiError};
 use crate::request;
 use crate::routes::LIST_PAGE;
-use crate::state::{run, AppState};
+use crate::state::AppState;
 use crate::views::{PhoneNumberSaved, PhoneNumberView, SavedPhoneNumber};
 
 /// The phone-number endpoints' own sentence for a nickname over the limit.
@@ -28,7 +28,7 @@ pub async fn list_all(
 ) -> Result<HttpResponse, ApiError> {
     let trunks = state.trunks.clone();
     let owner = caller.user;
-    let body = run(
+    let body = state.run(
         move || {
             let mut body = b"{\"data\":[".to_vec();
             let mut page = TrunkPage::first(LIST_PAGE);

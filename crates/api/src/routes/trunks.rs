@@ -14,7 +14,7 @@ use crate::body::JsonObject;
 use crate::errors::{mime_json, ApiError};
 use crate::read_cache::Read;
 use crate::request::{self, TRUNK_FIELDS};
-use crate::state::{run, AppState};
+use crate::state::AppState;
 use crate::views::{Message, SipTrunkData, SipTrunkSaved, TrunkListItem, TrunkView};
 use service::WriteError;
 
@@ -60,29 +60,31 @@ async fn read_page(
     first_in_list: bool,
 ) -> Result<RenderedPage, ApiError> {
     let trunks = state.trunks.clone();
-    run(
-        move || {
-            let listing = trunks.list_trunks(owner, page)?;
-            for row in &listing.unreadable {
-                log::error!(
-                    "trunk {} of user {owner} does not read and is left out of its list: {}",
-                    row.id,
-                    row.reason
-                );
-            }
-            let mut json = Vec::new();
-            append_items(&mut json, &listing.trunks, first_in_list).map_err(|error| {
-                RepositoryError::Internal(format!("cannot render a list: {error}"))
-            })?;
-            Ok(RenderedPage {
-                json,
-                any: !listing.trunks.is_empty(),
-                next: (listing.rows >= page.limit).then(|| TrunkPage::after(&listing, LIST_PAGE)),
-            })
-        },
-        ApiError::TrunkNotFound,
-    )
-    .await
+    state
+        .run(
+            move || {
+                let listing = trunks.list_trunks(owner, page)?;
+                for row in &listing.unreadable {
+                    log::error!(
+                        "trunk {} of user {owner} does not read and is left out of its list: {}",
+                        row.id,
+                        row.reason
+                    );
+                }
+                let mut json = Vec::new();
+                append_items(&mut json, &listing.trunks, first_in_list).map_err(|error| {
+                    RepositoryError::Internal(format!("cannot render a list: {error}"))
+                })?;
+                Ok(RenderedPage {
+                    json,
+                    any: !listing.trunks.is_empty(),
+                    next: (listing.rows >= page.limit)
+                        .then(|| TrunkPage::after(&listing, LIST_PAGE)),
+                })
+            },
+            ApiError::TrunkNotFound,
+        )
+        .await
 }
 
 /// Appends the list items of `trunks` to a `{"data":[` body, with the separating commas.
@@ -175,7 +177,9 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(bytes) = state.read_cache.get(caller.user, Read::List) {
+    let cached = state.read_cache.get(caller.user, Read::List);
+    state.metrics.cache_lookup("read", cached.is_some());
+    if let Some(bytes) = cached {
         return Ok(json_ok(bytes));
     }
     let generation = state.read_cache.generation(caller.user);
@@ -220,16 +224,19 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = trunk_id(&path, ApiError::TrunkNotFound)?;
-    if let Some(bytes) = state.read_cache.get(caller.user, Read::One(id)) {
+    let cached = state.read_cache.get(caller.user, Read::One(id));
+    state.metrics.cache_lookup("read", cached.is_some());
+    if let Some(bytes) = cached {
         return Ok(json_ok(bytes));
     }
     let generation = state.read_cache.generation(caller.user);
     let trunks = state.trunks.clone();
-    let trunk = run(
-        move || trunks.get_trunk(caller.user, id),
-        ApiError::TrunkNotFound,
-    )
-    .await?;
+    let trunk = state
+        .run(
+            move || trunks.get_trunk(caller.user, id),
+            ApiError::TrunkNotFound,
+        )
+        .await?;
     let bytes = render(&SipTrunkData {
         data: TrunkView::of(&trunk),
     })?;
