@@ -218,6 +218,32 @@ mod tests {
         }
     }
 
+    /// A value of the right JSON type for every settable field.
+    fn sample(field: domain::TrunkField) -> Value {
+        match field.json_name() {
+            "allowed_inbound_ips" => json!(["203.0.113.9"]),
+            "outbound_proxy" => json!(true),
+            _ => json!("x"),
+        }
+    }
+
+    #[test]
+    fn every_trunk_field_is_read_from_an_update_body_by_its_json_name() {
+        for field in domain::TrunkField::ALL {
+            let body = object(json!({ field.json_name(): sample(field) }));
+            let (input, errors) = patch_input(&body);
+            assert!(errors.is_empty(), "{field:?}");
+            assert_eq!(domain::TrunkField::sent(&input), [field]);
+        }
+    }
+
+    #[test]
+    fn every_trunk_field_has_its_place_in_the_order_of_a_422() {
+        for field in domain::TrunkField::ALL {
+            assert!(TRUNK_FIELDS.contains(&field.json_name()), "{field:?}");
+        }
+    }
+
     #[test]
     fn wrong_json_types_are_field_errors() {
         let (_, errors) = create_input(&object(json!({

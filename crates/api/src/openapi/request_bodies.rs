@@ -290,3 +290,20 @@ pub fn update_trunk() -> Value {
         "example": { "nickname": "Support line", "outbound_proxy": true },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_create_and_update_schemas_name_every_trunk_field() {
+        for (name, schema) in [("create", create_trunk()), ("update", update_trunk())] {
+            for field in domain::TrunkField::ALL {
+                assert!(
+                    schema["properties"].get(field.json_name()).is_some(),
+                    "{name}: {field:?}"
+                );
+            }
+        }
+    }
+}

@@ -222,6 +222,74 @@ mod tests {
         );
     }
 
+    /// An update body that changes `field` of [`crate::fixtures::stored_trunk`] (`auth`, or
+    /// `ip` where the field concerns the allow-list). A new field must be given one here.
+    fn changing(field: TrunkField) -> (&'static str, SipTrunkPatchInput) {
+        let value = |raw: &str| Patch::Value(raw.to_owned());
+        let mut input = SipTrunkPatchInput::default();
+        let auth = match field {
+            TrunkField::PhoneNumber => {
+                input.phone_number = value("+14155550000");
+                "auth"
+            }
+            TrunkField::Nickname => {
+                input.nickname = value("Other line");
+                "auth"
+            }
+            TrunkField::SipUsername => {
+                input.sip_username = value("other_user");
+                "auth"
+            }
+            TrunkField::SipPassword => {
+                input.sip_password = value("Other-Secret-2");
+                "auth"
+            }
+            TrunkField::SipAddress => {
+                input.sip_address = value("sip2.carrier.example");
+                "auth"
+            }
+            TrunkField::CallingFormat => {
+                input.sip_calling_format = value("national");
+                "auth"
+            }
+            TrunkField::InboundAuthorizationType => {
+                input.inbound_authorization_type = value("auth");
+                "ip"
+            }
+            TrunkField::AllowedInboundIps => {
+                input.allowed_inbound_ips = Patch::Value(vec!["192.0.2.1".to_owned()]);
+                "ip"
+            }
+            TrunkField::CountryCode => {
+                input.country_code = value("CA");
+                "auth"
+            }
+            TrunkField::OutboundProxy => {
+                input.outbound_proxy = Patch::Value(false);
+                "auth"
+            }
+        };
+        (auth, input)
+    }
+
+    #[test]
+    fn every_field_sent_in_an_update_body_is_parsed_applied_and_seen_as_changed() {
+        for field in TrunkField::ALL {
+            let (auth, input) = changing(field);
+            let current = crate::fixtures::stored_trunk(auth);
+            assert_eq!(TrunkField::sent(&input), [field]);
+            let patch = super::super::SipTrunkPatch::parse_for(&input, &current)
+                .unwrap_or_else(|errors| panic!("{field:?}: {errors:?}"));
+            let update = patch
+                .apply(&current, crate::Timestamp::now())
+                .unwrap_or_else(|errors| panic!("{field:?}: {errors:?}"));
+            assert!(
+                TrunkField::changed(&current.settings, &update.trunk.settings).contains(&field),
+                "{field:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_body_lists_exactly_the_fields_it_sends_null_included() {
         let input = SipTrunkPatchInput {
