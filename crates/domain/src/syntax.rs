@@ -90,11 +90,12 @@ pub fn sip_address() -> String {
     )
 }
 
-/// One allow-list entry: an IPv4 or IPv6 address, optionally with a prefix length from 1 to
-/// the address's bit count, written without a leading zero (`/0` is refused).
+/// One allow-list entry: an IPv4 or IPv6 address, optionally with a prefix length from the
+/// widest allowed (/16 for IPv4, /32 for IPv6) to the address's bit count, written without a
+/// leading zero.
 pub fn allowed_ip_entry() -> String {
     format!(
-        "^(?:{ipv4}(?:/(?:[1-9]|[12][0-9]|3[0-2]))?|{ipv6}(?:/(?:[1-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))?)$",
+        "^(?:{ipv4}(?:/(?:1[6-9]|2[0-9]|3[0-2]))?|{ipv6}(?:/(?:3[2-9]|[4-9][0-9]|1[01][0-9]|12[0-8]))?)$",
         ipv4 = ipv4(),
         ipv6 = ipv6()
     )
@@ -236,7 +237,9 @@ mod tests {
         })
     }
 
-    const PREFIX_PIECES: &[&str] = &["/", "0", "1", "2", "3", "8", "9", "12", "28", "29", "33"];
+    const PREFIX_PIECES: &[&str] = &[
+        "/", "0", "1", "2", "3", "4", "5", "8", "9", "12", "15", "16", "28", "29", "31", "32", "33",
+    ];
     const TEXT_PIECES: &[&str] = &[
         "a",
         "Z",

@@ -67,7 +67,7 @@ impl Fields {
             }),
             allowed_inbound_ips: json!({
                 "type": ["array", "null"],
-                "description": "IPv4/IPv6 addresses and CIDR ranges (`/0` refused), returned in canonical form without duplicates.",
+                "description": "IPv4/IPv6 addresses and CIDR ranges (IPv4 ranges /16 or narrower, IPv6 ranges /32 or narrower), returned in canonical form without duplicates.",
                 "maxItems": 100,
                 "items": { "type": "string", "pattern": syntax::allowed_ip_entry() },
             }),

@@ -543,3 +543,34 @@ async fn a_read_after_a_write_sees_the_write_even_with_the_read_cache() {
     let list = app.list_trunks(&alice.token).await;
     assert_eq!(list.json()["data"].as_array().unwrap().len(), 1);
 }
+
+#[actix_web::test]
+async fn ranges_wider_than_a_slash_16_or_a_slash_32_get_the_contracts_sentence_per_entry() {
+    let (state, store) = memory_state();
+    let alice = caller(&store, "alice@example.com");
+    let app = TestApp::spawn(state).await;
+    let mut body = extension_trunk();
+    body["allowed_inbound_ips"] = json!(["0.0.0.0/1", "128.0.0.0/1", "10.1.0.0/16", "::/1"]);
+    let reply = app.create_trunk(&alice.token, &body).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    let errors = &reply.json()["errors"];
+    let sentence = "Each allowed IP range must be at most a /16 (IPv4) or a /32 (IPv6).";
+    for field in [
+        "allowed_inbound_ips.0",
+        "allowed_inbound_ips.1",
+        "allowed_inbound_ips.3",
+    ] {
+        assert_eq!(errors[field], json!([sentence]), "{field}: {}", reply.text);
+    }
+    assert_eq!(errors["allowed_inbound_ips.2"], Value::Null);
+
+    let created = app.create_trunk(&alice.token, &extension_trunk()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let patch = json!({"allowed_inbound_ips": ["2001:db8::/31"]});
+    let reply = app.patch_trunk(&alice.token, 1, &patch).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(
+        reply.json()["errors"]["allowed_inbound_ips.0"],
+        json!([sentence])
+    );
+}

@@ -52,7 +52,9 @@ impl fmt::Display for AuthorizationType {
 
 /// A non-empty list of at most 100 IPv4/IPv6 addresses and CIDR ranges, in canonical form
 /// (a range's host bits cleared, a full-length range written as its address), duplicates
-/// removed keeping the first one seen. Ranges of length 0 (everyone) are refused.
+/// removed keeping the first one seen. An IPv4 range is a /16 or narrower and an IPv6 range a
+/// /32 or narrower: wider ones would let a few entries (`0.0.0.0/1` + `128.0.0.0/1`) admit
+/// every address.
 ///
 /// Addresses follow the standard library's strict syntax (no leading zeros in IPv4 octets,
 /// which other tools read as octal); a prefix length is 1 to 3 decimal digits without a
@@ -65,6 +67,8 @@ impl fmt::Display for AuthorizationType {
 /// let ips = AllowedIps::parse(&["203.0.113.7/24", "2001:DB8::1", "203.0.113.0/24", "198.51.100.1/32"]).unwrap();
 /// assert_eq!(ips.to_strings(), ["203.0.113.0/24", "2001:db8::1", "198.51.100.1"]);
 /// assert!(AllowedIps::parse(&["0.0.0.0/0"]).is_err());
+/// assert!(AllowedIps::parse(&["0.0.0.0/1", "128.0.0.0/1"]).is_err());
+/// assert!(AllowedIps::parse(&["10.0.0.0/16", "2001:db8::/32"]).is_ok());
 /// assert!(AllowedIps::parse::<&str>(&[]).is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -77,11 +81,25 @@ impl AllowedIps {
     /// Parses every entry; failures are reported as `allowed_inbound_ips.N` (N from 0) and
     /// list-wide failures (empty, too long) as `allowed_inbound_ips`.
     pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, ValidationErrors> {
+        Self::parse_with(entries, RangeBound::Contract)
+    }
+
+    /// Reads a list written by an earlier version, which allowed ranges wider than /16 or /32
+    /// (but never /0): such a trunk keeps loading and keeps its list until a client changes
+    /// it, when the list is checked as on create. Everything else is checked as by `parse`.
+    pub fn from_stored<S: AsRef<str>>(entries: &[S]) -> Result<Self, ValidationErrors> {
+        Self::parse_with(entries, RangeBound::Stored)
+    }
+
+    fn parse_with<S: AsRef<str>>(
+        entries: &[S],
+        bound: RangeBound,
+    ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let mut networks: Vec<IpNet> = Vec::with_capacity(entries.len().min(Self::MAX_ENTRIES));
         for (index, entry) in entries.iter().enumerate() {
             let field = format!("{ALLOWED_IPS_FIELD}.{index}");
-            if let Some(network) = errors.check(&field, parse_entry(entry.as_ref())) {
+            if let Some(network) = errors.check(&field, parse_entry(entry.as_ref(), bound)) {
                 if !networks.contains(&network) {
                     networks.push(network);
                 }
@@ -119,7 +137,25 @@ impl AllowedIps {
     }
 }
 
-fn parse_entry(raw: &str) -> Result<IpNet, FieldError> {
+/// How wide a range may be.
+#[derive(Clone, Copy)]
+enum RangeBound {
+    /// The contract's bound: IPv4 /16, IPv6 /32.
+    Contract,
+    /// Anything but /0, as stored before the bound existed.
+    Stored,
+}
+
+/// The contract's sentence for a range wider than /16 (IPv4) or /32 (IPv6).
+pub const RANGE_TOO_WIDE: &str =
+    "Each allowed IP range must be at most a /16 (IPv4) or a /32 (IPv6).";
+
+/// The widest range an IPv4 entry may be.
+pub const WIDEST_IPV4_PREFIX: u8 = 16;
+/// The widest range an IPv6 entry may be.
+pub const WIDEST_IPV6_PREFIX: u8 = 32;
+
+fn parse_entry(raw: &str, bound: RangeBound) -> Result<IpNet, FieldError> {
     let invalid = || {
         FieldError::new(
             "Each allowed inbound IP must be a valid IPv4 or IPv6 address or CIDR range.",
@@ -140,16 +176,19 @@ fn parse_entry(raw: &str) -> Result<IpNet, FieldError> {
             .ok_or_else(invalid)?,
     };
     let network = IpNet::new(address, prefix).map_err(|_| invalid())?.trunc();
-    if network.prefix_len() == 0 {
-        return Err(FieldError::new(
-            "An allowed inbound IP range may not cover every address (/0).",
-        ));
+    let widest = match (bound, network) {
+        (RangeBound::Contract, IpNet::V4(_)) => WIDEST_IPV4_PREFIX,
+        (RangeBound::Contract, IpNet::V6(_)) => WIDEST_IPV6_PREFIX,
+        (RangeBound::Stored, _) => 1,
+    };
+    if network.prefix_len() < widest {
+        return Err(FieldError::new(RANGE_TOO_WIDE));
     }
     Ok(network)
 }
 
-/// A prefix length: 1 to 3 ASCII digits, no leading zero (but `0` itself, refused later with
-/// its own message).
+/// A prefix length: 1 to 3 ASCII digits, no leading zero (but `0` itself, refused later as a
+/// range too wide).
 fn parse_prefix(digits: &str) -> Option<u8> {
     let well_formed = (1..=3).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
@@ -230,8 +269,8 @@ mod tests {
     #[test]
     fn cidr_ranges_are_accepted_with_host_bits_cleared() {
         assert_eq!(
-            strings(&["10.1.2.3/8", "2001:db8::1/32"]),
-            ["10.0.0.0/8", "2001:db8::/32"]
+            strings(&["10.1.2.3/16", "2001:db8::1/32"]),
+            ["10.1.0.0/16", "2001:db8::/32"]
         );
     }
 
@@ -292,11 +331,37 @@ mod tests {
     fn ranges_covering_everyone_are_refused() {
         for raw in ["0.0.0.0/0", "::/0", "10.0.0.0/0"] {
             let errors = AllowedIps::parse(&[raw]).unwrap_err();
-            assert!(
-                errors.messages("allowed_inbound_ips.0")[0].contains("/0"),
+            assert_eq!(
+                errors.messages("allowed_inbound_ips.0"),
+                [RANGE_TOO_WIDE],
                 "{raw}"
             );
         }
+    }
+
+    #[test]
+    fn ranges_wider_than_a_slash_16_or_a_slash_32_are_refused_each_under_its_index() {
+        let errors =
+            AllowedIps::parse(&["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"]).unwrap_err();
+        for index in 0..4 {
+            let field = format!("allowed_inbound_ips.{index}");
+            assert_eq!(errors.messages(&field), [RANGE_TOO_WIDE], "{field}");
+        }
+        for raw in ["10.0.0.0/15", "2001:db8::/31", "10.0.0.0/8"] {
+            assert!(AllowedIps::parse(&[raw]).is_err(), "{raw}");
+        }
+        assert_eq!(
+            strings(&["10.0.0.0/16", "2001:db8::/32"]),
+            ["10.0.0.0/16", "2001:db8::/32"]
+        );
+    }
+
+    #[test]
+    fn a_stored_list_from_before_the_bound_still_loads_but_never_with_a_slash_0() {
+        let stored = AllowedIps::from_stored(&["10.0.0.0/8", "0.0.0.0/1"]).unwrap();
+        assert_eq!(stored.to_strings(), ["10.0.0.0/8", "0.0.0.0/1"]);
+        assert!(AllowedIps::from_stored(&["0.0.0.0/0"]).is_err());
+        assert!(AllowedIps::from_stored(&["010.0.0.0/8"]).is_err());
     }
 
     #[test]
@@ -335,8 +400,8 @@ mod tests {
             assert!(AllowedIps::parse(&[raw]).is_err(), "{raw:?}");
         }
         assert_eq!(
-            strings(&["0.0.0.0/1", "::ffff:10.0.0.1/128"]),
-            ["0.0.0.0/1", "::ffff:10.0.0.1"]
+            strings(&["10.0.0.0/16", "::ffff:10.0.0.1/128"]),
+            ["10.0.0.0/16", "::ffff:10.0.0.1"]
         );
     }
 

@@ -191,7 +191,8 @@ impl TrunkRow {
             (AuthorizationType::Ip, Some(list)) => {
                 let entries: Vec<&str> = list.split(',').collect();
                 InboundAuthorization::AllowList(
-                    AllowedIps::parse(&entries).map_err(|e| bad("allowed_inbound_ips", &e))?,
+                    AllowedIps::from_stored(&entries)
+                        .map_err(|e| bad("allowed_inbound_ips", &e))?,
                 )
             }
             _ => {
