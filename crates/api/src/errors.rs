@@ -11,6 +11,10 @@ use crate::views::{ErrorBody, FieldErrors, Message, ValidationError};
 /// Seconds a client is told to wait after a 503.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
+/// The contract's sentence once an account's number-taken answers are spent.
+pub const NUMBER_CONFLICTS_SPENT: &str =
+    "Too many attempts with numbers connected elsewhere. Try again later.";
+
 /// What went wrong, as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -73,6 +77,12 @@ pub enum ApiError {
         retry_after_secs: u64,
         /// The per-key limit (0 for the failed-authentication limit, whose size is not told).
         limit: u32,
+    },
+    /// The account got its budget of number-taken answers this hour (429).
+    #[error("number-taken answers spent")]
+    NumberConflictsSpent {
+        /// Seconds until the hour's window has room again.
+        retry_after_secs: u64,
     },
     /// The voice infrastructure did not create the trunk's legs; nothing was stored (500).
     #[error("provisioning a new trunk failed")]
@@ -154,7 +164,9 @@ impl ResponseError for ApiError {
             Self::MalformedJson(_) | Self::NotAnObject => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::NumberConflictsSpent { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal | Self::CreateProvisioningFailed | Self::UpdateProvisioningFailed => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -200,6 +212,10 @@ impl ResponseError for ApiError {
                     response.insert_header(("X-RateLimit-Remaining", HeaderValue::from(0u32)));
                 }
                 message("Too Many Attempts.")
+            }
+            Self::NumberConflictsSpent { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+                message(NUMBER_CONFLICTS_SPENT)
             }
             Self::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository};
+use domain::{
+    AccountRepository, NumberConflictBudget, NumberConflictLog, RepositoryError, RepositoryResult,
+    SipTrunkRepository,
+};
 
 use crate::auth_cache::AuthCache;
 use crate::client_address::TrustedProxies;
@@ -24,6 +27,8 @@ pub struct AppState {
     pub trunks: Arc<dyn SipTrunkRepository>,
     /// Users and API keys.
     pub accounts: Arc<dyn AccountRepository>,
+    /// The number-taken answers each account got.
+    pub number_conflicts: Arc<dyn NumberConflictLog>,
     /// `/readyz`.
     pub ready: ReadinessProbe,
     /// Recently verified tokens.
@@ -55,6 +60,8 @@ pub struct AccountLimits {
     pub max_trunks: u32,
     /// Most live API keys (`MAX_API_KEYS_PER_USER`).
     pub max_api_keys: u32,
+    /// Most number-taken answers an hour (`NUMBER_CONFLICTS_PER_HOUR`).
+    pub number_conflicts: NumberConflictBudget,
 }
 
 impl Default for AccountLimits {
@@ -62,6 +69,7 @@ impl Default for AccountLimits {
         Self {
             max_trunks: 1000,
             max_api_keys: 100,
+            number_conflicts: NumberConflictBudget::default(),
         }
     }
 }
@@ -70,11 +78,12 @@ impl AppState {
     /// State over one store implementing both ports.
     pub fn new<S>(store: Arc<S>, ready: ReadinessProbe) -> Self
     where
-        S: SipTrunkRepository + AccountRepository + 'static,
+        S: SipTrunkRepository + AccountRepository + NumberConflictLog + 'static,
     {
         Self {
             trunks: store.clone(),
-            accounts: store,
+            accounts: store.clone(),
+            number_conflicts: store,
             ready,
             auth_cache: Arc::new(AuthCache::default()),
             read_cache: Arc::new(ReadCache::new(
@@ -147,6 +156,10 @@ impl AppState {
                 MetricsObserver(self.metrics.clone()),
             )),
         )
+        .with_number_conflicts(service::NumberConflicts {
+            log: self.number_conflicts.clone(),
+            budget: self.limits.number_conflicts,
+        })
     }
 
     /// The same state with reads cached for `ttl`, at most `budget` bytes in all (zero

@@ -7,6 +7,7 @@
 //! every failing field at once.
 
 mod account;
+mod conflicts;
 mod errors;
 #[cfg(test)]
 mod fixtures;
@@ -21,6 +22,7 @@ mod token;
 mod trunk;
 
 pub use account::{ApiKey, ApiKeyName, Email, User, UserName};
+pub use conflicts::{NumberConflictBudget, NumberConflictLog, NUMBER_CONFLICT_WINDOW};
 pub use errors::{FieldError, ValidationErrors};
 pub use ids::{ApiKeyId, TrunkId, UserId};
 pub use ledger::{

@@ -83,6 +83,16 @@ pub struct DatabaseArgs {
         global = true
     )]
     pub max_api_keys_per_user: u32,
+    /// Most "already connected to another SIP trunk" answers an account gets in any hour;
+    /// past it, creates and number changes answer 429 until the hour's window has room.
+    #[arg(
+        long,
+        env = "NUMBER_CONFLICTS_PER_HOUR",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub number_conflicts_per_hour: u32,
 }
 
 impl DatabaseArgs {
@@ -97,6 +107,9 @@ impl DatabaseArgs {
         AccountLimits {
             max_trunks: self.max_trunks_per_user,
             max_api_keys: self.max_api_keys_per_user,
+            number_conflicts: domain::NumberConflictBudget::per_hour(
+                self.number_conflicts_per_hour,
+            ),
         }
     }
 }

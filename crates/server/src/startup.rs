@@ -610,6 +610,7 @@ mod tests {
             limits: AccountLimits {
                 max_trunks: 0,
                 max_api_keys: 0,
+                ..AccountLimits::default()
             },
             ..settings()
         };

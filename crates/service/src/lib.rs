@@ -19,4 +19,4 @@ pub use blocking::blocking;
 pub use errors::ReconcileError;
 pub use observe::{Observe, Unobserved};
 pub use provisioning::{new_lease, Provisioner, WriteError};
-pub use trunks::{PatchParser, Trunks};
+pub use trunks::{NumberConflicts, PatchParser, Trunks};

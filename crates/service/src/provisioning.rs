@@ -93,7 +93,7 @@ struct Stopped {
     made: Vec<(LegKind, LegId)>,
 }
 
-/// Why a trunk write did not happen. The first two are answers for the client; the last two
+/// Why a trunk write did not happen. The first three are answers for the client; the last two
 /// are the contract's "failed to create/update" 500, with their cause for the log.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -104,6 +104,13 @@ pub enum WriteError {
     /// Another trunk already receives calls for the number.
     #[error("another trunk already receives calls for this number")]
     NumberTaken,
+    /// The account got its budget of number-taken answers in the last hour; nothing was
+    /// tried. The client may try again after `retry_after`.
+    #[error("the account's number-taken answers are spent for now")]
+    NumberConflictsSpent {
+        /// Until the window has room again.
+        retry_after: Duration,
+    },
     /// The voice infrastructure refused or did not answer; nothing the client asked for was
     /// stored.
     #[error("the voice infrastructure: {0}")]

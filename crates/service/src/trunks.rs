@@ -1,13 +1,15 @@
 //! The one entry for every trunk write: create, update, rename, delete, with or without a
 //! voice infrastructure. The choice between a plain store write and a provisioning use case
 //! is made here, not by the caller, and every write is told to the [`Observe`] hook
-//! (`written`), which the API's caches listen to.
+//! (`written`), which the API's caches listen to. Writes that may meet a number another trunk
+//! holds are budgeted here too ([`NumberConflicts`]).
 
 use std::sync::Arc;
 
 use domain::{
-    NewSipTrunk, PasswordWithheld, RepositoryError, SipTrunk, SipTrunkPatch, SipTrunkPatchInput,
-    SipTrunkRepository, TrunkId, TrunkUpdate, UserId, ValidationErrors,
+    NewSipTrunk, NumberConflictBudget, NumberConflictLog, PasswordWithheld, RepositoryError,
+    SipTrunk, SipTrunkPatch, SipTrunkPatchInput, SipTrunkRepository, Timestamp, TrunkId,
+    TrunkUpdate, UserId, ValidationErrors,
 };
 
 use crate::observe::Observe;
@@ -22,12 +24,23 @@ pub type PatchParser = Box<
         + Send,
 >;
 
+/// The number-taken answers each account may get, and where they are kept. Only an
+/// infrastructure can find a number taken, so only writes through one are budgeted.
+#[derive(Clone)]
+pub struct NumberConflicts {
+    /// The answers given.
+    pub log: Arc<dyn NumberConflictLog>,
+    /// How many an hour.
+    pub budget: NumberConflictBudget,
+}
+
 /// Trunk writes for one process: the store, the provisioning when trunks have legs, and who
 /// is told of each write.
 pub struct Trunks {
     store: Arc<dyn SipTrunkRepository>,
     provisioner: Option<Arc<Provisioner>>,
     observe: Arc<dyn Observe>,
+    conflicts: Option<NumberConflicts>,
 }
 
 impl Trunks {
@@ -41,6 +54,71 @@ impl Trunks {
             store,
             provisioner,
             observe,
+            conflicts: None,
+        }
+    }
+
+    /// The same writes, giving each account at most `conflicts.budget` number-taken answers
+    /// an hour: past it, every write that sets a number answers
+    /// [`WriteError::NumberConflictsSpent`] before anything is tried, taken or not.
+    pub fn with_number_conflicts(mut self, conflicts: NumberConflicts) -> Self {
+        self.conflicts = Some(conflicts);
+        self
+    }
+
+    /// The budget that applies to a write setting a number: none without an infrastructure.
+    fn budgeted(&self) -> Option<&NumberConflicts> {
+        self.provisioner.as_ref().and(self.conflicts.as_ref())
+    }
+
+    /// `NumberConflictsSpent` when the owner's budget is spent now.
+    async fn check_number_budget(&self, owner: UserId) -> Result<(), WriteError> {
+        let Some(conflicts) = self.budgeted().cloned() else {
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        let since = conflicts.budget.window_start(now);
+        let recent = crate::blocking(self.observe.as_ref(), move || {
+            conflicts.log.number_conflicts_since(owner, since)
+        })
+        .await?;
+        match self.budgeted().and_then(|c| c.budget.wait(&recent, now)) {
+            Some(retry_after) => Err(WriteError::NumberConflictsSpent { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// Passes a write's outcome on, counting a number-taken answer against the owner's
+    /// budget; the answer becomes `NumberConflictsSpent` when the budget was spent meanwhile
+    /// (by concurrent writes), so that no more than the budget is ever answered.
+    async fn count_number_taken<T>(
+        &self,
+        owner: UserId,
+        outcome: Result<T, WriteError>,
+    ) -> Result<T, WriteError> {
+        let (Err(WriteError::NumberTaken), Some(conflicts)) = (&outcome, self.budgeted().cloned())
+        else {
+            return outcome;
+        };
+        let now = Timestamp::now();
+        let since = conflicts.budget.window_start(now);
+        let answers = conflicts.budget.answers();
+        let log = conflicts.log.clone();
+        let recorded = crate::blocking(self.observe.as_ref(), move || {
+            if log.record_number_conflict(owner, now, since, answers)? {
+                return Ok(None);
+            }
+            log.number_conflicts_since(owner, since).map(Some)
+        })
+        .await?;
+        match recorded {
+            None => outcome,
+            Some(recent) => Err(WriteError::NumberConflictsSpent {
+                retry_after: conflicts
+                    .budget
+                    .wait(&recent, now)
+                    .unwrap_or(std::time::Duration::from_secs(1)),
+            }),
         }
     }
 
@@ -52,8 +130,12 @@ impl Trunks {
         new: NewSipTrunk,
         max_trunks: u32,
     ) -> Result<SipTrunk, WriteError> {
+        self.check_number_budget(owner).await?;
         let created = match &self.provisioner {
-            Some(provisioner) => provisioner.create(owner, new, max_trunks).await,
+            Some(provisioner) => {
+                let created = provisioner.create(owner, new, max_trunks).await;
+                self.count_number_taken(owner, created).await
+            }
             None => {
                 let store = self.store.clone();
                 crate::blocking(self.observe.as_ref(), move || {
@@ -78,6 +160,9 @@ impl Trunks {
         input: SipTrunkPatchInput,
         parse: PatchParser,
     ) -> Result<TrunkUpdate, WriteError> {
+        if !matches!(input.phone_number, domain::Patch::Absent) {
+            self.check_number_budget(owner).await?;
+        }
         let with_legs = self.provisioner.as_ref().filter(|provisioner| {
             input.may_change_legs()
                 || (provisioner.writes_called_numbers() && input.may_change_dialing())
@@ -91,7 +176,10 @@ impl Trunks {
                 match current
                     .and_then(|current| parse(&input, &current).map_err(RepositoryError::Rejected))
                 {
-                    Ok(patch) => provisioner.update(owner, id, patch).await,
+                    Ok(patch) => {
+                        let updated = provisioner.update(owner, id, patch).await;
+                        self.count_number_taken(owner, updated).await
+                    }
                     Err(error) => Err(WriteError::Repository(error)),
                 }
             }

@@ -8,10 +8,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use domain::{
     AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, ClaimedTrunk, Email, Lease,
-    LegChanges, LegCommit, LegId, LegKind, LegReference, LegRemoval, NewSipTrunk, PasswordWithheld,
-    ProvisioningLedger, ProvisioningState, RepositoryError, RepositoryResult, SipTrunk,
-    SipTrunkPatch, SipTrunkRepository, Timestamp, TokenHash, TrunkId, TrunkListing, TrunkPage,
-    TrunkUpdate, User, UserId, UserName,
+    LegChanges, LegCommit, LegId, LegKind, LegReference, LegRemoval, NewSipTrunk,
+    NumberConflictLog, PasswordWithheld, ProvisioningLedger, ProvisioningState, RepositoryError,
+    RepositoryResult, SipTrunk, SipTrunkPatch, SipTrunkRepository, Timestamp, TokenHash, TrunkId,
+    TrunkListing, TrunkPage, TrunkUpdate, User, UserId, UserName,
 };
 
 #[derive(Default)]
@@ -25,6 +25,8 @@ struct State {
     removals: BTreeMap<i64, (LegRemoval, Timestamp)>,
     /// The reconciler lease: holder and until when.
     reconciler: Option<(String, Timestamp)>,
+    /// Number-taken answers per account, oldest first.
+    number_conflicts: BTreeMap<UserId, Vec<Timestamp>>,
     /// The last id handed out per table, like a database sequence: ids are never reused.
     last_ids: LastIds,
 }
@@ -266,6 +268,42 @@ impl MemoryStore {
             );
         }
         Ok(stored)
+    }
+}
+
+impl NumberConflictLog for MemoryStore {
+    fn number_conflicts_since(
+        &self,
+        owner: UserId,
+        since: Timestamp,
+    ) -> RepositoryResult<Vec<Timestamp>> {
+        let state = self.state();
+        let answers = state
+            .number_conflicts
+            .get(&owner)
+            .map_or(&[][..], Vec::as_slice);
+        Ok(answers.iter().copied().filter(|at| *at > since).collect())
+    }
+
+    fn record_number_conflict(
+        &self,
+        owner: UserId,
+        at: Timestamp,
+        since: Timestamp,
+        budget: u32,
+    ) -> RepositoryResult<bool> {
+        let mut state = self.state();
+        if !state.users.contains_key(&owner) {
+            return Err(RepositoryError::NotFound);
+        }
+        let answers = state.number_conflicts.entry(owner).or_default();
+        answers.retain(|answer| *answer > since);
+        if answers.len() >= usize::try_from(budget).unwrap_or(usize::MAX) {
+            return Ok(false);
+        }
+        let place = answers.partition_point(|answer| *answer <= at);
+        answers.insert(place, at);
+        Ok(true)
     }
 }
 

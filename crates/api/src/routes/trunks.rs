@@ -271,6 +271,7 @@ fn invalid(
         (status = 409, description = "Same phone number, username and address as another trunk of the caller", body = crate::views::ErrorBody),
         crate::openapi::BodyErrors,
         crate::openapi::CommonErrors,
+        (status = 429, description = "Over a rate limit; or, with a voice infrastructure, the account got NUMBER_CONFLICTS_PER_HOUR (default 20) number-taken 422s in the last hour: `{\"message\":\"Too many attempts with numbers connected elsewhere. Try again later.\"}` for every create, taken or not, until the hour's window has room (Retry-After). Nothing is tried or stored.", body = Message),
         (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk (of any account) receives calls for the number. Nothing is stored.", body = crate::views::ValidationError),
         (status = 500, description = "The voice infrastructure did not create both legs: `{\"error\":\"Failed to create SIP trunk. Please try again or contact support.\"}`; nothing is stored and no leg is left behind. Also any unexpected failure.", body = crate::views::ErrorBody)
     ))]
@@ -298,6 +299,9 @@ pub async fn create(
             ApiError::from_repository(other, ApiError::Unauthenticated)
         }
         WriteError::NumberTaken => number_taken(),
+        WriteError::NumberConflictsSpent { retry_after } => ApiError::NumberConflictsSpent {
+            retry_after_secs: retry_after.as_secs(),
+        },
         WriteError::Infrastructure(_) | WriteError::Interrupted(_) => {
             ApiError::CreateProvisioningFailed
         }
@@ -320,6 +324,7 @@ macro_rules! partial_update_operation {
                 (status = 409, description = "The change collides with another trunk of the caller", body = crate::views::ErrorBody),
                 crate::openapi::BodyErrors,
                 crate::openapi::CommonErrors,
+                (status = 429, description = "Over a rate limit; or, with a voice infrastructure, a body sending `phone_number` when the account got NUMBER_CONFLICTS_PER_HOUR (default 20) number-taken 422s in the last hour: `{\"message\":\"Too many attempts with numbers connected elsewhere. Try again later.\"}` with Retry-After, taken or not. The stored trunk is unchanged.", body = Message),
                 (status = 422, description = "Field errors, every failing field at once; with a voice infrastructure (LiveKit or Kamailio), also `phone_number`: \"The phone number is already connected to another SIP trunk.\" when another trunk receives calls for the new number. The stored trunk is unchanged.", body = crate::views::ValidationError),
                 (status = 500, description = "The voice infrastructure did not re-create the legs the change needs: `{\"error\":\"Failed to update SIP trunk. Please try again or contact support.\"}`; the stored settings are unchanged (a leg already removed is restored by the reconciler, possibly with a new id). Also any unexpected failure.", body = crate::views::ErrorBody)
             ))]
@@ -357,6 +362,9 @@ partial_update_operation!(
                 ApiError::from_repository(error, ApiError::TrunkNotFound)
             }
             WriteError::NumberTaken => number_taken(),
+            WriteError::NumberConflictsSpent { retry_after } => ApiError::NumberConflictsSpent {
+                retry_after_secs: retry_after.as_secs(),
+            },
             WriteError::Infrastructure(_) | WriteError::Interrupted(_) => {
                 ApiError::UpdateProvisioningFailed
             }

@@ -85,6 +85,21 @@ impl AccountRepository for FailingStore {
     }
 }
 
+impl NumberConflictLog for FailingStore {
+    fn number_conflicts_since(&self, _: UserId, _: Timestamp) -> RepositoryResult<Vec<Timestamp>> {
+        Err((self.make)())
+    }
+    fn record_number_conflict(
+        &self,
+        _: UserId,
+        _: Timestamp,
+        _: Timestamp,
+        _: u32,
+    ) -> RepositoryResult<bool> {
+        Err((self.make)())
+    }
+}
+
 fn failing(make: fn() -> RepositoryError) -> AppState {
     let store = Arc::new(FailingStore { make });
     let ready: api::state::ReadinessProbe = Arc::new(move || Err(make()));

@@ -8,10 +8,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use api::state::AccountLimits;
 use api::AppState;
 use domain::{
     AccountRepository, ApiKeyName, ApiToken, Email, LegKind, NewSipTrunk, NewSipTrunkInput,
-    ProvisioningLedger, SipTrunkRepository, TokenSecret, UserName, VoiceInfrastructure,
+    NumberConflictBudget, NumberConflictLog, ProvisioningLedger, SipTrunkRepository, TokenSecret,
+    UserName, VoiceInfrastructure,
 };
 use livekit_adapter::{ApiSecret, LiveKit, LiveKitSettings};
 use livekit_standin::{Fault, StandIn};
@@ -72,18 +74,22 @@ fn token_for(accounts: &dyn AccountRepository) -> String {
     ApiToken::new(key.id, secret).expose_secret()
 }
 
+/// One store behind each of the ports a rig uses.
+type StorePorts = (
+    Arc<dyn SipTrunkRepository>,
+    Arc<dyn AccountRepository>,
+    Arc<dyn ProvisioningLedger>,
+    Arc<dyn NumberConflictLog>,
+);
+
 /// A rig on `backend`, `None` when PostgreSQL is asked for but not configured.
 pub fn rig(backend: Backend) -> Option<Rig> {
     let standin = StandIn::start();
     let (mut dir, mut schema) = (None, None);
-    let (trunks, accounts, ledger): (
-        Arc<dyn SipTrunkRepository>,
-        Arc<dyn AccountRepository>,
-        Arc<dyn ProvisioningLedger>,
-    ) = match backend {
+    let (trunks, accounts, ledger, number_conflicts): StorePorts = match backend {
         Backend::Memory => {
             let store = Arc::new(MemoryStore::new());
-            (store.clone(), store.clone(), store)
+            (store.clone(), store.clone(), store.clone(), store)
         }
         Backend::Sqlite | Backend::Postgres => {
             let url = if matches!(backend, Backend::Sqlite) {
@@ -105,7 +111,7 @@ pub fn rig(backend: Backend) -> Option<Rig> {
                 SqlStore::open(&url, Keyring::new(EncryptionKey::generate().0), options).unwrap();
             store.migrate().unwrap();
             let store = Arc::new(store);
-            (store.clone(), store.clone(), store)
+            (store.clone(), store.clone(), store.clone(), store)
         }
     };
     let token = token_for(accounts.as_ref());
@@ -115,6 +121,7 @@ pub fn rig(backend: Backend) -> Option<Rig> {
     let state = AppState {
         trunks: trunks.clone(),
         accounts,
+        number_conflicts,
         ..AppState::new(Arc::new(MemoryStore::new()), Arc::new(|| Ok(())))
     }
     .with_read_cache(Duration::ZERO, 0)
@@ -215,6 +222,7 @@ on_every_backend!(
     a_failed_inbound_create_stores_nothing_and_leaves_no_leg,
     a_failed_outbound_create_stores_nothing_and_removes_the_inbound_leg,
     a_number_another_trunk_holds_is_the_contracts_422_and_stores_nothing,
+    past_its_number_taken_budget_an_account_gets_429_for_every_number_taken_or_not,
     a_failed_outbound_re_create_leaves_the_trunk_and_its_legs_as_they_were,
     a_failed_inbound_re_create_keeps_the_settings_and_the_reconciler_restores_a_leg,
     a_trunk_whose_repair_keeps_failing_backs_off_alone_while_the_others_are_repaired,
@@ -536,6 +544,69 @@ async fn a_number_another_trunk_holds_is_the_contracts_422_and_stores_nothing(ri
     );
     assert_eq!(list(&rig).await, json!({"data": []}));
     assert_eq!(rig.standin.trunk_ids().len(), 1, "only the other system's");
+}
+
+async fn past_its_number_taken_budget_an_account_gets_429_for_every_number_taken_or_not(rig: Rig) {
+    let mut rig = rig;
+    rig.state = rig.state.clone().with_limits(AccountLimits {
+        number_conflicts: NumberConflictBudget::per_hour(3),
+        ..AccountLimits::default()
+    });
+    let taken: Vec<String> = (0..5).map(|n| format!("+1415555{n:04}")).collect();
+    for number in &taken {
+        rig.standin
+            .insert_inbound(livekit_protocol::SipInboundTrunkInfo {
+                numbers: vec![number.clone()],
+                ..Default::default()
+            });
+    }
+    let with_number = |number: &str| {
+        let mut body = number_trunk();
+        body["phone_number"] = json!(number);
+        body
+    };
+    for number in &taken[..3] {
+        let reply = create(&rig, &with_number(number)).await;
+        assert_eq!(reply.status, 422, "{number}: {}", reply.text);
+    }
+    let calls = rig.standin.journal().len();
+    // A fourth taken number and a free one get the same answer, and LiveKit is not asked.
+    for number in [taken[3].as_str(), "+14155559999"] {
+        let reply = create(&rig, &with_number(number)).await;
+        assert_eq!(
+            (reply.status, reply.text.as_str()),
+            (
+                429,
+                r#"{"message":"Too many attempts with numbers connected elsewhere. Try again later."}"#
+            ),
+            "{number}"
+        );
+        let wait: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+        assert!((3590..=3600).contains(&wait), "{wait}");
+    }
+    assert_eq!(rig.standin.journal().len(), calls, "no LiveKit call");
+    assert_eq!(list(&rig).await, json!({"data": []}));
+
+    // An update that sends a number is refused alike; one that does not goes through.
+    rig.state = rig.state.clone().with_limits(AccountLimits::default());
+    let created = create(&rig, &with_number("+14155558888")).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["data"]["id"].as_i64().unwrap();
+    rig.state = rig.state.clone().with_limits(AccountLimits {
+        number_conflicts: NumberConflictBudget::per_hour(3),
+        ..AccountLimits::default()
+    });
+    let reply = update(&rig, id, &json!({"phone_number": "+14155557777"})).await;
+    assert_eq!(reply.status, 429, "{}", reply.text);
+    let reply = update(&rig, id, &json!({"nickname": "still works"})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let reply = update(&rig, id, &json!({"sip_password": "An0ther-Secret"})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        rig.standin.trunk_ids().len(),
+        5 + 2,
+        "the other system's and ours"
+    );
 }
 
 async fn a_failed_outbound_re_create_leaves_the_trunk_and_its_legs_as_they_were(rig: Rig) {

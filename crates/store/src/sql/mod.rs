@@ -7,6 +7,7 @@
 //! timeout instead of failing (see `lock_trunk`).
 
 mod changes;
+mod conflicts;
 mod connection;
 mod errors;
 mod files;

@@ -118,6 +118,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The number-taken answers each account got in the last hour.
+    number_conflicts (id) {
+        /// Insertion order.
+        id -> BigInt,
+        /// The account answered.
+        user_id -> BigInt,
+        /// UTC; when.
+        answered_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(sip_trunks -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, api_keys, sip_trunks, leg_removals);

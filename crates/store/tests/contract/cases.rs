@@ -1135,3 +1135,81 @@ pub fn imported_trunks_count_against_the_limit(fixture: &Fixture) {
         Err(RepositoryError::LimitReached)
     ));
 }
+
+fn seconds(s: i64) -> Timestamp {
+    // A fixed recent day, so that every backend stores the instants as given.
+    Timestamp::from_unix_micros(1_800_000_000_000_000 + s * 1_000_000).unwrap()
+}
+
+pub fn number_conflicts_are_recorded_up_to_the_budget_per_window_and_owner(fixture: &Fixture) {
+    let alice = user(fixture, "alice@example.com");
+    let bob = user(fixture, "bob@example.com");
+    let log = &fixture.conflicts;
+    assert!(log
+        .record_number_conflict(alice, seconds(10), seconds(0), 2)
+        .unwrap());
+    assert!(log
+        .record_number_conflict(alice, seconds(20), seconds(0), 2)
+        .unwrap());
+    assert!(!log
+        .record_number_conflict(alice, seconds(30), seconds(0), 2)
+        .unwrap());
+    assert_eq!(
+        log.number_conflicts_since(alice, seconds(0)).unwrap(),
+        [seconds(10), seconds(20)]
+    );
+    // Another owner has a budget of its own.
+    assert!(log
+        .record_number_conflict(bob, seconds(30), seconds(0), 2)
+        .unwrap());
+    // Once the window has moved past the first answer, there is room for one more.
+    assert!(log
+        .record_number_conflict(alice, seconds(40), seconds(10), 2)
+        .unwrap());
+    assert_eq!(
+        log.number_conflicts_since(alice, seconds(10)).unwrap(),
+        [seconds(20), seconds(40)]
+    );
+    assert_eq!(
+        log.number_conflicts_since(alice, seconds(20)).unwrap(),
+        [seconds(40)]
+    );
+    assert_eq!(
+        log.number_conflicts_since(bob, seconds(0)).unwrap(),
+        [seconds(30)]
+    );
+    let nobody = UserId::new(999_999).unwrap();
+    assert_eq!(
+        log.record_number_conflict(nobody, seconds(0), seconds(0), 2),
+        Err(RepositoryError::NotFound)
+    );
+}
+
+pub fn racing_number_conflicts_never_pass_the_budget(fixture: &Fixture) {
+    let alice = user(fixture, "alice@example.com");
+    let threads = 8;
+    let barrier = Arc::new(Barrier::new(threads));
+    let recorded: usize = (0..threads)
+        .map(|i| {
+            let (log, barrier) = (fixture.conflicts.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                let at = seconds(100 + i64::try_from(i).unwrap());
+                log.record_number_conflict(alice, at, seconds(0), 3)
+                    .unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|handle| usize::from(handle.join().unwrap()))
+        .sum();
+    assert_eq!(recorded, 3);
+    assert_eq!(
+        fixture
+            .conflicts
+            .number_conflicts_since(alice, seconds(0))
+            .unwrap()
+            .len(),
+        3
+    );
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{AccountRepository, ProvisioningLedger, SipTrunkRepository};
+use domain::{AccountRepository, NumberConflictLog, ProvisioningLedger, SipTrunkRepository};
 use store::testing::TempPgSchema;
 use store::{DatabaseUrl, EncryptionKey, Keyring, MemoryStore, PoolOptions, SqlStore};
 
@@ -16,6 +16,8 @@ pub struct Fixture {
     pub accounts: Arc<dyn AccountRepository>,
     /// The provisioning ledger.
     pub ledger: Arc<dyn ProvisioningLedger>,
+    /// The number-taken answers.
+    pub conflicts: Arc<dyn NumberConflictLog>,
     /// The SQL store itself, for raw column reads and re-opening with other keys.
     pub sql: Option<SqlStore>,
     /// The key the SQL store seals with (base64), to build rotated rings.
@@ -57,6 +59,7 @@ fn sql_fixture(url: DatabaseUrl, cleanup: Cleanup) -> Fixture {
         trunks: Arc::new(store.clone()),
         accounts: Arc::new(store.clone()),
         ledger: Arc::new(store.clone()),
+        conflicts: Arc::new(store.clone()),
         sql: Some(store),
         key: key_text,
         _cleanup: cleanup,
@@ -69,7 +72,8 @@ pub fn memory() -> Option<Fixture> {
     Some(Fixture {
         trunks: store.clone(),
         accounts: store.clone(),
-        ledger: store,
+        ledger: store.clone(),
+        conflicts: store,
         sql: None,
         key: String::new(),
         _cleanup: Cleanup::None,

@@ -67,6 +67,8 @@ macro_rules! common_suite {
             ledger_leg_references_cover_every_trunk_hidden_ones_included,
             ledger_only_a_ready_trunk_nobody_works_on_is_marked_for_repair,
             ledger_a_holder_that_dies_while_changing_legs_leaves_the_trunk_to_the_reconciler,
+            number_conflicts_are_recorded_up_to_the_budget_per_window_and_owner,
+            racing_number_conflicts_never_pass_the_budget,
             $($extra,)*
         ]);
     };
