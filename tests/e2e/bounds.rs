@@ -106,3 +106,125 @@ pub fn the_open_file_limit_is_raised_and_connections_are_capped(database: &Datab
         "answered once a slot is free"
     );
 }
+
+/// The process's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Sends `methods` to `path`, pipelined on one connection per 100, and reads every answer.
+fn send_methods(server: &Server, methods: &[String], path: &str) {
+    let address = server.base.trim_start_matches("http://").to_owned();
+    for batch in methods.chunks(100) {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut requests = String::new();
+        for (i, method) in batch.iter().enumerate() {
+            let close = if i + 1 == batch.len() {
+                "Connection: close\r\n"
+            } else {
+                ""
+            };
+            requests.push_str(&format!(
+                "{method} {path} HTTP/1.1\r\nHost: t\r\n{close}\r\n"
+            ));
+        }
+        stream.write_all(requests.as_bytes()).unwrap();
+        let mut answers = String::new();
+        let _ = stream.read_to_string(&mut answers);
+        assert!(answers.starts_with("HTTP/1.1 "), "{answers}");
+    }
+}
+
+/// The series of `sip_trunks_http_requests_total` in a scrape, and the sum of those counting
+/// the method `other`.
+fn request_series(server: &Server) -> (Vec<String>, u64) {
+    let url = server.metrics_url().expect("a metrics listener");
+    let text = ureq::get(&url).call().unwrap().into_string().unwrap();
+    let lines: Vec<(&str, &str)> = text
+        .lines()
+        .filter(|line| line.starts_with("sip_trunks_http_requests_total{"))
+        .map(|line| line.rsplit_once(' ').unwrap())
+        .collect();
+    let others = lines
+        .iter()
+        .filter(|(series, _)| series.contains(r#"method="other""#))
+        .map(|(_, count)| count.parse::<u64>().unwrap())
+        .sum();
+    (
+        lines
+            .iter()
+            .map(|(series, _)| (*series).to_owned())
+            .collect(),
+        others,
+    )
+}
+
+pub fn strangers_methods_and_paths_leave_the_metrics_and_the_log_bounded(database: &Database) {
+    let server = Server::start(database);
+    let random_method = |seed: u64| -> String {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..40)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'A' + u8::try_from((x >> 33) % 26).unwrap())
+            })
+            .collect()
+    };
+    // Warm up: the series of `other` exist, the allocator has its arenas.
+    let warm: Vec<String> = (0..1_000).map(random_method).collect();
+    send_methods(&server, &warm, "/api/user/phone-numbers/sip-trunks");
+    send_methods(&server, &warm, "/nowhere");
+    let series_before = request_series(&server);
+    let rss_before = rss_kib(server.pid());
+
+    let methods: Vec<String> = (1_000..11_000).map(random_method).collect();
+    send_methods(
+        &server,
+        &methods[..5_000],
+        "/api/user/phone-numbers/sip-trunks",
+    );
+    send_methods(&server, &methods[5_000..], "/nowhere");
+    let series_after = request_series(&server);
+    let rss_after = rss_kib(server.pid());
+
+    assert_eq!(series_after.0, series_before.0, "no new series");
+    assert_eq!(
+        series_after.1,
+        series_before.1 + 10_000,
+        "each counted as other"
+    );
+    assert!(
+        rss_after <= rss_before + 5 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+
+    // A token sent as a path segment never reaches the log, whatever the route.
+    let secret = "Zr3kq8XbT2mVw9LpQe4sNc7YhJu6GdFaR1oKx5Ei";
+    for path in [
+        format!("/api/user/1|{secret}"),
+        format!("/api/user/phone-numbers/sip-trunks/1%7C{secret}"),
+    ] {
+        let (status, _) = server.call("GET", &path, None, None);
+        assert!(status == 404 || status == 401, "{path}: {status}");
+    }
+    let (clean, log) = server.stop();
+    assert!(clean, "{log}");
+    assert!(!log.contains(&secret[..12]), "the token is in the log");
+    assert!(
+        !log.contains(&methods[0]),
+        "a stranger's method is in the log"
+    );
+    assert!(
+        log.contains("other /nowhere 404"),
+        "the request lines say other"
+    );
+}

@@ -74,6 +74,7 @@ e2e_suite!(
         the_metrics_listener_counts_requests_by_route_template_away_from_the_api,
         existing_clients_check_their_key_with_me_and_get_404_for_endpoints_this_service_lacks,
         a_taken_default_metrics_port_costs_the_metrics_not_the_service,
+        strangers_methods_and_paths_leave_the_metrics_and_the_log_bounded,
     ]
 );
 

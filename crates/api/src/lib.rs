@@ -17,6 +17,7 @@ pub mod request;
 pub mod routes;
 pub mod shared_limits;
 pub mod state;
+pub mod telemetry;
 pub mod views;
 
 use std::time::Instant;
@@ -41,12 +42,9 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const ACCOUNT_API: &str = "/api/user/";
 const RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 
-/// Longest path written to the request log.
-const LOGGED_PATH_LEN: usize = 200;
-
 /// The application: routes, shared state, security headers, request ids and the request log.
 /// The log line holds method, path (route template in JSON), status, duration and the user
-/// id; never headers, query or body. Every response carries `X-Request-Id`.
+/// id, each bounded ([`telemetry`]); never headers, query or body. Every response carries `X-Request-Id`.
 pub fn app(
     state: AppState,
 ) -> App<
@@ -72,9 +70,9 @@ pub fn app(
                     .and_then(|value| value.to_str().ok()),
             );
             let started = Instant::now();
-            let method = req.method().clone();
-            let logged_path = log::log_enabled!(log::Level::Info)
-                .then(|| req.path().chars().take(LOGGED_PATH_LEN).collect::<String>());
+            let method = telemetry::method_label(req.method());
+            let logged_path =
+                log::log_enabled!(log::Level::Info).then(|| telemetry::loggable_path(req.path()));
             let per_account = req.path().starts_with(ACCOUNT_API);
             let metrics = metrics.clone();
             let response = logging::with_request_id(id.clone(), service.call(req));
@@ -83,7 +81,7 @@ pub fn app(
                 if let Ok(done) = &mut response {
                     add_response_headers(done, &id, per_account);
                 }
-                record(&metrics, &response, &method, logged_path, started.elapsed());
+                record(&metrics, &response, method, logged_path, started.elapsed());
                 response
             })
         })
@@ -118,7 +116,7 @@ fn add_response_headers<B>(done: &mut ServiceResponse<B>, id: &str, per_account:
 fn record<B>(
     metrics: &metrics::Metrics,
     response: &Result<ServiceResponse<B>, actix_web::Error>,
-    method: &actix_web::http::Method,
+    method: &'static str,
     logged_path: Option<String>,
     elapsed: std::time::Duration,
 ) {
@@ -137,12 +135,11 @@ fn record<B>(
         Err(error) => (error.as_response_error().status_code().as_u16(), None, None),
     };
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
-    let method = method.as_str();
     metrics
         .requests
         .get_or_create(&metrics::RequestLabels {
             route: route.clone(),
-            method: method.to_owned(),
+            method,
             status,
         })
         .inc();
@@ -150,7 +147,7 @@ fn record<B>(
         .durations
         .get_or_create(&metrics::RouteLabels {
             route: route.clone(),
-            method: method.to_owned(),
+            method,
         })
         .observe(elapsed.as_secs_f64());
     let Some(path) = logged_path else {

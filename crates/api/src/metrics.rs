@@ -22,8 +22,8 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     /// The route template.
     pub route: String,
-    /// The HTTP method.
-    pub method: String,
+    /// The HTTP method, one of a fixed set ([`crate::telemetry::method_label`]).
+    pub method: &'static str,
     /// The answer's status.
     pub status: u16,
 }
@@ -33,8 +33,8 @@ pub struct RequestLabels {
 pub struct RouteLabels {
     /// The route template.
     pub route: String,
-    /// The HTTP method.
-    pub method: String,
+    /// The HTTP method, one of a fixed set ([`crate::telemetry::method_label`]).
+    pub method: &'static str,
 }
 
 /// One label, `kind`.

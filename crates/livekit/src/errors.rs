@@ -31,13 +31,35 @@ impl Failure {
     }
 }
 
+/// Most characters of a text LiveKit (or whatever answers at its URL) wrote that reach an
+/// error, and so the log.
+const LIVEKIT_TEXT_LEN: usize = 200;
+
+/// `text` fit for one log line: at most `max` characters (then `…`), control characters
+/// (line breaks, terminal escapes) as `?`.
+pub(crate) fn bounded(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// LiveKit's message when an inbound trunk's number is another's.
 const CONFLICTING_INBOUND: &str = "Conflicting inbound SIP Trunks";
 
 pub(crate) fn classify(error: ServiceError) -> Failure {
     match error {
         ServiceError::Twirp(ServerError::Twirp(twirp)) => {
-            let detail = format!("{}: {}", twirp.code, twirp.msg);
+            let detail = format!(
+                "{}: {}",
+                bounded(&twirp.code, 32),
+                bounded(&twirp.msg, LIVEKIT_TEXT_LEN)
+            );
             match twirp.code.as_str() {
                 "invalid_argument" if twirp.msg.contains(CONFLICTING_INBOUND) => {
                     Failure::NumberTaken
@@ -70,7 +92,10 @@ pub(crate) fn classify(error: ServiceError) -> Failure {
             Failure::Retry(format!("{kind}: {error}"))
         }
         ServiceError::Twirp(ServerError::Prost(error)) => Failure::Final(ProvisionError::Refused(
-            format!("LiveKit's answer did not decode: {error}"),
+            format!(
+                "LiveKit's answer did not decode: {}",
+                bounded(&error.to_string(), LIVEKIT_TEXT_LEN)
+            ),
         )),
         ServiceError::Twirp(ServerError::Url(error)) => {
             Failure::Final(ProvisionError::Refused(format!("LIVEKIT_URL: {error}")))
@@ -79,5 +104,17 @@ pub(crate) fn classify(error: ServiceError) -> Failure {
             "cannot sign a LiveKit token: {error}"
         ))),
         ServiceError::Env(error) => Failure::Final(ProvisionError::Refused(error.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_text_is_cut_with_an_ellipsis_and_loses_its_control_characters() {
+        assert_eq!(bounded("short", 10), "short");
+        assert_eq!(bounded("0123456789abc", 10), "0123456789…");
+        assert_eq!(bounded("a\nb\u{1b}c\td", 10), "a?b?c?d");
     }
 }

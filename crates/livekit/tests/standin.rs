@@ -412,3 +412,18 @@ fn the_wire_format_is_livekits_path_content_type_grant_and_field_numbers() {
     assert_eq!(string_field(&trunk, 7), ["acme_user"]);
     assert_eq!(string_field(&trunk, 8), [PASSWORD]);
 }
+
+#[test]
+fn an_error_text_livekit_writes_reaches_the_log_bounded_and_on_one_line() {
+    let standin = StandIn::start();
+    let livekit = livekit(&standin);
+    let huge: &'static str = Box::leak("bad\ncode\u{1b}[31m".repeat(5_000).into_boxed_str());
+    standin.fail_next(1, Fault::Status(400, huge));
+    let outcome = runtime().block_on(livekit.create_outbound(&outbound_leg()));
+    let text = match outcome {
+        Err(error) => error.to_string(),
+        Ok(id) => panic!("created {id:?}"),
+    };
+    assert!(text.chars().count() < 400, "{} characters", text.len());
+    assert!(!text.contains('\n') && !text.contains('\u{1b}'), "{text}");
+}
