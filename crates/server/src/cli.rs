@@ -170,6 +170,10 @@ pub struct ServeArgs {
     /// one Redis; replicas of one deployment must agree).
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "sip-trunks:")]
     pub redis_key_prefix: String,
+    /// Milliseconds a request waits for Redis's answer before it is limited by this process
+    /// alone (and Redis is left alone for a second).
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 25)]
+    pub redis_timeout_ms: u64,
 }
 
 /// The subcommands.
@@ -375,6 +379,7 @@ async fn serve(
         trusted_proxies: args.trusted_proxies,
         redis_url: args.redis_url.filter(|url| !url.0.is_empty()),
         redis_key_prefix: args.redis_key_prefix,
+        redis_timeout_ms: args.redis_timeout_ms,
         metrics_bind: MetricsBind::from_setting(args.metrics_bind.as_deref()),
         port_file: args.port_file,
         max_connections: args.max_connections,

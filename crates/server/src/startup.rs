@@ -67,6 +67,13 @@ pub struct ServeSettings {
     pub redis_url: Option<SecretUrl>,
     /// What this deployment's Redis keys start with.
     pub redis_key_prefix: String,
+    /// Milliseconds a request waits for Redis's answer.
+    #[validate(range(
+        min = 1,
+        max = 5_000,
+        message = "the Redis timeout must be between 1 and 5000 ms"
+    ))]
+    pub redis_timeout_ms: u64,
     /// Where `/metrics` is served.
     pub metrics_bind: MetricsBind,
     /// Where to write the bound addresses ([`write_port_file`]), if anywhere.
@@ -188,7 +195,8 @@ fn rate_limits(settings: &ServeSettings) -> Result<RateLimits, StartError> {
         None => Ok(limits),
         Some(url) => {
             let redis = SharedLimiter::new(&url.0, &settings.redis_key_prefix)
-                .map_err(StartError::Settings)?;
+                .map_err(StartError::Settings)?
+                .with_answer_timeout(Duration::from_millis(settings.redis_timeout_ms));
             log::info!("rate limits are shared by every replica through redis");
             Ok(limits.shared_through(redis))
         }
@@ -522,6 +530,7 @@ mod tests {
             max_connections: 4096,
             redis_url: None,
             redis_key_prefix: "sip-trunks:".into(),
+            redis_timeout_ms: 25,
             metrics_bind: MetricsBind::Off,
             port_file: None,
         }
