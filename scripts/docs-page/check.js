@@ -19,7 +19,19 @@ const puppeteer = require("puppeteer-core");
       const url = request.url();
       if (/^(https?|wss?):/.test(url) && !url.startsWith(base)) outside.push(url);
     });
-    await page.goto(`${base}/api/docs`, { waitUntil: "networkidle0", timeout: 30000 });
+    // Anything the page's Content-Security-Policy refused: must stay empty.
+    const violations = [];
+    page.on("console", (message) => {
+      if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+    });
+    await page.exposeFunction("reportViolation", (text) => violations.push(text));
+    await page.evaluateOnNewDocument(() => {
+      document.addEventListener("securitypolicyviolation", (event) =>
+        window.reportViolation(`${event.violatedDirective} ${event.blockedURI}`),
+      );
+    });
+    const response = await page.goto(`${base}/api/docs`, { waitUntil: "networkidle0", timeout: 30000 });
+    const policy = response.headers()["content-security-policy"] || "";
     await page.waitForSelector(".opblock", { timeout: 30000 });
     const operations = await page.$$eval(".opblock", (blocks) =>
       blocks.map((block) => ({
@@ -38,7 +50,7 @@ const puppeteer = require("puppeteer-core");
     await page.waitForSelector(cell, { timeout: 15000 });
     const status = await page.$eval(cell, (element) => element.textContent.trim());
     await page.screenshot({ path: screenshot, fullPage: true });
-    console.log(JSON.stringify({ operations, status, outside }));
+    console.log(JSON.stringify({ operations, status, outside, policy, violations }));
   } finally {
     await browser.close();
   }

@@ -137,6 +137,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .to(method_not_allowed("GET")),
     )
     .service(
+        resource(paths::DOCS_START)
+            .get(docs::start)
+            .to(method_not_allowed("GET")),
+    )
+    .service(
         resource(paths::DOCS_STYLE)
             .get(docs::style)
             .to(method_not_allowed("GET")),

@@ -26,5 +26,7 @@ pub const OPENAPI_DOCUMENT: &str = "/api/openapi.json";
 pub const DOCS_PAGE: &str = "/api/docs";
 /// The documentation page's script.
 pub const DOCS_SCRIPT: &str = "/api/docs/swagger-ui-bundle.js";
+/// The documentation page's own start-up script (no inline script: the page's CSP forbids it).
+pub const DOCS_START: &str = "/api/docs/start.js";
 /// The documentation page's style sheet.
 pub const DOCS_STYLE: &str = "/api/docs/swagger-ui.css";

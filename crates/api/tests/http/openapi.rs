@@ -164,6 +164,36 @@ async fn the_documented_request_examples_are_accepted() {
 }
 
 #[actix_web::test]
+async fn the_docs_page_runs_only_its_own_scripts_and_cannot_be_framed() {
+    let (state, _store) = memory_state();
+    let app = TestApp::spawn(state).await;
+    let page = app.send(request("GET", "/api/docs", None, None)).await;
+    assert_eq!(page.status, 200);
+    let policy = page.header("content-security-policy").expect("a CSP");
+    let directives: Vec<&str> = policy.split(';').map(str::trim).collect();
+    for wanted in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(
+            directives.contains(&wanted),
+            "{wanted} missing from {policy}"
+        );
+    }
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    // `script-src 'self'` holds only if the page has no inline script.
+    let inline = page
+        .text
+        .match_indices("<script")
+        .filter(|(at, _)| !page.text[*at..].starts_with("<script src="))
+        .count();
+    assert_eq!(inline, 0, "{}", page.text);
+}
+
+#[actix_web::test]
 async fn the_docs_page_and_its_assets_are_served_by_the_binary_without_any_outside_url() {
     let (state, _store) = memory_state();
     let app = TestApp::spawn(state).await;
@@ -174,12 +204,21 @@ async fn the_docs_page_and_its_assets_are_served_by_the_binary_without_any_outsi
         Some("text/html; charset=utf-8")
     );
     for reference in [
-        "/api/openapi.json",
+        "/api/docs/start.js",
         "/api/docs/swagger-ui-bundle.js",
         "/api/docs/swagger-ui.css",
     ] {
         assert!(page.text.contains(reference), "{reference}");
     }
+    let start = app
+        .send(request("GET", "/api/docs/start.js", None, None))
+        .await;
+    assert_eq!(start.status, 200);
+    assert!(
+        start.text.contains("\"/api/openapi.json\""),
+        "{}",
+        start.text
+    );
     assert!(
         !page.text.contains("http://") && !page.text.contains("https://"),
         "no outside URL"
