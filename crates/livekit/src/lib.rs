@@ -19,8 +19,8 @@ use std::fmt;
 use std::time::Duration;
 
 use domain::{
-    InboundAccess, InboundLeg, LegId, LegKind, OutboundLeg, ProvisionError, ProvisionFuture,
-    RemoteLeg, VoiceInfrastructure,
+    InboundAccess, InboundLeg, LegId, LegKind, LegOwner, OutboundLeg, ProvisionError,
+    ProvisionFuture, RemoteLeg, VoiceInfrastructure,
 };
 use livekit_api::services::sip::{
     CreateSIPInboundTrunkOptions, CreateSIPOutboundTrunkOptions, ListSIPInboundTrunkFilter,
@@ -29,7 +29,7 @@ use livekit_api::services::sip::{
 use livekit_protocol as proto;
 
 use errors::{classify, Failure};
-pub use tag::LegTag;
+pub use tag::{LegTag, DEFAULT_DEPLOYMENT};
 
 /// The LiveKit API secret; `Debug` and `Display` never show it.
 #[derive(Clone)]
@@ -63,6 +63,9 @@ pub struct LiveKitSettings {
     pub attempts: u32,
     /// The wait before the first retry; it doubles for each next one.
     pub first_backoff: Duration,
+    /// This registry's name in its legs' tags (`SIP_TRUNKS_DEPLOYMENT`): legs tagged by
+    /// another deployment (a tag without one is `default`'s) are never touched ([`LegTag`]).
+    pub deployment: String,
 }
 
 impl LiveKitSettings {
@@ -76,6 +79,7 @@ impl LiveKitSettings {
             request_timeout: Duration::from_secs(3),
             attempts: 3,
             first_backoff: Duration::from_millis(200),
+            deployment: DEFAULT_DEPLOYMENT.to_owned(),
         }
     }
 }
@@ -205,7 +209,12 @@ impl LiveKit {
     }
 
     async fn create_inbound_leg(&self, leg: &InboundLeg) -> Result<LegId, ProvisionError> {
-        let tag = LegTag::new(leg.trunk, leg.owner, LegKind::Inbound);
+        let tag = LegTag::new(
+            &self.settings.deployment,
+            leg.trunk,
+            leg.owner,
+            LegKind::Inbound,
+        );
         let mut options = CreateSIPInboundTrunkOptions {
             metadata: Some(tag.to_metadata(None)),
             ..Default::default()
@@ -254,7 +263,12 @@ impl LiveKit {
     }
 
     async fn create_outbound_leg(&self, leg: &OutboundLeg) -> Result<LegId, ProvisionError> {
-        let tag = LegTag::new(leg.trunk, leg.owner, LegKind::Outbound);
+        let tag = LegTag::new(
+            &self.settings.deployment,
+            leg.trunk,
+            leg.owner,
+            LegKind::Outbound,
+        );
         let options = CreateSIPOutboundTrunkOptions {
             metadata: tag.to_metadata(Some(leg.fixed_ip)),
             auth_username: leg.username.clone(),
@@ -280,6 +294,14 @@ impl LiveKit {
         leg_id(created.sip_trunk_id)
     }
 
+    /// The trunk a leg was made for, when this deployment made it; `None` for a leg of
+    /// another deployment or another system (never touched, its numbers still taken).
+    fn own_leg(&self, metadata: &str) -> Option<LegOwner> {
+        LegTag::parse(metadata)
+            .filter(|tag| tag.deployment == self.settings.deployment)
+            .map(|tag| tag.owner())
+    }
+
     async fn all_legs(&self) -> Result<Vec<RemoteLeg>, ProvisionError> {
         let inbound = self.inbound_trunks().await?;
         let outbound = self.outbound_trunks().await?;
@@ -288,7 +310,7 @@ impl LiveKit {
             legs.push(RemoteLeg {
                 id: leg_id(trunk.sip_trunk_id)?,
                 kind: LegKind::Inbound,
-                owner: LegTag::parse(&trunk.metadata).map(|tag| tag.owner()),
+                owner: self.own_leg(&trunk.metadata),
                 numbers: trunk.numbers,
                 address: String::new(),
                 username: trunk.auth_username,
@@ -300,7 +322,7 @@ impl LiveKit {
             legs.push(RemoteLeg {
                 id: leg_id(trunk.sip_trunk_id)?,
                 kind: LegKind::Outbound,
-                owner: LegTag::parse(&trunk.metadata).map(|tag| tag.owner()),
+                owner: self.own_leg(&trunk.metadata),
                 numbers: trunk.numbers,
                 address: trunk.address,
                 username: trunk.auth_username,

@@ -77,6 +77,12 @@ pub struct InfrastructureArgs {
     /// A file (mode 0600) holding the LiveKit API secret. Instead: LIVEKIT_API_SECRET.
     #[arg(long, env = "LIVEKIT_API_SECRET_FILE", global = true)]
     pub livekit_api_secret_file: Option<PathBuf>,
+    /// This registry's name, written into the tag of every LiveKit leg it makes (1 to 32 of
+    /// a-z 0-9 -): registries with different names can share one LiveKit project, each
+    /// touching only its own legs. Left out: `default`, which also owns legs tagged before
+    /// names existed.
+    #[arg(long, env = "SIP_TRUNKS_DEPLOYMENT", global = true)]
+    pub deployment: Option<String>,
     /// The database the Kamailio edge reads (postgres://… or sqlite://PATH): the service
     /// writes every trunk's rows there and creates the tables it needs.
     #[arg(long, env = "KAMAILIO_DB_URL", global = true, hide_env_values = true)]
@@ -193,6 +199,24 @@ impl InfrastructureArgs {
         }
     }
 
+    /// The deployment name given, checked; `None` when left out (or empty).
+    fn deployment_name(&self) -> Result<Option<String>, StartError> {
+        let Some(name) = self.deployment.as_deref().filter(|name| !name.is_empty()) else {
+            return Ok(None);
+        };
+        let well_formed = name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if well_formed {
+            Ok(Some(name.to_owned()))
+        } else {
+            Err(StartError::Settings(
+                "SIP_TRUNKS_DEPLOYMENT (--deployment) must be 1 to 32 of a-z, 0-9 and -".into(),
+            ))
+        }
+    }
+
     /// The LiveKit settings, `None` when nothing of LiveKit is configured; a clear error for
     /// a half configuration.
     fn livekit_settings(&self) -> Result<Option<LiveKitSettings>, StartError> {
@@ -213,7 +237,11 @@ impl InfrastructureArgs {
                         "LIVEKIT_URL must start with https://, wss://, http:// or ws://, not {url:?}"
                     )));
                 }
-                Ok(Some(LiveKitSettings::new(url, key, secret)))
+                let mut settings = LiveKitSettings::new(url, key, secret);
+                if let Some(name) = self.deployment_name()? {
+                    settings.deployment = name;
+                }
+                Ok(Some(settings))
             }
             (url, key, secret) => {
                 let missing: Vec<&str> = [
@@ -259,6 +287,35 @@ impl InfrastructureArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deployment_name_is_short_lower_case_and_reaches_the_livekit_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("livekit.secret");
+        std::fs::write(&secret, "LiveKit-Secret-1\n").unwrap();
+        let mut permissions = std::fs::metadata(&secret).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
+        std::fs::set_permissions(&secret, permissions).unwrap();
+        let args = |deployment: Option<&str>| InfrastructureArgs {
+            livekit_url: Some("https://livekit.example".into()),
+            livekit_api_key: Some("APIkey".into()),
+            livekit_api_secret_file: Some(secret.clone()),
+            deployment: deployment.map(str::to_owned),
+            ..InfrastructureArgs::default()
+        };
+        let deployment_of = |deployment| match args(deployment).livekit_settings() {
+            Ok(Some(settings)) => Ok(settings.deployment),
+            Ok(None) => panic!("livekit expected"),
+            Err(error) => Err(error.to_string()),
+        };
+        assert_eq!(deployment_of(None), Ok("default".to_owned()));
+        assert_eq!(deployment_of(Some("")), Ok("default".to_owned()));
+        assert_eq!(deployment_of(Some("staging-2")), Ok("staging-2".to_owned()));
+        for bad in ["Staging", "a b", "x".repeat(33).as_str(), "prod\n"] {
+            let error = deployment_of(Some(bad)).unwrap_err();
+            assert!(error.contains("SIP_TRUNKS_DEPLOYMENT"), "{bad:?}: {error}");
+        }
+    }
 
     #[test]
     fn kamailio_without_its_rpc_secret_refuses_to_start_and_says_which_setting() {

@@ -232,6 +232,7 @@ on_every_backend!(
     an_update_that_died_after_removing_the_inbound_leg_is_healed,
     legs_removed_or_changed_behind_our_back_are_re_created,
     orphans_of_the_registry_are_removed_and_other_systems_legs_are_left_alone,
+    two_deployments_on_one_livekit_each_keep_exactly_their_own_legs,
     a_wrong_livekit_secret_fails_cleanly_without_showing_it,
     a_new_number_another_trunk_holds_is_the_422_and_the_old_inbound_leg_comes_back,
     a_failed_removal_of_the_old_inbound_leg_changes_nothing_and_is_healed,
@@ -894,6 +895,105 @@ async fn orphans_of_the_registry_are_removed_and_other_systems_legs_are_left_alo
     assert!(held.contains(&theirs));
     assert!(!held.contains(&orphan.as_str().to_owned()));
     assert_eq!(held.len(), 3);
+}
+
+/// A second registry ("staging", an empty in-memory store) on the rig's LiveKit: its state,
+/// its provisioner, and a token of its own account.
+fn staging_beside(rig: &Rig) -> (AppState, Arc<Provisioner>, Arc<MemoryStore>, String) {
+    let mut settings = LiveKitSettings::new(
+        rig.standin.url(),
+        rig.standin.api_key(),
+        ApiSecret::new(rig.standin.api_secret()),
+    );
+    settings.request_timeout = Duration::from_millis(400);
+    settings.first_backoff = Duration::from_millis(10);
+    settings.deployment = "staging".into();
+    let store = Arc::new(MemoryStore::new());
+    let token = token_for(store.as_ref());
+    let provisioner = Arc::new(Provisioner::new(
+        Arc::new(LiveKit::new(settings)),
+        store.clone(),
+    ));
+    let state = AppState::new(store.clone(), Arc::new(|| Ok(())))
+        .with_read_cache(Duration::ZERO, 0)
+        .with_provisioner(provisioner.clone());
+    (state, provisioner, store, token)
+}
+
+async fn two_deployments_on_one_livekit_each_keep_exactly_their_own_legs(rig: Rig) {
+    let numbered = |n: u32| {
+        let mut body = number_trunk();
+        body["phone_number"] = json!(format!("+1415555{n:04}"));
+        body
+    };
+    for n in 1..=3 {
+        assert_eq!(create(&rig, &numbered(n)).await.status, 201);
+    }
+    let production: BTreeSet<String> = rig.standin.trunk_ids().into_iter().collect();
+    assert_eq!(production.len(), 6);
+
+    // Staging starts with an empty database: production's legs are not its orphans.
+    let (staging, staging_provisioner, staging_store, staging_token) = staging_beside(&rig);
+    let staging_reconciler = Reconciler::new(
+        staging_provisioner.clone(),
+        staging_store.clone(),
+        Arc::new(|_| {}),
+    )
+    .with_orphan_grace(Duration::ZERO);
+    for _ in 0..10 {
+        staging_reconciler.pass(true, false).await.unwrap();
+    }
+    let held: BTreeSet<String> = rig.standin.trunk_ids().into_iter().collect();
+    assert_eq!(held, production, "staging touched production's legs");
+
+    // Production's numbers are taken for staging; a number of its own gets legs.
+    let app = TestApp::spawn(staging.clone()).await;
+    let refused = app.create_trunk(&staging_token, &numbered(1)).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    let made = app.create_trunk(&staging_token, &numbered(9)).await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let staging_legs: BTreeSet<String> = ["inbound_trunk_id", "outbound_trunk_id"]
+        .iter()
+        .map(|key| made.json()["data"][key].as_str().unwrap().to_owned())
+        .collect();
+
+    // A leg tagged before deployments existed, for a trunk production does not have: the
+    // default deployment's orphan, nobody else's.
+    let legacy = rig
+        .standin
+        .insert_inbound(livekit_protocol::SipInboundTrunkInfo {
+            numbers: vec!["+14155558888".into()],
+            metadata: r#"{"sip_trunks":{"trunk_id":777,"user_id":1,"leg":"inbound","created":1,"attempt":"00"}}"#.into(),
+            ..Default::default()
+        });
+
+    let calls = rig.standin.journal().len();
+    for _ in 0..3 {
+        staging_reconciler.pass(true, false).await.unwrap();
+    }
+    assert!(
+        rig.standin.trunk_ids().contains(&legacy),
+        "staging removed a legacy leg"
+    );
+
+    // Many passes of both, interleaved: each keeps exactly its own legs.
+    for _ in 0..10 {
+        rig.reconcile().await;
+        staging_reconciler.pass(true, false).await.unwrap();
+    }
+    let held: BTreeSet<String> = rig.standin.trunk_ids().into_iter().collect();
+    let expected: BTreeSet<String> = production.union(&staging_legs).cloned().collect();
+    assert_eq!(
+        held, expected,
+        "each keeps its own, the legacy orphan is gone"
+    );
+    assert_eq!(rig.referenced(), production);
+    let deletes: Vec<String> = rig
+        .calls_since(calls)
+        .into_iter()
+        .filter(|call| call.starts_with("DeleteSIPTrunk"))
+        .collect();
+    assert_eq!(deletes.len(), 1, "only the legacy orphan: {deletes:?}");
 }
 
 async fn a_wrong_livekit_secret_fails_cleanly_without_showing_it(rig: Rig) {
