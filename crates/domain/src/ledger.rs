@@ -246,6 +246,12 @@ pub trait ProvisioningLedger: Send + Sync {
         except: TrunkId,
     ) -> RepositoryResult<bool>;
 
+    /// Extends the lease `token` holds on trunk `id` (visible or being created) to `until`;
+    /// `LeaseLost` when `token` no longer holds it (another holder took it over, or the
+    /// trunk's work ended or it is gone). A lease that ran out but nobody took over is still
+    /// `token`'s, and renewed: nobody else can have worked on the trunk meanwhile.
+    fn renew_lease(&self, id: TrunkId, token: &str, until: Timestamp) -> RepositoryResult<()>;
+
     /// Takes (or renews) the one reconciler lease shared by every process on this database:
     /// true when `holder` holds it until `until`.
     fn take_reconciler_lease(&self, holder: &str, until: Timestamp) -> RepositoryResult<bool>;

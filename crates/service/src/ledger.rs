@@ -94,6 +94,18 @@ impl Ledger {
             .await
     }
 
+    /// [`ProvisioningLedger::renew_lease`].
+    pub async fn renew_lease(
+        &self,
+        id: TrunkId,
+        token: &str,
+        until: Timestamp,
+    ) -> RepositoryResult<()> {
+        let token = token.to_owned();
+        self.run(move |port| port.renew_lease(id, &token, until))
+            .await
+    }
+
     /// [`ProvisioningLedger::commit_legs`].
     pub async fn commit_legs(
         &self,

@@ -9,6 +9,7 @@
 pub mod blocking;
 pub mod context;
 pub mod errors;
+pub mod keeper;
 pub mod ledger;
 pub mod observe;
 pub mod provisioning;

@@ -29,6 +29,7 @@ use domain::{
 };
 
 use crate::errors::ReconcileError;
+use crate::keeper::KeptLease;
 use crate::ledger::Ledger;
 use crate::observe::{Observe, Unobserved};
 
@@ -37,9 +38,9 @@ use crate::observe::{Observe, Unobserved};
 /// the infrastructure does; the rest is for the database.
 pub const REQUEST_BUDGET: Duration = Duration::from_secs(10);
 
-/// How long a lease lasts: longer than any request's budget, so a live request never
-/// loses its lease; short enough that a dead one's work is taken over soon.
-pub const LEASE: Duration = Duration::from_secs(30);
+/// How long a lease lasts. A live holder keeps renewing it ([`KeptLease`]), so it may work
+/// longer; a dead holder's work is taken over within this time.
+pub const LEASE: Duration = Duration::from_secs(5);
 
 /// How long a delete waits for its legs' removal before leaving it to the reconciler.
 pub const DELETE_BUDGET: Duration = Duration::from_secs(3);
@@ -143,6 +144,18 @@ impl std::fmt::Debug for Provisioner {
         write!(f, "Provisioner({})", self.infrastructure.name())
     }
 }
+
+/// `lease`'s token, held for [`LEASE`] from now: what a holder asks for when it takes its
+/// lease again (a lease's `until` is fixed when it is made; the keeper has moved it on since).
+pub fn renewed(lease: &Lease) -> Lease {
+    Lease {
+        token: lease.token.clone(),
+        until: new_lease(LEASE).until,
+    }
+}
+
+/// The reason given when a step finds its lease gone: nothing was made.
+const LEASE_GONE: &str = "the provisioning lease was lost; nothing was made";
 
 /// A fresh lease for `length` from now.
 pub fn new_lease(length: Duration) -> Lease {
@@ -255,9 +268,11 @@ impl Provisioner {
     async fn restyle(
         &self,
         deadline: Instant,
+        kept: &KeptLease,
         id: &LegId,
         trunk: &SipTrunk,
     ) -> Result<(), ProvisionError> {
+        Self::still_held(kept)?;
         let leg = OutboundLeg::of(trunk);
         self.call(
             deadline,
@@ -311,13 +326,34 @@ impl Provisioner {
         }
     }
 
+    /// Keeps the lease `token` holds on trunk `id` alive until the returned guard is dropped.
+    pub(crate) fn keep(&self, id: TrunkId, token: &str) -> KeptLease {
+        let (ledger, token) = (self.ledger.clone(), token.to_owned());
+        KeptLease::start(LEASE, move |until| {
+            let (ledger, token) = (ledger.clone(), token.clone());
+            async move { ledger.renew_lease(id, &token, until).await.map(|()| true) }
+        })
+    }
+
+    /// `Unavailable` unless `kept` is still held: asked before every step that changes the
+    /// infrastructure, so that no leg is made for a trunk another holder has taken over.
+    fn still_held(kept: &KeptLease) -> Result<(), ProvisionError> {
+        if kept.held() {
+            Ok(())
+        } else {
+            Err(ProvisionError::Unavailable(LEASE_GONE.into()))
+        }
+    }
+
     /// Makes the inbound leg `trunk`'s settings need, within `deadline` (see
-    /// [`Provisioner::freeing_dead_holders`]).
+    /// [`Provisioner::freeing_dead_holders`]), while `kept` is held.
     pub(crate) async fn make_inbound(
         &self,
         deadline: Instant,
+        kept: &KeptLease,
         trunk: &SipTrunk,
     ) -> Result<LegId, ProvisionError> {
+        Self::still_held(kept)?;
         let leg = InboundLeg::of(trunk);
         self.freeing_dead_holders(deadline, "create inbound leg", &leg, || {
             self.infrastructure.create_inbound(&leg)
@@ -332,9 +368,11 @@ impl Provisioner {
     async fn swap_inbound(
         &self,
         deadline: Instant,
+        kept: &KeptLease,
         old: &LegId,
         trunk: &SipTrunk,
     ) -> Result<LegId, ProvisionError> {
+        Self::still_held(kept)?;
         let leg = InboundLeg::of(trunk);
         self.freeing_dead_holders(deadline, "replace inbound leg", &leg, || {
             self.infrastructure.replace_inbound(old, &leg)
@@ -402,8 +440,10 @@ impl Provisioner {
     pub(crate) async fn make_outbound(
         &self,
         deadline: Instant,
+        kept: &KeptLease,
         trunk: &SipTrunk,
     ) -> Result<LegId, ProvisionError> {
+        Self::still_held(kept)?;
         let leg = OutboundLeg::of(trunk);
         self.call(
             deadline,
@@ -441,7 +481,8 @@ impl Provisioner {
             .ledger
             .begin_create(owner, &new, max_trunks, &lease)
             .await?;
-        let inbound = self.make_inbound(deadline, &pending).await;
+        let kept = self.keep(pending.id, &lease.token);
+        let inbound = self.make_inbound(deadline, &kept, &pending).await;
         let inbound = match inbound {
             Ok(id) => id,
             Err(error) => {
@@ -452,7 +493,7 @@ impl Provisioner {
                 });
             }
         };
-        let outbound = self.make_outbound(deadline, &pending).await;
+        let outbound = self.make_outbound(deadline, &kept, &pending).await;
         let outbound = match outbound {
             Ok(id) => id,
             Err(error) => {
@@ -521,6 +562,7 @@ impl Provisioner {
             }
             Err(other) => return Err(other.into()),
         };
+        let kept = self.keep(id, &lease.token);
         let next = match patch.apply(&current, Timestamp::now()) {
             Ok(next) => next,
             Err(errors) => {
@@ -531,13 +573,15 @@ impl Provisioner {
         let legs = next.legs;
         if !legs.any() {
             return self
-                .update_without_legs(owner, &current, state, patch, next, &lease, deadline)
+                .update_without_legs(owner, &current, state, patch, next, &lease, &kept, deadline)
                 .await;
         }
         self.hold_for_legs(owner, id, &next.trunk, state, &lease)
             .await?;
-        self.replace_legs(owner, &current, state, &patch, next, legs, &lease, deadline)
-            .await
+        self.replace_legs(
+            owner, &current, state, &patch, next, legs, &lease, &kept, deadline,
+        )
+        .await
     }
 
     /// An update that re-creates no leg (nickname, calling format, country): at most the
@@ -552,12 +596,13 @@ impl Provisioner {
         patch: SipTrunkPatch,
         next: TrunkUpdate,
         lease: &Lease,
+        kept: &KeptLease,
         deadline: Instant,
     ) -> Result<TrunkUpdate, WriteError> {
         let id = current.id;
         let plan = LegPlan::for_update(current, &next.trunk, next.legs, self.capabilities());
         if let Some(outbound) = &plan.restyle_outbound {
-            if let Err(error) = self.restyle(deadline, outbound, &next.trunk).await {
+            if let Err(error) = self.restyle(deadline, kept, outbound, &next.trunk).await {
                 self.release(owner, id, lease, state, Vec::new()).await;
                 return Err(WriteError::Infrastructure(error));
             }
@@ -599,7 +644,7 @@ impl Provisioner {
             Ok(false) => {
                 return self
                     .ledger
-                    .lease_trunk(owner, id, lease, true)
+                    .lease_trunk(owner, id, &renewed(lease), true)
                     .await
                     .map(|_| ())
                     .map_err(|error| match error {
@@ -625,11 +670,12 @@ impl Provisioner {
         next: TrunkUpdate,
         legs: LegChanges,
         lease: &Lease,
+        kept: &KeptLease,
         deadline: Instant,
     ) -> Result<TrunkUpdate, WriteError> {
         let id = current.id;
         let plan = LegPlan::for_update(current, &next.trunk, legs, self.capabilities());
-        let carried = match self.carry_out(&plan, &next.trunk, deadline).await {
+        let carried = match self.carry_out(&plan, &next.trunk, kept, deadline).await {
             Ok(carried) => carried,
             Err(stopped) => {
                 return Err(self
@@ -723,17 +769,18 @@ impl Provisioner {
         &self,
         plan: &LegPlan,
         trunk: &SipTrunk,
+        kept: &KeptLease,
         deadline: Instant,
     ) -> Result<Carried, Stopped> {
         let mut carried = Carried::default();
         let stop = |step, error, made| Stopped { step, error, made };
         if let Some(outbound) = &plan.restyle_outbound {
-            if let Err(error) = self.restyle(deadline, outbound, trunk).await {
+            if let Err(error) = self.restyle(deadline, kept, outbound, trunk).await {
                 return Err(stop(Step::Restyle, error, carried.made));
             }
         }
         if let Some(replaced) = &plan.new_outbound {
-            match self.make_outbound(deadline, trunk).await {
+            match self.make_outbound(deadline, kept, trunk).await {
                 Ok(leg) => {
                     carried.made.push((LegKind::Outbound, leg.clone()));
                     carried.new_outbound = Some(leg);
@@ -747,21 +794,21 @@ impl Provisioner {
         let inbound = match &plan.new_inbound {
             None => None,
             Some(InboundStep::Swap { old }) => Some(
-                self.swap_inbound(deadline, old, trunk)
+                self.swap_inbound(deadline, kept, old, trunk)
                     .await
                     .map_err(|error| (Step::Swap, error)),
             ),
             Some(InboundStep::RemoveThenCreate { remove_first }) => {
-                let mut removed = Ok(());
+                let mut removed = Self::still_held(kept);
                 for leg in remove_first {
-                    removed = self.remove_leg(deadline, LegKind::Inbound, leg).await;
                     if removed.is_err() {
                         break;
                     }
+                    removed = self.remove_leg(deadline, LegKind::Inbound, leg).await;
                 }
                 Some(match removed {
                     Ok(()) => self
-                        .make_inbound(deadline, trunk)
+                        .make_inbound(deadline, kept, trunk)
                         .await
                         .map_err(|error| (Step::CreateInbound, error)),
                     Err(error) => Err((Step::RemoveOld, error)),
@@ -841,7 +888,11 @@ impl Provisioner {
         deadline: Instant,
         retry_at: Timestamp,
     ) -> Result<String, ReconcileError> {
-        let (current, _) = self.ledger.lease_trunk(owner, id, lease, true).await?;
+        let (current, _) = self
+            .ledger
+            .lease_trunk(owner, id, &renewed(lease), true)
+            .await?;
+        let kept = self.keep(id, &lease.token);
         let infrastructure = self.infrastructure().clone();
         let listed;
         let remote = match remote {
@@ -854,7 +905,7 @@ impl Provisioner {
             }
         };
         let plan = LegPlan::for_repair(&current, remote);
-        let carried = match self.carry_out(&plan, &current, deadline).await {
+        let carried = match self.carry_out(&plan, &current, &kept, deadline).await {
             Ok(carried) => carried,
             Err(stopped) => {
                 self.leave_for_repair(owner, id, lease, stopped.made, retry_at)

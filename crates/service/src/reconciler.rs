@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain::{
-    LegKind, LegReference, ProvisioningState, RemoteLeg, SipTrunkRepository, Timestamp, TrunkId,
-    UserId,
+    ClaimedTrunk, Lease, LegKind, LegReference, ProvisioningState, RemoteLeg, RepositoryError,
+    SipTrunkRepository, Timestamp, TrunkId, UserId,
 };
 
 use crate::errors::ReconcileError;
+use crate::keeper::KeptLease;
 use crate::provisioning::{backoff_from_now, new_lease, Provisioner, LEASE};
 
 /// A leg no trunk references is an orphan only once it is older than this: longer than any
@@ -163,6 +164,12 @@ pub struct Reconciler {
 /// start again at the shortest wait).
 const REMEMBERED_FAILURES: usize = 10_000;
 
+/// Most trunks one pass claims.
+const CLAIMS_PER_PASS: usize = 20;
+
+/// The time one trunk's rollback or repair may take, whatever is left of the pass's budget.
+const REPAIR_BUDGET: Duration = Duration::from_secs(30);
+
 /// When a trunk whose repair failed `failures` times in a row is claimed again: at once
 /// after the first (a one-off, such as a timeout), then 2 s, 4 s, ... up to five minutes.
 pub fn repair_retry_at(failures: u32) -> Timestamp {
@@ -249,7 +256,9 @@ impl Reconciler {
             ..Report::default()
         };
         let deadline = Instant::now() + self.budget;
-        if !dry_run {
+        let kept = if dry_run {
+            None
+        } else {
             let until = new_lease(LEASE).until;
             let held = self
                 .provisioner
@@ -260,17 +269,31 @@ impl Reconciler {
                 report.skipped = true;
                 return Ok(report);
             }
-        }
+            Some(self.keep_reconciler_lease())
+        };
+        let still_held = || kept.as_ref().is_none_or(KeptLease::held);
         self.removals(&mut report, dry_run, deadline).await?;
         let mut remote: Option<Vec<RemoteLeg>> = None;
         if !dry_run {
-            self.claims(&mut report, &mut remote, deadline).await?;
+            self.claims(&mut report, &mut remote, &still_held, deadline)
+                .await?;
         }
-        if full || dry_run {
+        if (full || dry_run) && still_held() {
             self.scan(&mut report, &mut remote, dry_run, deadline)
                 .await?;
         }
         Ok(report)
+    }
+
+    /// Keeps the one reconciler lease while a pass runs: a pass may take longer than a lease
+    /// (a slow infrastructure), and another process must not start a pass meanwhile.
+    fn keep_reconciler_lease(&self) -> KeptLease {
+        let ledger = self.provisioner.ledger().clone();
+        let holder = self.holder.clone();
+        KeptLease::start(LEASE, move |until| {
+            let (ledger, holder) = (ledger.clone(), holder.clone());
+            async move { ledger.take_reconciler_lease(&holder, until).await }
+        })
     }
 
     /// The failures of `trunk`'s repair in a row so far, counting one more when `count`.
@@ -346,20 +369,53 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Claims the trunks that are due and rolls back or repairs each, while the reconciler
+    /// lease is held. Their leases are taken at the claim and run out while earlier ones are
+    /// worked on (a slow infrastructure): each is taken again when its turn comes, unless
+    /// another holder (a client's update) has it by then, and kept while it is worked on.
     async fn claims(
         &self,
         report: &mut Report,
         remote: &mut Option<Vec<RemoteLeg>>,
+        still_held: &(dyn Fn() -> bool + Sync),
         deadline: Instant,
     ) -> Result<(), ReconcileError> {
         let lease = new_lease(LEASE);
         let claimed = self
             .provisioner
             .ledger()
-            .claim_due(Timestamp::now(), &lease, 20)
+            .claim_due(Timestamp::now(), &lease, CLAIMS_PER_PASS)
             .await?;
         self.provisioner.observer().due_trunks(claimed.len());
+        self.work_claimed(report, remote, claimed, &lease, still_held, deadline)
+            .await?;
+        if !report.actions.is_empty() {
+            self.provisioner
+                .remove_due_now(Duration::from_secs(5))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Rolls back or repairs each of `claimed` (leased with `lease`), while the reconciler
+    /// lease is held.
+    async fn work_claimed(
+        &self,
+        report: &mut Report,
+        remote: &mut Option<Vec<RemoteLeg>>,
+        claimed: Vec<ClaimedTrunk>,
+        lease: &Lease,
+        still_held: &(dyn Fn() -> bool + Sync),
+        deadline: Instant,
+    ) -> Result<(), ReconcileError> {
         for trunk in claimed {
+            // Past the pass's budget, the rest are claimed again by a later pass. A trunk
+            // begun gets a budget of its own, so that no call of it is cut short (a create
+            // cut short may still happen, and leave a leg nobody knows of until the scan).
+            if !still_held() || Instant::now() >= deadline {
+                break;
+            }
+            let deadline = Instant::now() + REPAIR_BUDGET;
             match trunk.state {
                 ProvisioningState::Creating => {
                     let legs = self.remote_legs(remote, deadline).await?;
@@ -368,11 +424,17 @@ impl Reconciler {
                         .filter(|leg| leg.owner.is_some_and(|o| o.trunk == trunk.id))
                         .map(|leg| (leg.kind, leg.id.clone()))
                         .collect();
-                    self.provisioner
+                    let abandoned = self
+                        .provisioner
                         .ledger()
                         .abandon_create(trunk.owner, trunk.id, &lease.token, &made)
-                        .await?;
-                    report.actions.push(Action::RolledBack { trunk: trunk.id });
+                        .await;
+                    match abandoned {
+                        Ok(()) => report.actions.push(Action::RolledBack { trunk: trunk.id }),
+                        // A client's retry took the create over (or ended it) meanwhile.
+                        Err(RepositoryError::LeaseLost | RepositoryError::NotFound) => {}
+                        Err(error) => return Err(error.into()),
+                    }
                 }
                 ProvisioningState::Repair | ProvisioningState::Ready => {
                     let legs = self.remote_legs(remote, deadline).await?.to_vec();
@@ -382,7 +444,7 @@ impl Reconciler {
                         .repair(
                             trunk.owner,
                             trunk.id,
-                            &lease,
+                            lease,
                             Some(&legs),
                             deadline,
                             retry_at,
@@ -399,6 +461,8 @@ impl Reconciler {
                             // The legs changed: list again before the next use.
                             *remote = None;
                         }
+                        // Another holder (a client's update) took the trunk: its work.
+                        Err(ReconcileError::Storage(RepositoryError::LeaseLost)) => {}
                         Err(error) => {
                             self.failed_again(trunk.id, true);
                             self.provisioner
@@ -412,11 +476,6 @@ impl Reconciler {
                     }
                 }
             }
-        }
-        if !report.actions.is_empty() {
-            self.provisioner
-                .remove_due_now(Duration::from_secs(5))
-                .await;
         }
         Ok(())
     }

@@ -470,6 +470,18 @@ impl ProvisioningLedger for MemoryStore {
         Ok(())
     }
 
+    fn renew_lease(&self, id: TrunkId, token: &str, until: Timestamp) -> RepositoryResult<()> {
+        let mut state = self.state();
+        let held = state
+            .provisioning
+            .get_mut(&id)
+            .and_then(|p| p.lease.as_mut())
+            .filter(|lease| lease.token == token)
+            .ok_or(RepositoryError::LeaseLost)?;
+        held.until = until;
+        Ok(())
+    }
+
     fn lease_trunk(
         &self,
         owner: UserId,

@@ -233,6 +233,7 @@ on_every_backend!(
     legs_removed_or_changed_behind_our_back_are_re_created,
     orphans_of_the_registry_are_removed_and_other_systems_legs_are_left_alone,
     two_deployments_on_one_livekit_each_keep_exactly_their_own_legs,
+    two_replicas_on_a_slow_livekit_give_every_trunk_its_legs_each_made_once,
     a_wrong_livekit_secret_fails_cleanly_without_showing_it,
     a_new_number_another_trunk_holds_is_the_422_and_the_old_inbound_leg_comes_back,
     a_failed_removal_of_the_old_inbound_leg_changes_nothing_and_is_healed,
@@ -895,6 +896,100 @@ async fn orphans_of_the_registry_are_removed_and_other_systems_legs_are_left_alo
     assert!(held.contains(&theirs));
     assert!(!held.contains(&orphan.as_str().to_owned()));
     assert_eq!(held.len(), 3);
+}
+
+/// Loses every leg of the rig's `count` new trunks, makes each LiveKit call take `latency`,
+/// and runs two replicas' reconcilers (each its own provisioner on the rig's store) until
+/// every trunk has its legs again: LiveKit then holds exactly the stored legs, each made once.
+async fn heal_with_two_replicas(rig: &Rig, count: u32, first_number: u32, latency: Duration) {
+    for n in 0..count {
+        let mut body = number_trunk();
+        body["phone_number"] = json!(format!("+1415555{:04}", first_number + n));
+        let reply = create(rig, &body).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        for leg in ["inbound_trunk_id", "outbound_trunk_id"] {
+            assert!(rig
+                .standin
+                .remove(reply.json()["data"][leg].as_str().unwrap()));
+        }
+    }
+    let from = rig.standin.journal().len();
+    rig.standin.fail_next(1_000_000, Fault::Delay(latency));
+    let replica = || {
+        let mut settings = LiveKitSettings::new(
+            rig.standin.url(),
+            rig.standin.api_key(),
+            ApiSecret::new(rig.standin.api_secret()),
+        );
+        settings.request_timeout = latency * 2;
+        let provisioner = Arc::new(Provisioner::new(
+            Arc::new(LiveKit::new(settings)),
+            rig.ledger.clone(),
+        ));
+        Arc::new(Reconciler::new(
+            provisioner,
+            rig.trunks.clone(),
+            Arc::new(|_| {}),
+        ))
+    };
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runs: Vec<_> = [replica(), replica()]
+        .into_iter()
+        .map(|reconciler| {
+            let done = done.clone();
+            tokio::spawn(async move {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = reconciler.pass(true, false).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let complete = || {
+        let held: BTreeSet<String> = rig.standin.trunk_ids().into_iter().collect();
+        let references = rig.ledger.leg_references(None, 100_000).unwrap();
+        held == rig.referenced()
+            && references
+                .iter()
+                .all(|r| r.inbound.is_some() && r.outbound.is_some())
+    };
+    while !complete() && started.elapsed() < Duration::from_secs(180) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for run in runs {
+        run.await.unwrap();
+    }
+    rig.standin.clear_faults();
+    assert!(
+        complete(),
+        "not every trunk got its legs in {:?}",
+        started.elapsed()
+    );
+    rig.assert_invariant();
+    let made = |method: &str| {
+        rig.standin.journal()[from..]
+            .iter()
+            .filter(|call| call.method == method && call.outcome == "ok")
+            .count()
+    };
+    let trunks = usize::try_from(count).unwrap();
+    assert_eq!(
+        made("CreateSIPInboundTrunk"),
+        trunks,
+        "inbound legs made once each"
+    );
+    assert_eq!(
+        made("CreateSIPOutboundTrunk"),
+        trunks,
+        "outbound legs made once each"
+    );
+}
+
+async fn two_replicas_on_a_slow_livekit_give_every_trunk_its_legs_each_made_once(rig: Rig) {
+    heal_with_two_replicas(&rig, 6, 100, Duration::from_millis(600)).await;
+    heal_with_two_replicas(&rig, 2, 200, Duration::from_millis(2_500)).await;
 }
 
 /// A second registry ("staging", an empty in-memory store) on the rig's LiveKit: its state,

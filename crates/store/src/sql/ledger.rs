@@ -209,6 +209,24 @@ impl ProvisioningLedger for SqlStore {
         })
     }
 
+    fn renew_lease(&self, id: TrunkId, token: &str, until: Timestamp) -> RepositoryResult<()> {
+        let renewed = self.write(|conn| {
+            diesel::update(
+                sip_trunks::table
+                    .filter(sip_trunks::id.eq(id.get()))
+                    .filter(sip_trunks::provisioning_lease.eq(token)),
+            )
+            .set(sip_trunks::provisioning_lease_until.eq(until.naive_utc()))
+            .execute(conn)
+            .map_err(TxError::from)
+        })?;
+        if renewed == 1 {
+            Ok(())
+        } else {
+            Err(RepositoryError::LeaseLost)
+        }
+    }
+
     fn lease_trunk(
         &self,
         owner: UserId,

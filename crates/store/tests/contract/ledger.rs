@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use domain::{
     Lease, LegCommit, LegId, LegKind, Patch, ProvisioningState, RepositoryError,
-    SipTrunkPatchInput, Timestamp, TrunkPage, TrunkType,
+    SipTrunkPatchInput, Timestamp, TrunkId, TrunkPage, TrunkType,
 };
 
 use super::cases::{nickname_patch, number_trunk, patch, user, NO_LIMIT};
@@ -631,4 +631,58 @@ pub fn ledger_a_holder_that_dies_while_changing_legs_leaves_the_trunk_to_the_rec
         .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].state, ProvisioningState::Repair);
+}
+
+pub fn ledger_a_lease_is_renewed_by_its_holder_only_and_never_after_it_ended(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let trunk = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    fixture
+        .ledger
+        .lease_trunk(owner, trunk.id, &lease("first", -1), true)
+        .unwrap();
+    // Ran out, but nobody took it over: still the holder's.
+    let later = lease("first", 30).until;
+    fixture
+        .ledger
+        .renew_lease(trunk.id, "first", later)
+        .unwrap();
+    assert_eq!(
+        fixture.ledger.renew_lease(trunk.id, "second", later),
+        Err(RepositoryError::LeaseLost)
+    );
+    // Renewed: another holder cannot take it now.
+    assert!(matches!(
+        fixture
+            .ledger
+            .lease_trunk(owner, trunk.id, &lease("second", 30), false),
+        Err(RepositoryError::LeaseLost)
+    ));
+    fixture
+        .ledger
+        .release_trunk(owner, trunk.id, "first", ProvisioningState::Ready, &[])
+        .unwrap();
+    assert_eq!(
+        fixture.ledger.renew_lease(trunk.id, "first", later),
+        Err(RepositoryError::LeaseLost),
+        "the work ended"
+    );
+    // A create's hidden row is renewed alike.
+    let new = number_trunk("+14155550000");
+    let pending = fixture
+        .ledger
+        .begin_create(owner, &new, NO_LIMIT, &lease("creator", 1))
+        .unwrap();
+    fixture
+        .ledger
+        .renew_lease(pending.id, "creator", later)
+        .unwrap();
+    assert_eq!(
+        fixture
+            .ledger
+            .renew_lease(TrunkId::new(999_999).unwrap(), "creator", later),
+        Err(RepositoryError::LeaseLost)
+    );
 }

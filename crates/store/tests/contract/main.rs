@@ -56,6 +56,7 @@ macro_rules! common_suite {
             ledger_a_trunk_being_created_is_hidden_until_finished_and_still_holds_its_identity,
             ledger_an_abandoned_create_is_gone_and_the_legs_it_made_are_queued,
             ledger_a_lease_has_one_holder_until_it_runs_out,
+            ledger_a_lease_is_renewed_by_its_holder_only_and_never_after_it_ended,
             ledger_committed_legs_replace_the_old_ones_which_are_queued_for_removal,
             ledger_a_commit_for_settings_changed_meanwhile_writes_nothing,
             ledger_a_concurrent_rename_survives_a_commit_of_new_legs,
