@@ -154,6 +154,10 @@ pub fn renewed(lease: &Lease) -> Lease {
     }
 }
 
+/// How long an update waits for another holder of its trunk's lease: a little longer than a
+/// lease, so that a dead holder's is taken over.
+const HOLDER_WAIT: Duration = Duration::from_millis(6_000);
+
 /// The reason given when a step finds its lease gone: nothing was made.
 const LEASE_GONE: &str = "the provisioning lease was lost; nothing was made";
 
@@ -551,9 +555,11 @@ impl Provisioner {
         id: TrunkId,
         patch: SipTrunkPatch,
     ) -> Result<TrunkUpdate, WriteError> {
-        let deadline = Instant::now() + self.budget;
         let lease = new_lease(LEASE);
-        let leased = self.ledger.lease_trunk(owner, id, &lease, false).await;
+        let leased = self.lease_when_free(owner, id, &lease).await;
+        // The budget for the legs starts once the trunk is ours: a wait for another holder
+        // (at most HOLDER_WAIT) comes on top.
+        let deadline = Instant::now() + self.budget;
         let (current, state) = match leased {
             Ok(leased) => leased,
             Err(RepositoryError::LeaseLost) => {
@@ -582,6 +588,31 @@ impl Provisioner {
             owner, &current, state, &patch, next, legs, &lease, &kept, deadline,
         )
         .await
+    }
+
+    /// Takes the trunk's lease for an update, waiting while another holder has it: a live one
+    /// (a concurrent update, the reconciler) usually finishes within seconds, and a dead one's
+    /// lease runs out within [`LEASE`], so a client's retry right after a crash succeeds
+    /// instead of failing. Gives up with `LeaseLost` after [`HOLDER_WAIT`].
+    async fn lease_when_free(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        lease: &Lease,
+    ) -> Result<(SipTrunk, ProvisioningState), RepositoryError> {
+        let give_up = Instant::now() + HOLDER_WAIT;
+        loop {
+            match self
+                .ledger
+                .lease_trunk(owner, id, &renewed(lease), false)
+                .await
+            {
+                Err(RepositoryError::LeaseLost) if Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// An update that re-creates no leg (nickname, calling format, country): at most the

@@ -234,6 +234,7 @@ on_every_backend!(
     orphans_of_the_registry_are_removed_and_other_systems_legs_are_left_alone,
     two_deployments_on_one_livekit_each_keep_exactly_their_own_legs,
     two_replicas_on_a_slow_livekit_give_every_trunk_its_legs_each_made_once,
+    an_update_behind_a_dead_holders_lease_waits_for_it_and_succeeds,
     a_wrong_livekit_secret_fails_cleanly_without_showing_it,
     a_new_number_another_trunk_holds_is_the_422_and_the_old_inbound_leg_comes_back,
     a_failed_removal_of_the_old_inbound_leg_changes_nothing_and_is_healed,
@@ -990,6 +991,23 @@ async fn heal_with_two_replicas(rig: &Rig, count: u32, first_number: u32, latenc
 async fn two_replicas_on_a_slow_livekit_give_every_trunk_its_legs_each_made_once(rig: Rig) {
     heal_with_two_replicas(&rig, 6, 100, Duration::from_millis(600)).await;
     heal_with_two_replicas(&rig, 2, 200, Duration::from_millis(2_500)).await;
+}
+
+async fn an_update_behind_a_dead_holders_lease_waits_for_it_and_succeeds(rig: Rig) {
+    let (id, _, _) = created(&rig).await;
+    let reference = rig.ledger.leg_references(None, 10).unwrap().remove(0);
+    // A holder that took the lease to change legs, then died.
+    rig.ledger
+        .lease_trunk(
+            reference.owner,
+            reference.id,
+            &new_lease(service::provisioning::LEASE),
+            true,
+        )
+        .unwrap();
+    let reply = update(&rig, id, &json!({"sip_password": "After-The-Crash-1"})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    rig.assert_invariant();
 }
 
 /// A second registry ("staging", an empty in-memory store) on the rig's LiveKit: its state,
