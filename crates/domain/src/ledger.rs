@@ -125,6 +125,12 @@ pub struct LegCommit {
 pub trait ProvisioningLedger: Send + Sync {
     /// Stores a new trunk as `Creating` under `lease`, hidden from clients, with the checks
     /// of [`crate::SipTrunkRepository::create_trunk`] (`Conflict`, `LimitReached`).
+    ///
+    /// `Conflict` names only a trunk the client can see. A hidden create of the same identity
+    /// whose lease ran out (its creator died) is deleted, as every trunk write of the owner
+    /// does when it meets one, and this one stored; its legs are found by their tag later
+    /// (as the dead holders of a number, or as orphans). One whose lease is still held is a
+    /// create in flight: `LeaseLost`, for the caller to wait on.
     fn begin_create(
         &self,
         owner: UserId,

@@ -115,7 +115,8 @@ pub trait SipTrunkRepository: Send + Sync {
     /// Stores a new trunk with a fresh id (never reused) and both timestamps now;
     /// `Conflict` when the owner already has the same (phone number, username, address);
     /// `LimitReached` when the owner already has `max_trunks` trunks. Concurrent creates
-    /// never take an owner past the limit.
+    /// never take an owner past the limit. A hidden create whose creator died never makes a
+    /// `Conflict` (see [`crate::ProvisioningLedger::begin_create`]).
     fn create_trunk(
         &self,
         owner: UserId,
@@ -125,7 +126,8 @@ pub trait SipTrunkRepository: Send + Sync {
 
     /// Applies `patch` atomically to the owner's trunk `id` with [`SipTrunkPatch::apply`]:
     /// `NotFound`, `Rejected` (a rule that depends on the stored trunk), `Conflict` (the
-    /// change collides with another trunk of the owner). Nothing is written when nothing
+    /// change collides with another trunk of the owner; a hidden create whose creator died
+    /// does not count). Nothing is written when nothing
     /// changes, so `updated_at` stays.
     fn update_trunk(
         &self,

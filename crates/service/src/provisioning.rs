@@ -154,9 +154,13 @@ pub fn renewed(lease: &Lease) -> Lease {
     }
 }
 
-/// How long an update waits for another holder of its trunk's lease: a little longer than a
-/// lease, so that a dead holder's is taken over.
+/// How long a write waits for another holder of its trunk's lease (an update), or for a create
+/// in flight of the same trunk (a create): a little longer than a lease, so that a dead
+/// holder's is taken over.
 const HOLDER_WAIT: Duration = Duration::from_millis(6_000);
+
+/// How often a waiting write looks again.
+const HOLDER_POLL: Duration = Duration::from_millis(200);
 
 /// The reason given when a step finds its lease gone: nothing was made.
 const LEASE_GONE: &str = "the provisioning lease was lost; nothing was made";
@@ -479,12 +483,17 @@ impl Provisioner {
         new: NewSipTrunk,
         max_trunks: u32,
     ) -> Result<SipTrunk, WriteError> {
-        let deadline = Instant::now() + self.budget;
         let lease = new_lease(LEASE);
-        let pending = self
-            .ledger
-            .begin_create(owner, &new, max_trunks, &lease)
-            .await?;
+        let pending = match self.begin_when_free(owner, &new, max_trunks, &lease).await {
+            Ok(pending) => pending,
+            Err(RepositoryError::LeaseLost) => {
+                log::warn!("user {owner}: a create of the same trunk is still in flight");
+                return Err(WriteError::Interrupted(RepositoryError::LeaseLost));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        // As for an update, the legs' budget starts once the row is stored.
+        let deadline = Instant::now() + self.budget;
         let kept = self.keep(pending.id, &lease.token);
         let inbound = self.make_inbound(deadline, &kept, &pending).await;
         let inbound = match inbound {
@@ -518,6 +527,34 @@ impl Provisioner {
                 let made = vec![(LegKind::Inbound, inbound), (LegKind::Outbound, outbound)];
                 self.abandon(owner, id, &lease, made).await;
                 Err(WriteError::Interrupted(error))
+            }
+        }
+    }
+
+    /// Stores `new` as a hidden create, waiting while a create of the same trunk (same number,
+    /// username and address) is in flight: a client's retry beside its own earlier request,
+    /// or right after the process handling it died (the store takes a dead creator's row
+    /// over once its lease ran out, within [`LEASE`]). Either way the answer is then the
+    /// truth: 409 only for a trunk the client can see. Gives up with `LeaseLost` after
+    /// [`HOLDER_WAIT`].
+    async fn begin_when_free(
+        &self,
+        owner: UserId,
+        new: &NewSipTrunk,
+        max_trunks: u32,
+        lease: &Lease,
+    ) -> Result<SipTrunk, RepositoryError> {
+        let give_up = Instant::now() + HOLDER_WAIT;
+        loop {
+            match self
+                .ledger
+                .begin_create(owner, new, max_trunks, &renewed(lease))
+                .await
+            {
+                Err(RepositoryError::LeaseLost) if Instant::now() < give_up => {
+                    tokio::time::sleep(HOLDER_POLL).await;
+                }
+                outcome => return outcome,
             }
         }
     }
@@ -608,7 +645,7 @@ impl Provisioner {
                 .await
             {
                 Err(RepositoryError::LeaseLost) if Instant::now() < give_up => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(HOLDER_POLL).await;
                 }
                 outcome => return outcome,
             }

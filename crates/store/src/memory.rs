@@ -125,6 +125,47 @@ impl State {
             .collect()
     }
 
+    /// [`State::identity_taken`], after clearing the owner's dead hidden creates when it is
+    /// (as the SQL store does on a unique violation; see `clear_dead_creations` there).
+    fn identity_taken_by_the_living(
+        &mut self,
+        owner: UserId,
+        settings: &domain::TrunkSettings,
+        except: Option<TrunkId>,
+    ) -> bool {
+        if !self.identity_taken(owner, settings, except) {
+            return false;
+        }
+        let now = Timestamp::now();
+        let dead: Vec<TrunkId> = self
+            .provisioning
+            .iter()
+            .filter(|(id, p)| {
+                p.state == ProvisioningState::Creating
+                    && p.lease.as_ref().is_none_or(|lease| lease.until < now)
+                    && self.trunks.get(id).is_some_and(|t| t.owner == owner)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if dead.is_empty() {
+            return true;
+        }
+        for id in &dead {
+            self.trunks.remove(id);
+            self.provisioning.remove(id);
+        }
+        self.identity_taken(owner, settings, except)
+    }
+
+    /// Whether the owner's trunk with `settings`' identity is a create in flight (hidden).
+    fn identity_being_created(&self, owner: UserId, settings: &domain::TrunkSettings) -> bool {
+        self.trunks.values().any(|trunk| {
+            trunk.owner == owner
+                && trunk.settings.identity() == settings.identity()
+                && self.creating(trunk.id)
+        })
+    }
+
     /// True when another trunk of `owner` than `except` has the same identity triple.
     fn identity_taken(
         &self,
@@ -219,7 +260,7 @@ impl SipTrunkRepository for MemoryStore {
             .apply(current, Timestamp::now())
             .map_err(RepositoryError::Rejected)?;
         if update.changed {
-            if state.identity_taken(owner, &update.trunk.settings, Some(id)) {
+            if state.identity_taken_by_the_living(owner, &update.trunk.settings, Some(id)) {
                 return Err(RepositoryError::Conflict);
             }
             state.trunks.insert(id, update.trunk.clone());
@@ -247,8 +288,14 @@ impl MemoryStore {
             return Err(RepositoryError::NotFound);
         }
         // The duplicate first, as in the SQL store (which inserts, then counts).
-        if state.identity_taken(owner, trunk, None) {
-            return Err(RepositoryError::Conflict);
+        if state.identity_taken_by_the_living(owner, trunk, None) {
+            // Only a trunk the caller can see is a conflict; a create in flight is waited for.
+            let in_flight = creating.is_some() && state.identity_being_created(owner, trunk);
+            return Err(if in_flight {
+                RepositoryError::LeaseLost
+            } else {
+                RepositoryError::Conflict
+            });
         }
         let owned = state.trunks.values().filter(|t| t.owner == owner).count();
         if owned >= max_trunks as usize {
@@ -541,7 +588,9 @@ impl ProvisioningLedger for MemoryStore {
         if LegChanges::between(&commit.provisioned, &update.trunk.settings).any() {
             return Err(RepositoryError::LeaseLost);
         }
-        if update.changed && state.identity_taken(owner, &update.trunk.settings, Some(id)) {
+        if update.changed
+            && state.identity_taken_by_the_living(owner, &update.trunk.settings, Some(id))
+        {
             return Err(RepositoryError::Conflict);
         }
         if let Some(leg) = &commit.inbound {

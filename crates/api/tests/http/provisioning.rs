@@ -235,6 +235,7 @@ on_every_backend!(
     two_deployments_on_one_livekit_each_keep_exactly_their_own_legs,
     two_replicas_on_a_slow_livekit_give_every_trunk_its_legs_each_made_once,
     an_update_behind_a_dead_holders_lease_waits_for_it_and_succeeds,
+    a_create_retried_after_its_process_died_is_created_not_refused_as_a_409,
     a_wrong_livekit_secret_fails_cleanly_without_showing_it,
     a_new_number_another_trunk_holds_is_the_422_and_the_old_inbound_leg_comes_back,
     a_failed_removal_of_the_old_inbound_leg_changes_nothing_and_is_healed,
@@ -1008,6 +1009,37 @@ async fn an_update_behind_a_dead_holders_lease_waits_for_it_and_succeeds(rig: Ri
     let reply = update(&rig, id, &json!({"sip_password": "After-The-Crash-1"})).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     rig.assert_invariant();
+}
+
+async fn a_create_retried_after_its_process_died_is_created_not_refused_as_a_409(rig: Rig) {
+    let user = rig
+        .state
+        .accounts
+        .authenticate(&ApiToken::parse(&rig.token).unwrap())
+        .unwrap()
+        .owner;
+    // What a process killed after the inbound leg leaves: a hidden row whose lease its keeper
+    // renewed a moment ago, and a leg holding the number.
+    let pending = rig
+        .ledger
+        .begin_create(user, &new_trunk(), 100, &new_lease(Duration::from_secs(2)))
+        .unwrap();
+    livekit(&rig.standin)
+        .create_inbound(&domain::InboundLeg::of(&pending))
+        .await
+        .unwrap();
+    assert_eq!(list(&rig).await, json!({"data": []}), "hidden");
+
+    let reply = create(&rig, &number_trunk()).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let id = reply.json()["data"]["id"].as_i64().unwrap();
+    assert_ne!(id, pending.id.get());
+    let listed = list(&rig).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+    // The dead create's leg gave its number up: LiveKit holds exactly the new trunk's legs.
+    rig.assert_invariant();
+    // A trunk the caller can see is the contract's 409.
+    assert_eq!(create(&rig, &number_trunk()).await.status, 409);
 }
 
 /// A second registry ("staging", an empty in-memory store) on the rig's LiveKit: its state,

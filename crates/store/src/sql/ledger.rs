@@ -137,6 +137,66 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// Deletes the owner's hidden `Creating` rows whose lease ran out: their creators died.
+    /// The reconciler would roll them back; their legs are found by tag, as the dead holders
+    /// of a number or as orphans. Called after a unique violation, so that a client's retry
+    /// of a create that died is not refused for a row it cannot see. Gives how many went.
+    pub(crate) fn clear_dead_creations(&self, owner: UserId) -> RepositoryResult<usize> {
+        let now = Timestamp::now().naive_utc();
+        let cleared = self.write(|conn| {
+            diesel::delete(
+                sip_trunks::table
+                    .filter(sip_trunks::user_id.eq(owner.get()))
+                    .filter(sip_trunks::provisioning_state.eq(CREATING))
+                    .filter(
+                        sip_trunks::provisioning_lease_until
+                            .is_null()
+                            .or(sip_trunks::provisioning_lease_until.lt(now)),
+                    ),
+            )
+            .execute(conn)
+            .map_err(TxError::from)
+        })?;
+        if cleared > 0 {
+            log::warn!("cleared {cleared} hidden create(s) of user {owner} whose creator died");
+        }
+        Ok(cleared)
+    }
+
+    /// Runs `write` once more when it met a unique violation and dead hidden creates of
+    /// `owner` were cleared (see [`SqlStore::clear_dead_creations`]).
+    pub(crate) fn past_dead_creations<T>(
+        &self,
+        owner: UserId,
+        write: impl Fn() -> RepositoryResult<T>,
+    ) -> RepositoryResult<T> {
+        match write() {
+            Err(RepositoryError::Conflict) if self.clear_dead_creations(owner)? > 0 => write(),
+            outcome => outcome,
+        }
+    }
+
+    /// Whether the trunk of `owner` with `settings`' identity is a create in flight (hidden).
+    fn identity_being_created<P>(
+        &self,
+        owner: UserId,
+        settings: &TrunkSettings<P>,
+    ) -> RepositoryResult<bool> {
+        let state: Option<i16> = self.with_connection(|conn| {
+            sip_trunks::table
+                .filter(sip_trunks::user_id.eq(owner.get()))
+                .filter(sip_trunks::phone_number.eq(settings.phone_number.as_str()))
+                .filter(sip_trunks::sip_username.eq(settings.sip_username.as_str()))
+                .filter(sip_trunks::sip_address.eq(settings.sip_address.as_str()))
+                .select(sip_trunks::provisioning_state)
+                .first(conn)
+                .optional()
+        })?;
+        Ok(state == Some(CREATING))
+    }
+}
+
 impl ProvisioningLedger for SqlStore {
     fn begin_create(
         &self,
@@ -145,7 +205,16 @@ impl ProvisioningLedger for SqlStore {
         max_trunks: u32,
         lease: &Lease,
     ) -> RepositoryResult<SipTrunk> {
-        self.insert_claiming_place(owner, trunk, max_trunks, Some(lease))
+        let created = self.past_dead_creations(owner, || {
+            self.insert_claiming_place(owner, trunk, max_trunks, Some(lease))
+        });
+        match created {
+            // Only a trunk the caller can see is a conflict; a create in flight is waited for.
+            Err(RepositoryError::Conflict) if self.identity_being_created(owner, trunk)? => {
+                Err(RepositoryError::LeaseLost)
+            }
+            outcome => outcome,
+        }
     }
 
     fn finish_create(
@@ -283,62 +352,64 @@ impl ProvisioningLedger for SqlStore {
     ) -> RepositoryResult<TrunkUpdate> {
         let keys = &self.keys;
         let now = Timestamp::now();
-        self.write(|conn| {
-            conn.transaction::<_, TxError, _>(|conn| {
-                let row = leased_row(conn, owner, id, lease_token)?;
-                if row.provisioning_state() == ProvisioningState::Creating {
-                    return Err(TxError::Outcome(RepositoryError::LeaseLost));
-                }
-                let current = row.into_domain(keys).map_err(TxError::Outcome)?;
-                let mut update = match &commit.patch {
-                    Some(patch) => patch
-                        .apply(&current, now)
-                        .map_err(|errors| TxError::Outcome(RepositoryError::Rejected(errors)))?,
-                    None => TrunkUpdate {
-                        trunk: current,
-                        changed: false,
-                        legs: LegChanges::default(),
-                    },
-                };
-                if LegChanges::between(&commit.provisioned, &update.trunk.settings).any() {
-                    // Changed since the legs were made for it: they are not its legs.
-                    return Err(TxError::Outcome(RepositoryError::LeaseLost));
-                }
-                if update.changed {
-                    let settings = &update.trunk.settings;
-                    let fields = TrunkFields::of(settings, update.trunk.updated_at);
-                    let password =
-                        SealedPasswordColumns::of(keys, owner, id, &settings.sip_password);
+        self.past_dead_creations(owner, || {
+            self.write(|conn| {
+                conn.transaction::<_, TxError, _>(|conn| {
+                    let row = leased_row(conn, owner, id, lease_token)?;
+                    if row.provisioning_state() == ProvisioningState::Creating {
+                        return Err(TxError::Outcome(RepositoryError::LeaseLost));
+                    }
+                    let current = row.into_domain(keys).map_err(TxError::Outcome)?;
+                    let mut update = match &commit.patch {
+                        Some(patch) => patch.apply(&current, now).map_err(|errors| {
+                            TxError::Outcome(RepositoryError::Rejected(errors))
+                        })?,
+                        None => TrunkUpdate {
+                            trunk: current,
+                            changed: false,
+                            legs: LegChanges::default(),
+                        },
+                    };
+                    if LegChanges::between(&commit.provisioned, &update.trunk.settings).any() {
+                        // Changed since the legs were made for it: they are not its legs.
+                        return Err(TxError::Outcome(RepositoryError::LeaseLost));
+                    }
+                    if update.changed {
+                        let settings = &update.trunk.settings;
+                        let fields = TrunkFields::of(settings, update.trunk.updated_at);
+                        let password =
+                            SealedPasswordColumns::of(keys, owner, id, &settings.sip_password);
+                        diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
+                            .set((&fields, &password))
+                            .execute(conn)?;
+                    }
+                    if let Some(leg) = &commit.inbound {
+                        update.trunk.inbound_trunk_id = Some(leg.clone());
+                    }
+                    if let Some(leg) = &commit.outbound {
+                        update.trunk.outbound_trunk_id = Some(leg.clone());
+                    }
                     diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
-                        .set((&fields, &password))
+                        .set((
+                            sip_trunks::inbound_trunk_id.eq(update
+                                .trunk
+                                .inbound_trunk_id
+                                .as_ref()
+                                .map(LegId::as_str)),
+                            sip_trunks::outbound_trunk_id.eq(update
+                                .trunk
+                                .outbound_trunk_id
+                                .as_ref()
+                                .map(LegId::as_str)),
+                            sip_trunks::provisioning_state.eq(commit.state.code()),
+                            sip_trunks::provisioning_lease.eq(None::<String>),
+                            // A trunk left in repair is due for the reconciler at once.
+                            sip_trunks::provisioning_lease_until.eq(None::<NaiveDateTime>),
+                        ))
                         .execute(conn)?;
-                }
-                if let Some(leg) = &commit.inbound {
-                    update.trunk.inbound_trunk_id = Some(leg.clone());
-                }
-                if let Some(leg) = &commit.outbound {
-                    update.trunk.outbound_trunk_id = Some(leg.clone());
-                }
-                diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
-                    .set((
-                        sip_trunks::inbound_trunk_id.eq(update
-                            .trunk
-                            .inbound_trunk_id
-                            .as_ref()
-                            .map(LegId::as_str)),
-                        sip_trunks::outbound_trunk_id.eq(update
-                            .trunk
-                            .outbound_trunk_id
-                            .as_ref()
-                            .map(LegId::as_str)),
-                        sip_trunks::provisioning_state.eq(commit.state.code()),
-                        sip_trunks::provisioning_lease.eq(None::<String>),
-                        // A trunk left in repair is due for the reconciler at once.
-                        sip_trunks::provisioning_lease_until.eq(None::<NaiveDateTime>),
-                    ))
-                    .execute(conn)?;
-                queue_removals(conn, &commit.remove, now.naive_utc())?;
-                Ok(update)
+                    queue_removals(conn, &commit.remove, now.naive_utc())?;
+                    Ok(update)
+                })
             })
         })
     }

@@ -605,7 +605,9 @@ impl SipTrunkRepository for SqlStore {
         trunk: &NewSipTrunk,
         max_trunks: u32,
     ) -> RepositoryResult<SipTrunk> {
-        self.insert_claiming_place(owner, trunk, max_trunks, None)
+        self.past_dead_creations(owner, || {
+            self.insert_claiming_place(owner, trunk, max_trunks, None)
+        })
     }
 
     fn update_trunk(
@@ -615,27 +617,29 @@ impl SipTrunkRepository for SqlStore {
         patch: &SipTrunkPatch,
     ) -> RepositoryResult<TrunkUpdate> {
         let keys = &self.keys;
-        self.write(|conn| {
-            conn.transaction::<_, TxError, _>(|conn| {
-                if !lock_trunk(conn, owner, id)? {
-                    return Err(TxError::Outcome(RepositoryError::NotFound));
-                }
-                let current = load_trunk(conn, owner, id)?
-                    .into_domain(keys)
-                    .map_err(TxError::Outcome)?;
-                let update = patch
-                    .apply(&current, Timestamp::now())
-                    .map_err(|errors| TxError::Outcome(RepositoryError::Rejected(errors)))?;
-                if update.changed {
-                    let settings = &update.trunk.settings;
-                    let fields = TrunkFields::of(settings, update.trunk.updated_at);
-                    let password =
-                        SealedPasswordColumns::of(keys, owner, id, &settings.sip_password);
-                    diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
-                        .set((&fields, &password))
-                        .execute(conn)?;
-                }
-                Ok(update)
+        self.past_dead_creations(owner, || {
+            self.write(|conn| {
+                conn.transaction::<_, TxError, _>(|conn| {
+                    if !lock_trunk(conn, owner, id)? {
+                        return Err(TxError::Outcome(RepositoryError::NotFound));
+                    }
+                    let current = load_trunk(conn, owner, id)?
+                        .into_domain(keys)
+                        .map_err(TxError::Outcome)?;
+                    let update = patch
+                        .apply(&current, Timestamp::now())
+                        .map_err(|errors| TxError::Outcome(RepositoryError::Rejected(errors)))?;
+                    if update.changed {
+                        let settings = &update.trunk.settings;
+                        let fields = TrunkFields::of(settings, update.trunk.updated_at);
+                        let password =
+                            SealedPasswordColumns::of(keys, owner, id, &settings.sip_password);
+                        diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
+                            .set((&fields, &password))
+                            .execute(conn)?;
+                    }
+                    Ok(update)
+                })
             })
         })
     }

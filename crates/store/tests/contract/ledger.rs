@@ -686,3 +686,103 @@ pub fn ledger_a_lease_is_renewed_by_its_holder_only_and_never_after_it_ended(fix
         Err(RepositoryError::LeaseLost)
     );
 }
+
+pub fn ledger_a_retried_create_waits_for_a_live_one_and_takes_a_dead_ones_place(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let new = number_trunk("+14155551234");
+    let first = fixture
+        .ledger
+        .begin_create(owner, &new, NO_LIMIT, &lease("first", 30))
+        .unwrap();
+    // In flight: the retry is told to wait, not that a trunk it cannot see exists.
+    assert!(matches!(
+        fixture
+            .ledger
+            .begin_create(owner, &new, NO_LIMIT, &lease("retry", 30)),
+        Err(RepositoryError::LeaseLost)
+    ));
+    // Its creator dies: the lease runs out.
+    fixture
+        .ledger
+        .renew_lease(first.id, "first", lease("", -1).until)
+        .unwrap();
+    let retried = fixture
+        .ledger
+        .begin_create(owner, &new, NO_LIMIT, &lease("retry", 30))
+        .unwrap();
+    assert_ne!(retried.id, first.id);
+    assert!(matches!(
+        fixture
+            .ledger
+            .finish_create(owner, first.id, "first", &leg("ST_in1"), &leg("ST_out1")),
+        Err(RepositoryError::LeaseLost)
+    ));
+    fixture
+        .ledger
+        .finish_create(owner, retried.id, "retry", &leg("ST_in2"), &leg("ST_out2"))
+        .unwrap();
+    // Now the caller can see it: a conflict, on either path.
+    assert!(matches!(
+        fixture
+            .ledger
+            .begin_create(owner, &new, NO_LIMIT, &lease("third", 30)),
+        Err(RepositoryError::Conflict)
+    ));
+    assert!(matches!(
+        fixture.trunks.create_trunk(owner, &new, NO_LIMIT),
+        Err(RepositoryError::Conflict)
+    ));
+    let listed = fixture
+        .trunks
+        .list_trunks(owner, TrunkPage::first(100))
+        .unwrap();
+    assert_eq!(listed.trunks.len(), 1);
+    let references = fixture.ledger.leg_references(None, 10).unwrap();
+    assert_eq!(references.len(), 1, "the dead create's row is gone");
+}
+
+pub fn ledger_an_update_onto_a_dead_hidden_creates_identity_succeeds_and_a_live_ones_conflicts(
+    fixture: &Fixture,
+) {
+    let owner = user(fixture, "a@example.com");
+    let visible = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155550001"), NO_LIMIT)
+        .unwrap();
+    let hidden = fixture
+        .ledger
+        .begin_create(
+            owner,
+            &number_trunk("+14155550002"),
+            NO_LIMIT,
+            &lease("creator", 30),
+        )
+        .unwrap();
+    let onto_hidden = patch(
+        TrunkType::Number,
+        SipTrunkPatchInput {
+            phone_number: Patch::Value("+14155550002".into()),
+            ..Default::default()
+        },
+    );
+    // A create in flight still holds its identity: it is shown within seconds, or rolled back.
+    assert!(matches!(
+        fixture.trunks.update_trunk(owner, visible.id, &onto_hidden),
+        Err(RepositoryError::Conflict)
+    ));
+    fixture
+        .ledger
+        .renew_lease(hidden.id, "creator", lease("", -1).until)
+        .unwrap();
+    let updated = fixture
+        .trunks
+        .update_trunk(owner, visible.id, &onto_hidden)
+        .unwrap();
+    assert_eq!(updated.trunk.settings.phone_number.as_str(), "+14155550002");
+    assert!(matches!(
+        fixture
+            .ledger
+            .finish_create(owner, hidden.id, "creator", &leg("ST_in"), &leg("ST_out")),
+        Err(RepositoryError::LeaseLost)
+    ));
+}

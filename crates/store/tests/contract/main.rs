@@ -57,6 +57,8 @@ macro_rules! common_suite {
             ledger_an_abandoned_create_is_gone_and_the_legs_it_made_are_queued,
             ledger_a_lease_has_one_holder_until_it_runs_out,
             ledger_a_lease_is_renewed_by_its_holder_only_and_never_after_it_ended,
+            ledger_a_retried_create_waits_for_a_live_one_and_takes_a_dead_ones_place,
+            ledger_an_update_onto_a_dead_hidden_creates_identity_succeeds_and_a_live_ones_conflicts,
             ledger_committed_legs_replace_the_old_ones_which_are_queued_for_removal,
             ledger_a_commit_for_settings_changed_meanwhile_writes_nothing,
             ledger_a_concurrent_rename_survives_a_commit_of_new_legs,
