@@ -294,3 +294,71 @@ pub fn a_sigkill_between_two_provisioning_steps_is_healed_after_a_restart(databa
     );
     assert_eq!(standin.inbound()[0].numbers, ["+14155550001"]);
 }
+
+pub fn a_create_and_an_update_retried_right_after_a_sigkill_get_their_true_answers(
+    database: &Database,
+) {
+    let standin = Arc::new(StandIn::start());
+    let token = create_user(database, "retry@example.com");
+    let server = Arc::new(start(database, &standin, &[]));
+    let (status, body) = server.call("POST", TRUNKS, Some(&token), Some(&trunk("+14155550001")));
+    assert_eq!(status, 201, "{body}");
+    let updated_id = json(&body)["data"]["id"].as_i64().unwrap();
+    // The inbound legs of the next create and update hang for 2 s: the process dies meanwhile.
+    standin.fail_next_on(
+        "CreateSIPInboundTrunk",
+        2,
+        Fault::Delay(Duration::from_secs(2)),
+    );
+    let update_path = format!("{TRUNKS}/{updated_id}");
+    let new_number = json!({"phone_number": "+14155550003"});
+    let dying = [
+        ("POST", TRUNKS.to_owned(), trunk("+14155550002")),
+        ("PUT", update_path.clone(), new_number.clone()),
+    ]
+    .map(|(method, path, body)| {
+        let (server, token) = (server.clone(), token.clone());
+        thread::spawn(move || server.try_call(method, &path, Some(&token), Some(&body)))
+    });
+    thread::sleep(Duration::from_millis(800));
+    server.kill();
+    for request in dying {
+        assert_eq!(request.join().unwrap(), None, "the request got no answer");
+    }
+    drop(server);
+
+    // The client retries at once, against the restarted service.
+    let server = start(database, &standin, &[]);
+    let retried = Instant::now();
+    let (created, created_body) =
+        server.call("POST", TRUNKS, Some(&token), Some(&trunk("+14155550002")));
+    let (updated, updated_body) = server.call("PUT", &update_path, Some(&token), Some(&new_number));
+    let waited = retried.elapsed();
+    let (_, list) = server.call("GET", TRUNKS, Some(&token), None);
+    let converged = eventually(Duration::from_secs(30), || {
+        held(&standin) == referenced(&server, &token)
+    });
+    let (_, log) = server.stop();
+    assert_eq!(created, 201, "the retried create: {created_body}\n{log}");
+    assert_eq!(updated, 200, "the retried update: {updated_body}\n{log}");
+    let numbers: BTreeSet<String> = json(&list)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["phone_number"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        numbers,
+        BTreeSet::from(["+14155550002".to_owned(), "+14155550003".to_owned()]),
+        "{list}"
+    );
+    assert!(
+        converged,
+        "LiveKit {:?} vs stored {list}\n{log}",
+        standin.trunk_ids()
+    );
+    let mut inbound: Vec<Vec<String>> = standin.inbound().into_iter().map(|l| l.numbers).collect();
+    inbound.sort();
+    assert_eq!(inbound, [["+14155550002"], ["+14155550003"]]);
+    eprintln!("both retries answered within {waited:?} of the restart");
+}

@@ -363,7 +363,8 @@ impl Provisioner {
     ) -> Result<LegId, ProvisionError> {
         Self::still_held(kept)?;
         let leg = InboundLeg::of(trunk);
-        self.freeing_dead_holders(deadline, "create inbound leg", &leg, || {
+        let keep = trunk.inbound_trunk_id.as_ref();
+        self.freeing_dead_holders(deadline, "create inbound leg", &leg, keep, || {
             self.infrastructure.create_inbound(&leg)
         })
         .await
@@ -382,7 +383,7 @@ impl Provisioner {
     ) -> Result<LegId, ProvisionError> {
         Self::still_held(kept)?;
         let leg = InboundLeg::of(trunk);
-        self.freeing_dead_holders(deadline, "replace inbound leg", &leg, || {
+        self.freeing_dead_holders(deadline, "replace inbound leg", &leg, Some(old), || {
             self.infrastructure.replace_inbound(old, &leg)
         })
         .await
@@ -390,27 +391,36 @@ impl Provisioner {
 
     /// Runs `attempt` (an inbound leg's create or swap). When the number is taken by a leg
     /// the registry made for a trunk that no longer exists (a create that died, a call that
-    /// completed after its client gave up), that leg is removed and `attempt` run once more,
-    /// instead of refusing the number until the reconciler's scan.
+    /// completed after its client gave up), or for this very trunk but not referenced by it
+    /// (`keep`: an update that died; the caller holds the trunk's lease now, so nobody else
+    /// works on its legs), that leg is removed and `attempt` run once more, instead of
+    /// refusing the number until the reconciler's scan.
     async fn freeing_dead_holders<'a>(
         &'a self,
         deadline: Instant,
         what: &str,
         leg: &InboundLeg,
+        keep: Option<&LegId>,
         attempt: impl Fn() -> domain::ProvisionFuture<'a, LegId>,
     ) -> Result<LegId, ProvisionError> {
         let first = self.call(deadline, what, attempt()).await;
         if first != Err(ProvisionError::NumberTaken)
-            || !self.clear_dead_holders(deadline, &leg.number).await
+            || !self.clear_dead_holders(deadline, leg, keep).await
         {
             return first;
         }
         self.call(deadline, what, attempt()).await
     }
 
-    /// Removes the registry's inbound legs for `number` whose trunk no longer exists; true
-    /// when one was removed.
-    async fn clear_dead_holders(&self, deadline: Instant, number: &str) -> bool {
+    /// Removes the registry's inbound legs for `wanted`'s number whose trunk no longer exists,
+    /// and those of `wanted`'s own trunk other than `keep`; true when one was removed.
+    async fn clear_dead_holders(
+        &self,
+        deadline: Instant,
+        wanted: &InboundLeg,
+        keep: Option<&LegId>,
+    ) -> bool {
+        let number = wanted.number.as_str();
         let Ok(legs) = self
             .call(deadline, "list legs", self.infrastructure.list_legs())
             .await
@@ -423,10 +433,14 @@ impl Provisioner {
             if leg.kind != LegKind::Inbound || !leg.numbers.iter().any(|n| n == number) {
                 continue;
             }
-            let before = TrunkId::new(tag.trunk.get() - 1);
-            let exists = self.ledger.leg_references(before, 1).await;
-            // Ids are never reused: a trunk that is not there now never will be.
-            let dead = exists.is_ok_and(|found| found.first().is_none_or(|r| r.id != tag.trunk));
+            let dead = if tag.trunk == wanted.trunk {
+                keep != Some(&leg.id)
+            } else {
+                let before = TrunkId::new(tag.trunk.get() - 1);
+                let exists = self.ledger.leg_references(before, 1).await;
+                // Ids are never reused: a trunk that is not there now never will be.
+                exists.is_ok_and(|found| found.first().is_none_or(|r| r.id != tag.trunk))
+            };
             if dead
                 && self
                     .remove_leg(deadline, LegKind::Inbound, &leg.id)
@@ -434,7 +448,7 @@ impl Provisioner {
                     .is_ok()
             {
                 log::warn!(
-                    "removed inbound leg {} of trunk {}, which no longer exists, to free its number",
+                    "removed inbound leg {} of trunk {}, which no trunk references, to free its number",
                     leg.id.as_str(),
                     tag.trunk
                 );
