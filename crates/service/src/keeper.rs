@@ -48,6 +48,8 @@ impl KeptLease {
         }));
         let kept = state.clone();
         let task = tokio::spawn(async move {
+            // One line per kept lease and outage, however many renewals fail.
+            let mut warned = false;
             loop {
                 tokio::time::sleep(length / 3).await;
                 let asked = Instant::now();
@@ -59,12 +61,19 @@ impl KeptLease {
                 let outcome = renew(until).await;
                 let mut state = lock(&kept);
                 match outcome {
-                    Ok(true) => state.held_until = surely_held_until(asked, length),
+                    Ok(true) => {
+                        state.held_until = surely_held_until(asked, length);
+                        warned = false;
+                    }
                     Ok(false) | Err(RepositoryError::LeaseLost) => {
                         state.lost = true;
                         return;
                     }
-                    Err(error) => log::warn!("renewing a provisioning lease failed: {error}"),
+                    Err(error) if !warned => {
+                        warned = true;
+                        log::warn!("renewing a provisioning lease failed: {error}");
+                    }
+                    Err(_) => {}
                 }
             }
         });
