@@ -487,8 +487,15 @@ impl Reconciler {
         dry_run: bool,
         deadline: Instant,
     ) -> Result<(), ReconcileError> {
-        let legs = self.remote_legs(remote, deadline).await?.to_vec();
+        // The references first, then a fresh listing: a trunk that is ready when its
+        // reference is read had its legs made before, so the listing shows them. (Listed
+        // first, a trunk created in between looked as if it had lost both legs, and was
+        // marked for repair: seen with 4 clients creating 30,000 trunks beside the running
+        // reconciler.) A leg made after the references were read looks unreferenced: the
+        // orphan grace covers it.
         let references = self.all_references().await?;
+        *remote = None;
+        let legs = self.remote_legs(remote, deadline).await?.to_vec();
         self.remove_orphans(report, &legs, &references, dry_run, deadline)
             .await?;
         self.mark_divergent(report, &legs, &references, dry_run)
@@ -564,6 +571,8 @@ impl Reconciler {
         references: &[LegReference],
         dry_run: bool,
     ) -> Result<(), ReconcileError> {
+        let by_id: HashMap<&str, &RemoteLeg> =
+            legs.iter().map(|leg| (leg.id.as_str(), leg)).collect();
         for reference in references {
             if reference.state == ProvisioningState::Creating || reference.leased {
                 continue;
@@ -571,7 +580,7 @@ impl Reconciler {
             let reason = if reference.state == ProvisioningState::Repair {
                 Some("waiting for repair".to_owned())
             } else {
-                self.divergence(reference, legs).await
+                self.divergence(reference, &by_id).await
             };
             let Some(reason) = reason else { continue };
             if reference.state == ProvisioningState::Ready && !dry_run {
@@ -589,11 +598,13 @@ impl Reconciler {
     }
 
     /// Why a ready trunk's legs are not what its settings need, if they are not.
-    async fn divergence(&self, reference: &LegReference, legs: &[RemoteLeg]) -> Option<String> {
-        let find = |id: &Option<domain::LegId>| {
-            id.as_ref()
-                .and_then(|id| legs.iter().find(|leg| leg.id == *id))
-        };
+    async fn divergence(
+        &self,
+        reference: &LegReference,
+        legs: &HashMap<&str, &RemoteLeg>,
+    ) -> Option<String> {
+        let find =
+            |id: &Option<domain::LegId>| id.as_ref().and_then(|id| legs.get(id.as_str()).copied());
         let (inbound, outbound) = (find(&reference.inbound), find(&reference.outbound));
         if inbound.is_none() || outbound.is_none() {
             return Some(match (inbound, outbound) {
