@@ -34,8 +34,8 @@ pub use ports::{
     TrunkPage, UnreadableTrunk,
 };
 pub use provisioning::{
-    InboundAccess, InboundLeg, LegKind, LegOwner, OutboundLeg, ProvisionError, ProvisionFuture,
-    RemoteLeg, VoiceInfrastructure,
+    AllowListDigest, InboundAccess, InboundLeg, LegKind, LegOwner, OutboundLeg, ProvisionError,
+    ProvisionFuture, RemoteLeg, VoiceInfrastructure,
 };
 pub use time::Timestamp;
 pub use token::{ApiToken, TokenHash, TokenSecret, SECRET_LEN};

@@ -175,7 +175,7 @@ mod tests {
                 LegKind::Inbound => String::new(),
             },
             username: settings.sip_username.as_str().to_owned(),
-            allowed_addresses: Vec::new(),
+            allow_list: crate::AllowListDigest::default(),
             dialing: None,
         }
     }

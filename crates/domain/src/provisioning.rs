@@ -8,7 +8,9 @@
 
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::pin::Pin;
+use std::sync::OnceLock;
 
 use crate::{
     AllowedIps, CallingFormat, CountryCode, LegId, SipPassword, SipTrunk, TrunkField, TrunkId,
@@ -180,8 +182,8 @@ pub struct RemoteLeg {
     pub address: String,
     /// The SIP username (inbound: empty for an allow-list leg).
     pub username: String,
-    /// Inbound: the allow-list (empty for a credentials leg); outbound: empty.
-    pub allowed_addresses: Vec<String>,
+    /// Inbound: the allow-list (empty for a credentials leg), as a digest; outbound: empty.
+    pub allow_list: AllowListDigest,
     /// Outbound, on an infrastructure that writes the called number itself
     /// ([`VoiceInfrastructure::writes_called_numbers`]): the calling format and country it
     /// holds; `None` elsewhere.
@@ -218,7 +220,7 @@ impl RemoteLeg {
             }
             TrunkField::InboundAuthorizationType | TrunkField::AllowedInboundIps => {
                 let wanted = allow_list.map(AllowedIps::to_strings).unwrap_or_default();
-                sorted(&self.allowed_addresses) == sorted(&wanted)
+                self.allow_list == AllowListDigest::of(&wanted)
             }
             // Never read back.
             TrunkField::SipPassword => true,
@@ -259,7 +261,7 @@ impl RemoteLeg {
         self.kind == LegKind::Inbound
             && self.numbers == [wanted.number.clone()]
             && self.username == username
-            && sorted(&self.allowed_addresses) == sorted(allowed)
+            && self.allow_list == AllowListDigest::of(allowed)
     }
 
     /// True when this leg serves `wanted` as far as can be seen (the password cannot).
@@ -274,10 +276,47 @@ impl RemoteLeg {
     }
 }
 
-fn sorted(list: &[String]) -> Vec<&str> {
-    let mut items: Vec<&str> = list.iter().map(String::as_str).collect();
-    items.sort_unstable();
-    items
+/// An inbound leg's allow-list as the registry compares it: the number of entries and a
+/// 64-bit digest of them in sorted order (so the order they are held in does not matter).
+///
+/// A full scan holds one per leg the infrastructure has: 16 bytes where the entries
+/// themselves took about 6 KB a leg at 100 IPv6 ranges (170 MB at 30,000 trunks). The
+/// digest is keyed per process (`RandomState`), so that nobody can choose two lists that
+/// collide; it is never stored or sent, only compared within the process that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AllowListDigest {
+    entries: usize,
+    digest: u64,
+}
+
+impl AllowListDigest {
+    /// The digest of `entries` (order-free; an empty list gives the default).
+    pub fn of<S: AsRef<str>>(entries: &[S]) -> Self {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        if entries.is_empty() {
+            return Self::default();
+        }
+        let mut sorted: Vec<&str> = entries.iter().map(AsRef::as_ref).collect();
+        sorted.sort_unstable();
+        let mut hasher = KEYS.get_or_init(RandomState::new).build_hasher();
+        for entry in &sorted {
+            entry.hash(&mut hasher);
+        }
+        Self {
+            entries: sorted.len(),
+            digest: hasher.finish(),
+        }
+    }
+
+    /// How many entries the list has.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// True for no list (a credentials leg, or an outbound one).
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
 }
 
 /// Why the infrastructure did not do what was asked. Never carries a secret.
@@ -321,6 +360,20 @@ pub trait VoiceInfrastructure: Send + Sync {
 
     /// Every leg the infrastructure holds, the registry's and others'.
     fn list_legs(&self) -> ProvisionFuture<'_, Vec<RemoteLeg>>;
+
+    /// The inbound legs that hold `number`, the registry's and others'. The default lists
+    /// every leg; an infrastructure that can look a number up answers without doing so.
+    fn inbound_legs_holding<'a>(&'a self, number: &'a str) -> ProvisionFuture<'a, Vec<RemoteLeg>> {
+        Box::pin(async move {
+            let legs = self.list_legs().await?;
+            Ok(legs
+                .into_iter()
+                .filter(|leg| {
+                    leg.kind == LegKind::Inbound && leg.numbers.iter().any(|held| held == number)
+                })
+                .collect())
+        })
+    }
 
     /// True when the infrastructure writes the called number of an outbound call in the
     /// trunk's calling format itself (Kamailio), so that a change of `sip_calling_format` or
@@ -432,21 +485,21 @@ mod tests {
             numbers: vec!["+14155551234".into()],
             address: String::new(),
             username: String::new(),
-            allowed_addresses: vec!["203.0.113.9".into(), "198.51.100.0/24".into()],
+            allow_list: AllowListDigest::of(&["203.0.113.9", "198.51.100.0/24"]),
             dialing: None,
         };
         assert!(
             remote.matches_inbound(&wanted),
             "order of the list does not matter"
         );
-        remote.allowed_addresses.pop();
+        remote.allow_list = AllowListDigest::of(&["203.0.113.9"]);
         assert!(!remote.matches_inbound(&wanted));
         let outbound = OutboundLeg::of(&trunk);
         let remote = RemoteLeg {
             kind: LegKind::Outbound,
             address: "sip.carrier.example".into(),
             username: "acme_user".into(),
-            allowed_addresses: Vec::new(),
+            allow_list: AllowListDigest::default(),
             ..remote
         };
         assert!(remote.matches_outbound(&outbound));

@@ -28,8 +28,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::prelude::*;
 use domain::{
-    CallingFormat, CountryCode, InboundAccess, InboundLeg, LegId, LegKind, LegOwner, OutboundLeg,
-    ProvisionError, ProvisionFuture, RemoteLeg, TrunkId, UserId, VoiceInfrastructure,
+    AllowListDigest, CallingFormat, CountryCode, InboundAccess, InboundLeg, LegId, LegKind,
+    LegOwner, OutboundLeg, ProvisionError, ProvisionFuture, RemoteLeg, TrunkId, UserId,
+    VoiceInfrastructure,
 };
 use md5::{Digest, Md5};
 use rand::Rng;
@@ -670,10 +671,10 @@ fn remote_leg(row: db::LegRow) -> Option<RemoteLeg> {
             owner,
             created_unix: row.created_unix,
         });
-    let allowed_addresses = if row.allowed.is_empty() {
-        Vec::new()
+    let allow_list = if row.allowed.is_empty() {
+        AllowListDigest::default()
     } else {
-        row.allowed.split(',').map(str::to_owned).collect()
+        AllowListDigest::of(&row.allowed.split(',').collect::<Vec<_>>())
     };
     let dialing = match kind {
         LegKind::Outbound => CallingFormat::parse(&row.calling_format)
@@ -692,7 +693,7 @@ fn remote_leg(row: db::LegRow) -> Option<RemoteLeg> {
         } else {
             row.username
         },
-        allowed_addresses,
+        allow_list,
         dialing,
     })
 }

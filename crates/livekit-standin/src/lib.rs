@@ -5,7 +5,9 @@
 //! 401, a token without the `sip.admin` grant a Twirp `permission_denied`), keeps trunks with
 //! `ST_` ids, and applies the validation the registry can run into: two inbound trunks with
 //! the same number conflict (`invalid_argument`), an outbound trunk needs numbers and an
-//! address, deleting an unknown id succeeds.
+//! address, deleting an unknown id succeeds. It lists as LiveKit does: a page of the trunks
+//! whose ids sort after `page.after_id` (at most `page.limit`, in id order) when a page is
+//! asked for, everything otherwise, then the `numbers` filter.
 //!
 //! A test can make the next calls fail ([`Fault`]) and read a journal of every call.
 //!
@@ -75,6 +77,8 @@ struct State {
     outbound: Vec<proto::SipOutboundTrunkInfo>,
     faults: VecDeque<Pending>,
     journal: Vec<Call>,
+    /// Answers every list call in full, as a LiveKit older than paging does.
+    ignores_paging: bool,
 }
 
 impl State {
@@ -216,6 +220,12 @@ impl StandIn {
         state.inbound.retain(|t| t.sip_trunk_id != id);
         state.outbound.retain(|t| t.sip_trunk_id != id);
         before != state.inbound.len() + state.outbound.len()
+    }
+
+    /// From now on answers every list call in full, ignoring its `page`, as a LiveKit older
+    /// than paging does.
+    pub fn ignore_paging(&self) {
+        lock(&self.state).ignores_paging = true;
     }
 
     /// Adds an inbound trunk as another system would (no token, no journal entry).
@@ -454,14 +464,63 @@ fn handle(request: &Request, method: &str, state: &Mutex<State>, secret: &str) -
             Ok(request) => delete(&mut state, &request.sip_trunk_id),
             Err(_) => Answer::twirp(400, "malformed", "not a DeleteSIPTrunkRequest"),
         },
-        "ListSIPInboundTrunk" => Answer::ok(&proto::ListSipInboundTrunkResponse {
-            items: state.inbound.clone(),
-        }),
-        "ListSIPOutboundTrunk" => Answer::ok(&proto::ListSipOutboundTrunkResponse {
-            items: state.outbound.clone(),
-        }),
+        "ListSIPInboundTrunk" => match proto::ListSipInboundTrunkRequest::decode(body) {
+            Ok(request) => {
+                let asked = request.page.as_ref().filter(|_| !state.ignores_paging);
+                let page = paged(&state.inbound, asked, |t| &t.sip_trunk_id);
+                let items = page
+                    .into_iter()
+                    .filter(|trunk| holds_any(&trunk.numbers, &request.numbers))
+                    .cloned()
+                    .collect();
+                Answer::ok(&proto::ListSipInboundTrunkResponse { items })
+            }
+            Err(_) => Answer::twirp(400, "malformed", "not a ListSIPInboundTrunkRequest"),
+        },
+        "ListSIPOutboundTrunk" => match proto::ListSipOutboundTrunkRequest::decode(body) {
+            Ok(request) => {
+                let asked = request.page.as_ref().filter(|_| !state.ignores_paging);
+                let page = paged(&state.outbound, asked, |t| &t.sip_trunk_id);
+                let items = page
+                    .into_iter()
+                    .filter(|trunk| holds_any(&trunk.numbers, &request.numbers))
+                    .cloned()
+                    .collect();
+                Answer::ok(&proto::ListSipOutboundTrunkResponse { items })
+            }
+            Err(_) => Answer::twirp(400, "malformed", "not a ListSIPOutboundTrunkRequest"),
+        },
         _ => Answer::twirp(404, "bad_route", "no such method"),
     }
+}
+
+/// LiveKit's paging: without `page`, every trunk (in the order kept); with it, the trunks
+/// whose ids sort after `after_id`, in id order, at most `limit` (1000 when 0).
+fn paged<'a, T>(
+    trunks: &'a [T],
+    page: Option<&proto::Pagination>,
+    id: impl Fn(&T) -> &String,
+) -> Vec<&'a T> {
+    let Some(page) = page else {
+        return trunks.iter().collect();
+    };
+    let mut after: Vec<&T> = trunks
+        .iter()
+        .filter(|trunk| id(trunk).as_str() > page.after_id.as_str())
+        .collect();
+    after.sort_unstable_by(|a, b| id(a).cmp(id(b)));
+    let limit = usize::try_from(page.limit)
+        .ok()
+        .filter(|limit| *limit > 0)
+        .unwrap_or(1000);
+    after.truncate(limit);
+    after
+}
+
+/// LiveKit's number filter, applied after paging: a trunk passes when no number is asked
+/// for, when it holds none, or when it holds one of them.
+fn holds_any(held: &[String], asked: &[String]) -> bool {
+    asked.is_empty() || held.is_empty() || held.iter().any(|number| asked.contains(number))
 }
 
 /// LiveKit's key for an inbound number: digits with a leading `+`.

@@ -13,22 +13,23 @@
 //! removes the others, and an inbound number "taken" by such an earlier attempt is adopted.
 
 mod errors;
+mod listing;
 mod tag;
 
 use std::fmt;
 use std::time::Duration;
 
 use domain::{
-    InboundAccess, InboundLeg, LegId, LegKind, LegOwner, OutboundLeg, ProvisionError,
-    ProvisionFuture, RemoteLeg, VoiceInfrastructure,
+    AllowListDigest, InboundAccess, InboundLeg, LegId, LegKind, LegOwner, OutboundLeg,
+    ProvisionError, ProvisionFuture, RemoteLeg, VoiceInfrastructure,
 };
 use livekit_api::services::sip::{
-    CreateSIPInboundTrunkOptions, CreateSIPOutboundTrunkOptions, ListSIPInboundTrunkFilter,
-    ListSIPOutboundTrunkFilter, SIPClient,
+    CreateSIPInboundTrunkOptions, CreateSIPOutboundTrunkOptions, SIPClient,
 };
 use livekit_protocol as proto;
 
 use errors::{classify, Failure};
+use listing::Lister;
 pub use tag::{LegTag, DEFAULT_DEPLOYMENT};
 
 /// The LiveKit API secret; `Debug` and `Display` never show it.
@@ -87,6 +88,7 @@ impl LiveKitSettings {
 /// The port on LiveKit.
 pub struct LiveKit {
     client: SIPClient,
+    lister: Lister,
     settings: LiveKitSettings,
 }
 
@@ -109,7 +111,17 @@ impl LiveKit {
             SIPClient::with_api_key(&settings.url, &settings.api_key, &settings.api_secret.0)
                 .with_failover(false)
                 .with_request_timeout(settings.request_timeout);
-        Self { client, settings }
+        let lister = Lister::new(
+            &settings.url,
+            &settings.api_key,
+            &settings.api_secret.0,
+            settings.request_timeout,
+        );
+        Self {
+            client,
+            lister,
+            settings,
+        }
     }
 
     /// Runs `call` until it succeeds, fails for good, or the attempts are spent; gives the
@@ -137,24 +149,57 @@ impl LiveKit {
         }
     }
 
-    async fn inbound_trunks(&self) -> Result<Vec<proto::SipInboundTrunkInfo>, ProvisionError> {
-        let (outcome, _) = self
-            .with_retries("list inbound trunks", || {
-                self.client
-                    .list_sip_inbound_trunk(ListSIPInboundTrunkFilter::All)
-            })
-            .await;
-        outcome.map_err(Failure::into_error)
+    /// Hands every trunk of one kind to `each`, a page at a time (`fetch` reads the page after
+    /// an id), so that only what `each` keeps stays in memory. Each page is retried on its own.
+    async fn each_trunk<T, Fut>(
+        &self,
+        what: &str,
+        fetch: impl Fn(String) -> Fut,
+        id: impl Fn(&T) -> &str,
+        mut each: impl FnMut(T) -> Result<(), ProvisionError>,
+    ) -> Result<(), ProvisionError>
+    where
+        Fut: std::future::Future<Output = livekit_api::services::ServiceResult<Vec<T>>>,
+    {
+        let mut after = String::new();
+        loop {
+            let (outcome, _) = self.with_retries(what, || fetch(after.clone())).await;
+            let page = outcome.map_err(Failure::into_error)?;
+            let (fresh, last) = listing::new_after(page, &after, &id);
+            if fresh.is_empty() {
+                return Ok(());
+            }
+            fresh.into_iter().try_for_each(&mut each)?;
+            after = last;
+        }
     }
 
-    async fn outbound_trunks(&self) -> Result<Vec<proto::SipOutboundTrunkInfo>, ProvisionError> {
-        let (outcome, _) = self
-            .with_retries("list outbound trunks", || {
-                self.client
-                    .list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
-            })
-            .await;
-        outcome.map_err(Failure::into_error)
+    /// Every inbound trunk, a page at a time.
+    async fn each_inbound(
+        &self,
+        each: impl FnMut(proto::SipInboundTrunkInfo) -> Result<(), ProvisionError>,
+    ) -> Result<(), ProvisionError> {
+        self.each_trunk(
+            "list inbound trunks",
+            |after| self.lister.inbound_page(after),
+            |trunk: &proto::SipInboundTrunkInfo| trunk.sip_trunk_id.as_str(),
+            each,
+        )
+        .await
+    }
+
+    /// Every outbound trunk, a page at a time.
+    async fn each_outbound(
+        &self,
+        each: impl FnMut(proto::SipOutboundTrunkInfo) -> Result<(), ProvisionError>,
+    ) -> Result<(), ProvisionError> {
+        self.each_trunk(
+            "list outbound trunks",
+            |after| self.lister.outbound_page(after),
+            |trunk: &proto::SipOutboundTrunkInfo| trunk.sip_trunk_id.as_str(),
+            each,
+        )
+        .await
     }
 
     /// After a create that took more than one request: the legs of `kind` that attempt
@@ -166,22 +211,23 @@ impl LiveKit {
         attempt_id: &str,
         keep: Option<&str>,
     ) -> Result<Option<String>, ProvisionError> {
-        let made: Vec<String> = match kind {
-            LegKind::Inbound => self
-                .inbound_trunks()
-                .await?
-                .into_iter()
-                .filter(|t| LegTag::parse(&t.metadata).is_some_and(|tag| tag.attempt == attempt_id))
-                .map(|t| t.sip_trunk_id)
-                .collect(),
-            LegKind::Outbound => self
-                .outbound_trunks()
-                .await?
-                .into_iter()
-                .filter(|t| LegTag::parse(&t.metadata).is_some_and(|tag| tag.attempt == attempt_id))
-                .map(|t| t.sip_trunk_id)
-                .collect(),
+        let mut made: Vec<String> = Vec::new();
+        let mut keep_made = |metadata: &str, id: String| {
+            if LegTag::parse(metadata).is_some_and(|tag| tag.attempt == attempt_id) {
+                made.push(id);
+            }
+            Ok(())
         };
+        match kind {
+            LegKind::Inbound => {
+                self.each_inbound(|t| keep_made(&t.metadata, t.sip_trunk_id))
+                    .await?;
+            }
+            LegKind::Outbound => {
+                self.each_outbound(|t| keep_made(&t.metadata, t.sip_trunk_id))
+                    .await?;
+            }
+        }
         let kept = keep.map(str::to_owned).or_else(|| made.first().cloned());
         for id in made
             .iter()
@@ -302,23 +348,16 @@ impl LiveKit {
             .map(|tag| tag.owner())
     }
 
+    /// Every leg LiveKit holds, read a page at a time: each is kept as a [`RemoteLeg`], whose
+    /// allow-list is a digest, so the whole listing stays small (about 250 bytes a leg).
     async fn all_legs(&self) -> Result<Vec<RemoteLeg>, ProvisionError> {
-        let inbound = self.inbound_trunks().await?;
-        let outbound = self.outbound_trunks().await?;
-        let mut legs = Vec::with_capacity(inbound.len() + outbound.len());
-        for trunk in inbound {
-            legs.push(RemoteLeg {
-                id: leg_id(trunk.sip_trunk_id)?,
-                kind: LegKind::Inbound,
-                owner: self.own_leg(&trunk.metadata),
-                numbers: trunk.numbers,
-                address: String::new(),
-                username: trunk.auth_username,
-                allowed_addresses: trunk.allowed_addresses,
-                dialing: None,
-            });
-        }
-        for trunk in outbound {
+        let mut legs = Vec::new();
+        self.each_inbound(|trunk| {
+            legs.push(self.inbound_leg(trunk)?);
+            Ok(())
+        })
+        .await?;
+        self.each_outbound(|trunk| {
             legs.push(RemoteLeg {
                 id: leg_id(trunk.sip_trunk_id)?,
                 kind: LegKind::Outbound,
@@ -326,11 +365,42 @@ impl LiveKit {
                 numbers: trunk.numbers,
                 address: trunk.address,
                 username: trunk.auth_username,
-                allowed_addresses: Vec::new(),
+                allow_list: AllowListDigest::default(),
                 dialing: None,
             });
-        }
+            Ok(())
+        })
+        .await?;
         Ok(legs)
+    }
+
+    fn inbound_leg(&self, trunk: proto::SipInboundTrunkInfo) -> Result<RemoteLeg, ProvisionError> {
+        Ok(RemoteLeg {
+            id: leg_id(trunk.sip_trunk_id)?,
+            kind: LegKind::Inbound,
+            owner: self.own_leg(&trunk.metadata),
+            numbers: trunk.numbers,
+            address: String::new(),
+            username: trunk.auth_username,
+            allow_list: AllowListDigest::of(&trunk.allowed_addresses),
+            dialing: None,
+        })
+    }
+
+    /// The inbound legs that hold `number`, asked of LiveKit with its number filter (checked
+    /// again here: a server without the filter answers every trunk).
+    async fn inbound_legs_holding(&self, number: &str) -> Result<Vec<RemoteLeg>, ProvisionError> {
+        let (outcome, _) = self
+            .with_retries("list inbound trunks by number", || {
+                self.lister.inbound_holding(number.to_owned())
+            })
+            .await;
+        outcome
+            .map_err(Failure::into_error)?
+            .into_iter()
+            .filter(|trunk| trunk.numbers.iter().any(|held| held == number))
+            .map(|trunk| self.inbound_leg(trunk))
+            .collect()
     }
 }
 
@@ -358,5 +428,9 @@ impl VoiceInfrastructure for LiveKit {
 
     fn list_legs(&self) -> ProvisionFuture<'_, Vec<RemoteLeg>> {
         Box::pin(self.all_legs())
+    }
+
+    fn inbound_legs_holding<'a>(&'a self, number: &'a str) -> ProvisionFuture<'a, Vec<RemoteLeg>> {
+        Box::pin(self.inbound_legs_holding(number))
     }
 }

@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use domain::{
-    CallingFormat, CountryCode, InboundAccess, InboundLeg, LegKind, OutboundLeg, ProvisionError,
-    SipPassword, TrunkId, UserId, VoiceInfrastructure,
+    AllowListDigest, CallingFormat, CountryCode, InboundAccess, InboundLeg, LegKind, OutboundLeg,
+    ProvisionError, SipPassword, TrunkId, UserId, VoiceInfrastructure,
 };
 use livekit_adapter::{ApiSecret, LegTag, LiveKit, LiveKitSettings};
 use livekit_standin::{Fault, StandIn};
@@ -182,7 +182,9 @@ fn unavailable_answers_are_retried_a_bounded_number_of_times() {
             "CreateSIPOutboundTrunk fault:unavailable",
             "CreateSIPOutboundTrunk fault:unavailable",
             "CreateSIPOutboundTrunk ok",
-            // A create that took more than one request looks for its earlier attempts' legs.
+            // A create that took more than one request looks for its earlier attempts' legs
+            // (a page, then an empty one that ends the listing).
+            "ListSIPOutboundTrunk ok",
             "ListSIPOutboundTrunk ok",
             "CreateSIPOutboundTrunk fault:resource_exhausted",
             "CreateSIPOutboundTrunk fault:resource_exhausted",
@@ -292,6 +294,7 @@ fn a_dropped_connection_is_retried() {
             "CreateSIPOutboundTrunk fault:drop",
             "CreateSIPOutboundTrunk ok",
             "ListSIPOutboundTrunk ok",
+            "ListSIPOutboundTrunk ok",
         ]
     );
 }
@@ -318,9 +321,138 @@ fn the_leg_list_names_the_registrys_legs_and_shows_the_others_untagged() {
     );
     assert!(mine.matches_inbound(&credentials_leg("+14155551234")));
     assert_eq!(find(&theirs).owner, None);
+    assert!(mine.allow_list.is_empty());
 }
 
-/// The fields of a protobuf message: (field number, wire type, bytes for length-delimited).
+#[test]
+fn an_allow_list_is_listed_as_a_digest_of_its_entries_in_any_order() {
+    let standin = StandIn::start();
+    let livekit = livekit(&standin);
+    let rt = runtime();
+    let mut leg = credentials_leg("1000");
+    leg.access = InboundAccess::AllowList(vec!["203.0.113.10".into(), "2001:db8::/32".into()]);
+    rt.block_on(livekit.create_inbound(&leg)).unwrap();
+    let legs = rt.block_on(livekit.list_legs()).unwrap();
+    assert_eq!(
+        legs[0].allow_list,
+        AllowListDigest::of(&["2001:db8::/32", "203.0.113.10"])
+    );
+    assert_ne!(legs[0].allow_list, AllowListDigest::of(&["203.0.113.10"]));
+    assert_ne!(
+        legs[0].allow_list,
+        AllowListDigest::of(&["203.0.113.10", "2001:db8::/33"])
+    );
+    assert!(legs[0].matches_inbound(&leg));
+}
+
+/// `count` inbound trunks of another system, each with its own number.
+fn insert_inbound_trunks(standin: &StandIn, count: usize) {
+    for n in 0..count {
+        standin.insert_inbound(livekit_protocol::SipInboundTrunkInfo {
+            numbers: vec![format!("+1415555{n:04}")],
+            ..Default::default()
+        });
+    }
+}
+
+/// The `page` (field 3: after_id = 1, limit = 2) of each list call of `method`.
+fn pages_asked(standin: &StandIn, method: &str) -> Vec<Option<(String, u64)>> {
+    standin
+        .journal()
+        .iter()
+        .filter(|call| call.method == method)
+        .map(|call| {
+            let request = fields(&call.body);
+            let page = request.iter().find(|(field, _, _)| *field == 3)?;
+            let page = fields(&page.2);
+            let after = string_field(&page, 1).pop().unwrap_or_default();
+            let limit = page
+                .iter()
+                .find(|(field, wire, _)| *field == 2 && *wire == 0)
+                .map_or(0, |(_, _, value)| {
+                    u64::from_le_bytes(value[..].try_into().unwrap())
+                });
+            Some((after, limit))
+        })
+        .collect()
+}
+
+#[test]
+fn the_leg_list_is_read_a_page_of_1000_at_a_time_and_misses_none() {
+    let standin = StandIn::start();
+    let livekit = livekit(&standin);
+    let rt = runtime();
+    insert_inbound_trunks(&standin, 2_345);
+    rt.block_on(livekit.create_outbound(&outbound_leg()))
+        .unwrap();
+    let legs = rt.block_on(livekit.list_legs()).unwrap();
+    let mut ids: Vec<&str> = legs.iter().map(|leg| leg.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 2_346, "every leg once");
+    assert_eq!(ids, standin.trunk_ids());
+    // Pages of 1000, each after the last id of the one before, until an empty one.
+    let mut inbound: Vec<String> = standin
+        .inbound()
+        .into_iter()
+        .map(|t| t.sip_trunk_id)
+        .collect();
+    inbound.sort_unstable();
+    let asked = pages_asked(&standin, "ListSIPInboundTrunk");
+    let expected: Vec<Option<(String, u64)>> = [
+        String::new(),
+        inbound[999].clone(),
+        inbound[1_999].clone(),
+        inbound[2_344].clone(),
+    ]
+    .into_iter()
+    .map(|after| Some((after, 1000)))
+    .collect();
+    assert_eq!(asked, expected);
+    assert_eq!(pages_asked(&standin, "ListSIPOutboundTrunk").len(), 2);
+}
+
+#[test]
+fn a_livekit_that_ignores_paging_is_listed_in_full_once() {
+    let standin = StandIn::start();
+    standin.ignore_paging();
+    let livekit = livekit(&standin);
+    insert_inbound_trunks(&standin, 1_500);
+    let legs = runtime().block_on(livekit.list_legs()).unwrap();
+    let mut ids: Vec<&str> = legs.iter().map(|leg| leg.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1_500);
+    // The second answer had nothing after the first's largest id: the listing ended.
+    assert_eq!(pages_asked(&standin, "ListSIPInboundTrunk").len(), 2);
+}
+
+#[test]
+fn the_legs_holding_a_number_are_asked_with_livekits_number_filter() {
+    let standin = StandIn::start();
+    let livekit = livekit(&standin);
+    let rt = runtime();
+    insert_inbound_trunks(&standin, 50);
+    let ours = rt
+        .block_on(livekit.create_inbound(&credentials_leg("+14155559999")))
+        .unwrap();
+    let held = rt
+        .block_on(livekit.inbound_legs_holding("+14155559999"))
+        .unwrap();
+    assert_eq!(
+        held.iter().map(|leg| leg.id.as_str()).collect::<Vec<_>>(),
+        [ours.as_str()]
+    );
+    let call = standin.journal().pop().unwrap();
+    assert_eq!(call.method, "ListSIPInboundTrunk");
+    // ListSIPInboundTrunkRequest { numbers = 2 }, no page: LiveKit filters after paging.
+    let request = fields(&call.body);
+    assert_eq!(string_field(&request, 2), ["+14155559999"]);
+    assert!(request.iter().all(|(field, _, _)| *field != 3));
+}
+
+/// The fields of a protobuf message: (field number, wire type, bytes for length-delimited,
+/// the value's 8 little-endian bytes for a varint).
 fn fields(mut bytes: &[u8]) -> Vec<(u64, u8, Vec<u8>)> {
     fn varint(bytes: &mut &[u8]) -> u64 {
         let mut value = 0;
@@ -341,8 +473,8 @@ fn fields(mut bytes: &[u8]) -> Vec<(u64, u8, Vec<u8>)> {
         let (field, wire) = (key >> 3, (key & 7) as u8);
         match wire {
             0 => {
-                varint(&mut bytes);
-                out.push((field, wire, Vec::new()));
+                let value = varint(&mut bytes);
+                out.push((field, wire, value.to_le_bytes().to_vec()));
             }
             2 => {
                 let length = varint(&mut bytes) as usize;

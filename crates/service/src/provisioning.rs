@@ -422,7 +422,11 @@ impl Provisioner {
     ) -> bool {
         let number = wanted.number.as_str();
         let Ok(legs) = self
-            .call(deadline, "list legs", self.infrastructure.list_legs())
+            .call(
+                deadline,
+                "list legs holding a number",
+                self.infrastructure.inbound_legs_holding(number),
+            )
             .await
         else {
             return false;

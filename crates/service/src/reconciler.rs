@@ -495,7 +495,8 @@ impl Reconciler {
         // orphan grace covers it.
         let references = self.all_references().await?;
         *remote = None;
-        let legs = self.remote_legs(remote, deadline).await?.to_vec();
+        self.remote_legs(remote, deadline).await?;
+        let legs = remote.take().unwrap_or_default();
         self.remove_orphans(report, &legs, &references, dry_run, deadline)
             .await?;
         self.mark_divergent(report, &legs, &references, dry_run)
