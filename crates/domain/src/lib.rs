@@ -7,6 +7,7 @@
 //! every failing field at once.
 
 mod account;
+mod carrier;
 mod conflicts;
 mod errors;
 #[cfg(test)]
@@ -22,6 +23,10 @@ mod token;
 mod trunk;
 
 pub use account::{ApiKey, ApiKeyName, Email, User, UserName};
+pub use carrier::{
+    CarrierHealth, CarrierProbe, CarrierState, ProbeOutcome, ProbeResponse,
+    FAILURES_TO_UNREACHABLE, SUCCESSES_TO_REACHABLE,
+};
 pub use conflicts::{NumberConflictBudget, NumberConflictLog, NUMBER_CONFLICT_WINDOW};
 pub use errors::{FieldError, ValidationErrors};
 pub use ids::{ApiKeyId, TrunkId, UserId};

@@ -497,8 +497,9 @@ impl SippServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("sipp: {e}"))?;
-        // sipp binds before it reads the scenario's first message; give it that moment.
-        let deadline = Instant::now() + Duration::from_secs(3);
+        // sipp binds before it reads the scenario's first message; give it that moment (on
+        // a machine busy compiling, sipp took over 3 s to bind).
+        let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if UdpSocket::bind((address, port)).is_err() {
                 break;
