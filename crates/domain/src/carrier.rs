@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::provisioning::ProvisionFuture;
-use crate::Timestamp;
+use crate::{RepositoryResult, Timestamp};
 
 /// Failed probes in a row after which a carrier is `unreachable`.
 pub const FAILURES_TO_UNREACHABLE: u8 = 3;
@@ -173,6 +173,34 @@ impl CarrierHealth {
 pub trait CarrierProbe: Send + Sync {
     /// Probes `host` (a trunk's `sip_address`: a name or an IP address, no port).
     fn probe<'a>(&'a self, host: &'a str) -> ProvisionFuture<'a, ProbeOutcome>;
+}
+
+/// Where carrier health is kept: one record per distinct carrier address (`sip_address`) of
+/// the stored trunks, with when it is next due for a probe. In the database, so that every
+/// replica answers the same and one replica probes each address per period.
+pub trait CarrierHealthStore: Send + Sync {
+    /// Claims up to `limit` carrier addresses whose probe is due at `now`, oldest due first,
+    /// moving each one's next probe to `hold_until` so that no other prober claims it
+    /// meanwhile (if this one dies, it is due again then). Addresses of stored trunks that
+    /// have no record yet are added first (due at once); records of addresses no trunk uses
+    /// any more are removed. Gives each address with its health so far.
+    fn claim_due_carriers(
+        &self,
+        now: Timestamp,
+        hold_until: Timestamp,
+        limit: usize,
+    ) -> RepositoryResult<Vec<(String, CarrierHealth)>>;
+
+    /// Stores `health` as `address`'s, next due for a probe at `next_probe_at`.
+    fn record_carrier_health(
+        &self,
+        address: &str,
+        health: &CarrierHealth,
+        next_probe_at: Timestamp,
+    ) -> RepositoryResult<()>;
+
+    /// `address`'s health; `None` when it has no record (never probed, or no trunk uses it).
+    fn carrier_health(&self, address: &str) -> RepositoryResult<Option<CarrierHealth>>;
 }
 
 #[cfg(test)]

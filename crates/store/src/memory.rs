@@ -7,11 +7,11 @@ use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use domain::{
-    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, ClaimedTrunk, Email, Lease,
-    LegChanges, LegCommit, LegId, LegKind, LegReference, LegRemoval, NewSipTrunk,
-    NumberConflictLog, PasswordWithheld, ProvisioningLedger, ProvisioningState, RepositoryError,
-    RepositoryResult, SipTrunk, SipTrunkPatch, SipTrunkRepository, Timestamp, TokenHash, TrunkId,
-    TrunkListing, TrunkPage, TrunkUpdate, User, UserId, UserName,
+    AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, CarrierHealth, CarrierHealthStore,
+    ClaimedTrunk, Email, Lease, LegChanges, LegCommit, LegId, LegKind, LegReference, LegRemoval,
+    NewSipTrunk, NumberConflictLog, PasswordWithheld, ProvisioningLedger, ProvisioningState,
+    RepositoryError, RepositoryResult, SipTrunk, SipTrunkPatch, SipTrunkRepository, Timestamp,
+    TokenHash, TrunkId, TrunkListing, TrunkPage, TrunkUpdate, User, UserId, UserName,
 };
 
 #[derive(Default)]
@@ -27,6 +27,8 @@ struct State {
     reconciler: Option<(String, Timestamp)>,
     /// Number-taken answers per account, oldest first.
     number_conflicts: BTreeMap<UserId, Vec<Timestamp>>,
+    /// Each carrier address's health and when its next probe is due.
+    carriers: BTreeMap<String, (CarrierHealth, Timestamp)>,
     /// The last id handed out per table, like a database sequence: ids are never reused.
     last_ids: LastIds,
 }
@@ -351,6 +353,65 @@ impl NumberConflictLog for MemoryStore {
         let place = answers.partition_point(|answer| *answer <= at);
         answers.insert(place, at);
         Ok(true)
+    }
+}
+
+impl CarrierHealthStore for MemoryStore {
+    fn claim_due_carriers(
+        &self,
+        now: Timestamp,
+        hold_until: Timestamp,
+        limit: usize,
+    ) -> RepositoryResult<Vec<(String, CarrierHealth)>> {
+        let mut state = self.state();
+        let used: std::collections::BTreeSet<String> = state
+            .trunks
+            .values()
+            .map(|trunk| trunk.settings.sip_address.as_str().to_owned())
+            .collect();
+        state.carriers.retain(|address, _| used.contains(address));
+        for address in used {
+            state
+                .carriers
+                .entry(address)
+                .or_insert_with(|| (CarrierHealth::default(), now));
+        }
+        let mut due: Vec<(Timestamp, String)> = state
+            .carriers
+            .iter()
+            .filter(|(_, (_, next))| *next <= now)
+            .map(|(address, (_, next))| (*next, address.clone()))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        Ok(due
+            .into_iter()
+            .filter_map(|(_, address)| {
+                let (health, next) = state.carriers.get_mut(&address)?;
+                *next = hold_until;
+                Some((address, health.clone()))
+            })
+            .collect())
+    }
+
+    fn record_carrier_health(
+        &self,
+        address: &str,
+        health: &CarrierHealth,
+        next_probe_at: Timestamp,
+    ) -> RepositoryResult<()> {
+        self.state()
+            .carriers
+            .insert(address.to_owned(), (health.clone(), next_probe_at));
+        Ok(())
+    }
+
+    fn carrier_health(&self, address: &str) -> RepositoryResult<Option<CarrierHealth>> {
+        Ok(self
+            .state()
+            .carriers
+            .get(address)
+            .map(|(health, _)| health.clone()))
     }
 }
 

@@ -6,6 +6,7 @@
 //! also begin with a write, so a writer from another process is waited for under the busy
 //! timeout instead of failing (see `lock_trunk`).
 
+mod carriers;
 mod changes;
 mod conflicts;
 mod connection;

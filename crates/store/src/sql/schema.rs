@@ -130,6 +130,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The health of each carrier address the trunks use (docs/diagnostics.md).
+    carrier_health (address) {
+        /// A trunk's `sip_address`.
+        address -> Text,
+        /// 0 unknown, 1 reachable, 2 unreachable.
+        state -> SmallInt,
+        /// UTC; when the state was entered.
+        since -> Nullable<Timestamp>,
+        /// UTC; the last probe.
+        last_probe_at -> Nullable<Timestamp>,
+        /// `answered`, `timeout`, `icmp_unreachable` or `dns_failure`.
+        last_outcome -> Nullable<Text>,
+        /// With `answered`: the status code.
+        last_code -> Nullable<Integer>,
+        /// With `answered`: the reason phrase (bounded).
+        last_reason -> Nullable<Text>,
+        /// The last answer's round trip.
+        rtt_ms -> Nullable<Integer>,
+        /// Answered probes in a row.
+        successes_in_row -> SmallInt,
+        /// Failed probes in a row.
+        failures_in_row -> SmallInt,
+        /// UTC; when the next probe is due (moved forward by the claim).
+        next_probe_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(sip_trunks -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, api_keys, sip_trunks, leg_removals);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    api_keys,
+    sip_trunks,
+    leg_removals,
+    carrier_health
+);

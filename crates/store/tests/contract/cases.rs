@@ -1213,3 +1213,167 @@ pub fn racing_number_conflicts_never_pass_the_budget(fixture: &Fixture) {
         3
     );
 }
+
+/// A credentials trunk for `phone` whose carrier is `address`.
+fn trunk_at(phone: &str, address: &str) -> NewSipTrunk {
+    let input = NewSipTrunkInput {
+        sip_trunk_type: Some("number".into()),
+        phone_number: Some(phone.into()),
+        nickname: Some(address.into()),
+        sip_username: Some("acme_user".into()),
+        sip_password: Some(PASSWORD.into()),
+        sip_address: Some(address.into()),
+        sip_calling_format: Some("+e164".into()),
+        inbound_authorization_type: Some("auth".into()),
+        allowed_inbound_ips: None,
+        country_code: None,
+        outbound_proxy: None,
+    };
+    NewSipTrunk::parse(&input).unwrap()
+}
+
+fn addresses(claimed: &[(String, domain::CarrierHealth)]) -> Vec<&str> {
+    let mut names: Vec<&str> = claimed.iter().map(|(a, _)| a.as_str()).collect();
+    names.sort_unstable();
+    names
+}
+
+pub fn each_carrier_address_of_the_trunks_is_due_once_claimed_once_and_gone_with_its_trunks(
+    fixture: &Fixture,
+) {
+    let alice = user(fixture, "alice@example.com");
+    let bob = user(fixture, "bob@example.com");
+    let trunks = &fixture.trunks;
+    trunks
+        .create_trunk(alice, &trunk_at("+14155550001", "sip.a.example"), NO_LIMIT)
+        .unwrap();
+    let shared = trunks
+        .create_trunk(alice, &trunk_at("+14155550002", "sip.b.example"), NO_LIMIT)
+        .unwrap();
+    let bobs = trunks
+        .create_trunk(bob, &trunk_at("+14155550003", "sip.b.example"), NO_LIMIT)
+        .unwrap();
+    let carriers = &fixture.carriers;
+    assert_eq!(carriers.carrier_health("sip.a.example").unwrap(), None);
+    // One record per distinct address, whoever's trunks use it; never probed: unknown.
+    let claimed = carriers
+        .claim_due_carriers(seconds(0), seconds(30), 10)
+        .unwrap();
+    assert_eq!(addresses(&claimed), ["sip.a.example", "sip.b.example"]);
+    assert!(claimed
+        .iter()
+        .all(|(_, health)| *health == domain::CarrierHealth::default()));
+    // Claimed: not due again before the hold runs out, then due again.
+    assert!(carriers
+        .claim_due_carriers(seconds(29), seconds(60), 10)
+        .unwrap()
+        .is_empty());
+    let again = carriers
+        .claim_due_carriers(seconds(30), seconds(60), 1)
+        .unwrap();
+    assert_eq!(again.len(), 1, "at most the limit");
+    // An address stays while a trunk uses it and goes with the last one.
+    trunks.delete_trunk(alice, shared.id).unwrap();
+    carriers
+        .claim_due_carriers(seconds(61), seconds(90), 10)
+        .unwrap();
+    assert!(carriers.carrier_health("sip.b.example").unwrap().is_some());
+    trunks.delete_trunk(bob, bobs.id).unwrap();
+    carriers
+        .claim_due_carriers(seconds(91), seconds(120), 10)
+        .unwrap();
+    assert_eq!(carriers.carrier_health("sip.b.example").unwrap(), None);
+    assert!(carriers.carrier_health("sip.a.example").unwrap().is_some());
+}
+
+pub fn a_carriers_health_round_trips_and_is_due_again_when_recorded(fixture: &Fixture) {
+    use domain::{CarrierHealth, CarrierState, ProbeOutcome, ProbeResponse};
+    let alice = user(fixture, "alice@example.com");
+    fixture
+        .trunks
+        .create_trunk(alice, &trunk_at("+14155550001", "203.0.113.7"), NO_LIMIT)
+        .unwrap();
+    let carriers = &fixture.carriers;
+    carriers
+        .claim_due_carriers(seconds(0), seconds(30), 10)
+        .unwrap();
+    for response in [
+        ProbeResponse::answered(404, "Not Found"),
+        ProbeResponse::Timeout,
+        ProbeResponse::IcmpUnreachable,
+        ProbeResponse::DnsFailure,
+    ] {
+        let rtt = response
+            .is_alive()
+            .then_some(std::time::Duration::from_millis(42));
+        let health = CarrierHealth {
+            state: CarrierState::Unreachable,
+            since: Some(seconds(5)),
+            last_probe: Some(ProbeOutcome {
+                response,
+                at: seconds(6),
+                rtt,
+            }),
+            successes_in_row: 1,
+            failures_in_row: 0,
+        };
+        carriers
+            .record_carrier_health("203.0.113.7", &health, seconds(66))
+            .unwrap();
+        assert_eq!(
+            carriers.carrier_health("203.0.113.7").unwrap(),
+            Some(health.clone())
+        );
+        assert!(carriers
+            .claim_due_carriers(seconds(65), seconds(90), 10)
+            .unwrap()
+            .is_empty());
+        let due = carriers
+            .claim_due_carriers(seconds(66), seconds(90), 10)
+            .unwrap();
+        assert_eq!(due, [("203.0.113.7".to_owned(), health)]);
+    }
+}
+
+pub fn racing_probers_claim_each_carrier_once(fixture: &Fixture) {
+    let alice = user(fixture, "alice@example.com");
+    for n in 0..40 {
+        fixture
+            .trunks
+            .create_trunk(
+                alice,
+                &trunk_at(&format!("+1415555{n:04}"), &format!("sip{n}.example")),
+                NO_LIMIT,
+            )
+            .unwrap();
+    }
+    let barrier = Arc::new(Barrier::new(4));
+    let claims: Vec<Vec<String>> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let barrier = barrier.clone();
+                let carriers = fixture.carriers.clone();
+                scope.spawn(move || {
+                    barrier.wait();
+                    let mut mine = Vec::new();
+                    for _ in 0..10 {
+                        match carriers.claim_due_carriers(seconds(0), seconds(60), 5) {
+                            Ok(claimed) => mine.extend(claimed.into_iter().map(|(a, _)| a)),
+                            // SQLite: a writer of another connection holds the file.
+                            Err(RepositoryError::Unavailable(_)) => {}
+                            Err(error) => panic!("{error:?}"),
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<String> = claims.into_iter().flatten().collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), total, "no carrier claimed twice");
+    assert_eq!(total, 40, "every carrier claimed once");
+}

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{AccountRepository, NumberConflictLog, ProvisioningLedger, SipTrunkRepository};
+use domain::{
+    AccountRepository, CarrierHealthStore, NumberConflictLog, ProvisioningLedger,
+    SipTrunkRepository,
+};
 use store::testing::TempPgSchema;
 use store::{DatabaseUrl, EncryptionKey, Keyring, MemoryStore, PoolOptions, SqlStore};
 
@@ -18,6 +21,8 @@ pub struct Fixture {
     pub ledger: Arc<dyn ProvisioningLedger>,
     /// The number-taken answers.
     pub conflicts: Arc<dyn NumberConflictLog>,
+    /// The carriers' health.
+    pub carriers: Arc<dyn CarrierHealthStore>,
     /// The SQL store itself, for raw column reads and re-opening with other keys.
     pub sql: Option<SqlStore>,
     /// The key the SQL store seals with (base64), to build rotated rings.
@@ -60,6 +65,7 @@ fn sql_fixture(url: DatabaseUrl, cleanup: Cleanup) -> Fixture {
         accounts: Arc::new(store.clone()),
         ledger: Arc::new(store.clone()),
         conflicts: Arc::new(store.clone()),
+        carriers: Arc::new(store.clone()),
         sql: Some(store),
         key: key_text,
         _cleanup: cleanup,
@@ -73,7 +79,8 @@ pub fn memory() -> Option<Fixture> {
         trunks: store.clone(),
         accounts: store.clone(),
         ledger: store.clone(),
-        conflicts: store,
+        conflicts: store.clone(),
+        carriers: store,
         sql: None,
         key: String::new(),
         _cleanup: Cleanup::None,
