@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod bounds;
+mod carriers;
 mod exits;
 mod faults;
 mod harness;
@@ -16,6 +17,7 @@ mod scenarios;
 /// Every scenario, by name.
 mod cases {
     pub use crate::bounds::*;
+    pub use crate::carriers::*;
     pub use crate::exits::*;
     pub use crate::faults::*;
     pub use crate::kamailio::*;
@@ -76,6 +78,7 @@ e2e_suite!(
         existing_clients_check_their_key_with_me_and_get_404_for_endpoints_this_service_lacks,
         a_taken_default_metrics_port_costs_the_metrics_not_the_service,
         strangers_methods_and_paths_leave_the_metrics_and_the_log_bounded,
+        each_carrier_is_probed_once_a_period_however_many_trunks_use_it,
     ]
 );
 
@@ -111,6 +114,7 @@ e2e_suite!(
         the_json_log_is_one_object_per_line_with_request_ids_and_no_secret,
         the_metrics_listener_counts_requests_by_route_template_away_from_the_api,
         existing_clients_check_their_key_with_me_and_get_404_for_endpoints_this_service_lacks,
+        each_carrier_is_probed_once_a_period_however_many_trunks_use_it,
     ]
 );
 

@@ -88,6 +88,9 @@ pub struct Metrics {
     /// Reconciler passes and repairs that failed, by kind
     /// ([`service::ReconcileError::metric_label`]).
     pub reconciler_failures: Family<KindLabel, Counter>,
+    /// Carrier probes by outcome (`answered`, `timeout`, `icmp_unreachable`,
+    /// `dns_failure`): never a label per trunk or address.
+    pub carrier_probes: Family<KindLabel, Counter>,
     /// Connections open in the database pool.
     pub pool_open: Gauge,
     /// Of those, in use.
@@ -144,6 +147,7 @@ impl Metrics {
         let reconciler_due_removals = registered(r, "reconciler_due_removals", "Leg removals due at the reconciler's last pass", Gauge::default());
         let reconciler_due_trunks = registered(r, "reconciler_due_trunks", "Trunks due for repair at the reconciler's last pass", Gauge::default());
         let reconciler_failures = registered(r, "reconciler_failures", "Reconciler passes and trunk repairs that failed, by kind", Family::default());
+        let carrier_probes = registered(r, "carrier_probes", "SIP OPTIONS probes of carriers, by outcome", Family::default());
         let pool_open = registered(r, "db_pool_connections", "Connections open in the database pool", Gauge::default());
         let pool_in_use = registered(r, "db_pool_connections_in_use", "Pooled connections in use", Gauge::default());
         let pool_max = registered(r, "db_pool_max_connections", "The database pool's size limit", Gauge::default());
@@ -163,6 +167,7 @@ impl Metrics {
             reconciler_due_removals,
             reconciler_due_trunks,
             reconciler_failures,
+            carrier_probes,
             pool_open,
             pool_in_use,
             pool_max,
@@ -253,5 +258,9 @@ impl service::Observe for MetricsObserver {
         self.0
             .reconciler_due_trunks
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    fn carrier_probed(&self, outcome: &'static str) {
+        Metrics::count(&self.0.carrier_probes, outcome);
     }
 }

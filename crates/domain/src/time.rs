@@ -38,6 +38,12 @@ impl Timestamp {
         self.0.timestamp_micros()
     }
 
+    /// The instant `duration` later (this one when that is past the representable range).
+    pub fn plus(&self, duration: std::time::Duration) -> Self {
+        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        Self::from_unix_micros(self.unix_micros().saturating_add(micros)).unwrap_or(*self)
+    }
+
     /// The instant as a UTC calendar time without zone, for storage.
     pub fn naive_utc(&self) -> NaiveDateTime {
         self.0.naive_utc()

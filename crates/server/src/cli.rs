@@ -174,6 +174,14 @@ pub struct ServeArgs {
     /// alone (and Redis is left alone for a second).
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 25)]
     pub redis_timeout_ms: u64,
+    /// Seconds between two SIP OPTIONS probes of one carrier address (the trunks'
+    /// `sip_address`es, each probed by one replica per period; docs/diagnostics.md); 0 turns
+    /// probing off.
+    #[arg(long, env = "CARRIER_PROBE_EVERY_SECS", default_value_t = 60)]
+    pub carrier_probe_every_secs: u64,
+    /// Carrier probes in flight at most in this process.
+    #[arg(long, env = "CARRIER_PROBES_IN_FLIGHT", default_value_t = 50)]
+    pub carrier_probes_in_flight: usize,
 }
 
 /// The subcommands.
@@ -380,6 +388,8 @@ async fn serve(
         redis_url: args.redis_url.filter(|url| !url.0.is_empty()),
         redis_key_prefix: args.redis_key_prefix,
         redis_timeout_ms: args.redis_timeout_ms,
+        carrier_probe_every_secs: args.carrier_probe_every_secs,
+        carrier_probes_in_flight: args.carrier_probes_in_flight,
         metrics_bind: MetricsBind::from_setting(args.metrics_bind.as_deref()),
         port_file: args.port_file,
         max_connections: args.max_connections,

@@ -74,6 +74,16 @@ pub struct ServeSettings {
         message = "the Redis timeout must be between 1 and 5000 ms"
     ))]
     pub redis_timeout_ms: u64,
+    /// Seconds between two probes of one carrier address (0: off).
+    #[validate(custom(function = "probe_period"))]
+    pub carrier_probe_every_secs: u64,
+    /// Carrier probes in flight at most in this process.
+    #[validate(range(
+        min = 1,
+        max = 1_000,
+        message = "the carrier probes in flight must be between 1 and 1000"
+    ))]
+    pub carrier_probes_in_flight: usize,
     /// Where `/metrics` is served.
     pub metrics_bind: MetricsBind,
     /// Where to write the bound addresses ([`write_port_file`]), if anywhere.
@@ -85,6 +95,18 @@ pub struct ServeSettings {
         message = "the connection limit must be between 1 and 1000000"
     ))]
     pub max_connections: usize,
+}
+
+/// 0 (off) or 10 s to a day: a shorter period than 10 s would probe carriers faster than
+/// their answers settle, and is no one's intent.
+fn probe_period(seconds: u64) -> Result<(), validator::ValidationError> {
+    if seconds == 0 || (10..=86_400).contains(&seconds) {
+        return Ok(());
+    }
+    let mut error = validator::ValidationError::new("probe_period");
+    error.message =
+        Some("the carrier probe period must be 0 (off) or between 10 and 86400 seconds".into());
+    Err(error)
 }
 
 impl ServeSettings {
@@ -279,6 +301,7 @@ impl Application {
             );
         let state = follow_other_replicas(state, &store).await;
         let (state, reconciler) = start_reconciler(state, provisioner, store.clone());
+        start_carrier_prober(settings, &state, store.clone());
         raise_open_file_limit(settings);
         spawn_housekeeping(&state);
         let metrics = start_metrics(settings, &state, store)?;
@@ -399,6 +422,30 @@ fn start_reconciler(
     ));
     actix_web::rt::spawn(reconciler.clone().run(Schedule::default()));
     (state, Some(reconciler))
+}
+
+/// Probes the trunks' carriers with SIP OPTIONS (docs/diagnostics.md), unless the period is 0.
+fn start_carrier_prober(settings: &ServeSettings, state: &AppState, store: Arc<SqlStore>) {
+    if settings.carrier_probe_every_secs == 0 {
+        log::info!("carrier probes are off (CARRIER_PROBE_EVERY_SECS=0)");
+        return;
+    }
+    let every = Duration::from_secs(settings.carrier_probe_every_secs);
+    let schedule = service::ProbeSchedule {
+        every,
+        jitter: every / 10,
+        in_flight: settings.carrier_probes_in_flight,
+        ..service::ProbeSchedule::default()
+    };
+    let probe = carrier_probe::OptionsProbe::new(carrier_probe::ProbeSettings::default());
+    let observer = Arc::new(api::metrics::MetricsObserver(state.metrics.clone()));
+    let prober = Arc::new(service::CarrierProber::new(
+        store,
+        Arc::new(probe),
+        observer,
+        schedule,
+    ));
+    actix_web::rt::spawn(prober.run());
 }
 
 /// Once a minute: idle rate-limit buckets and expired cache entries go.
@@ -531,6 +578,8 @@ mod tests {
             redis_url: None,
             redis_key_prefix: "sip-trunks:".into(),
             redis_timeout_ms: 25,
+            carrier_probe_every_secs: 0,
+            carrier_probes_in_flight: 50,
             metrics_bind: MetricsBind::Off,
             port_file: None,
         }
@@ -611,6 +660,33 @@ mod tests {
             "{message}"
         );
         assert!(settings().check().is_ok());
+    }
+
+    #[test]
+    fn a_carrier_probe_period_is_off_or_between_ten_seconds_and_a_day() {
+        for (seconds, fine) in [
+            (0, true),
+            (9, false),
+            (10, true),
+            (86_400, true),
+            (86_401, false),
+        ] {
+            let probing = ServeSettings {
+                carrier_probe_every_secs: seconds,
+                ..settings()
+            };
+            assert_eq!(probing.check().is_ok(), fine, "{seconds}");
+        }
+        let bad = ServeSettings {
+            carrier_probe_every_secs: 1,
+            carrier_probes_in_flight: 0,
+            ..settings()
+        };
+        let message = bad.check().unwrap_err().to_string();
+        assert!(
+            message.contains("carrier probe period") && message.contains("in flight"),
+            "{message}"
+        );
     }
 
     #[test]

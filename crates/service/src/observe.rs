@@ -37,6 +37,12 @@ pub trait Observe: Send + Sync {
     fn due_trunks(&self, count: usize) {
         let _ = count;
     }
+
+    /// A carrier was probed: `outcome` is `answered`, `timeout`, `icmp_unreachable` or
+    /// `dns_failure` ([`crate::carriers::outcome_label`]), never the carrier's own text.
+    fn carrier_probed(&self, outcome: &'static str) {
+        let _ = outcome;
+    }
 }
 
 /// Watches nothing.

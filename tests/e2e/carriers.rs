@@ -1,0 +1,75 @@
+//! The carrier prober in the real binary (issue 24, docs/diagnostics.md): carriers on
+//! loopback (sipp answering OPTIONS on 127.0.0.N:5060, and an address with nothing on it),
+//! probed once per period per distinct address, whatever number of trunks use it, and
+//! counted by outcome on `/metrics`.
+
+use std::time::{Duration, Instant};
+
+use kamailio_adapter::testing::{carrier_address, tools_present, SippServer};
+use serde_json::json;
+
+use crate::harness::{create_user, Database, Server};
+
+const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
+
+/// `sip_trunks_carrier_probes_total` by outcome, from a scrape.
+fn probes(server: &Server, outcome: &str) -> u64 {
+    let url = server.metrics_url().expect("a metrics listener");
+    let text = ureq::get(&url).call().unwrap().into_string().unwrap();
+    let series = format!(r#"sip_trunks_carrier_probes_total{{kind="{outcome}"}} "#);
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |count| count.parse().unwrap())
+}
+
+pub fn each_carrier_is_probed_once_a_period_however_many_trunks_use_it(database: &Database) {
+    if !tools_present() {
+        assert!(
+            std::env::var("SIP_TRUNKS_REQUIRE_SIP_TOOLS").is_err(),
+            "sipp is required here (SIP_TRUNKS_REQUIRE_SIP_TOOLS is set)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let alive = carrier_address().unwrap();
+    let silent = carrier_address().unwrap();
+    let sipp = SippServer::start(dir.path(), "options", &alive, 5060, &[]).unwrap();
+    let token = create_user(database, "carriers@example.com");
+    let server = Server::start_with(database, &[("CARRIER_PROBE_EVERY_SECS", "10")]);
+    for (n, address) in [&alive, &alive, &silent].into_iter().enumerate() {
+        let body = json!({
+            "sip_trunk_type": "number", "phone_number": format!("+1415555010{n}"),
+            "sip_username": "acme_user", "sip_password": "Carrier-Pass-1",
+            "sip_address": address, "sip_calling_format": "+e164",
+            "inbound_authorization_type": "auth"
+        });
+        let (status, text) = server.call("POST", TRUNKS, Some(&token), Some(&body));
+        assert_eq!(status, 201, "{text}");
+    }
+    // The prober looks every 5 s; both addresses are due at once.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (
+        probes(&server, "answered"),
+        probes(&server, "icmp_unreachable"),
+    ) != (1, 1)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "answered {}, ICMP {}",
+            probes(&server, "answered"),
+            probes(&server, "icmp_unreachable")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Two trunks share one carrier: one probe per period, not two.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(probes(&server, "answered"), 1);
+    assert_eq!(
+        sipp.log().matches("options via=").count(),
+        1,
+        "{}",
+        sipp.log()
+    );
+    let (stopped, log) = server.stop();
+    assert!(stopped, "{log}");
+}
