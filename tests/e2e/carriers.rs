@@ -1,7 +1,7 @@
 //! The carrier prober in the real binary (issue 24, docs/diagnostics.md): carriers on
 //! loopback (sipp answering OPTIONS on 127.0.0.N:5060, and an address with nothing on it),
-//! probed once per period per distinct address, whatever number of trunks use it, and
-//! counted by outcome on `/metrics`.
+//! probed once per period per distinct address, whatever number of trunks use it, counted
+//! by outcome on `/metrics`, and the trunks counted by their carrier's state.
 
 use std::time::{Duration, Instant};
 
@@ -12,14 +12,19 @@ use crate::harness::{create_user, Database, Server};
 
 const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
 
-/// `sip_trunks_carrier_probes_total` by outcome, from a scrape.
-fn probes(server: &Server, outcome: &str) -> u64 {
+/// The value of `metric{kind="kind"}` in a scrape (0 when absent).
+fn series(server: &Server, metric: &str, kind: &str) -> u64 {
     let url = server.metrics_url().expect("a metrics listener");
     let text = ureq::get(&url).call().unwrap().into_string().unwrap();
-    let series = format!(r#"sip_trunks_carrier_probes_total{{kind="{outcome}"}} "#);
+    let series = format!(r#"{metric}{{kind="{kind}"}} "#);
     text.lines()
         .find_map(|line| line.strip_prefix(&series))
         .map_or(0, |count| count.parse().unwrap())
+}
+
+/// `sip_trunks_carrier_probes_total` by outcome.
+fn probes(server: &Server, outcome: &str) -> u64 {
+    series(server, "sip_trunks_carrier_probes_total", outcome)
 }
 
 pub fn each_carrier_is_probed_once_a_period_however_many_trunks_use_it(database: &Database) {

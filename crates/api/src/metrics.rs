@@ -91,6 +91,9 @@ pub struct Metrics {
     /// Carrier probes by outcome (`answered`, `timeout`, `icmp_unreachable`,
     /// `dns_failure`): never a label per trunk or address.
     pub carrier_probes: Family<KindLabel, Counter>,
+    /// Stored trunks by their carrier's state (`reachable`, `unreachable`, `unknown`), as of
+    /// this process's last prober pass.
+    pub carrier_trunks: Family<KindLabel, Gauge>,
     /// Connections open in the database pool.
     pub pool_open: Gauge,
     /// Of those, in use.
@@ -148,6 +151,7 @@ impl Metrics {
         let reconciler_due_trunks = registered(r, "reconciler_due_trunks", "Trunks due for repair at the reconciler's last pass", Gauge::default());
         let reconciler_failures = registered(r, "reconciler_failures", "Reconciler passes and trunk repairs that failed, by kind", Family::default());
         let carrier_probes = registered(r, "carrier_probes", "SIP OPTIONS probes of carriers, by outcome", Family::default());
+        let carrier_trunks = registered(r, "carrier_trunks", "Stored trunks by their carrier's state, at the last prober pass", Family::default());
         let pool_open = registered(r, "db_pool_connections", "Connections open in the database pool", Gauge::default());
         let pool_in_use = registered(r, "db_pool_connections_in_use", "Pooled connections in use", Gauge::default());
         let pool_max = registered(r, "db_pool_max_connections", "The database pool's size limit", Gauge::default());
@@ -168,6 +172,7 @@ impl Metrics {
             reconciler_due_trunks,
             reconciler_failures,
             carrier_probes,
+            carrier_trunks,
             pool_open,
             pool_in_use,
             pool_max,
@@ -262,5 +267,20 @@ impl service::Observe for MetricsObserver {
 
     fn carrier_probed(&self, outcome: &'static str) {
         Metrics::count(&self.0.carrier_probes, outcome);
+    }
+
+    fn carrier_trunks(&self, counts: domain::TrunksByCarrierState) {
+        for (state, count) in [
+            ("reachable", counts.reachable),
+            ("unreachable", counts.unreachable),
+            ("unknown", counts.unknown),
+        ] {
+            self.0
+                .carrier_trunks
+                .get_or_create(&KindLabel {
+                    kind: state.to_owned(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
     }
 }

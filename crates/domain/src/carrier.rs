@@ -201,6 +201,33 @@ pub trait CarrierHealthStore: Send + Sync {
 
     /// `address`'s health; `None` when it has no record (never probed, or no trunk uses it).
     fn carrier_health(&self, address: &str) -> RepositoryResult<Option<CarrierHealth>>;
+
+    /// How many visible trunks (not being created) have a carrier in each state, in the
+    /// order reachable, unreachable, unknown (a carrier without a record is unknown).
+    fn trunks_by_carrier_state(&self) -> RepositoryResult<TrunksByCarrierState>;
+}
+
+/// Trunk counts by their carrier's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrunksByCarrierState {
+    /// Trunks whose carrier answers.
+    pub reachable: u64,
+    /// Trunks whose carrier does not.
+    pub unreachable: u64,
+    /// Trunks whose carrier is not known yet.
+    pub unknown: u64,
+}
+
+impl TrunksByCarrierState {
+    /// Adds `count` trunks whose carrier is in `state`.
+    pub fn add(&mut self, state: CarrierState, count: u64) {
+        let slot = match state {
+            CarrierState::Reachable => &mut self.reachable,
+            CarrierState::Unreachable => &mut self.unreachable,
+            CarrierState::Unknown => &mut self.unknown,
+        };
+        *slot += count;
+    }
 }
 
 #[cfg(test)]

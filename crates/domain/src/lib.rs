@@ -25,7 +25,7 @@ mod trunk;
 pub use account::{ApiKey, ApiKeyName, Email, User, UserName};
 pub use carrier::{
     CarrierHealth, CarrierHealthStore, CarrierProbe, CarrierState, ProbeOutcome, ProbeResponse,
-    FAILURES_TO_UNREACHABLE, SUCCESSES_TO_REACHABLE,
+    TrunksByCarrierState, FAILURES_TO_UNREACHABLE, SUCCESSES_TO_REACHABLE,
 };
 pub use conflicts::{NumberConflictBudget, NumberConflictLog, NUMBER_CONFLICT_WINDOW};
 pub use errors::{FieldError, ValidationErrors};

@@ -118,6 +118,14 @@ impl CarrierProber {
                 log::warn!("carrier prober: recording a probe failed ({error})");
             }
         }
+        if count > 0 {
+            let store = self.store.clone();
+            let counts = blocking(self.observe.as_ref(), move || {
+                store.trunks_by_carrier_state()
+            })
+            .await?;
+            self.observe.carrier_trunks(counts);
+        }
         Ok(count)
     }
 
@@ -205,11 +213,18 @@ mod tests {
     }
 
     #[derive(Default)]
-    struct Outcomes(Mutex<Vec<&'static str>>);
+    struct Outcomes(
+        Mutex<Vec<&'static str>>,
+        Mutex<Option<domain::TrunksByCarrierState>>,
+    );
 
     impl Observe for Outcomes {
         fn carrier_probed(&self, outcome: &'static str) {
             self.0.lock().unwrap().push(outcome);
+        }
+
+        fn carrier_trunks(&self, counts: domain::TrunksByCarrierState) {
+            *self.1.lock().unwrap() = Some(counts);
         }
     }
 
@@ -270,6 +285,15 @@ mod tests {
         let mut seen = outcomes.0.lock().unwrap().clone();
         seen.sort_unstable();
         assert_eq!(seen, ["answered", "timeout"]);
+        // Two trunks on the answering carrier, one on the other, not decided yet.
+        assert_eq!(
+            *outcomes.1.lock().unwrap(),
+            Some(domain::TrunksByCarrierState {
+                reachable: 2,
+                unreachable: 0,
+                unknown: 1
+            })
+        );
         // Nothing is due again within the period (60 s, plus up to 6 s of jitter).
         assert_eq!(prober.pass().await.unwrap(), 0);
         let in_a_minute = Timestamp::now().plus(Duration::from_secs(59));

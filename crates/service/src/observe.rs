@@ -43,6 +43,11 @@ pub trait Observe: Send + Sync {
     fn carrier_probed(&self, outcome: &'static str) {
         let _ = outcome;
     }
+
+    /// The stored trunks counted by their carrier's state, after a prober pass.
+    fn carrier_trunks(&self, counts: domain::TrunksByCarrierState) {
+        let _ = counts;
+    }
 }
 
 /// Watches nothing.

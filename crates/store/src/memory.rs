@@ -8,10 +8,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use domain::{
     AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, CarrierHealth, CarrierHealthStore,
-    ClaimedTrunk, Email, Lease, LegChanges, LegCommit, LegId, LegKind, LegReference, LegRemoval,
-    NewSipTrunk, NumberConflictLog, PasswordWithheld, ProvisioningLedger, ProvisioningState,
-    RepositoryError, RepositoryResult, SipTrunk, SipTrunkPatch, SipTrunkRepository, Timestamp,
-    TokenHash, TrunkId, TrunkListing, TrunkPage, TrunkUpdate, User, UserId, UserName,
+    CarrierState, ClaimedTrunk, Email, Lease, LegChanges, LegCommit, LegId, LegKind, LegReference,
+    LegRemoval, NewSipTrunk, NumberConflictLog, PasswordWithheld, ProvisioningLedger,
+    ProvisioningState, RepositoryError, RepositoryResult, SipTrunk, SipTrunkPatch,
+    SipTrunkRepository, Timestamp, TokenHash, TrunkId, TrunkListing, TrunkPage, TrunkUpdate,
+    TrunksByCarrierState, User, UserId, UserName,
 };
 
 #[derive(Default)]
@@ -412,6 +413,19 @@ impl CarrierHealthStore for MemoryStore {
             .carriers
             .get(address)
             .map(|(health, _)| health.clone()))
+    }
+
+    fn trunks_by_carrier_state(&self) -> RepositoryResult<TrunksByCarrierState> {
+        let state = self.state();
+        let mut by_state = TrunksByCarrierState::default();
+        for trunk in state.trunks.values().filter(|t| !state.creating(t.id)) {
+            let carrier = state
+                .carriers
+                .get(trunk.settings.sip_address.as_str())
+                .map_or(CarrierState::Unknown, |(health, _)| health.state);
+            by_state.add(carrier, 1);
+        }
+        Ok(by_state)
     }
 }
 

@@ -7,8 +7,8 @@ use diesel::dsl::not;
 use diesel::prelude::*;
 use diesel::sql_types;
 use domain::{
-    CarrierHealth, CarrierHealthStore, CarrierState, ProbeOutcome, ProbeResponse, RepositoryResult,
-    Timestamp,
+    CarrierHealth, CarrierHealthStore, CarrierState, ProbeOutcome, ProbeResponse,
+    ProvisioningState, RepositoryResult, Timestamp, TrunksByCarrierState,
 };
 
 use super::schema::{carrier_health, sip_trunks};
@@ -32,11 +32,7 @@ struct HealthRow {
 
 impl HealthRow {
     fn into_health(self) -> (String, CarrierHealth) {
-        let state = match self.state {
-            1 => CarrierState::Reachable,
-            2 => CarrierState::Unreachable,
-            _ => CarrierState::Unknown,
-        };
+        let state = state_of(self.state);
         let response = match self.last_outcome.as_deref() {
             Some("answered") => self.last_code.map(|code| {
                 ProbeResponse::answered(
@@ -67,6 +63,14 @@ impl HealthRow {
             failures_in_row: u8::try_from(self.failures_in_row).unwrap_or(u8::MAX),
         };
         (self.address, health)
+    }
+}
+
+fn state_of(code: i16) -> CarrierState {
+    match code {
+        1 => CarrierState::Reachable,
+        2 => CarrierState::Unreachable,
+        _ => CarrierState::Unknown,
     }
 }
 
@@ -207,5 +211,33 @@ impl CarrierHealthStore for SqlStore {
                 .optional()
         })?;
         Ok(row.map(|row| row.into_health().1))
+    }
+
+    fn trunks_by_carrier_state(&self) -> RepositoryResult<TrunksByCarrierState> {
+        let visible = sip_trunks::provisioning_state.ne(ProvisioningState::Creating.code());
+        let (known, total): (Vec<(i16, i64)>, i64) = self.with_connection(|conn| {
+            let known = sip_trunks::table
+                .inner_join(
+                    carrier_health::table.on(carrier_health::address.eq(sip_trunks::sip_address)),
+                )
+                .filter(visible)
+                .group_by(carrier_health::state)
+                .select((carrier_health::state, diesel::dsl::count_star()))
+                .load(conn)?;
+            let total = sip_trunks::table.filter(visible).count().get_result(conn)?;
+            Ok((known, total))
+        })?;
+        let mut by_state = TrunksByCarrierState::default();
+        let mut counted = 0;
+        for (state, count) in known {
+            counted += count;
+            by_state.add(state_of(state), u64::try_from(count).unwrap_or(0));
+        }
+        // Trunks whose carrier has no row yet: not probed, unknown.
+        by_state.add(
+            CarrierState::Unknown,
+            u64::try_from(total - counted).unwrap_or(0),
+        );
+        Ok(by_state)
     }
 }

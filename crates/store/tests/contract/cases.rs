@@ -1377,3 +1377,59 @@ pub fn racing_probers_claim_each_carrier_once(fixture: &Fixture) {
     assert_eq!(all.len(), total, "no carrier claimed twice");
     assert_eq!(total, 40, "every carrier claimed once");
 }
+
+pub fn trunks_are_counted_by_their_carriers_state_hidden_creates_left_out(fixture: &Fixture) {
+    use domain::{CarrierHealth, CarrierState, Lease, TrunksByCarrierState};
+    let alice = user(fixture, "alice@example.com");
+    for (phone, address) in [
+        ("+14155550001", "sip.up.example"),
+        ("+14155550002", "sip.up.example"),
+        ("+14155550003", "sip.down.example"),
+        ("+14155550004", "sip.new.example"),
+    ] {
+        fixture
+            .trunks
+            .create_trunk(alice, &trunk_at(phone, address), NO_LIMIT)
+            .unwrap();
+    }
+    let lease = Lease {
+        token: "creator".into(),
+        until: Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 30_000_000).unwrap(),
+    };
+    fixture
+        .ledger
+        .begin_create(
+            alice,
+            &trunk_at("+14155550005", "sip.up.example"),
+            NO_LIMIT,
+            &lease,
+        )
+        .unwrap();
+    let carriers = &fixture.carriers;
+    let with_state = |state| CarrierHealth {
+        state,
+        ..CarrierHealth::default()
+    };
+    carriers
+        .record_carrier_health(
+            "sip.up.example",
+            &with_state(CarrierState::Reachable),
+            seconds(60),
+        )
+        .unwrap();
+    carriers
+        .record_carrier_health(
+            "sip.down.example",
+            &with_state(CarrierState::Unreachable),
+            seconds(60),
+        )
+        .unwrap();
+    assert_eq!(
+        carriers.trunks_by_carrier_state().unwrap(),
+        TrunksByCarrierState {
+            reachable: 2,
+            unreachable: 1,
+            unknown: 1
+        }
+    );
+}

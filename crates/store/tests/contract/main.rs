@@ -75,6 +75,7 @@ macro_rules! common_suite {
             each_carrier_address_of_the_trunks_is_due_once_claimed_once_and_gone_with_its_trunks,
             a_carriers_health_round_trips_and_is_due_again_when_recorded,
             racing_probers_claim_each_carrier_once,
+            trunks_are_counted_by_their_carriers_state_hidden_creates_left_out,
             $($extra,)*
         ]);
     };
