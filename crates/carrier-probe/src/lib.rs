@@ -35,6 +35,13 @@ pub const SIP_PORT: u16 = 5060;
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
 
+/// SRV targets tried at most, best first: a name's DNS is the trunk owner's to write, and
+/// each target costs lookups.
+const SRV_TARGETS_TRIED: usize = 3;
+
+/// The whole location (SRV, its targets, A/AAAA) may take this many DNS timeouts at most.
+const DNS_TIMEOUTS_PER_LOCATION: u32 = 4;
+
 /// The largest datagram read; a SIP response to OPTIONS is a few hundred bytes.
 const DATAGRAM: usize = 8 * 1024;
 
@@ -124,7 +131,7 @@ impl OptionsProbe {
         if let Ok(records) = self.resolver.srv_lookup(format!("_sip._udp.{fqdn}")).await {
             let mut records: Vec<_> = records.iter().cloned().collect();
             records.sort_by_key(|srv| (srv.priority(), std::cmp::Reverse(srv.weight())));
-            for srv in records {
+            for srv in records.into_iter().take(SRV_TARGETS_TRIED) {
                 if let Ok(ips) = self.resolver.lookup_ip(srv.target().clone()).await {
                     if let Some(ip) = ips.iter().next() {
                         return Ok(SocketAddr::new(ip, srv.port()));
@@ -144,7 +151,11 @@ impl OptionsProbe {
 
     async fn probe_host(&self, host: &str) -> Result<ProbeOutcome, ProvisionError> {
         let at = Timestamp::now();
-        let target = match self.locate(host).await {
+        let budget = self.settings.dns_timeout * DNS_TIMEOUTS_PER_LOCATION;
+        let located = tokio::time::timeout(budget, self.locate(host))
+            .await
+            .unwrap_or(Err(ProbeResponse::DnsFailure));
+        let target = match located {
             Ok(target) => target,
             Err(response) => {
                 return Ok(ProbeOutcome {

@@ -227,13 +227,18 @@ fn a_name_that_does_not_resolve_is_a_dns_failure() {
 }
 
 /// A DNS server on `127.0.0.1:<port>` that knows `records` (name, SRV target and port, or
-/// an A address) and answers every other question with "no such name".
-fn dns_server(records: Vec<(&'static str, DnsAnswer)>) -> SocketAddr {
+/// an A address; a name may have several) and answers every other question with "no such
+/// name". Gives its address and the names it was asked, in order.
+fn dns_server(
+    records: Vec<(&'static str, DnsAnswer)>,
+) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use hickory_proto::op::{Message, MessageType, ResponseCode};
     use hickory_proto::rr::rdata::{A, SRV};
     use hickory_proto::rr::{Name, RData, Record, RecordType};
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let address = socket.local_addr().unwrap();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
     thread::spawn(move || {
         let mut buffer = [0u8; 4096];
         while let Ok((length, source)) = socket.recv_from(&mut buffer) {
@@ -246,6 +251,9 @@ fn dns_server(records: Vec<(&'static str, DnsAnswer)>) -> SocketAddr {
             let mut known = false;
             for query in question.queries() {
                 let name = query.name().to_ascii();
+                log.lock()
+                    .unwrap()
+                    .push(name.trim_end_matches('.').to_owned());
                 for (record_name, record) in &records {
                     if name.trim_end_matches('.') != *record_name {
                         continue;
@@ -271,13 +279,13 @@ fn dns_server(records: Vec<(&'static str, DnsAnswer)>) -> SocketAddr {
             let _ = socket.send_to(&answer.to_vec().unwrap(), source);
         }
     });
-    address
+    (address, asked)
 }
 
 /// What the test's DNS server answers for a name.
 enum DnsAnswer {
     /// An SRV record: target name and port.
-    Srv(&'static str, u16),
+    Srv(String, u16),
     /// An A record.
     A(std::net::Ipv4Addr),
 }
@@ -304,10 +312,10 @@ fn a_name_with_an_srv_record_is_probed_at_its_target_and_port_and_one_without_on
     let srv_port = kamailio_adapter::testing::free_udp_port().unwrap();
     let plain_host = carrier_address().unwrap();
     let ip = |text: &str| text.parse::<std::net::Ipv4Addr>().unwrap();
-    let server = dns_server(vec![
+    let (server, _) = dns_server(vec![
         (
             "_sip._udp.sip.srv.test",
-            DnsAnswer::Srv("edge.srv.test", srv_port),
+            DnsAnswer::Srv("edge.srv.test".into(), srv_port),
         ),
         ("edge.srv.test", DnsAnswer::A(ip(&srv_host))),
         ("sip.srv.test", DnsAnswer::A(ip(&plain_host))),
@@ -331,4 +339,31 @@ fn a_name_with_an_srv_record_is_probed_at_its_target_and_port_and_one_without_on
         probe(&prober, "sip.nowhere.test").response,
         ProbeResponse::DnsFailure
     );
+}
+
+#[test]
+fn a_name_with_many_srv_targets_has_only_the_first_three_looked_up() {
+    // The trunk owner writes the name's DNS: 8 targets that do not resolve (more would not
+    // fit a plain UDP answer).
+    let records = (0..8)
+        .map(|n| {
+            (
+                "_sip._udp.many.test",
+                DnsAnswer::Srv(format!("t{n}.many.test"), 5060),
+            )
+        })
+        .collect();
+    let (server, asked) = dns_server(records);
+    let outcome = probe(&resolving_prober(server), "many.test");
+    assert_eq!(outcome.response, ProbeResponse::DnsFailure);
+    let mut targets: Vec<String> = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|name| name.starts_with('t'))
+        .cloned()
+        .collect();
+    targets.sort();
+    targets.dedup();
+    assert_eq!(targets, ["t0.many.test", "t1.many.test", "t2.many.test"]);
 }
