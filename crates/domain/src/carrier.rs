@@ -179,11 +179,16 @@ pub trait CarrierProbe: Send + Sync {
 /// the stored trunks, with when it is next due for a probe. In the database, so that every
 /// replica answers the same and one replica probes each address per period.
 pub trait CarrierHealthStore: Send + Sync {
+    /// Adds a record, due at `now`, for each carrier address of the stored trunks that has
+    /// none, and removes the records of addresses no trunk uses any more. It reads every
+    /// trunk (tens of milliseconds at 30,000 on SQLite, under the write lock), so a prober
+    /// calls it once a period, not every tick.
+    fn sync_carrier_addresses(&self, now: Timestamp) -> RepositoryResult<()>;
+
     /// Claims up to `limit` carrier addresses whose probe is due at `now`, oldest due first,
     /// moving each one's next probe to `hold_until` so that no other prober claims it
-    /// meanwhile (if this one dies, it is due again then). Addresses of stored trunks that
-    /// have no record yet are added first (due at once); records of addresses no trunk uses
-    /// any more are removed. Gives each address with its health so far.
+    /// meanwhile (if this one dies, it is due again then). Gives each address with its
+    /// health so far.
     fn claim_due_carriers(
         &self,
         now: Timestamp,

@@ -2,15 +2,16 @@
 //! period per distinct address, and keeps what it finds (after hysteresis) in the store, so
 //! that every replica answers the same (docs/diagnostics.md).
 //!
-//! Every replica runs one. Each tick, a prober claims the addresses that are due (the
+//! Every replica runs one. Once a period it syncs the addresses with the trunks (new ones
+//! are due at once, unused ones go). Each tick, it claims the addresses that are due (the
 //! store moves a claimed address's next probe forward, so two replicas never probe one
 //! address in one period), probes them at most [`ProbeSchedule::in_flight`] at a time, and
 //! records each result with the next probe time, jittered so that addresses added together
 //! spread out. A prober that dies after claiming leaves its addresses due again once the
 //! claim's hold runs out: the state that must survive it is in the store.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use domain::{
     CarrierHealth, CarrierHealthStore, CarrierProbe, ProbeOutcome, ProbeResponse, RepositoryError,
@@ -65,6 +66,8 @@ pub struct CarrierProber {
     probe: Arc<dyn CarrierProbe>,
     observe: Arc<dyn Observe>,
     schedule: ProbeSchedule,
+    /// When this prober last synced the addresses with the trunks.
+    synced_at: Mutex<Option<Instant>>,
 }
 
 impl CarrierProber {
@@ -80,6 +83,7 @@ impl CarrierProber {
             probe,
             observe,
             schedule,
+            synced_at: Mutex::new(None),
         }
     }
 
@@ -100,6 +104,17 @@ impl CarrierProber {
     /// each; gives how many were probed.
     pub async fn pass(self: &Arc<Self>) -> Result<usize, RepositoryError> {
         let now = Timestamp::now();
+        if self.sync_due() {
+            let store = self.store.clone();
+            blocking(self.observe.as_ref(), move || {
+                store.sync_carrier_addresses(now)
+            })
+            .await?;
+            *self
+                .synced_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        }
         let hold_until = now.plus(self.schedule.hold);
         let limit = self.schedule.in_flight;
         let store = self.store.clone();
@@ -127,6 +142,16 @@ impl CarrierProber {
             self.observe.carrier_trunks(counts);
         }
         Ok(count)
+    }
+
+    /// True when the carrier addresses were not synced with the trunks for a period (or
+    /// ever): the sync reads every trunk, so it runs once a period, not every tick; a new
+    /// carrier is probed within a period and a tick.
+    fn sync_due(&self) -> bool {
+        self.synced_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|at| at.elapsed() >= self.schedule.every)
     }
 
     /// Probes `address` now and records the result; gives the new health.

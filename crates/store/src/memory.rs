@@ -358,12 +358,7 @@ impl NumberConflictLog for MemoryStore {
 }
 
 impl CarrierHealthStore for MemoryStore {
-    fn claim_due_carriers(
-        &self,
-        now: Timestamp,
-        hold_until: Timestamp,
-        limit: usize,
-    ) -> RepositoryResult<Vec<(String, CarrierHealth)>> {
+    fn sync_carrier_addresses(&self, now: Timestamp) -> RepositoryResult<()> {
         let mut state = self.state();
         let used: std::collections::BTreeSet<String> = state
             .trunks
@@ -377,6 +372,16 @@ impl CarrierHealthStore for MemoryStore {
                 .entry(address)
                 .or_insert_with(|| (CarrierHealth::default(), now));
         }
+        Ok(())
+    }
+
+    fn claim_due_carriers(
+        &self,
+        now: Timestamp,
+        hold_until: Timestamp,
+        limit: usize,
+    ) -> RepositoryResult<Vec<(String, CarrierHealth)>> {
+        let mut state = self.state();
         let mut due: Vec<(Timestamp, String)> = state
             .carriers
             .iter()

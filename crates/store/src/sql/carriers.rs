@@ -94,7 +94,7 @@ fn add_missing(conn: &mut super::DbConnection, now: Timestamp) -> QueryResult<()
             now.naive_utc().into_sql::<sql_types::Timestamp>(),
         ))
         .distinct();
-    // In a savepoint, so that the violation leaves the claim's transaction usable.
+    // In a savepoint, so that the violation leaves the sync's transaction usable.
     let added = conn.transaction(|conn| {
         diesel::insert_into(carrier_health::table)
             .values(missing)
@@ -112,6 +112,20 @@ fn add_missing(conn: &mut super::DbConnection, now: Timestamp) -> QueryResult<()
 }
 
 impl CarrierHealthStore for SqlStore {
+    fn sync_carrier_addresses(&self, now: Timestamp) -> RepositoryResult<()> {
+        self.write(|conn| {
+            conn.transaction::<_, TxError, _>(|conn| {
+                diesel::delete(
+                    carrier_health::table.filter(not(carrier_health::address
+                        .eq_any(sip_trunks::table.select(sip_trunks::sip_address)))),
+                )
+                .execute(conn)?;
+                add_missing(conn, now)?;
+                Ok(())
+            })
+        })
+    }
+
     fn claim_due_carriers(
         &self,
         now: Timestamp,
@@ -121,12 +135,6 @@ impl CarrierHealthStore for SqlStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.write(|conn| {
             conn.transaction::<_, TxError, _>(|conn| {
-                diesel::delete(
-                    carrier_health::table.filter(not(carrier_health::address
-                        .eq_any(sip_trunks::table.select(sip_trunks::sip_address)))),
-                )
-                .execute(conn)?;
-                add_missing(conn, now)?;
                 let due: Vec<HealthRow> = carrier_health::table
                     .filter(carrier_health::next_probe_at.le(now.naive_utc()))
                     .order((carrier_health::next_probe_at, carrier_health::address))

@@ -72,7 +72,7 @@ macro_rules! common_suite {
             ledger_a_holder_that_dies_while_changing_legs_leaves_the_trunk_to_the_reconciler,
             number_conflicts_are_recorded_up_to_the_budget_per_window_and_owner,
             racing_number_conflicts_never_pass_the_budget,
-            each_carrier_address_of_the_trunks_is_due_once_claimed_once_and_gone_with_its_trunks,
+            each_carrier_address_of_the_trunks_is_due_once_synced_claimed_once_and_gone_with_its_trunks,
             a_carriers_health_round_trips_and_is_due_again_when_recorded,
             racing_probers_claim_each_carrier_once,
             trunks_are_counted_by_their_carriers_state_hidden_creates_left_out,
