@@ -11,9 +11,9 @@ use domain::{
     SipTrunk, Timestamp, TrunkId, TrunkSettings, TrunkUpdate, UserId,
 };
 
-use super::rows::{SealedPasswordColumns, TrunkFields, TrunkRow};
+use super::rows::TrunkRow;
 use super::schema::{leg_removals, reconciler_lease, sip_trunks};
-use super::{load_trunk, SqlStore, TxError, CREATING};
+use super::{load_trunk, store_update, SqlStore, TxError, CREATING};
 
 /// A new `leg_removals` row.
 #[derive(Insertable)]
@@ -374,15 +374,7 @@ impl ProvisioningLedger for SqlStore {
                         // Changed since the legs were made for it: they are not its legs.
                         return Err(TxError::Outcome(RepositoryError::LeaseLost));
                     }
-                    if update.changed {
-                        let settings = &update.trunk.settings;
-                        let fields = TrunkFields::of(settings, update.trunk.updated_at);
-                        let password =
-                            SealedPasswordColumns::of(keys, owner, id, &settings.sip_password);
-                        diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
-                            .set((&fields, &password))
-                            .execute(conn)?;
-                    }
+                    store_update(conn, keys, owner, id, &update)?;
                     if let Some(leg) = &commit.inbound {
                         update.trunk.inbound_trunk_id = Some(leg.clone());
                     }

@@ -517,6 +517,25 @@ fn set_counter(
 /// The `provisioning_state` of a trunk being created: hidden from clients.
 const CREATING: i16 = 1;
 
+/// Writes an applied update's row (fields and re-sealed password), if it changed anything.
+fn store_update(
+    conn: &mut DbConnection,
+    keys: &Keyring,
+    owner: UserId,
+    id: TrunkId,
+    update: &TrunkUpdate,
+) -> QueryResult<()> {
+    if update.changed {
+        let settings = &update.trunk.settings;
+        let fields = TrunkFields::of(settings, update.trunk.updated_at);
+        let password = SealedPasswordColumns::of(keys, owner, id, &settings.sip_password);
+        diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
+            .set((&fields, &password))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// The owner's trunk `id`, unless it is still being created (not boxed, so Diesel caches the
 /// prepared statement).
 fn load_trunk(conn: &mut DbConnection, owner: UserId, id: TrunkId) -> QueryResult<TrunkRow> {
@@ -630,15 +649,7 @@ impl SipTrunkRepository for SqlStore {
                     let update = patch
                         .apply(&current, Timestamp::now())
                         .map_err(|errors| TxError::Outcome(RepositoryError::Rejected(errors)))?;
-                    if update.changed {
-                        let settings = &update.trunk.settings;
-                        let fields = TrunkFields::of(settings, update.trunk.updated_at);
-                        let password =
-                            SealedPasswordColumns::of(keys, owner, id, &settings.sip_password);
-                        diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id.get())))
-                            .set((&fields, &password))
-                            .execute(conn)?;
-                    }
+                    store_update(conn, keys, owner, id, &update)?;
                     Ok(update)
                 })
             })
