@@ -138,6 +138,15 @@ pub fn rig(backend: Backend) -> Option<Rig> {
 }
 
 impl Rig {
+    /// The account the rig's token belongs to.
+    pub fn owner(&self) -> domain::UserId {
+        self.state
+            .accounts
+            .authenticate(&ApiToken::parse(&self.token).unwrap())
+            .unwrap()
+            .owner
+    }
+
     /// One reconciler pass with the full scan, and one more for what it marked; orphans
     /// count at once.
     pub async fn reconcile(&self) -> Vec<String> {
@@ -794,11 +803,7 @@ async fn a_create_that_died_between_its_legs_is_rolled_back_by_the_reconciler(ri
         let app = TestApp::spawn(rig.state.clone()).await;
         let reply = app.list_trunks(&rig.token).await;
         assert_eq!(reply.status, 200);
-        rig.state
-            .accounts
-            .authenticate(&ApiToken::parse(&rig.token).unwrap())
-            .unwrap()
-            .owner
+        rig.owner()
     };
     let mut lease = new_lease(Duration::from_secs(1));
     lease.until = domain::Timestamp::now();
@@ -827,12 +832,7 @@ async fn a_create_that_died_between_its_legs_is_rolled_back_by_the_reconciler(ri
 async fn an_update_that_died_after_removing_the_inbound_leg_is_healed(rig: Rig) {
     let (id, inbound, _) = created(&rig).await;
     // The request leased the trunk, deleted the inbound leg, and died.
-    let user = rig
-        .state
-        .accounts
-        .authenticate(&ApiToken::parse(&rig.token).unwrap())
-        .unwrap()
-        .owner;
+    let user = rig.owner();
     let trunk_id = domain::TrunkId::new(id).unwrap();
     let mut lease = new_lease(Duration::from_secs(1));
     lease.until = domain::Timestamp::now();
@@ -1012,12 +1012,7 @@ async fn an_update_behind_a_dead_holders_lease_waits_for_it_and_succeeds(rig: Ri
 }
 
 async fn a_create_retried_after_its_process_died_is_created_not_refused_as_a_409(rig: Rig) {
-    let user = rig
-        .state
-        .accounts
-        .authenticate(&ApiToken::parse(&rig.token).unwrap())
-        .unwrap()
-        .owner;
+    let user = rig.owner();
     // What a process killed after the inbound leg leaves: a hidden row whose lease its keeper
     // renewed a moment ago, and a leg holding the number.
     let pending = rig
