@@ -13,7 +13,7 @@
 
 use crate::{
     LegId, LegKind, NewSipTrunk, RepositoryResult, SipTrunk, SipTrunkPatch, Timestamp, TrunkId,
-    TrunkSettings, TrunkUpdate, UserId,
+    TrunkNotes, TrunkSettings, TrunkUpdate, UserId,
 };
 
 /// Where a stored trunk stands with the voice infrastructure.
@@ -122,7 +122,7 @@ pub struct LegCommit {
 ///
 /// Every method that takes a lease token fails with `LeaseLost` (and writes nothing) when the
 /// row is no longer leased with that token.
-pub trait ProvisioningLedger: Send + Sync {
+pub trait ProvisioningLedger: TrunkNotes + Send + Sync {
     /// Stores a new trunk as `Creating` under `lease`, hidden from clients, with the checks
     /// of [`crate::SipTrunkRepository::create_trunk`] (`Conflict`, `LimitReached`).
     ///

@@ -9,6 +9,7 @@
 mod account;
 mod carrier;
 mod conflicts;
+mod diagnostics;
 mod errors;
 #[cfg(test)]
 mod fixtures;
@@ -28,6 +29,9 @@ pub use carrier::{
     TrunksByCarrierState, FAILURES_TO_UNREACHABLE, SUCCESSES_TO_REACHABLE,
 };
 pub use conflicts::{NumberConflictBudget, NumberConflictLog, NUMBER_CONFLICT_WINDOW};
+pub use diagnostics::{
+    LegCheck, LegStatus, ProvisioningFailure, TrunkNotes, TrunkProvisioningRecord,
+};
 pub use errors::{FieldError, ValidationErrors};
 pub use ids::{ApiKeyId, TrunkId, UserId};
 pub use ledger::{

@@ -8,11 +8,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use domain::{
     AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, CarrierHealth, CarrierHealthStore,
-    CarrierState, ClaimedTrunk, Email, Lease, LegChanges, LegCommit, LegId, LegKind, LegReference,
-    LegRemoval, NewSipTrunk, NumberConflictLog, PasswordWithheld, ProvisioningLedger,
-    ProvisioningState, RepositoryError, RepositoryResult, SipTrunk, SipTrunkPatch,
-    SipTrunkRepository, Timestamp, TokenHash, TrunkId, TrunkListing, TrunkPage, TrunkUpdate,
-    TrunksByCarrierState, User, UserId, UserName,
+    CarrierState, ClaimedTrunk, Email, Lease, LegChanges, LegCheck, LegCommit, LegId, LegKind,
+    LegReference, LegRemoval, NewSipTrunk, NumberConflictLog, PasswordWithheld,
+    ProvisioningFailure, ProvisioningLedger, ProvisioningState, RepositoryError, RepositoryResult,
+    SipTrunk, SipTrunkPatch, SipTrunkRepository, Timestamp, TokenHash, TrunkId, TrunkListing,
+    TrunkNotes, TrunkPage, TrunkProvisioningRecord, TrunkUpdate, TrunksByCarrierState, User,
+    UserId, UserName,
 };
 
 #[derive(Default)]
@@ -30,6 +31,14 @@ struct State {
     number_conflicts: BTreeMap<UserId, Vec<Timestamp>>,
     /// Each carrier address's health and when its next probe is due.
     carriers: BTreeMap<String, (CarrierHealth, Timestamp)>,
+    /// The reconciler's last check of a trunk's legs, and when.
+    leg_checks: BTreeMap<TrunkId, (LegCheck, Timestamp)>,
+    /// Each trunk's last provisioning failure, and when.
+    failures: BTreeMap<TrunkId, (ProvisioningFailure, Timestamp)>,
+    /// When the reconciler's last full scan began.
+    last_full_scan: Option<Timestamp>,
+    /// The last probe a client asked for, per trunk.
+    probe_requests: BTreeMap<TrunkId, Timestamp>,
     /// The last id handed out per table, like a database sequence: ids are never reused.
     last_ids: LastIds,
 }
@@ -431,6 +440,84 @@ impl CarrierHealthStore for MemoryStore {
             by_state.add(carrier, 1);
         }
         Ok(by_state)
+    }
+}
+
+impl TrunkNotes for MemoryStore {
+    fn record_leg_checks(
+        &self,
+        checks: &[LegCheck],
+        at: Timestamp,
+        full_scan: bool,
+    ) -> RepositoryResult<()> {
+        let mut state = self.state();
+        for check in checks {
+            state.leg_checks.insert(check.trunk, (check.clone(), at));
+        }
+        if full_scan {
+            let State {
+                trunks,
+                leg_checks,
+                failures,
+                ..
+            } = &mut *state;
+            leg_checks.retain(|id, _| trunks.contains_key(id));
+            failures.retain(|id, _| trunks.contains_key(id));
+            state.last_full_scan = Some(at);
+        }
+        Ok(())
+    }
+
+    fn record_provisioning_failure(
+        &self,
+        trunk: TrunkId,
+        failure: ProvisioningFailure,
+        at: Timestamp,
+    ) -> RepositoryResult<()> {
+        let mut state = self.state();
+        if state.trunks.contains_key(&trunk) {
+            state.failures.insert(trunk, (failure, at));
+        }
+        Ok(())
+    }
+
+    fn provisioning_record(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+    ) -> RepositoryResult<TrunkProvisioningRecord> {
+        let state = self.state();
+        let trunk = state.owned_trunk(owner, id)?;
+        Ok(TrunkProvisioningRecord {
+            state: state.state_of(id),
+            inbound: trunk.inbound_trunk_id.clone(),
+            outbound: trunk.outbound_trunk_id.clone(),
+            updated_at: trunk.updated_at,
+            check: state.leg_checks.get(&id).cloned(),
+            last_full_scan: state.last_full_scan,
+            failure: state.failures.get(&id).copied(),
+        })
+    }
+
+    fn claim_probe_slot(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        now: Timestamp,
+        spacing: std::time::Duration,
+    ) -> RepositoryResult<Option<Timestamp>> {
+        let mut state = self.state();
+        state.owned_trunk(owner, id)?;
+        if let Some(next) = state
+            .probe_requests
+            .get(&id)
+            .map(|last| last.plus(spacing))
+            .filter(|next| *next > now)
+        {
+            return Ok(Some(next));
+        }
+        state.probe_requests.insert(id, now);
+        Ok(None)
     }
 }
 

@@ -14,6 +14,7 @@ mod errors;
 mod files;
 mod keys;
 mod ledger;
+mod observations;
 mod rows;
 pub mod schema;
 

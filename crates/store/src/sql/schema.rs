@@ -115,6 +115,8 @@ diesel::table! {
         holder -> Text,
         /// UTC; until when.
         lease_until -> Timestamp,
+        /// UTC; when the last full scan began.
+        last_full_scan_at -> Nullable<Timestamp>,
     }
 }
 
@@ -158,6 +160,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// What the reconciler saw of a trunk's legs, and its last provisioning failure
+    /// (docs/diagnostics.md); only for trunks that were divergent, repaired or failed.
+    trunk_observations (trunk_id) {
+        /// The trunk.
+        trunk_id -> BigInt,
+        /// UTC; when its legs were checked.
+        checked_at -> Nullable<Timestamp>,
+        /// The inbound leg then.
+        inbound_leg -> Nullable<Text>,
+        /// 0 or 1.
+        inbound_held -> Nullable<SmallInt>,
+        /// The outbound leg then.
+        outbound_leg -> Nullable<Text>,
+        /// 0 or 1.
+        outbound_held -> Nullable<SmallInt>,
+        /// `number_taken`, `refused`, `unauthorized` or `unavailable`.
+        failure -> Nullable<Text>,
+        /// UTC; when.
+        failure_at -> Nullable<Timestamp>,
+        /// UTC; the last probe a client asked for.
+        probe_requested_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(sip_trunks -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -165,5 +192,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     sip_trunks,
     leg_removals,
-    carrier_health
+    carrier_health,
+    trunk_observations
 );

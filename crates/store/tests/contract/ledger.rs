@@ -786,3 +786,146 @@ pub fn ledger_an_update_onto_a_dead_hidden_creates_identity_succeeds_and_a_live_
         Err(RepositoryError::LeaseLost)
     ));
 }
+
+fn micros_from_now(micros: i64) -> Timestamp {
+    Timestamp::from_unix_micros(Timestamp::now().unix_micros() + micros).unwrap()
+}
+
+pub fn ledger_leg_checks_and_failures_are_kept_per_trunk_and_read_by_its_owner_only(
+    fixture: &Fixture,
+) {
+    use domain::{LegCheck, ProvisioningFailure};
+    let owner = user(fixture, "a@example.com");
+    let stranger = user(fixture, "b@example.com");
+    let pending = fixture
+        .ledger
+        .begin_create(
+            owner,
+            &number_trunk("+14155551234"),
+            NO_LIMIT,
+            &lease("c", 30),
+        )
+        .unwrap();
+    assert!(matches!(
+        fixture.ledger.provisioning_record(owner, pending.id),
+        Err(RepositoryError::NotFound)
+    ));
+    let trunk = fixture
+        .ledger
+        .finish_create(owner, pending.id, "c", &leg("in-1"), &leg("out-1"))
+        .unwrap();
+    let fresh = fixture.ledger.provisioning_record(owner, trunk.id).unwrap();
+    assert_eq!(fresh.state, ProvisioningState::Ready);
+    assert_eq!(
+        (fresh.inbound, fresh.outbound),
+        (Some(leg("in-1")), Some(leg("out-1")))
+    );
+    assert_eq!(
+        (fresh.check, fresh.last_full_scan, fresh.failure),
+        (None, None, None)
+    );
+    assert!(matches!(
+        fixture.ledger.provisioning_record(stranger, trunk.id),
+        Err(RepositoryError::NotFound)
+    ));
+
+    let divergent = LegCheck {
+        trunk: trunk.id,
+        inbound: Some((leg("in-1"), false)),
+        outbound: Some((leg("out-1"), true)),
+    };
+    let scan = micros_from_now(1_234_567);
+    fixture
+        .ledger
+        .record_leg_checks(std::slice::from_ref(&divergent), scan, true)
+        .unwrap();
+    let seen = fixture.ledger.provisioning_record(owner, trunk.id).unwrap();
+    assert_eq!(seen.check, Some((divergent.clone(), scan)));
+    assert_eq!(seen.last_full_scan, Some(scan));
+    let held: Vec<_> = seen.legs().iter().map(|leg| leg.held).collect();
+    assert_eq!(held, [Some(false), Some(true)]);
+
+    let failed_at = micros_from_now(2_000_001);
+    fixture
+        .ledger
+        .record_provisioning_failure(trunk.id, ProvisioningFailure::Unavailable, failed_at)
+        .unwrap();
+    let repaired = LegCheck {
+        trunk: trunk.id,
+        inbound: Some((leg("in-2"), true)),
+        outbound: Some((leg("out-1"), true)),
+    };
+    let after_repair = micros_from_now(3_000_003);
+    fixture
+        .ledger
+        .record_leg_checks(std::slice::from_ref(&repaired), after_repair, false)
+        .unwrap();
+    let seen = fixture.ledger.provisioning_record(owner, trunk.id).unwrap();
+    assert_eq!(seen.check, Some((repaired, after_repair)));
+    assert_eq!(seen.last_full_scan, Some(scan), "not a full scan");
+    assert_eq!(
+        seen.failure,
+        Some((ProvisioningFailure::Unavailable, failed_at))
+    );
+
+    // A gone trunk's failure is not recorded, and a full scan after its delete is fine.
+    fixture.trunks.delete_trunk(owner, trunk.id).unwrap();
+    fixture
+        .ledger
+        .record_provisioning_failure(trunk.id, ProvisioningFailure::Refused, failed_at)
+        .unwrap();
+    fixture
+        .ledger
+        .record_leg_checks(&[], micros_from_now(4_000_000), true)
+        .unwrap();
+    assert!(matches!(
+        fixture.ledger.provisioning_record(owner, trunk.id),
+        Err(RepositoryError::NotFound)
+    ));
+}
+
+pub fn a_trunks_probe_slot_is_taken_once_per_spacing_even_by_racing_replicas(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    let stranger = user(fixture, "b@example.com");
+    let trunk = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155551234"), NO_LIMIT)
+        .unwrap();
+    let spacing = Duration::from_secs(10);
+    assert!(matches!(
+        fixture
+            .ledger
+            .claim_probe_slot(stranger, trunk.id, Timestamp::now(), spacing),
+        Err(RepositoryError::NotFound)
+    ));
+    let now = Timestamp::now();
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let ledger = fixture.ledger.clone();
+            std::thread::spawn(move || ledger.claim_probe_slot(owner, trunk.id, now, spacing))
+        })
+        .collect();
+    let answers: Vec<_> = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(answers.iter().filter(|a| a.is_none()).count(), 1, "{answers:?}");
+    for wait in answers.iter().flatten() {
+        assert_eq!(*wait, now.plus(spacing));
+    }
+    let almost = now.plus(Duration::from_millis(9_999));
+    assert_eq!(
+        fixture
+            .ledger
+            .claim_probe_slot(owner, trunk.id, almost, spacing)
+            .unwrap(),
+        Some(now.plus(spacing))
+    );
+    assert_eq!(
+        fixture
+            .ledger
+            .claim_probe_slot(owner, trunk.id, now.plus(spacing), spacing)
+            .unwrap(),
+        None
+    );
+}

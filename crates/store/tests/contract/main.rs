@@ -70,6 +70,8 @@ macro_rules! common_suite {
             ledger_leg_references_cover_every_trunk_hidden_ones_included,
             ledger_only_a_ready_trunk_nobody_works_on_is_marked_for_repair,
             ledger_a_holder_that_dies_while_changing_legs_leaves_the_trunk_to_the_reconciler,
+            ledger_leg_checks_and_failures_are_kept_per_trunk_and_read_by_its_owner_only,
+            a_trunks_probe_slot_is_taken_once_per_spacing_even_by_racing_replicas,
             number_conflicts_are_recorded_up_to_the_budget_per_window_and_owner,
             racing_number_conflicts_never_pass_the_budget,
             each_carrier_address_of_the_trunks_is_due_once_synced_claimed_once_and_gone_with_its_trunks,
