@@ -15,6 +15,10 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 pub const NUMBER_CONFLICTS_SPENT: &str =
     "Too many attempts with numbers connected elsewhere. Try again later.";
 
+/// The sentence when a trunk's carrier was probed on demand less than 10 s ago.
+pub const PROBE_TOO_SOON: &str =
+    "This trunk's carrier was probed less than 10 seconds ago. Try again later.";
+
 /// What went wrong, as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -82,6 +86,12 @@ pub enum ApiError {
     #[error("number-taken answers spent")]
     NumberConflictsSpent {
         /// Seconds until the hour's window has room again.
+        retry_after_secs: u64,
+    },
+    /// The trunk's carrier was probed on demand less than 10 s ago (429).
+    #[error("probed too recently")]
+    ProbeTooSoon {
+        /// Seconds until the next probe may run.
         retry_after_secs: u64,
     },
     /// The voice infrastructure did not create the trunk's legs; nothing was stored (500).
@@ -164,9 +174,9 @@ impl ResponseError for ApiError {
             Self::MalformedJson(_) | Self::NotAnObject => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::TooManyRequests { .. } | Self::NumberConflictsSpent { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Self::TooManyRequests { .. }
+            | Self::NumberConflictsSpent { .. }
+            | Self::ProbeTooSoon { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal | Self::CreateProvisioningFailed | Self::UpdateProvisioningFailed => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -216,6 +226,10 @@ impl ResponseError for ApiError {
             Self::NumberConflictsSpent { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
                 message(NUMBER_CONFLICTS_SPENT)
+            }
+            Self::ProbeTooSoon { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+                message(PROBE_TOO_SOON)
             }
             Self::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));

@@ -17,6 +17,7 @@ pub mod request;
 pub mod routes;
 pub mod shared_limits;
 pub mod state;
+pub mod status_views;
 pub mod telemetry;
 pub mod views;
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{
-    AccountRepository, NumberConflictBudget, NumberConflictLog, RepositoryError, RepositoryResult,
-    SipTrunkRepository,
+    AccountRepository, CarrierHealthStore, NumberConflictBudget, NumberConflictLog,
+    RepositoryError, RepositoryResult, SipTrunkRepository, TrunkNotes,
 };
 
 use crate::auth_cache::AuthCache;
@@ -29,6 +29,12 @@ pub struct AppState {
     pub accounts: Arc<dyn AccountRepository>,
     /// The number-taken answers each account got.
     pub number_conflicts: Arc<dyn NumberConflictLog>,
+    /// What the registry notes of trunks beside their settings (status, probe slots).
+    pub notes: Arc<dyn TrunkNotes>,
+    /// The carriers' health.
+    pub carriers: Arc<dyn CarrierHealthStore>,
+    /// Runs the carrier probes clients ask for; `None`: they answer 503.
+    pub prober: Option<Arc<service::CarrierProber>>,
     /// `/readyz`.
     pub ready: ReadinessProbe,
     /// Recently verified tokens.
@@ -78,12 +84,20 @@ impl AppState {
     /// State over one store implementing both ports.
     pub fn new<S>(store: Arc<S>, ready: ReadinessProbe) -> Self
     where
-        S: SipTrunkRepository + AccountRepository + NumberConflictLog + 'static,
+        S: SipTrunkRepository
+            + AccountRepository
+            + NumberConflictLog
+            + TrunkNotes
+            + CarrierHealthStore
+            + 'static,
     {
         Self {
             trunks: store.clone(),
             accounts: store.clone(),
-            number_conflicts: store,
+            number_conflicts: store.clone(),
+            notes: store.clone(),
+            carriers: store,
+            prober: None,
             ready,
             auth_cache: Arc::new(AuthCache::default()),
             read_cache: Arc::new(ReadCache::new(
@@ -125,6 +139,24 @@ impl AppState {
     pub fn with_provisioner(mut self, provisioner: Arc<Provisioner>) -> Self {
         self.provisioner = Some(provisioner);
         self
+    }
+
+    /// The same state running the carrier probes clients ask for with `prober`.
+    pub fn with_prober(mut self, prober: Arc<service::CarrierProber>) -> Self {
+        self.prober = Some(prober);
+        self
+    }
+
+    /// The status use cases ([`service::Diagnostics`]).
+    pub fn diagnostics(&self) -> service::Diagnostics {
+        service::Diagnostics::new(
+            self.trunks.clone(),
+            self.notes.clone(),
+            self.carriers.clone(),
+            self.prober.clone(),
+            self.provisioner.as_ref().map(|p| p.name()),
+            Arc::new(MetricsObserver(self.metrics.clone())),
+        )
     }
 
     /// The same state with `limits` per account.

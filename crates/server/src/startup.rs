@@ -301,7 +301,7 @@ impl Application {
             );
         let state = follow_other_replicas(state, &store).await;
         let (state, reconciler) = start_reconciler(state, provisioner, store.clone());
-        start_carrier_prober(settings, &state, store.clone());
+        let state = start_carrier_prober(settings, state, store.clone());
         raise_open_file_limit(settings);
         spawn_housekeeping(&state);
         let metrics = start_metrics(settings, &state, store)?;
@@ -424,13 +424,17 @@ fn start_reconciler(
     (state, Some(reconciler))
 }
 
-/// Probes the trunks' carriers with SIP OPTIONS (docs/diagnostics.md), unless the period is 0.
-fn start_carrier_prober(settings: &ServeSettings, state: &AppState, store: Arc<SqlStore>) {
-    if settings.carrier_probe_every_secs == 0 {
-        log::info!("carrier probes are off (CARRIER_PROBE_EVERY_SECS=0)");
-        return;
-    }
-    let every = Duration::from_secs(settings.carrier_probe_every_secs);
+/// The carrier prober (docs/diagnostics.md): it runs the probes clients ask for
+/// (`POST …/status/probe`) and, unless the period is 0, probes every carrier each period.
+fn start_carrier_prober(
+    settings: &ServeSettings,
+    state: AppState,
+    store: Arc<SqlStore>,
+) -> AppState {
+    let every = match settings.carrier_probe_every_secs {
+        0 => service::ProbeSchedule::default().every,
+        seconds => Duration::from_secs(seconds),
+    };
     let schedule = service::ProbeSchedule {
         every,
         jitter: every / 10,
@@ -445,7 +449,12 @@ fn start_carrier_prober(settings: &ServeSettings, state: &AppState, store: Arc<S
         observer,
         schedule,
     ));
-    actix_web::rt::spawn(prober.run());
+    if settings.carrier_probe_every_secs == 0 {
+        log::info!("periodic carrier probes are off (CARRIER_PROBE_EVERY_SECS=0); probes clients ask for still run");
+    } else {
+        actix_web::rt::spawn(prober.clone().run());
+    }
+    state.with_prober(prober)
 }
 
 /// Once a minute: idle rate-limit buckets and expired cache entries go.

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use domain::{
-    ClaimedTrunk, Lease, LegCommit, LegId, LegKind, LegReference, LegRemoval, NewSipTrunk,
-    ProvisioningLedger, ProvisioningState, RepositoryResult, SipTrunk, Timestamp, TrunkId,
-    TrunkSettings, TrunkUpdate, UserId,
+    ClaimedTrunk, Lease, LegCheck, LegCommit, LegId, LegKind, LegReference, LegRemoval,
+    NewSipTrunk, ProvisionError, ProvisioningFailure, ProvisioningLedger, ProvisioningState,
+    RepositoryResult, SipTrunk, Timestamp, TrunkId, TrunkSettings, TrunkUpdate, UserId,
 };
 
 use crate::observe::Observe;
@@ -224,5 +224,28 @@ impl Ledger {
         let holder = holder.to_owned();
         self.run(move |port| port.take_reconciler_lease(&holder, until))
             .await
+    }
+
+    /// [`TrunkNotes::record_leg_checks`].
+    pub async fn record_leg_checks(
+        &self,
+        checks: Vec<LegCheck>,
+        at: Timestamp,
+        full_scan: bool,
+    ) -> RepositoryResult<()> {
+        self.run(move |port| port.record_leg_checks(&checks, at, full_scan))
+            .await
+    }
+
+    /// [`TrunkNotes::record_provisioning_failure`], logged rather than answered: the note
+    /// is for clients' eyes, and failing to take it must not change what the caller does.
+    pub async fn note_failure(&self, trunk: TrunkId, error: &ProvisionError) {
+        let failure = ProvisioningFailure::of(error);
+        let noted = self
+            .run(move |port| port.record_provisioning_failure(trunk, failure, Timestamp::now()))
+            .await;
+        if let Err(error) = noted {
+            log::warn!("trunk {trunk}: its provisioning failure was not noted: {error}");
+        }
     }
 }

@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::{
-    Capabilities, InboundLeg, InboundStep, Lease, LegChanges, LegCommit, LegId, LegKind, LegPlan,
-    LegRemoval, NewSipTrunk, OutboundLeg, ProvisionError, ProvisioningLedger, ProvisioningState,
-    RemoteLeg, RepositoryError, SipTrunk, SipTrunkPatch, Timestamp, TrunkId, TrunkUpdate, UserId,
-    VoiceInfrastructure,
+    Capabilities, InboundLeg, InboundStep, Lease, LegChanges, LegCheck, LegCommit, LegId, LegKind,
+    LegPlan, LegRemoval, NewSipTrunk, OutboundLeg, ProvisionError, ProvisioningLedger,
+    ProvisioningState, RemoteLeg, RepositoryError, SipTrunk, SipTrunkPatch, Timestamp, TrunkId,
+    TrunkUpdate, UserId, VoiceInfrastructure,
 };
 
 use crate::errors::ReconcileError;
@@ -824,6 +824,7 @@ impl Provisioner {
         deadline: Instant,
     ) -> WriteError {
         let Stopped { step, error, made } = stopped;
+        self.ledger.note_failure(id, &error).await;
         let left = match step {
             Step::Restyle | Step::Outbound => state,
             // The old leg is still in force, untouched. An answer cut off by the deadline may
@@ -994,6 +995,7 @@ impl Provisioner {
         let carried = match self.carry_out(&plan, &current, &kept, deadline).await {
             Ok(carried) => carried,
             Err(stopped) => {
+                self.ledger.note_failure(id, &stopped.error).await;
                 self.leave_for_repair(owner, id, lease, stopped.made, retry_at)
                     .await;
                 return Err(stopped.error.into());
@@ -1020,8 +1022,27 @@ impl Provisioner {
             .commit_legs(owner, id, &lease.token, commit)
             .await;
         match committed {
-            Ok(_) if detail.is_empty() => Ok("its legs were right".into()),
-            Ok(_) => Ok(detail.join(", ")),
+            Ok(update) => {
+                // The repair saw (or made) both legs as the settings need them: the status
+                // endpoint says so until the next full scan looks again.
+                let check = LegCheck {
+                    trunk: id,
+                    inbound: update.trunk.inbound_trunk_id.map(|leg| (leg, true)),
+                    outbound: update.trunk.outbound_trunk_id.map(|leg| (leg, true)),
+                };
+                let noted = self
+                    .ledger
+                    .record_leg_checks(vec![check], Timestamp::now(), false)
+                    .await;
+                if let Err(error) = noted {
+                    log::warn!("trunk {id}: its repaired legs were not noted: {error}");
+                }
+                Ok(if detail.is_empty() {
+                    "its legs were right".into()
+                } else {
+                    detail.join(", ")
+                })
+            }
             Err(error) => {
                 self.leave_for_repair(owner, id, lease, made, retry_at)
                     .await;

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain::{
-    ClaimedTrunk, Lease, LegKind, LegReference, ProvisioningState, RemoteLeg, RepositoryError,
-    SipTrunkRepository, Timestamp, TrunkId, UserId,
+    ClaimedTrunk, Lease, LegCheck, LegKind, LegReference, ProvisioningState, RemoteLeg,
+    RepositoryError, SipTrunkRepository, Timestamp, TrunkId, UserId,
 };
 
 use crate::errors::ReconcileError;
@@ -493,14 +493,25 @@ impl Reconciler {
         // marked for repair: seen with 4 clients creating 30,000 trunks beside the running
         // reconciler.) A leg made after the references were read looks unreferenced: the
         // orphan grace covers it.
+        let began = Timestamp::now();
         let references = self.all_references().await?;
         *remote = None;
         self.remote_legs(remote, deadline).await?;
         let legs = remote.take().unwrap_or_default();
         self.remove_orphans(report, &legs, &references, dry_run, deadline)
             .await?;
-        self.mark_divergent(report, &legs, &references, dry_run)
-            .await
+        let checks = self
+            .mark_divergent(report, &legs, &references, dry_run)
+            .await?;
+        if !dry_run {
+            // What the status endpoint tells clients: the divergent trunks' legs, and for
+            // every other trunk, the time this scan began.
+            self.provisioner
+                .ledger()
+                .record_leg_checks(checks, began, true)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Removes the registry's legs that no trunk references, none is queued to remove, no
@@ -565,25 +576,31 @@ impl Reconciler {
 
     /// Marks for repair each idle trunk whose legs are missing or do not match its settings
     /// (step 2 of the next pass repairs it); a trunk already in `Repair` is only reported.
+    /// Gives what was seen of those trunks' legs.
     async fn mark_divergent(
         &self,
         report: &mut Report,
         legs: &[RemoteLeg],
         references: &[LegReference],
         dry_run: bool,
-    ) -> Result<(), ReconcileError> {
+    ) -> Result<Vec<LegCheck>, ReconcileError> {
         let by_id: HashMap<&str, &RemoteLeg> =
             legs.iter().map(|leg| (leg.id.as_str(), leg)).collect();
+        let mut checks = Vec::new();
         for reference in references {
             if reference.state == ProvisioningState::Creating || reference.leased {
                 continue;
             }
+            let found = self.divergence(reference, &by_id).await;
             let reason = if reference.state == ProvisioningState::Repair {
                 Some("waiting for repair".to_owned())
             } else {
-                self.divergence(reference, &by_id).await
+                found.as_ref().map(|(reason, _)| reason.clone())
             };
             let Some(reason) = reason else { continue };
+            if let Some((_, check)) = found {
+                checks.push(check);
+            }
             if reference.state == ProvisioningState::Ready && !dry_run {
                 self.provisioner
                     .ledger()
@@ -595,24 +612,31 @@ impl Reconciler {
                 reason,
             });
         }
-        Ok(())
+        Ok(checks)
     }
 
-    /// Why a ready trunk's legs are not what its settings need, if they are not.
+    /// Why a trunk's legs are not what its settings need, and what was seen of each, if
+    /// they are not.
     async fn divergence(
         &self,
         reference: &LegReference,
         legs: &HashMap<&str, &RemoteLeg>,
-    ) -> Option<String> {
+    ) -> Option<(String, LegCheck)> {
         let find =
             |id: &Option<domain::LegId>| id.as_ref().and_then(|id| legs.get(id.as_str()).copied());
         let (inbound, outbound) = (find(&reference.inbound), find(&reference.outbound));
+        let check = |inbound_held: bool, outbound_held: bool| LegCheck {
+            trunk: reference.id,
+            inbound: reference.inbound.clone().map(|leg| (leg, inbound_held)),
+            outbound: reference.outbound.clone().map(|leg| (leg, outbound_held)),
+        };
         if inbound.is_none() || outbound.is_none() {
-            return Some(match (inbound, outbound) {
-                (None, None) => "both legs missing".into(),
-                (None, _) => "inbound leg missing".into(),
-                _ => "outbound leg missing".into(),
-            });
+            let reason = match (inbound, outbound) {
+                (None, None) => "both legs missing",
+                (None, _) => "inbound leg missing",
+                _ => "outbound leg missing",
+            };
+            return Some((reason.into(), check(inbound.is_some(), outbound.is_some())));
         }
         let trunks = self.trunks.clone();
         let (owner, id) = (reference.owner, reference.id);
@@ -621,13 +645,14 @@ impl Reconciler {
             .blocking(move || trunks.get_trunk(owner, id))
             .await
             .ok()?;
-        if !inbound.is_some_and(|leg| leg.serves_inbound_of(&trunk)) {
-            return Some("inbound leg does not match the trunk's settings".into());
-        }
-        if !outbound.is_some_and(|leg| leg.serves_outbound_of(&trunk)) {
-            return Some("outbound leg does not match the trunk's settings".into());
-        }
-        None
+        let inbound_held = inbound.is_some_and(|leg| leg.serves_inbound_of(&trunk));
+        let outbound_held = outbound.is_some_and(|leg| leg.serves_outbound_of(&trunk));
+        let reason = match (inbound_held, outbound_held) {
+            (true, true) => return None,
+            (false, _) => "inbound leg does not match the trunk's settings",
+            (true, false) => "outbound leg does not match the trunk's settings",
+        };
+        Some((reason.into(), check(inbound_held, outbound_held)))
     }
 
     async fn all_references(&self) -> Result<Vec<LegReference>, ReconcileError> {

@@ -40,6 +40,8 @@ impl Modify for BearerAuth {
         super::trunks::patch,
         super::trunks::delete,
         super::trunks::delete_at_trunk_path,
+        super::status::status,
+        super::status::probe,
         super::phone_numbers::list_all,
         super::phone_numbers::rename,
         super::account::me,
@@ -68,6 +70,16 @@ pub fn json() -> &'static str {
             schemas["UpdateSipTrunk"] = request_bodies::update_trunk();
             schemas["CreateApiKey"] = request_bodies::create_api_key();
             schemas["RenamePhoneNumber"] = request_bodies::rename_phone_number();
+        }
+        // The common 429 (rate limits) says nothing of the probe's own spacing.
+        if let Some(description) = document.pointer_mut(&operation(
+            paths::TRUNK_STATUS_PROBE,
+            "post",
+            "/responses/429/description",
+        )) {
+            *description = serde_json::Value::String(
+                "Over a rate limit, or this trunk's carrier was probed on demand less than 10 seconds ago; see Retry-After".into(),
+            );
         }
         // An update without a body changes nothing, like `{}` (the contract's "empty body");
         // the same for a rename: no `nickname`, no change.

@@ -12,6 +12,7 @@ pub mod document;
 pub(crate) mod health;
 pub mod paths;
 pub(crate) mod phone_numbers;
+pub(crate) mod status;
 pub(crate) mod trunks;
 
 pub use trunks::LIST_PAGE;
@@ -98,6 +99,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .patch(trunks::patch)
             .delete(trunks::delete_at_trunk_path)
             .to(method_not_allowed("GET, PUT, PATCH, DELETE")),
+    )
+    .service(
+        resource(paths::TRUNK_STATUS)
+            .get(status::status)
+            .to(method_not_allowed("GET")),
+    )
+    .service(
+        resource(paths::TRUNK_STATUS_PROBE)
+            .post(status::probe)
+            .to(method_not_allowed("POST")),
     )
     .service(
         resource(paths::PHONE_NUMBERS)

@@ -10,6 +10,10 @@ pub const READYZ: &str = "/readyz";
 pub const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
 /// One SIP trunk: get, update, patch, delete.
 pub const TRUNK: &str = "/api/user/phone-numbers/sip-trunks/{id}";
+/// One SIP trunk's status: its legs and its carrier.
+pub const TRUNK_STATUS: &str = "/api/user/phone-numbers/sip-trunks/{id}/status";
+/// Probe one SIP trunk's carrier now.
+pub const TRUNK_STATUS_PROBE: &str = "/api/user/phone-numbers/sip-trunks/{id}/status/probe";
 /// The caller's trunks in phone-number form.
 pub const PHONE_NUMBERS: &str = "/api/user/phone-numbers/all";
 /// One phone number: rename, delete.

@@ -100,6 +100,64 @@ impl NumberConflictLog for FailingStore {
     }
 }
 
+impl TrunkNotes for FailingStore {
+    fn record_leg_checks(&self, _: &[LegCheck], _: Timestamp, _: bool) -> RepositoryResult<()> {
+        Err((self.make)())
+    }
+    fn record_provisioning_failure(
+        &self,
+        _: TrunkId,
+        _: ProvisioningFailure,
+        _: Timestamp,
+    ) -> RepositoryResult<()> {
+        Err((self.make)())
+    }
+    fn provisioning_record(
+        &self,
+        _: UserId,
+        _: TrunkId,
+    ) -> RepositoryResult<TrunkProvisioningRecord> {
+        Err((self.make)())
+    }
+    fn claim_probe_slot(
+        &self,
+        _: UserId,
+        _: TrunkId,
+        _: Timestamp,
+        _: std::time::Duration,
+    ) -> RepositoryResult<Option<Timestamp>> {
+        Err((self.make)())
+    }
+}
+
+impl CarrierHealthStore for FailingStore {
+    fn sync_carrier_addresses(&self, _: Timestamp) -> RepositoryResult<()> {
+        Err((self.make)())
+    }
+    fn claim_due_carriers(
+        &self,
+        _: Timestamp,
+        _: Timestamp,
+        _: usize,
+    ) -> RepositoryResult<Vec<(String, CarrierHealth)>> {
+        Err((self.make)())
+    }
+    fn record_carrier_health(
+        &self,
+        _: &str,
+        _: &CarrierHealth,
+        _: Timestamp,
+    ) -> RepositoryResult<()> {
+        Err((self.make)())
+    }
+    fn carrier_health(&self, _: &str) -> RepositoryResult<Option<CarrierHealth>> {
+        Err((self.make)())
+    }
+    fn trunks_by_carrier_state(&self) -> RepositoryResult<TrunksByCarrierState> {
+        Err((self.make)())
+    }
+}
+
 fn failing(make: fn() -> RepositoryError) -> AppState {
     let store = Arc::new(FailingStore { make });
     let ready: api::state::ReadinessProbe = Arc::new(move || Err(make()));
@@ -120,6 +178,8 @@ async fn unreachable_storage_is_503_with_retry_after_on_every_endpoint() {
         ("POST", TRUNKS.to_owned(), Some(&body)),
         ("GET", trunk_path(1), None),
         ("PUT", trunk_path(1), Some(&body)),
+        ("GET", format!("{}/status", trunk_path(1)), None),
+        ("POST", format!("{}/status/probe", trunk_path(1)), None),
         ("DELETE", "/api/user/phone-numbers/1".to_owned(), None),
         ("GET", "/api/user/api-keys".to_owned(), None),
         ("GET", "/readyz".to_owned(), None),

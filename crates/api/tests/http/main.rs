@@ -11,5 +11,6 @@ mod openapi;
 mod phone_numbers;
 mod protocol;
 mod provisioning;
+mod status;
 mod support;
 mod trunks;

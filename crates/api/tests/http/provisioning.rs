@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use api::state::AccountLimits;
 use api::AppState;
 use domain::{
-    AccountRepository, ApiKeyName, ApiToken, Email, LegKind, NewSipTrunk, NewSipTrunkInput,
-    NumberConflictBudget, NumberConflictLog, ProvisioningLedger, SipTrunkRepository, TokenSecret,
-    UserName, VoiceInfrastructure,
+    AccountRepository, ApiKeyName, ApiToken, CarrierHealthStore, Email, LegKind, NewSipTrunk,
+    NewSipTrunkInput, NumberConflictBudget, NumberConflictLog, ProvisioningLedger,
+    SipTrunkRepository, TokenSecret, UserName, VoiceInfrastructure,
 };
 use livekit_adapter::{ApiSecret, LiveKit, LiveKitSettings};
 use livekit_standin::{Fault, StandIn};
@@ -80,16 +80,23 @@ type StorePorts = (
     Arc<dyn AccountRepository>,
     Arc<dyn ProvisioningLedger>,
     Arc<dyn NumberConflictLog>,
+    Arc<dyn CarrierHealthStore>,
 );
 
 /// A rig on `backend`, `None` when PostgreSQL is asked for but not configured.
 pub fn rig(backend: Backend) -> Option<Rig> {
     let standin = StandIn::start();
     let (mut dir, mut schema) = (None, None);
-    let (trunks, accounts, ledger, number_conflicts): StorePorts = match backend {
+    let (trunks, accounts, ledger, number_conflicts, carriers): StorePorts = match backend {
         Backend::Memory => {
             let store = Arc::new(MemoryStore::new());
-            (store.clone(), store.clone(), store.clone(), store)
+            (
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store,
+            )
         }
         Backend::Sqlite | Backend::Postgres => {
             let url = if matches!(backend, Backend::Sqlite) {
@@ -111,7 +118,13 @@ pub fn rig(backend: Backend) -> Option<Rig> {
                 SqlStore::open(&url, Keyring::new(EncryptionKey::generate().0), options).unwrap();
             store.migrate().unwrap();
             let store = Arc::new(store);
-            (store.clone(), store.clone(), store.clone(), store)
+            (
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store,
+            )
         }
     };
     let token = token_for(accounts.as_ref());
@@ -122,6 +135,8 @@ pub fn rig(backend: Backend) -> Option<Rig> {
         trunks: trunks.clone(),
         accounts,
         number_conflicts,
+        notes: ledger.clone(),
+        carriers,
         ..AppState::new(Arc::new(MemoryStore::new()), Arc::new(|| Ok(())))
     }
     .with_read_cache(Duration::ZERO, 0)
@@ -158,21 +173,22 @@ impl Rig {
         .with_orphan_grace(Duration::ZERO);
         let mut lines = reconciler.pass(true, false).await.unwrap().lines();
         lines.extend(reconciler.pass(false, false).await.unwrap().lines());
+        // The next call's reconciler is another holder: it must not find the lease taken.
+        reconciler.give_up_lease().await;
         lines
     }
 
     /// One reconciler pass without the full scan: only what the ledger says is due (queued
     /// removals, trunks left in repair or whose lease ran out).
     pub async fn reconcile_due_work(&self) -> Vec<String> {
-        Reconciler::new(
+        let reconciler = Reconciler::new(
             self.provisioner.clone(),
             self.trunks.clone(),
             Arc::new(|_| {}),
-        )
-        .pass(false, false)
-        .await
-        .unwrap()
-        .lines()
+        );
+        let lines = reconciler.pass(false, false).await.unwrap().lines();
+        reconciler.give_up_lease().await;
+        lines
     }
 
     /// The legs every stored trunk references.
@@ -226,6 +242,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
+    the_status_shows_each_leg_as_the_reconciler_last_saw_it_and_the_last_failure,
     a_created_trunk_has_both_legs_and_shows_their_ids,
     each_field_re_creates_exactly_the_legs_of_the_contracts_table,
     a_failed_inbound_create_stores_nothing_and_leaves_no_leg,
@@ -385,6 +402,13 @@ async fn update(rig: &Rig, id: i64, body: &Value) -> crate::support::Reply {
 async fn get(rig: &Rig, id: i64) -> crate::support::Reply {
     let app = TestApp::spawn(rig.state.clone()).await;
     app.get_trunk(&rig.token, id).await
+}
+
+async fn status(rig: &Rig, id: i64) -> Value {
+    let app = TestApp::spawn(rig.state.clone()).await;
+    let reply = app.trunk_status(&rig.token, id).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json()["data"]["provisioning"].clone()
 }
 
 async fn list(rig: &Rig) -> Value {
@@ -695,6 +719,78 @@ async fn a_trunk_whose_repair_keeps_failing_backs_off_alone_while_the_others_are
             .any(|l| l.starts_with(&format!("repair trunk {a}: "))),
         "{lines:?}"
     );
+    rig.assert_invariant();
+}
+
+async fn the_status_shows_each_leg_as_the_reconciler_last_saw_it_and_the_last_failure(rig: Rig) {
+    let (id, inbound, outbound) = created(&rig).await;
+    let fresh = status(&rig, id).await;
+    assert_eq!(
+        fresh,
+        json!({
+            "state": "ready", "infrastructure": "livekit",
+            "legs": {
+                "inbound": {"id": inbound, "held": null, "checked_at": null},
+                "outbound": {"id": outbound, "held": null, "checked_at": null}
+            },
+            "last_error": null
+        }),
+        "made, not yet looked at by a scan"
+    );
+    rig.reconcile().await;
+    let scanned = status(&rig, id).await;
+    for leg in ["inbound", "outbound"] {
+        assert_eq!(scanned["legs"][leg]["held"], true, "{scanned}");
+        assert!(scanned["legs"][leg]["checked_at"].is_string(), "{scanned}");
+    }
+
+    // LiveKit loses the inbound leg, and cannot make another for now.
+    assert!(rig.standin.remove(&inbound));
+    rig.standin.fail_next_on(
+        "CreateSIPInboundTrunk",
+        100,
+        Fault::Status(503, "unavailable"),
+    );
+    let lines = rig.reconcile().await;
+    assert!(lines.iter().any(|l| l.contains("failed")), "{lines:?}");
+    let broken = status(&rig, id).await;
+    assert_eq!(broken["state"], "repairing", "{broken}");
+    assert_eq!(broken["legs"]["inbound"]["id"], inbound.as_str());
+    assert_eq!(broken["legs"]["inbound"]["held"], false, "{broken}");
+    assert_eq!(broken["legs"]["outbound"]["held"], true, "{broken}");
+    assert_eq!(
+        (&broken["last_error"]["code"], &broken["last_error"]["message"]),
+        (
+            &json!("unavailable"),
+            &json!("The voice infrastructure did not answer in time; the registry tries again on its own.")
+        ),
+        "{broken}"
+    );
+    assert!(
+        !broken.to_string().contains("503"),
+        "no infrastructure's words: {broken}"
+    );
+
+    // Back: the repair makes a new inbound leg and says so; the failure stays, with its time.
+    rig.standin.clear_faults();
+    rig.reconcile_due_work().await;
+    let healed = status(&rig, id).await;
+    assert_eq!(healed["state"], "ready", "{healed}");
+    assert_ne!(healed["legs"]["inbound"]["id"], inbound.as_str());
+    assert_eq!(healed["legs"]["inbound"]["held"], true, "{healed}");
+    assert_eq!(healed["legs"]["outbound"]["held"], true, "{healed}");
+    assert_eq!(healed["last_error"]["code"], "unavailable");
+
+    // Another account's trunk and an id nobody has: the 404 of a read.
+    let app = TestApp::spawn(rig.state.clone()).await;
+    let stranger = crate::support::caller_of(rig.state.accounts.as_ref(), "stranger@example.com");
+    for (token, trunk) in [(stranger.as_str(), id), (rig.token.as_str(), id + 1000)] {
+        let reply = app.trunk_status(token, trunk).await;
+        assert_eq!(
+            (reply.status, reply.text.as_str()),
+            (404, r#"{"error":"SIP trunk not found."}"#)
+        );
+    }
     rig.assert_invariant();
 }
 

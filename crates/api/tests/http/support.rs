@@ -25,14 +25,25 @@ pub fn caller(store: &MemoryStore, email: &str) -> Caller {
 
 /// [`caller`], the user named `name`.
 pub fn named_caller(store: &MemoryStore, email: &str, name: &str) -> Caller {
-    let user = store
+    Caller {
+        token: named_token(store, email, name),
+    }
+}
+
+/// A token of a new user `email` of `accounts` (any store).
+pub fn caller_of(accounts: &dyn AccountRepository, email: &str) -> String {
+    named_token(accounts, email, "Test")
+}
+
+fn named_token(accounts: &dyn AccountRepository, email: &str, name: &str) -> String {
+    let user = accounts
         .create_user(
             &Email::parse(email).unwrap(),
             &UserName::parse(name).unwrap(),
         )
         .unwrap();
     let secret = TokenSecret::generate();
-    let key = store
+    let key = accounts
         .create_api_key(
             user.id,
             &ApiKeyName::parse("test").unwrap(),
@@ -40,9 +51,7 @@ pub fn named_caller(store: &MemoryStore, email: &str, name: &str) -> Caller {
             1000,
         )
         .unwrap();
-    Caller {
-        token: ApiToken::new(key.id, secret).expose_secret(),
-    }
+    ApiToken::new(key.id, secret).expose_secret()
 }
 
 /// The state over a fresh in-memory store.
@@ -108,6 +117,28 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
+    /// `GET …/sip-trunks/{id}/status`.
+    pub async fn trunk_status(&self, token: &str, id: impl Display) -> Reply {
+        self.send(request(
+            "GET",
+            &format!("{}/status", trunk_path(id)),
+            Some(token),
+            None,
+        ))
+        .await
+    }
+
+    /// `POST …/sip-trunks/{id}/status/probe`.
+    pub async fn probe_trunk(&self, token: &str, id: impl Display) -> Reply {
+        self.send(request(
+            "POST",
+            &format!("{}/status/probe", trunk_path(id)),
+            Some(token),
+            None,
+        ))
+        .await
+    }
+
     /// Sends `request` as it is.
     pub async fn send(&self, request: TestRequest) -> Reply {
         let response = self.call(request).await;

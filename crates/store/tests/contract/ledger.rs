@@ -909,7 +909,11 @@ pub fn a_trunks_probe_slot_is_taken_once_per_spacing_even_by_racing_replicas(fix
         .into_iter()
         .map(|thread| thread.join().unwrap().unwrap())
         .collect();
-    assert_eq!(answers.iter().filter(|a| a.is_none()).count(), 1, "{answers:?}");
+    assert_eq!(
+        answers.iter().filter(|a| a.is_none()).count(),
+        1,
+        "{answers:?}"
+    );
     for wait in answers.iter().flatten() {
         assert_eq!(*wait, now.plus(spacing));
     }
