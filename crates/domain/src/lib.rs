@@ -10,6 +10,7 @@ mod account;
 mod carrier;
 mod conflicts;
 mod diagnostics;
+pub mod edge;
 mod errors;
 #[cfg(test)]
 mod fixtures;

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::prelude::*;
+use domain::edge::{number_key, AllowRow, EdgeDialing};
 use domain::{
     AllowListDigest, CallingFormat, CountryCode, InboundAccess, InboundLeg, LegId, LegKind,
     LegOwner, OutboundLeg, ProvisionError, ProvisionFuture, RemoteLeg, TrunkId, UserId,
@@ -298,7 +299,7 @@ struct PreparedInbound {
     /// The row, without its key (the writer sets it when the leg is to take calls).
     row: NewLeg,
     /// An `ip` leg's allow-list; `None` for an `auth` leg.
-    entries: Option<Vec<AllowEntry>>,
+    entries: Option<Vec<AllowRow>>,
     /// An `auth` leg's digest HA1 (empty for an `ip` leg).
     ha1: String,
 }
@@ -309,7 +310,7 @@ impl PreparedInbound {
         let entries = match &leg.access {
             InboundAccess::AllowList(list) => Some(
                 list.iter()
-                    .map(|entry| AllowEntry::parse(entry))
+                    .map(|entry| allow_row(entry))
                     .collect::<Result<Vec<_>, _>>()?,
             ),
             InboundAccess::Credentials { .. } => None,
@@ -381,78 +382,35 @@ struct NewLeg {
     fixed_ip: bool,
 }
 
-/// What an outbound leg row says about the called number's form.
+/// What an outbound leg row says about the called number's form: the domain's
+/// [`EdgeDialing`] (the rule the simulator decides with too), and the country it came from.
 #[derive(Clone)]
 struct Dialing {
-    format: CallingFormat,
+    edge: EdgeDialing,
     country: CountryCode,
-    calling_code: String,
-    national_prefix: String,
 }
 
 impl Dialing {
     fn of(format: CallingFormat, country: CountryCode) -> Self {
-        // A country with no numbering plan has nothing to strip: `national` leaves the
-        // number as the platform sent it (the edge only rewrites a matching `+code`).
-        let (calling_code, national_prefix) = match country.national_dialing() {
-            Some(dialing) => (dialing.calling_code.to_string(), dialing.national_prefix),
-            None => (String::new(), String::new()),
-        };
         Self {
-            format,
+            edge: EdgeDialing::of(format, country),
             country,
-            calling_code,
-            national_prefix,
         }
     }
 }
 
-/// One allow-list entry as `address` holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct AllowEntry {
-    ip: String,
-    mask: i32,
+/// One allow-list entry as `address` holds it ([`AllowRow`]), refused when malformed, since
+/// Kamailio would skip the row without a word.
+fn allow_row(entry: &str) -> Result<AllowRow, ProvisionError> {
+    AllowRow::parse(entry)
+        .ok_or_else(|| ProvisionError::Refused(format!("not an address or network: {entry}")))
 }
 
-impl AllowEntry {
-    /// An address (`203.0.113.9`, `2001:db8::1`) or a network (`198.51.100.0/24`); anything
-    /// else is refused here, since Kamailio would skip the row without a word.
-    fn parse(entry: &str) -> Result<Self, ProvisionError> {
-        let refused = || ProvisionError::Refused(format!("not an address or network: {entry}"));
-        if entry.contains('/') {
-            let net: ipnet::IpNet = entry.parse().map_err(|_| refused())?;
-            if net.addr() != net.network() {
-                return Err(refused());
-            }
-            Ok(Self {
-                ip: net.addr().to_string(),
-                mask: i32::from(net.prefix_len()),
-            })
-        } else {
-            let ip: std::net::IpAddr = entry.parse().map_err(|_| refused())?;
-            Ok(Self {
-                mask: if ip.is_ipv4() { 32 } else { 128 },
-                ip: ip.to_string(),
-            })
-        }
-    }
-}
-
-/// What the edge matches an inbound call's Request-URI user against: the number without its
-/// `+` (carriers send either form), in the character set the edge's pattern admits.
+/// What the edge matches an inbound call's Request-URI user against ([`number_key`]).
 fn inbound_key(number: &str) -> Result<String, ProvisionError> {
-    let key = number.strip_prefix('+').unwrap_or(number);
-    let fits = (1..=64).contains(&key.len())
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "*#._-".contains(c));
-    if fits {
-        Ok(key.to_owned())
-    } else {
-        Err(ProvisionError::Refused(format!(
-            "the edge cannot route calls to {number:?}"
-        )))
-    }
+    number_key(number).ok_or_else(|| {
+        ProvisionError::Refused(format!("the edge cannot route calls to {number:?}"))
+    })
 }
 
 /// `KM_` and 24 hex digits.
@@ -509,10 +467,10 @@ fn insert_leg(
             l::allowed.eq(&row.allowed),
             l::address.eq(&row.address),
             l::password.eq(&row.password),
-            l::calling_format.eq(dialing.as_ref().map_or("", |d| d.format.as_str())),
+            l::calling_format.eq(dialing.as_ref().map_or("", |d| d.edge.format.as_str())),
             l::country.eq(dialing.as_ref().map_or("", |d| d.country.as_str())),
-            l::calling_code.eq(dialing.as_ref().map_or("", |d| d.calling_code.as_str())),
-            l::national_prefix.eq(dialing.as_ref().map_or("", |d| d.national_prefix.as_str())),
+            l::calling_code.eq(dialing.as_ref().map_or("", |d| d.edge.calling_code.as_str())),
+            l::national_prefix.eq(dialing.as_ref().map_or("", |d| d.edge.national_prefix.as_str())),
             l::fixed_ip.eq(i32::from(row.fixed_ip)),
         ))
         .execute(conn)
@@ -554,8 +512,8 @@ fn write_inbound(
                         diesel::insert_into(address::table)
                             .values((
                                 address::grp.eq(group),
-                                address::ip_addr.eq(&entry.ip),
-                                address::mask.eq(entry.mask),
+                                address::ip_addr.eq(entry.ip.to_string()),
+                                address::mask.eq(i32::from(entry.mask)),
                                 address::port.eq(0_i16),
                                 address::tag.eq(Some(&leg.row.id)),
                             ))
@@ -813,10 +771,10 @@ impl VoiceInfrastructure for Kamailio {
                                 .filter(l::kind.eq("outbound")),
                         )
                         .set((
-                            l::calling_format.eq(dialing.format.as_str()),
+                            l::calling_format.eq(dialing.edge.format.as_str()),
                             l::country.eq(dialing.country.as_str()),
-                            l::calling_code.eq(&dialing.calling_code),
-                            l::national_prefix.eq(&dialing.national_prefix),
+                            l::calling_code.eq(&dialing.edge.calling_code),
+                            l::national_prefix.eq(&dialing.edge.national_prefix),
                         ))
                         .execute(conn)
                     })
@@ -851,18 +809,13 @@ mod tests {
 
     #[test]
     fn allow_list_entries_become_an_address_and_a_mask() {
-        assert_eq!(
-            AllowEntry::parse("198.51.100.0/24").unwrap(),
-            AllowEntry {
-                ip: "198.51.100.0".into(),
-                mask: 24
-            }
-        );
-        assert_eq!(AllowEntry::parse("203.0.113.9").unwrap().mask, 32);
-        assert_eq!(AllowEntry::parse("2001:db8::1").unwrap().mask, 128);
-        assert_eq!(AllowEntry::parse("2001:db8::/32").unwrap().mask, 32);
+        let row = allow_row("198.51.100.0/24").unwrap();
+        assert_eq!((row.ip.to_string(), row.mask), ("198.51.100.0".into(), 24));
+        assert_eq!(allow_row("203.0.113.9").unwrap().mask, 32);
+        assert_eq!(allow_row("2001:db8::1").unwrap().mask, 128);
+        assert_eq!(allow_row("2001:db8::/32").unwrap().mask, 32);
         for bad in ["198.51.100.1/24", "nonsense", "10.0.0.0/33", ""] {
-            assert!(AllowEntry::parse(bad).is_err(), "{bad}");
+            assert!(allow_row(bad).is_err(), "{bad}");
         }
     }
 
