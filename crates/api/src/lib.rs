@@ -7,6 +7,7 @@ pub mod auth;
 pub mod auth_cache;
 pub mod body;
 pub mod client_address;
+pub mod diagnostics_views;
 pub mod errors;
 pub mod logging;
 pub mod metrics;
@@ -17,7 +18,6 @@ pub mod request;
 pub mod routes;
 pub mod shared_limits;
 pub mod state;
-pub mod status_views;
 pub mod telemetry;
 pub mod views;
 

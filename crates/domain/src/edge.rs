@@ -158,11 +158,12 @@ impl EdgeDialing {
             CallingFormat::PlusE164 => called.to_owned(),
             CallingFormat::E164 => called.strip_prefix('+').unwrap_or(called).to_owned(),
             CallingFormat::National if self.calling_code.is_empty() => called.to_owned(),
-            CallingFormat::National => match called.strip_prefix(&format!("+{}", self.calling_code))
-            {
-                Some(rest) => format!("{}{rest}", self.national_prefix),
-                None => called.to_owned(),
-            },
+            CallingFormat::National => {
+                match called.strip_prefix(&format!("+{}", self.calling_code)) {
+                    Some(rest) => format!("{}{rest}", self.national_prefix),
+                    None => called.to_owned(),
+                }
+            }
         }
     }
 }
@@ -203,9 +204,18 @@ mod tests {
     #[test]
     fn the_calling_formats_write_the_number_as_the_edge_does() {
         let gb = |format| EdgeDialing::of(format, CountryCode::parse("GB").unwrap());
-        assert_eq!(gb(CallingFormat::PlusE164).called_number("+442079460000"), "+442079460000");
-        assert_eq!(gb(CallingFormat::E164).called_number("+442079460000"), "442079460000");
-        assert_eq!(gb(CallingFormat::National).called_number("+442079460000"), "02079460000");
+        assert_eq!(
+            gb(CallingFormat::PlusE164).called_number("+442079460000"),
+            "+442079460000"
+        );
+        assert_eq!(
+            gb(CallingFormat::E164).called_number("+442079460000"),
+            "442079460000"
+        );
+        assert_eq!(
+            gb(CallingFormat::National).called_number("+442079460000"),
+            "02079460000"
+        );
         assert_eq!(
             gb(CallingFormat::National).called_number("+14155550100"),
             "+14155550100",
@@ -213,7 +223,10 @@ mod tests {
         );
         let us = EdgeDialing::of(CallingFormat::National, CountryCode::parse("US").unwrap());
         assert_eq!(us.called_number("+14155550100"), "4155550100");
-        assert_eq!(carrier_uri("4155550100", "2001:db8::5"), "sip:4155550100@[2001:db8::5]");
+        assert_eq!(
+            carrier_uri("4155550100", "2001:db8::5"),
+            "sip:4155550100@[2001:db8::5]"
+        );
     }
 
     #[test]

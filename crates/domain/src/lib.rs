@@ -19,6 +19,7 @@ mod ledger;
 mod plan;
 mod ports;
 mod provisioning;
+pub mod simulation;
 pub mod syntax;
 mod time;
 mod token;

@@ -469,8 +469,12 @@ fn insert_leg(
             l::password.eq(&row.password),
             l::calling_format.eq(dialing.as_ref().map_or("", |d| d.edge.format.as_str())),
             l::country.eq(dialing.as_ref().map_or("", |d| d.country.as_str())),
-            l::calling_code.eq(dialing.as_ref().map_or("", |d| d.edge.calling_code.as_str())),
-            l::national_prefix.eq(dialing.as_ref().map_or("", |d| d.edge.national_prefix.as_str())),
+            l::calling_code.eq(dialing
+                .as_ref()
+                .map_or("", |d| d.edge.calling_code.as_str())),
+            l::national_prefix.eq(dialing
+                .as_ref()
+                .map_or("", |d| d.edge.national_prefix.as_str())),
             l::fixed_ip.eq(i32::from(row.fixed_ip)),
         ))
         .execute(conn)

@@ -1,13 +1,17 @@
-//! "Why doesn't my trunk take calls?", first half: one trunk's status (docs/diagnostics.md):
-//! where its legs stand with the voice infrastructure, and whether its carrier answers SIP.
+//! "Why doesn't my trunk take calls?" (docs/diagnostics.md): one trunk's status (where its
+//! legs stand with the voice infrastructure, and whether its carrier answers SIP), and the
+//! call simulator (what the edge would do with a call, among the caller's trunks only).
 //! Everything is read from the database, so every replica answers the same.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::simulation::{
+    simulate_inbound, simulate_outbound, InboundCall, Simulation, SimulationRules,
+};
 use domain::{
     CarrierHealth, CarrierHealthStore, LegStatus, ProvisioningFailure, ProvisioningState,
-    RepositoryError, SipTrunkRepository, Timestamp, TrunkId, TrunkNotes, UserId,
+    RepositoryError, SipTrunkRepository, Timestamp, TrunkId, TrunkNotes, TrunkPage, UserId,
 };
 
 use crate::carriers::CarrierProber;
@@ -175,4 +179,64 @@ impl Diagnostics {
         prober.probe_now(&address).await?;
         Ok(self.status(owner, id).await?)
     }
+
+    /// What the edge would do with `call`, among the owner's trunks only: nothing about
+    /// another account's trunks is read, so a number only another account has gets the
+    /// answer of a number nobody has. The offered password is compared with the reached
+    /// trunk's only, in constant time, and dropped with the call.
+    pub async fn simulate_inbound(
+        &self,
+        owner: UserId,
+        call: InboundCall,
+    ) -> Result<Simulation, RepositoryError> {
+        let rules = SimulationRules::of(self.infrastructure);
+        let trunks = self.trunks.clone();
+        crate::blocking(self.observe.as_ref(), move || {
+            let mut all = Vec::new();
+            let mut page = TrunkPage::first(SIMULATION_PAGE);
+            loop {
+                let listing = trunks.list_trunks(owner, page)?;
+                let full = listing.rows >= page.limit;
+                if full {
+                    page = TrunkPage::after(&listing, SIMULATION_PAGE);
+                }
+                all.extend(listing.trunks);
+                if !full {
+                    break;
+                }
+            }
+            let mut opened = Ok(());
+            let simulation = simulate_inbound(rules, &all, &call, |id, offered| {
+                match trunks.open_trunk(owner, id) {
+                    Ok(trunk) => offered.matches(&trunk.settings.sip_password),
+                    Err(error) => {
+                        opened = Err(error);
+                        false
+                    }
+                }
+            });
+            opened.map(|()| simulation)
+        })
+        .await
+    }
+
+    /// What the edge would do with the platform's call to `to` through the owner's trunk
+    /// `id`; `NotFound` as for a read of it.
+    pub async fn simulate_outbound(
+        &self,
+        owner: UserId,
+        id: TrunkId,
+        to: String,
+    ) -> Result<Simulation, RepositoryError> {
+        let rules = SimulationRules::of(self.infrastructure);
+        let trunks = self.trunks.clone();
+        crate::blocking(self.observe.as_ref(), move || {
+            let trunk = trunks.get_trunk(owner, id)?;
+            Ok(simulate_outbound(rules, &trunk, &to))
+        })
+        .await
+    }
 }
+
+/// Trunks read at a time for a simulation.
+const SIMULATION_PAGE: usize = 1000;

@@ -42,6 +42,7 @@ impl Modify for BearerAuth {
         super::trunks::delete_at_trunk_path,
         super::status::status,
         super::status::probe,
+        super::simulate::simulate,
         super::phone_numbers::list_all,
         super::phone_numbers::rename,
         super::account::me,

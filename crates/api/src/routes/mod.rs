@@ -12,6 +12,7 @@ pub mod document;
 pub(crate) mod health;
 pub mod paths;
 pub(crate) mod phone_numbers;
+pub(crate) mod simulate;
 pub(crate) mod status;
 pub(crate) mod trunks;
 
@@ -99,6 +100,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .patch(trunks::patch)
             .delete(trunks::delete_at_trunk_path)
             .to(method_not_allowed("GET, PUT, PATCH, DELETE")),
+    )
+    .service(
+        resource(paths::SIMULATE)
+            .post(simulate::simulate)
+            .to(method_not_allowed("POST")),
     )
     .service(
         resource(paths::TRUNK_STATUS)

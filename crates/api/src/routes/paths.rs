@@ -14,6 +14,8 @@ pub const TRUNK: &str = "/api/user/phone-numbers/sip-trunks/{id}";
 pub const TRUNK_STATUS: &str = "/api/user/phone-numbers/sip-trunks/{id}/status";
 /// Probe one SIP trunk's carrier now.
 pub const TRUNK_STATUS_PROBE: &str = "/api/user/phone-numbers/sip-trunks/{id}/status/probe";
+/// Simulate a call through the caller's trunks.
+pub const SIMULATE: &str = "/api/user/phone-numbers/sip-trunks/simulate";
 /// The caller's trunks in phone-number form.
 pub const PHONE_NUMBERS: &str = "/api/user/phone-numbers/all";
 /// One phone number: rename, delete.

@@ -6,9 +6,9 @@ use domain::Timestamp;
 use service::ProbeError;
 
 use crate::auth::Authenticated;
+use crate::diagnostics_views::TrunkStatusData;
 use crate::errors::{mime_json, ApiError};
 use crate::state::AppState;
-use crate::status_views::TrunkStatusData;
 
 fn answer(status: &service::TrunkStatus) -> Result<HttpResponse, ApiError> {
     let body = serde_json::to_vec(&TrunkStatusData::of(status)).map_err(|error| {

@@ -11,6 +11,7 @@ mod openapi;
 mod phone_numbers;
 mod protocol;
 mod provisioning;
+mod simulate;
 mod status;
 mod support;
 mod trunks;

@@ -70,7 +70,10 @@ fn every_operation_documents_its_errors_and_the_bearer_scheme() {
         }
     }
     let probe = &document["paths"]["/api/user/phone-numbers/sip-trunks/{id}/status/probe"]["post"];
-    assert!(probe.get("requestBody").is_none(), "the probe takes no body");
+    assert!(
+        probe.get("requestBody").is_none(),
+        "the probe takes no body"
+    );
     let create = &document["paths"]["/api/user/phone-numbers/sip-trunks"]["post"]["responses"];
     assert!(create["409"].is_object());
     let enums = &document["components"]["schemas"]["CallingFormat"]["enum"];

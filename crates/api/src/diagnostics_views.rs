@@ -1,7 +1,8 @@
-//! The bodies of `GET …/sip-trunks/{id}/status` and `POST …/status/probe`, keys in the order
-//! docs/diagnostics.md gives. Written once for the wire and the OpenAPI document, like
-//! [`crate::views`].
+//! The bodies of `GET …/sip-trunks/{id}/status`, `POST …/status/probe` and `POST …/simulate`,
+//! keys in the order docs/diagnostics.md gives. Written once for the wire and the OpenAPI
+//! document, like [`crate::views`].
 
+use domain::simulation::Simulation;
 use domain::{CarrierHealth, LegStatus, ProbeResponse};
 use serde::Serialize;
 use service::TrunkStatus;
@@ -172,5 +173,123 @@ impl ProbeResponseView {
             ProbeResponse::DnsFailure => ("dns_failure", None, None),
         };
         Self { kind, code, reason }
+    }
+}
+
+/// The body of `POST …/sip-trunks/simulate` (documentation: the handler reads the fields
+/// itself, to report every error at once). `inbound` needs `source_ip` and `to`; `outbound`
+/// needs `trunk_id` and `to`. Fields of the other direction are ignored.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct SimulateCall {
+    /// `inbound` (a carrier's INVITE to one of your numbers) or `outbound` (the platform's
+    /// call through one of your trunks).
+    #[schema(example = "inbound")]
+    direction: String,
+    /// Inbound: the address the INVITE comes from.
+    #[schema(example = "203.0.113.9")]
+    source_ip: Option<String>,
+    /// The called number: the Request-URI's user part (`+14155550100`, `1000`), or a whole
+    /// `sip:` URI. Outbound: E.164 with `+`, as the platform sends it.
+    #[schema(example = "+14155550100", max_length = 256)]
+    to: String,
+    /// Inbound: the caller (shown back, not used by the edge's rules).
+    #[schema(max_length = 256)]
+    from: Option<String>,
+    /// Inbound: the digest username the carrier answers a challenge with.
+    #[schema(max_length = 128)]
+    username: Option<String>,
+    /// Inbound: its password; compared in constant time, never stored, logged or shown.
+    #[schema(max_length = 128, format = Password)]
+    password: Option<String>,
+    /// Outbound: your trunk.
+    #[schema(minimum = 1)]
+    trunk_id: Option<i64>,
+}
+
+/// `{"data": {...}}`: what the edge would do with the call.
+#[derive(Serialize, ToSchema)]
+pub struct SimulationData {
+    pub(crate) data: SimulationView,
+}
+
+/// What the edge would do with a call, and why. Every key is always present; those of the
+/// other direction are `null`.
+#[derive(Serialize, ToSchema)]
+pub struct SimulationView {
+    #[schema(example = "inbound")]
+    pub(crate) direction: &'static str,
+    /// Whose rules: `kamailio` (the edge, proven against it), `livekit` (LiveKit's
+    /// documented inbound matching), `stored` (no infrastructure: the stored trunk's rules).
+    #[schema(example = "kamailio")]
+    pub(crate) rules: &'static str,
+    /// Inbound: `admitted`, `challenged` (a digest challenge would follow) or `refused`.
+    /// Outbound: `sent` or `refused`.
+    #[schema(example = "refused")]
+    pub(crate) verdict: &'static str,
+    /// The SIP code the edge answers itself: 403, 404, 407 (401 with LiveKit), 484; `null`
+    /// when the call goes on.
+    #[schema(example = 404)]
+    pub(crate) sip_code: Option<u16>,
+    /// The trunk the call reaches or goes through.
+    pub(crate) trunk_id: Option<i64>,
+    /// Inbound: the called number as the edge reads it (without `+`).
+    #[schema(example = "14155550100")]
+    pub(crate) called_number: Option<String>,
+    /// Inbound, no trunk found: your closest stored numbers, closest first (at most 3).
+    pub(crate) closest_numbers: Option<Vec<NearNumberView>>,
+    /// Outbound: the Request-URI the carrier receives.
+    #[schema(example = "sip:4155550100@sip.carrier.example")]
+    pub(crate) request_uri: Option<String>,
+    /// Outbound: the user part of the To header the carrier receives.
+    pub(crate) to_user: Option<String>,
+    /// Outbound: the username that answers the carrier's challenge (never a password).
+    pub(crate) auth_username: Option<String>,
+    /// Outbound: whether the call leaves through the fixed-IP outbound proxy.
+    pub(crate) outbound_proxy: Option<bool>,
+    /// Why, in plain sentences.
+    pub(crate) reasons: Vec<String>,
+}
+
+/// A stored number near the called one.
+#[derive(Serialize, ToSchema)]
+pub struct NearNumberView {
+    pub(crate) trunk_id: i64,
+    #[schema(example = "+14155550100")]
+    pub(crate) phone_number: String,
+    #[schema(example = "one digit differs")]
+    pub(crate) why: String,
+}
+
+impl SimulationData {
+    /// The body for `simulation` of a call in `direction`.
+    pub fn of(direction: &'static str, simulation: Simulation) -> Self {
+        let inbound = direction == "inbound";
+        Self {
+            data: SimulationView {
+                direction,
+                rules: simulation.rules.as_str(),
+                verdict: simulation.verdict.as_str(),
+                sip_code: simulation.sip_code,
+                trunk_id: simulation.trunk.map(|id| id.get()),
+                called_number: simulation.called_number,
+                closest_numbers: inbound.then(|| {
+                    simulation
+                        .closest
+                        .into_iter()
+                        .map(|near| NearNumberView {
+                            trunk_id: near.trunk.get(),
+                            phone_number: near.phone_number,
+                            why: near.why,
+                        })
+                        .collect()
+                }),
+                request_uri: simulation.request_uri,
+                to_user: simulation.to_user,
+                auth_username: simulation.auth_username,
+                outbound_proxy: simulation.outbound_proxy,
+                reasons: simulation.reasons,
+            },
+        }
     }
 }
