@@ -19,14 +19,14 @@ use crate::harness::{create_user, run_cli_with, Database, Server};
 const TRUNKS: &str = "/api/user/phone-numbers/sip-trunks";
 
 /// What one test needs: the edge, the platform answering its calls, and the service.
-struct Rig {
-    edge: Edge,
+pub(crate) struct Rig {
+    pub(crate) edge: Edge,
     platform: SippServer,
-    target: String,
-    target_v6: String,
+    pub(crate) target: String,
+    pub(crate) target_v6: String,
 }
 
-fn rig(database: &Database) -> Option<Rig> {
+pub(crate) fn rig(database: &Database) -> Option<Rig> {
     if !tools_present() {
         assert!(
             std::env::var("SIP_TRUNKS_REQUIRE_SIP_TOOLS").is_err(),
@@ -59,7 +59,7 @@ fn rig(database: &Database) -> Option<Rig> {
 }
 
 impl Rig {
-    fn start(&self, database: &Database, extra: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(&self, database: &Database, extra: &[(&str, &str)]) -> Server {
         let rpc = self.edge.rpc_url();
         let mut env = vec![
             ("KAMAILIO_DB_URL", self.edge.database_url.as_str()),
@@ -102,11 +102,11 @@ fn digest<'a>(user: &'a str, password: &'a str) -> [&'a str; 4] {
     ["-au", user, "-ap", password]
 }
 
-fn json(text: &str) -> Value {
+pub(crate) fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"))
 }
 
-fn create(server: &Server, token: &str, body: &Value) -> i64 {
+pub(crate) fn create(server: &Server, token: &str, body: &Value) -> i64 {
     let (status, text) = server.call("POST", TRUNKS, Some(token), Some(body));
     assert_eq!(status, 201, "{text}");
     json(&text)["data"]["id"].as_i64().unwrap()
@@ -142,7 +142,7 @@ fn says_kamailio_is_unreachable(server: &Server) {
     );
 }
 
-fn ip_trunk(number: &str, allowed: &[&str]) -> Value {
+pub(crate) fn ip_trunk(number: &str, allowed: &[&str]) -> Value {
     json!({
         "sip_trunk_type": "number", "phone_number": number, "sip_username": "pbx_user",
         "sip_password": "Ip-Trunk-Pass-1", "sip_address": "127.0.0.9",
@@ -151,7 +151,7 @@ fn ip_trunk(number: &str, allowed: &[&str]) -> Value {
     })
 }
 
-fn auth_trunk(number: &str, username: &str, password: &str, address: &str) -> Value {
+pub(crate) fn auth_trunk(number: &str, username: &str, password: &str, address: &str) -> Value {
     json!({
         "sip_trunk_type": "number", "phone_number": number, "sip_username": username,
         "sip_password": password, "sip_address": address,

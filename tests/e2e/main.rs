@@ -13,6 +13,7 @@ mod keys;
 mod livekit;
 mod replicas;
 mod scenarios;
+mod simulator;
 
 /// Every scenario, by name.
 mod cases {
@@ -25,6 +26,7 @@ mod cases {
     pub use crate::livekit::*;
     pub use crate::replicas::*;
     pub use crate::scenarios::*;
+    pub use crate::simulator::*;
 }
 
 macro_rules! e2e_suite {
@@ -63,6 +65,7 @@ e2e_suite!(
         a_sigkill_between_two_provisioning_steps_is_healed_after_a_restart,
         a_create_and_an_update_retried_right_after_a_sigkill_get_their_true_answers,
         kamailio_enforces_on_sip_traffic_what_the_api_stores,
+        the_simulator_agrees_with_the_real_edge_on_every_generated_call,
         kamailio_relays_nothing_a_stranger_dresses_as_in_dialog,
         kamailio_sends_the_platforms_calls_out_only_with_its_secret,
         kamailio_rpc_answers_only_the_service_and_only_its_methods,
@@ -98,6 +101,7 @@ e2e_suite!(
         a_sigkill_between_two_provisioning_steps_is_healed_after_a_restart,
         a_create_and_an_update_retried_right_after_a_sigkill_get_their_true_answers,
         kamailio_enforces_on_sip_traffic_what_the_api_stores,
+        the_simulator_agrees_with_the_real_edge_on_every_generated_call,
         kamailio_relays_nothing_a_stranger_dresses_as_in_dialog,
         kamailio_sends_the_platforms_calls_out_only_with_its_secret,
         kamailio_rpc_answers_only_the_service_and_only_its_methods,
