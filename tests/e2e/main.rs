@@ -66,6 +66,7 @@ e2e_suite!(
         a_create_and_an_update_retried_right_after_a_sigkill_get_their_true_answers,
         kamailio_enforces_on_sip_traffic_what_the_api_stores,
         the_simulator_agrees_with_the_real_edge_on_every_generated_call,
+        the_simulator_writes_outbound_numbers_as_the_real_edge_does,
         kamailio_relays_nothing_a_stranger_dresses_as_in_dialog,
         kamailio_sends_the_platforms_calls_out_only_with_its_secret,
         kamailio_rpc_answers_only_the_service_and_only_its_methods,
@@ -82,6 +83,7 @@ e2e_suite!(
         a_taken_default_metrics_port_costs_the_metrics_not_the_service,
         strangers_methods_and_paths_leave_the_metrics_and_the_log_bounded,
         each_carrier_is_probed_once_a_period_however_many_trunks_use_it,
+        a_probe_asked_for_shows_in_the_status_at_once_and_after_a_restart,
     ]
 );
 
@@ -102,6 +104,7 @@ e2e_suite!(
         a_create_and_an_update_retried_right_after_a_sigkill_get_their_true_answers,
         kamailio_enforces_on_sip_traffic_what_the_api_stores,
         the_simulator_agrees_with_the_real_edge_on_every_generated_call,
+        the_simulator_writes_outbound_numbers_as_the_real_edge_does,
         kamailio_relays_nothing_a_stranger_dresses_as_in_dialog,
         kamailio_sends_the_platforms_calls_out_only_with_its_secret,
         kamailio_rpc_answers_only_the_service_and_only_its_methods,
@@ -119,6 +122,7 @@ e2e_suite!(
         the_metrics_listener_counts_requests_by_route_template_away_from_the_api,
         existing_clients_check_their_key_with_me_and_get_404_for_endpoints_this_service_lacks,
         each_carrier_is_probed_once_a_period_however_many_trunks_use_it,
+        a_probe_asked_for_shows_in_the_status_at_once_and_after_a_restart,
     ]
 );
 

@@ -387,3 +387,76 @@ pub fn the_simulator_agrees_with_the_real_edge_on_every_generated_call(database:
         );
     }
 }
+
+pub fn the_simulator_writes_outbound_numbers_as_the_real_edge_does(database: &Database) {
+    use kamailio_adapter::testing::{carrier_address, SippServer};
+    let Some(rig) = rig(database) else { return };
+    let alice = create_user(database, "outbound@example.com");
+    let server = rig.start(database, &[]);
+    let carrier_ip = carrier_address().unwrap();
+    let carrier = SippServer::start(
+        rig.edge.dir(),
+        "carrier",
+        &carrier_ip,
+        5060,
+        &["-set", "user", "out_user", "-set", "password", "Out-Pass-1"],
+    )
+    .unwrap();
+    let proof = rig.edge.platform_secret_header();
+    let mut compared = 0;
+    let mut n = 0;
+    for format in ["+e164", "e164", "national"] {
+        for country in ["US", "GB", "DE"] {
+            n += 1;
+            let mut body = auth_trunk(
+                &format!("+1415555080{n}"),
+                "out_user",
+                "Out-Pass-1",
+                &carrier_ip,
+            );
+            body["sip_calling_format"] = json!(format);
+            body["country_code"] = json!(country);
+            let trunk = create(&server, &alice, &body);
+            let header = format!("X-Sip-Trunk: {trunk}");
+            for called in ["+14155550123", "+442079460000", "+4930123456"] {
+                let (status, text) = server.call(
+                    "POST",
+                    SIMULATE,
+                    Some(&alice),
+                    Some(&json!({"direction": "outbound", "trunk_id": trunk, "to": called})),
+                );
+                assert_eq!(status, 200, "{text}");
+                let answer = json(&text)["data"].clone();
+                let uri = answer["request_uri"].as_str().unwrap().to_owned();
+                let run = sipp_call(
+                    rig.edge.dir(),
+                    "call",
+                    "127.0.0.1",
+                    &rig.target,
+                    called,
+                    &["-key", "extra", &header, "-key", "extra2", &proof],
+                );
+                assert!(run.passed, "{format} {country} {called}: {}", run.errors);
+                let log = carrier.log();
+                let heard = log
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("called="))
+                    .last()
+                    .unwrap_or_default()
+                    .to_owned();
+                assert_eq!(
+                    uri,
+                    format!("sip:{heard}@{carrier_ip}"),
+                    "{format} {country} {called}: the carrier heard {heard}"
+                );
+                compared += 1;
+                assert_eq!(
+                    log.matches("called=").count(),
+                    compared,
+                    "one call heard per call: {log}"
+                );
+            }
+        }
+    }
+    eprintln!("simulator vs edge, outbound: {compared} calls agree");
+}
