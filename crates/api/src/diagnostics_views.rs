@@ -176,37 +176,6 @@ impl ProbeResponseView {
     }
 }
 
-/// The body of `POST …/sip-trunks/simulate` (documentation: the handler reads the fields
-/// itself, to report every error at once). `inbound` needs `source_ip` and `to`; `outbound`
-/// needs `trunk_id` and `to`. Fields of the other direction are ignored.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-pub struct SimulateCall {
-    /// `inbound` (a carrier's INVITE to one of your numbers) or `outbound` (the platform's
-    /// call through one of your trunks).
-    #[schema(example = "inbound")]
-    direction: String,
-    /// Inbound: the address the INVITE comes from.
-    #[schema(example = "203.0.113.9")]
-    source_ip: Option<String>,
-    /// The called number: the Request-URI's user part (`+14155550100`, `1000`), or a whole
-    /// `sip:` URI. Outbound: E.164 with `+`, as the platform sends it.
-    #[schema(example = "+14155550100", max_length = 256)]
-    to: String,
-    /// Inbound: the caller (shown back, not used by the edge's rules).
-    #[schema(max_length = 256)]
-    from: Option<String>,
-    /// Inbound: the digest username the carrier answers a challenge with.
-    #[schema(max_length = 128)]
-    username: Option<String>,
-    /// Inbound: its password; compared in constant time, never stored, logged or shown.
-    #[schema(max_length = 128, format = Password)]
-    password: Option<String>,
-    /// Outbound: your trunk.
-    #[schema(minimum = 1)]
-    trunk_id: Option<i64>,
-}
-
 /// `{"data": {...}}`: what the edge would do with the call.
 #[derive(Serialize, ToSchema)]
 pub struct SimulationData {

@@ -90,6 +90,11 @@ pub fn sip_address() -> String {
     )
 }
 
+/// One IPv4 or IPv6 address (no range), as the standard library parses it.
+pub fn ip_address() -> String {
+    format!("^(?:{ipv4}|{ipv6})$", ipv4 = ipv4(), ipv6 = ipv6())
+}
+
 /// One allow-list entry: an IPv4 or IPv6 address, optionally with a prefix length from the
 /// widest allowed (/16 for IPv4, /32 for IPv6) to the address's bit count, written without a
 /// leading zero.

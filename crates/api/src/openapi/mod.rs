@@ -32,6 +32,10 @@ pub struct CreateApiKeyBody;
 /// placeholder.
 pub struct RenamePhoneNumberBody;
 
+/// The simulator's body. Its schema is [`request_bodies::simulate_call`], written over this
+/// placeholder.
+pub struct SimulateCallBody;
+
 /// Registers a request body by name with an empty placeholder schema, for
 /// [`crate::routes::document::json`] to replace.
 macro_rules! placeholder_schema {
@@ -54,6 +58,7 @@ placeholder_schema!(CreateSipTrunkBody, "CreateSipTrunk");
 placeholder_schema!(UpdateSipTrunkBody, "UpdateSipTrunk");
 placeholder_schema!(CreateApiKeyBody, "CreateApiKey");
 placeholder_schema!(RenamePhoneNumberBody, "RenamePhoneNumber");
+placeholder_schema!(SimulateCallBody, "SimulateCall");
 
 /// The 404 of an operation on `/{id}`: the resource's own (`{"error":"SIP trunk not
 /// found."}`, `{"error":"Phone number not found."}`) for an integer that is no id of the

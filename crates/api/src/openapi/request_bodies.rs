@@ -307,3 +307,44 @@ mod tests {
         }
     }
 }
+
+/// The simulator's body: one branch per direction, each with the fields it needs required;
+/// the other direction's fields may be sent (they are checked, then ignored).
+pub fn simulate_call() -> Value {
+    let optional_text = |max: u32, description: &str| json!({"type": ["string", "null"], "maxLength": max, "description": description});
+    let properties = |direction: &str| {
+        json!({
+            "direction": {"const": direction},
+            "source_ip": {
+                "type": ["string", "null"],
+                "description": "Inbound: the address the INVITE comes from.",
+                "pattern": syntax::ip_address(),
+            },
+            "to": {
+                "type": "string", "minLength": 1, "maxLength": 256,
+                "description": "The called number: the Request-URI's user part (`+14155550100`, `1000`) or a whole `sip:` URI; outbound, E.164 with `+`.",
+            },
+            "from": optional_text(256, "Inbound: the caller (not used by the rules)."),
+            "username": optional_text(128, "Inbound: the digest username offered."),
+            "password": {
+                "type": ["string", "null"], "maxLength": 128, "writeOnly": true,
+                "description": "Inbound: the password offered; compared in constant time, never stored, logged or shown.",
+            },
+            "trunk_id": {
+                "type": ["integer", "null"], "minimum": 1, "maximum": i64::MAX,
+                "description": "Outbound: your trunk.",
+            },
+        })
+    };
+    let mut inbound = properties("inbound");
+    inbound["source_ip"]["type"] = json!("string");
+    let mut outbound = properties("outbound");
+    outbound["trunk_id"]["type"] = json!("integer");
+    json!({
+        "description": "A call to simulate: `inbound` (a carrier's INVITE to one of your numbers) needs `source_ip` and `to`; `outbound` (the platform's call through one of your trunks) needs `trunk_id` and `to`.",
+        "oneOf": [
+            {"title": "inbound", "type": "object", "required": ["direction", "source_ip", "to"], "properties": inbound},
+            {"title": "outbound", "type": "object", "required": ["direction", "trunk_id", "to"], "properties": outbound},
+        ]
+    })
+}

@@ -71,6 +71,7 @@ pub fn json() -> &'static str {
             schemas["UpdateSipTrunk"] = request_bodies::update_trunk();
             schemas["CreateApiKey"] = request_bodies::create_api_key();
             schemas["RenamePhoneNumber"] = request_bodies::rename_phone_number();
+            schemas["SimulateCall"] = request_bodies::simulate_call();
         }
         // The common 429 (rate limits) says nothing of the probe's own spacing.
         if let Some(description) = document.pointer_mut(&operation(

@@ -64,46 +64,75 @@ fn required<T>(
 }
 
 fn read_call(body: &Map<String, Value>) -> Result<Call, ValidationErrors> {
+    // Every field sent is checked, whichever direction it belongs to; then each direction's
+    // own fields are required.
     let mut errors = ValidationErrors::new();
     let direction = text(body, &mut errors, "direction", "direction", 16);
+    let direction = match direction.as_deref() {
+        None | Some("inbound" | "outbound") => direction,
+        Some(_) => {
+            errors.add(
+                "direction",
+                "The direction must be one of: inbound, outbound.",
+            );
+            None
+        }
+    };
     let direction = required(&mut errors, "direction", "direction", direction);
-    let to = text(body, &mut errors, "to", "to", URI_MAX_CHARS);
-    let to = required(
+    let to = text(body, &mut errors, "to", "to", URI_MAX_CHARS).filter(|to| !to.is_empty());
+    let to = required(&mut errors, "to", "to", to);
+    let source = match text(body, &mut errors, "source_ip", "source ip", 64) {
+        Some(raw) => match raw.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                errors.add(
+                    "source_ip",
+                    "The source ip must be a valid IPv4 or IPv6 address.",
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    text(body, &mut errors, "from", "from", URI_MAX_CHARS);
+    let username = text(
+        body,
         &mut errors,
-        "to",
-        "to",
-        to.filter(|to| !to.trim().is_empty()),
+        "username",
+        "username",
+        CREDENTIAL_MAX_CHARS,
     );
+    let password = text(
+        body,
+        &mut errors,
+        "password",
+        "password",
+        CREDENTIAL_MAX_CHARS,
+    );
+    let trunk = match body.get("trunk_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(id) if id >= 1 => Some(id),
+            _ if n.as_i64().is_some() || n.as_u64().is_some() => {
+                errors.add(
+                    "trunk_id",
+                    "The trunk id must be between 1 and 9223372036854775807.",
+                );
+                None
+            }
+            _ => {
+                errors.add("trunk_id", "The trunk id must be an integer.");
+                None
+            }
+        },
+        Some(_) => {
+            errors.add("trunk_id", "The trunk id must be an integer.");
+            None
+        }
+    };
     let call = match direction.as_deref() {
         Some("inbound") => {
-            let source = text(body, &mut errors, "source_ip", "source ip", 64);
-            let source = match source.map(|raw| raw.parse::<IpAddr>()) {
-                Some(Ok(ip)) => Some(ip),
-                Some(Err(_)) => {
-                    errors.add(
-                        "source_ip",
-                        "The source ip must be a valid IPv4 or IPv6 address.",
-                    );
-                    None
-                }
-                None => None,
-            };
             let source = required(&mut errors, "source_ip", "source ip", source);
-            text(body, &mut errors, "from", "from", URI_MAX_CHARS);
-            let username = text(
-                body,
-                &mut errors,
-                "username",
-                "username",
-                CREDENTIAL_MAX_CHARS,
-            );
-            let password = text(
-                body,
-                &mut errors,
-                "password",
-                "password",
-                CREDENTIAL_MAX_CHARS,
-            );
             source.zip(to).map(|(source, to)| {
                 Call::Inbound(InboundCall {
                     source,
@@ -113,26 +142,11 @@ fn read_call(body: &Map<String, Value>) -> Result<Call, ValidationErrors> {
                 })
             })
         }
-        Some("outbound") => {
-            let trunk = match body.get("trunk_id") {
-                None | Some(Value::Null) => None,
-                Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64(),
-                Some(_) => {
-                    errors.add("trunk_id", "The trunk id must be an integer.");
-                    None
-                }
-            };
+        Some(_) => {
             let trunk = required(&mut errors, "trunk_id", "trunk id", trunk);
             trunk
                 .zip(to)
                 .map(|(trunk, to)| Call::Outbound { trunk, to })
-        }
-        Some(_) => {
-            errors.add(
-                "direction",
-                "The direction must be one of: inbound, outbound.",
-            );
-            None
         }
         None => None,
     };
@@ -144,7 +158,7 @@ fn read_call(body: &Map<String, Value>) -> Result<Call, ValidationErrors> {
 
 /// `POST …/sip-trunks/simulate`.
 #[utoipa::path(operation_id = "simulateSipCall", post, path = super::paths::SIMULATE, tag = "sip-trunks",
-    request_body = crate::diagnostics_views::SimulateCall,
+    request_body = crate::openapi::SimulateCallBody,
     responses(
         (status = 200, description = "What the edge would do with the call, and why", body = SimulationData),
         (status = 404, description = "Outbound: no such trunk of the caller", body = crate::openapi::IdNotFound),
@@ -164,7 +178,8 @@ pub async fn simulate(
             diagnostics.simulate_inbound(caller.user, call).await,
         ),
         Call::Outbound { trunk, to } => {
-            let id = TrunkId::new(trunk).ok_or(ApiError::TrunkNotFound)?;
+            // `read_call` admits ids from 1 only.
+            let id = TrunkId::new(trunk).ok_or(ApiError::Internal)?;
             (
                 "outbound",
                 diagnostics.simulate_outbound(caller.user, id, to).await,

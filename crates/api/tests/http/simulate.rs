@@ -243,7 +243,6 @@ async fn an_outbound_call_is_written_in_the_trunks_format_with_its_username_and_
     for (token, trunk) in [
         (&mallory.token, id),
         (&alice.token, id + 1),
-        (&alice.token, 0),
     ] {
         let reply = simulate(
             &app,
