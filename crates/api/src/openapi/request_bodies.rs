@@ -291,23 +291,6 @@ pub fn update_trunk() -> Value {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_create_and_update_schemas_name_every_trunk_field() {
-        for (name, schema) in [("create", create_trunk()), ("update", update_trunk())] {
-            for field in domain::TrunkField::ALL {
-                assert!(
-                    schema["properties"].get(field.json_name()).is_some(),
-                    "{name}: {field:?}"
-                );
-            }
-        }
-    }
-}
-
 /// The simulator's body: one branch per direction, each with the fields it needs required;
 /// the other direction's fields may be sent (they are checked, then ignored).
 pub fn simulate_call() -> Value {
@@ -347,4 +330,21 @@ pub fn simulate_call() -> Value {
             {"title": "outbound", "type": "object", "required": ["direction", "trunk_id", "to"], "properties": outbound},
         ]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_create_and_update_schemas_name_every_trunk_field() {
+        for (name, schema) in [("create", create_trunk()), ("update", update_trunk())] {
+            for field in domain::TrunkField::ALL {
+                assert!(
+                    schema["properties"].get(field.json_name()).is_some(),
+                    "{name}: {field:?}"
+                );
+            }
+        }
+    }
 }

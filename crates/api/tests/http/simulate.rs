@@ -240,10 +240,7 @@ async fn an_outbound_call_is_written_in_the_trunks_format_with_its_username_and_
         (&bare["verdict"], &bare["sip_code"]),
         (&json!("refused"), &json!(484))
     );
-    for (token, trunk) in [
-        (&mallory.token, id),
-        (&alice.token, id + 1),
-    ] {
+    for (token, trunk) in [(&mallory.token, id), (&alice.token, id + 1)] {
         let reply = simulate(
             &app,
             token,
