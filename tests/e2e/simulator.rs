@@ -279,7 +279,7 @@ fn edge_answer(
         .lines()
         .filter_map(|line| line.split("OUTCOME ").nth(1))
         .filter_map(|code| code.trim().parse::<u16>().ok())
-        .last();
+        .next_back();
     match outcome {
         Some(code) if run.passed => Ok(code),
         _ => Err(format!("sipp: {} {logged}", run.errors)),
@@ -441,7 +441,7 @@ pub fn the_simulator_writes_outbound_numbers_as_the_real_edge_does(database: &Da
                 let heard = log
                     .lines()
                     .filter_map(|line| line.strip_prefix("called="))
-                    .last()
+                    .next_back()
                     .unwrap_or_default()
                     .to_owned();
                 assert_eq!(
