@@ -150,7 +150,7 @@ pub fn data_and_tokens_survive_a_restart(database: &Database) {
 
 pub fn the_password_never_appears_in_a_response_or_the_log(database: &Database) {
     let token = create_user(database, "ops@example.com");
-    let server = Server::start(database);
+    let server = Server::start_with(database, &[("RUST_LOG", "trace")]);
     let mut bodies = Vec::new();
     bodies.push(
         server
@@ -185,6 +185,26 @@ pub fn the_password_never_appears_in_a_response_or_the_log(database: &Database) 
     bodies.push(
         server
             .call("GET", TRUNKS, Some(&format!("{token}x")), None)
+            .1,
+    );
+    // The simulator compares offered passwords, right and wrong, and shows neither.
+    for offered in [PASSWORD, "E2e-Very-Secret-Wrong"] {
+        let call = json!({
+            "direction": "inbound", "source_ip": "192.0.2.1", "to": "+14155551234",
+            "username": "acme_user", "password": offered
+        });
+        let (status, body) = server.call(
+            "POST",
+            &format!("{TRUNKS}/simulate"),
+            Some(&token),
+            Some(&call),
+        );
+        assert_eq!(status, 200, "{body}");
+        bodies.push(body);
+    }
+    bodies.push(
+        server
+            .call("GET", &format!("{TRUNKS}/1/status"), Some(&token), None)
             .1,
     );
     let (_, log) = server.stop();

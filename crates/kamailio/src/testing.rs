@@ -498,20 +498,23 @@ impl SippServer {
             .spawn()
             .map_err(|e| format!("sipp: {e}"))?;
         // sipp binds before it reads the scenario's first message; give it that moment (on
-        // a machine busy compiling, sipp took over 3 s to bind).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if UdpSocket::bind((address, port)).is_err() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Self {
+        // a machine busy compiling, sipp took over 3 s to bind). The kernel's socket table is
+        // read rather than trying to bind the port: a test's own bind, however brief, could
+        // take the port at the instant sipp asks for it, and sipp would exit.
+        let mut server = Self {
             child,
             address: address.to_owned(),
             port,
             log,
-        })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !udp_bound(address, port) {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("sipp {name} on {address}:{port} exited: {status}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
     }
 
     /// The `<log>` lines written so far.
@@ -525,6 +528,38 @@ impl Drop for SippServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether a UDP socket is bound to `address:port`, as `/proc/net/udp` and `udp6` list them
+/// (local address in the kernel's hex: each 32-bit word in host byte order).
+fn udp_bound(address: &str, port: u16) -> bool {
+    let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let (table, hex) = match ip {
+        std::net::IpAddr::V4(v4) => (
+            "/proc/net/udp",
+            format!("{:08X}", u32::from_ne_bytes(v4.octets())),
+        ),
+        std::net::IpAddr::V6(v6) => (
+            "/proc/net/udp6",
+            v6.octets()
+                .chunks(4)
+                .map(|word| {
+                    format!(
+                        "{:08X}",
+                        u32::from_ne_bytes([word[0], word[1], word[2], word[3]])
+                    )
+                })
+                .collect(),
+        ),
+    };
+    let wanted = format!("{hex}:{port:04X}");
+    std::fs::read_to_string(table).is_ok_and(|text| {
+        text.lines()
+            .filter_map(|line| line.split_whitespace().nth(1))
+            .any(|local| local == wanted)
+    })
 }
 
 /// A loopback address of its own for a carrier of this test process (127.0.0.10 to
@@ -617,6 +652,19 @@ pub fn check_digest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bound_udp_socket_is_seen_in_the_kernels_table_and_gone_once_closed() {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        assert!(udp_bound("127.0.0.1", port));
+        assert!(!udp_bound("127.0.0.2", port));
+        drop(socket);
+        assert!(!udp_bound("127.0.0.1", port));
+        if let Ok(v6) = UdpSocket::bind("[::1]:0") {
+            assert!(udp_bound("::1", v6.local_addr().unwrap().port()));
+        }
+    }
 
     #[test]
     fn the_digest_check_accepts_the_rfc_example_and_refuses_another_password() {

@@ -242,6 +242,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
+    with_livekit_the_simulator_follows_livekits_inbound_matching,
     the_status_shows_each_leg_as_the_reconciler_last_saw_it_and_the_last_failure,
     a_created_trunk_has_both_legs_and_shows_their_ids,
     each_field_re_creates_exactly_the_legs_of_the_contracts_table,
@@ -720,6 +721,56 @@ async fn a_trunk_whose_repair_keeps_failing_backs_off_alone_while_the_others_are
         "{lines:?}"
     );
     rig.assert_invariant();
+}
+
+async fn with_livekit_the_simulator_follows_livekits_inbound_matching(rig: Rig) {
+    let app = TestApp::spawn(rig.state.clone()).await;
+    let (id, _, _) = created(&rig).await;
+    let mut listed = crate::support::extension_trunk();
+    listed["allowed_inbound_ips"] = json!(["203.0.113.10"]);
+    let ip = app.create_trunk(&rig.token, &listed).await.json()["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let ask = |body: Value| {
+        request(
+            "POST",
+            "/api/user/phone-numbers/sip-trunks/simulate",
+            Some(&rig.token),
+            Some(&body),
+        )
+    };
+    for (body, verdict, code, trunk) in [
+        // LiveKit challenges as a user agent: 401.
+        (
+            json!({"direction": "inbound", "source_ip": "192.0.2.1", "to": "+14155551234"}),
+            "challenged",
+            json!(401),
+            json!(id),
+        ),
+        // It matches number and source together: a source off the list finds no trunk.
+        (
+            json!({"direction": "inbound", "source_ip": "192.0.2.1", "to": "1000"}),
+            "refused",
+            json!(404),
+            json!(ip),
+        ),
+        (
+            json!({"direction": "inbound", "source_ip": "203.0.113.10", "to": "1000"}),
+            "admitted",
+            Value::Null,
+            json!(ip),
+        ),
+    ] {
+        let reply = app.send(ask(body.clone())).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let answer = &reply.json()["data"];
+        assert_eq!(answer["rules"], "livekit");
+        assert_eq!(
+            (&answer["verdict"], &answer["sip_code"], &answer["trunk_id"]),
+            (&json!(verdict), &code, &trunk),
+            "{body}: {answer}"
+        );
+    }
 }
 
 async fn the_status_shows_each_leg_as_the_reconciler_last_saw_it_and_the_last_failure(rig: Rig) {
