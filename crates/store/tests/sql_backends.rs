@@ -81,7 +81,7 @@ fn migrations_apply_once_and_then_find_nothing_pending() {
     let dir = tempfile::tempdir().unwrap();
     let url = DatabaseUrl::SqliteFile(dir.path().join("m.db"));
     let store = SqlStore::open(&url, keys(), PoolOptions::default()).unwrap();
-    assert_eq!(store.migrate().unwrap().len(), 8);
+    assert_eq!(store.migrate().unwrap().len(), 9);
     assert!(store.migrate().unwrap().is_empty());
 }
 
