@@ -820,6 +820,9 @@ impl ProvisioningLedger for MemoryStore {
         let trunk = state.owned_trunk(owner, id)?.clone();
         state.trunks.remove(&id);
         state.provisioning.remove(&id);
+        state.leg_checks.remove(&id);
+        state.failures.remove(&id);
+        state.probe_requests.remove(&id);
         let legs: Vec<(LegKind, LegId)> = [
             (LegKind::Inbound, trunk.inbound_trunk_id),
             (LegKind::Outbound, trunk.outbound_trunk_id),

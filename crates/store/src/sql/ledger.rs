@@ -12,7 +12,7 @@ use domain::{
 };
 
 use super::rows::TrunkRow;
-use super::schema::{leg_removals, reconciler_lease, sip_trunks};
+use super::schema::{leg_removals, reconciler_lease, sip_trunks, trunk_observations};
 use super::{load_trunk, store_update, SqlStore, TxError, CREATING};
 
 /// A new `leg_removals` row.
@@ -453,6 +453,11 @@ impl ProvisioningLedger for SqlStore {
                 if deleted == 0 {
                     return Err(TxError::Outcome(RepositoryError::NotFound));
                 }
+                // Its notes go with it (the status endpoint's; nothing else reads them).
+                diesel::delete(
+                    trunk_observations::table.filter(trunk_observations::trunk_id.eq(id.get())),
+                )
+                .execute(conn)?;
                 let legs: Vec<(LegKind, LegId)> = [
                     (LegKind::Inbound, inbound.and_then(LegId::new)),
                     (LegKind::Outbound, outbound.and_then(LegId::new)),

@@ -868,12 +868,24 @@ pub fn ledger_leg_checks_and_failures_are_kept_per_trunk_and_read_by_its_owner_o
         Some((ProvisioningFailure::Unavailable, failed_at))
     );
 
-    // A gone trunk's failure is not recorded, and a full scan after its delete is fine.
+    // A deleted trunk's notes go with it (the raw table on SQL stores), and a failure noted
+    // after its delete is not kept.
     fixture.trunks.delete_trunk(owner, trunk.id).unwrap();
     fixture
         .ledger
         .record_provisioning_failure(trunk.id, ProvisioningFailure::Refused, failed_at)
         .unwrap();
+    if let Some(sql) = &fixture.sql {
+        let rows: i64 = sql
+            .with_connection(|conn| {
+                use diesel::prelude::*;
+                diesel::sql_query("SELECT COUNT(*) AS n FROM trunk_observations")
+                    .get_result::<Count>(conn)
+                    .map(|count| count.n)
+            })
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
     fixture
         .ledger
         .record_leg_checks(&[], micros_from_now(4_000_000), true)
@@ -882,6 +894,12 @@ pub fn ledger_leg_checks_and_failures_are_kept_per_trunk_and_read_by_its_owner_o
         fixture.ledger.provisioning_record(owner, trunk.id),
         Err(RepositoryError::NotFound)
     ));
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 pub fn a_trunks_probe_slot_is_taken_once_per_spacing_even_by_racing_replicas(fixture: &Fixture) {
