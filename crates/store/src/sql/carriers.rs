@@ -7,8 +7,8 @@ use diesel::dsl::not;
 use diesel::prelude::*;
 use diesel::sql_types;
 use domain::{
-    CarrierHealth, CarrierHealthStore, CarrierState, ProbeOutcome, ProbeResponse,
-    ProvisioningState, RepositoryResult, Timestamp, TrunksByCarrierState,
+    CarrierHealth, CarrierHealthStore, CarrierState, ProbeOutcome, ProbeResponse, RepositoryResult,
+    Timestamp, TrunksByCarrierState,
 };
 
 use super::schema::{carrier_health, sip_trunks};
@@ -222,7 +222,7 @@ impl CarrierHealthStore for SqlStore {
     }
 
     fn trunks_by_carrier_state(&self) -> RepositoryResult<TrunksByCarrierState> {
-        let visible = sip_trunks::provisioning_state.ne(ProvisioningState::Creating.code());
+        let visible = super::visible::not_creating();
         let (known, total): (Vec<(i16, i64)>, i64) = self.with_connection(|conn| {
             let known = sip_trunks::table
                 .inner_join(

@@ -314,7 +314,7 @@ impl ProvisioningLedger for SqlStore {
                     sip_trunks::table
                         .filter(sip_trunks::id.eq(id.get()))
                         .filter(sip_trunks::user_id.eq(owner.get()))
-                        .filter(sip_trunks::provisioning_state.ne(CREATING))
+                        .filter(super::visible::not_creating())
                         .filter(mine),
                 )
                 .set((
@@ -436,7 +436,7 @@ impl ProvisioningLedger for SqlStore {
                 let legs: Option<(Option<String>, Option<String>)> = sip_trunks::table
                     .filter(sip_trunks::id.eq(id.get()))
                     .filter(sip_trunks::user_id.eq(owner.get()))
-                    .filter(sip_trunks::provisioning_state.ne(CREATING))
+                    .filter(super::visible::not_creating())
                     .select((sip_trunks::inbound_trunk_id, sip_trunks::outbound_trunk_id))
                     .first(conn)
                     .optional()?;
@@ -447,7 +447,7 @@ impl ProvisioningLedger for SqlStore {
                     sip_trunks::table
                         .filter(sip_trunks::id.eq(id.get()))
                         .filter(sip_trunks::user_id.eq(owner.get()))
-                        .filter(sip_trunks::provisioning_state.ne(CREATING)),
+                        .filter(super::visible::not_creating()),
                 )
                 .execute(conn)?;
                 if deleted == 0 {

@@ -17,6 +17,7 @@ mod ledger;
 mod observations;
 mod rows;
 pub mod schema;
+mod visible;
 
 use std::sync::{Arc, Mutex};
 
@@ -538,14 +539,17 @@ fn store_update(
 }
 
 /// The owner's trunk `id`, unless it is still being created (not boxed, so Diesel caches the
-/// prepared statement).
+/// prepared statement). No `LIMIT 1` (the id is the key): Diesel binds a limit, and SQLite
+/// re-prepares a statement on every new binding of one ([`visible`]).
 fn load_trunk(conn: &mut DbConnection, owner: UserId, id: TrunkId) -> QueryResult<TrunkRow> {
     sip_trunks::table
         .filter(sip_trunks::user_id.eq(owner.get()))
         .filter(sip_trunks::id.eq(id.get()))
-        .filter(sip_trunks::provisioning_state.ne(CREATING))
+        .filter(visible::not_creating())
         .select(TrunkRow::as_select())
-        .first(conn)
+        .load::<TrunkRow>(conn)?
+        .pop()
+        .ok_or(diesel::result::Error::NotFound)
 }
 
 /// Takes the write lock on the owner's trunk `id` with a no-op write (SQLite: the database
@@ -556,7 +560,7 @@ fn lock_trunk(conn: &mut DbConnection, owner: UserId, id: TrunkId) -> QueryResul
         sip_trunks::table
             .filter(sip_trunks::id.eq(id.get()))
             .filter(sip_trunks::user_id.eq(owner.get()))
-            .filter(sip_trunks::provisioning_state.ne(CREATING)),
+            .filter(visible::not_creating()),
     )
     .set(sip_trunks::updated_at.eq(sip_trunks::updated_at))
     .execute(conn)?;
@@ -576,15 +580,29 @@ impl SipTrunkRepository for SqlStore {
     fn list_trunks(&self, owner: UserId, page: TrunkPage) -> RepositoryResult<TrunkListing> {
         let after = page.after.map_or(0, TrunkId::get);
         let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+        let page_len = page.limit;
         let rows = self.with_connection(|conn| {
-            sip_trunks::table
-                .filter(sip_trunks::user_id.eq(owner.get()))
-                .filter(sip_trunks::id.gt(after))
-                .filter(sip_trunks::provisioning_state.ne(CREATING))
-                .order(sip_trunks::id.asc())
-                .limit(limit)
-                .select(TrunkRow::as_select())
-                .load(conn)
+            // A macro, not a value: each backend's arm types the selection for itself.
+            macro_rules! page {
+                () => {
+                    sip_trunks::table
+                        .filter(sip_trunks::user_id.eq(owner.get()))
+                        .filter(sip_trunks::id.gt(after))
+                        .filter(visible::not_creating())
+                        .order(sip_trunks::id.asc())
+                        .select(TrunkRow::as_select())
+                };
+            }
+            match conn {
+                // SQLite re-prepares a statement on every new binding of a LIMIT parameter
+                // ([`visible`]): the cursor is stepped `limit` times instead, and the rows
+                // come in index order, so nothing past the page is read.
+                DbConnection::Sqlite(conn) => page!()
+                    .load_iter::<TrunkRow, diesel::connection::DefaultLoadingMode>(conn)?
+                    .take(page_len)
+                    .collect(),
+                DbConnection::Postgres(conn) => page!().limit(limit).load(conn),
+            }
         })?;
         let mut listing = TrunkListing {
             rows: rows.len(),

@@ -10,7 +10,7 @@ use domain::{
 };
 
 use super::schema::{reconciler_lease, sip_trunks, trunk_observations};
-use super::{SqlStore, TxError, CREATING};
+use super::{SqlStore, TxError};
 
 /// A row of `trunk_observations` as read.
 #[derive(Queryable, Selectable)]
@@ -125,7 +125,7 @@ impl TrunkNotes for SqlStore {
                 let trunk = sip_trunks::table
                     .filter(sip_trunks::user_id.eq(owner.get()))
                     .filter(sip_trunks::id.eq(id.get()))
-                    .filter(sip_trunks::provisioning_state.ne(CREATING))
+                    .filter(super::visible::not_creating())
                     .select((
                         sip_trunks::provisioning_state,
                         sip_trunks::inbound_trunk_id,
@@ -203,7 +203,7 @@ impl TrunkNotes for SqlStore {
                 let visible: i64 = sip_trunks::table
                     .filter(sip_trunks::user_id.eq(owner.get()))
                     .filter(sip_trunks::id.eq(id.get()))
-                    .filter(sip_trunks::provisioning_state.ne(CREATING))
+                    .filter(super::visible::not_creating())
                     .count()
                     .get_result(conn)?;
                 if visible == 0 {
