@@ -214,6 +214,32 @@ impl AppState {
         service::blocking(&MetricsObserver(self.metrics.clone()), work).await
     }
 
+    /// A read of the trunk repository: on this thread when the repository reads inline
+    /// ([`SipTrunkRepository::reads_inline`]: SQLite, memory), whose hop to the blocking pool
+    /// would cost more than the read; on the blocking pool otherwise. Failures as
+    /// [`Self::run`].
+    pub async fn read<T, F>(&self, work: F, not_found: ApiError) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> RepositoryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if !self.trunks.reads_inline() {
+            return self.run(work, not_found).await;
+        }
+        work().map_err(|error| {
+            let kind = match &error {
+                RepositoryError::Unavailable(_) => Some("unavailable"),
+                RepositoryError::Corrupt(_) => Some("corrupt"),
+                RepositoryError::Internal(_) => Some("internal"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                Observe::storage_failed(&MetricsObserver(self.metrics.clone()), kind);
+            }
+            ApiError::from_repository(error, not_found)
+        })
+    }
+
     /// [`Self::blocking`], with a repository failure turned into the API's error.
     pub async fn run<T, F>(&self, work: F, not_found: ApiError) -> Result<T, ApiError>
     where

@@ -98,6 +98,14 @@ pub struct TrunkListing {
 
 /// SIP trunks, always scoped by their owner.
 pub trait SipTrunkRepository: Send + Sync {
+    /// True when [`SipTrunkRepository::list_trunks`] and [`SipTrunkRepository::get_trunk`]
+    /// answer from local storage in tens of microseconds, without waiting on a network or a
+    /// pool (SQLite, memory): an async caller may then run them on its own thread instead of
+    /// handing them to a blocking pool, whose hop costs more than the read.
+    fn reads_inline(&self) -> bool {
+        false
+    }
+
     /// A page of the owner's trunks, by id ascending, without passwords. A row that does not
     /// read is reported in [`TrunkListing::unreadable`], never as an error of the whole page.
     fn list_trunks(&self, owner: UserId, page: TrunkPage) -> RepositoryResult<TrunkListing>;

@@ -219,6 +219,10 @@ fn id_of<T>(make: impl FnOnce(i64) -> Option<T>, raw: i64) -> RepositoryResult<T
 }
 
 impl SipTrunkRepository for MemoryStore {
+    fn reads_inline(&self) -> bool {
+        true
+    }
+
     fn list_trunks(&self, owner: UserId, page: TrunkPage) -> RepositoryResult<TrunkListing> {
         let state = self.state();
         let start = page.after.map_or(Bound::Unbounded, Bound::Excluded);

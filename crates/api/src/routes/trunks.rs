@@ -60,31 +60,32 @@ async fn read_page(
     first_in_list: bool,
 ) -> Result<RenderedPage, ApiError> {
     let trunks = state.trunks.clone();
-    state
-        .run(
-            move || {
-                let listing = trunks.list_trunks(owner, page)?;
-                for row in &listing.unreadable {
-                    log::error!(
-                        "trunk {} of user {owner} does not read and is left out of its list: {}",
-                        row.id,
-                        row.reason
-                    );
-                }
-                let mut json = Vec::new();
-                append_items(&mut json, &listing.trunks, first_in_list).map_err(|error| {
-                    RepositoryError::Internal(format!("cannot render a list: {error}"))
-                })?;
-                Ok(RenderedPage {
-                    json,
-                    any: !listing.trunks.is_empty(),
-                    next: (listing.rows >= page.limit)
-                        .then(|| TrunkPage::after(&listing, LIST_PAGE)),
-                })
-            },
-            ApiError::TrunkNotFound,
-        )
-        .await
+    let read = move || {
+        let listing = trunks.list_trunks(owner, page)?;
+        for row in &listing.unreadable {
+            log::error!(
+                "trunk {} of user {owner} does not read and is left out of its list: {}",
+                row.id,
+                row.reason
+            );
+        }
+        let mut json = Vec::new();
+        append_items(&mut json, &listing.trunks, first_in_list)
+            .map_err(|error| RepositoryError::Internal(format!("cannot render a list: {error}")))?;
+        Ok(RenderedPage {
+            json,
+            any: !listing.trunks.is_empty(),
+            next: (listing.rows >= page.limit).then(|| TrunkPage::after(&listing, LIST_PAGE)),
+        })
+    };
+    // The first page of a list on this thread when the store reads inline (SQLite: a hop
+    // to the blocking pool costs more than the read); the pages after it, which only long
+    // lists have, on the blocking pool, so that megabytes of JSON never hold up a worker.
+    if first_in_list {
+        state.read(read, ApiError::TrunkNotFound).await
+    } else {
+        state.run(read, ApiError::TrunkNotFound).await
+    }
 }
 
 /// Appends the list items of `trunks` to a `{"data":[` body, with the separating commas.
@@ -232,7 +233,7 @@ pub async fn get(
     let generation = state.read_cache.generation(caller.user);
     let trunks = state.trunks.clone();
     let trunk = state
-        .run(
+        .read(
             move || trunks.get_trunk(caller.user, id),
             ApiError::TrunkNotFound,
         )

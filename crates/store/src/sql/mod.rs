@@ -15,6 +15,7 @@ mod files;
 mod keys;
 mod ledger;
 mod observations;
+mod readers;
 mod rows;
 pub mod schema;
 mod visible;
@@ -82,6 +83,8 @@ pub struct SqlStore {
     write_lock: Option<Arc<Mutex<u64>>>,
     /// How long callers waited for a pooled connection (for the metrics).
     waits: Arc<PoolWaits>,
+    /// Which of a thread's own read connections is this database's ([`readers`]).
+    reader_key: u64,
 }
 
 /// Checkouts of pooled connections and the time spent waiting for them.
@@ -158,6 +161,7 @@ impl SqlStore {
             url: url.clone(),
             write_lock,
             waits: Arc::default(),
+            reader_key: readers::new_reader_key(),
         })
     }
 
@@ -577,11 +581,15 @@ fn deleted(count: usize) -> RepositoryResult<()> {
 }
 
 impl SipTrunkRepository for SqlStore {
+    fn reads_inline(&self) -> bool {
+        matches!(self.url, DatabaseUrl::SqliteFile(_))
+    }
+
     fn list_trunks(&self, owner: UserId, page: TrunkPage) -> RepositoryResult<TrunkListing> {
         let after = page.after.map_or(0, TrunkId::get);
         let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
         let page_len = page.limit;
-        let rows = self.with_connection(|conn| {
+        let rows = self.read_here(|conn| {
             // A macro, not a value: each backend's arm types the selection for itself.
             macro_rules! page {
                 () => {
@@ -628,7 +636,7 @@ impl SipTrunkRepository for SqlStore {
         id: TrunkId,
     ) -> RepositoryResult<SipTrunk<PasswordWithheld>> {
         let (trunk, _) = self
-            .with_connection(|conn| load_trunk(conn, owner, id))?
+            .read_here(|conn| load_trunk(conn, owner, id))?
             .into_parts()?;
         Ok(trunk)
     }
