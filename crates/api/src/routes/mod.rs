@@ -19,6 +19,7 @@ pub(crate) mod trunks;
 pub use trunks::LIST_PAGE;
 
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
 
 use crate::errors::ApiError;
@@ -46,6 +47,26 @@ pub fn route_template(pattern: &str) -> String {
         }
     }
     template
+}
+
+/// A 200 with `bytes` as its JSON body.
+pub(crate) fn json_ok(bytes: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(crate::errors::mime_json())
+        .body(bytes)
+}
+
+/// `body` as JSON bytes; a failure (never expected) is logged and answered as a 500.
+pub(crate) fn render(body: &impl serde::Serialize) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(body).map(Bytes::from).map_err(|error| {
+        log::error!("cannot render a response: {error}");
+        ApiError::Internal
+    })
+}
+
+/// A 200 with `body` rendered as JSON.
+pub(crate) fn ok_json(body: &impl serde::Serialize) -> Result<HttpResponse, ApiError> {
+    render(body).map(json_ok)
 }
 
 /// The 405 of a resource, with the `Allow` header RFC 9110 requires.

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::auth::Authenticated;
 use crate::body::JsonObject;
 use crate::diagnostics_views::SimulationData;
-use crate::errors::{mime_json, ApiError};
+use crate::errors::ApiError;
 use crate::state::AppState;
 
 /// Longest `to` and `from` accepted.
@@ -188,9 +188,5 @@ pub async fn simulate(
     };
     let simulation =
         simulation.map_err(|error| ApiError::from_repository(error, ApiError::TrunkNotFound))?;
-    let body = serde_json::to_vec(&SimulationData::of(direction, simulation)).map_err(|error| {
-        log::error!("cannot render a simulation: {error}");
-        ApiError::Internal
-    })?;
-    Ok(HttpResponse::Ok().content_type(mime_json()).body(body))
+    super::ok_json(&SimulationData::of(direction, simulation))
 }

@@ -7,15 +7,11 @@ use service::ProbeError;
 
 use crate::auth::Authenticated;
 use crate::diagnostics_views::TrunkStatusData;
-use crate::errors::{mime_json, ApiError};
+use crate::errors::ApiError;
 use crate::state::AppState;
 
 fn answer(status: &service::TrunkStatus) -> Result<HttpResponse, ApiError> {
-    let body = serde_json::to_vec(&TrunkStatusData::of(status)).map_err(|error| {
-        log::error!("cannot render a status: {error}");
-        ApiError::Internal
-    })?;
-    Ok(HttpResponse::Ok().content_type(mime_json()).body(body))
+    super::ok_json(&TrunkStatusData::of(status))
 }
 
 /// `GET …/{id}/status`: the trunk's legs and its carrier's health.

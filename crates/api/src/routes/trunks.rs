@@ -7,8 +7,8 @@ use domain::{
     UserId, ValidationErrors,
 };
 use futures_util::StreamExt;
-use serde::Serialize;
 
+use super::{json_ok, render};
 use crate::auth::Authenticated;
 use crate::body::JsonObject;
 use crate::errors::{mime_json, ApiError};
@@ -20,17 +20,6 @@ use service::WriteError;
 
 fn trunk_id(raw: &str, not_found: ApiError) -> Result<TrunkId, ApiError> {
     TrunkId::parse(raw).ok_or(not_found)
-}
-
-fn json_ok(bytes: Bytes) -> HttpResponse {
-    HttpResponse::Ok().content_type(mime_json()).body(bytes)
-}
-
-fn render(body: &impl Serialize) -> Result<Bytes, ApiError> {
-    serde_json::to_vec(body).map(Bytes::from).map_err(|error| {
-        log::error!("cannot render a response: {error}");
-        ApiError::Internal
-    })
 }
 
 /// Trunks read from the database at a time for a list. A list of fewer is one query (one
