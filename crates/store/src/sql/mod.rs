@@ -8,6 +8,7 @@
 
 mod carriers;
 mod changes;
+mod commit_group;
 mod conflicts;
 mod connection;
 mod errors;
@@ -33,6 +34,7 @@ use domain::{
 };
 
 pub use changes::{Change, ChangeFeed};
+use commit_group::CommitGroup;
 pub use connection::{
     close_connection_attempts, ConnectionError, ConnectionManager, DbConnection, PoolOptions,
     SQLITE_BUSY_TIMEOUT,
@@ -85,6 +87,18 @@ pub struct SqlStore {
     waits: Arc<PoolWaits>,
     /// Which of a thread's own read connections is this database's ([`readers`]).
     reader_key: u64,
+    /// Trunk creates waiting to share a transaction ([`commit_group`]).
+    creates: Arc<CommitGroup<CreateJob, TrunkRow>>,
+}
+
+/// A trunk create waiting in [`SqlStore::creates`] for its batch: what
+/// [`SqlStore::insert_claiming_place`] was asked.
+struct CreateJob {
+    owner: UserId,
+    trunk: NewSipTrunk,
+    max_trunks: u32,
+    creating: Option<Lease>,
+    now: Timestamp,
 }
 
 /// Checkouts of pooled connections and the time spent waiting for them.
@@ -162,6 +176,7 @@ impl SqlStore {
             write_lock,
             waits: Arc::default(),
             reader_key: readers::new_reader_key(),
+            creates: Arc::default(),
         })
     }
 
@@ -263,14 +278,25 @@ impl SqlStore {
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
     ) -> RepositoryResult<T> {
+        self.write_several(1, work)
+    }
+
+    /// [`SqlStore::write`] for work that holds `writes` writes (a batch), counted as that
+    /// many towards the next checkpoint.
+    fn write_several<T>(
+        &self,
+        writes: u64,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
+    ) -> RepositoryResult<T> {
         let mut turn = self
             .write_lock
             .as_ref()
             .map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let result = self.read(work);
-        if let (Some(writes), DatabaseUrl::SqliteFile(_)) = (turn.as_deref_mut(), &self.url) {
-            *writes += 1;
-            if *writes % CHECKPOINT_EVERY == 0 {
+        if let (Some(done), DatabaseUrl::SqliteFile(_)) = (turn.as_deref_mut(), &self.url) {
+            let before = *done;
+            *done += writes;
+            if *done / CHECKPOINT_EVERY != before / CHECKPOINT_EVERY {
                 self.checkpoint();
             }
         }
@@ -355,15 +381,63 @@ impl SqlStore {
         max_trunks: u32,
         creating: Option<&Lease>,
     ) -> RepositoryResult<SipTrunk> {
-        let now = Timestamp::now();
-        self.write(|conn| {
+        let job = CreateJob {
+            owner,
+            trunk: trunk.clone(),
+            max_trunks,
+            creating: creating.cloned(),
+            now: Timestamp::now(),
+        };
+        self.creates
+            .submit(job, |jobs| self.commit_creates(&jobs))?
+            .into_domain(&self.keys)
+    }
+
+    /// Commits a batch of creates in one transaction, each in a savepoint of its own, so that
+    /// one create's conflict or full account rolls back that create alone. Answers in the
+    /// jobs' order; when the transaction itself fails, every job fails with it.
+    ///
+    /// The jobs run by owner, so every batch takes the owners' row locks (held to the commit)
+    /// in one order, and two batches (of two replicas) can never wait for each other in a
+    /// cycle. Deletes never take an owner's lock (see [`claim_place`]).
+    fn commit_creates(&self, jobs: &[CreateJob]) -> Vec<RepositoryResult<TrunkRow>> {
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&index| jobs[index].owner.get());
+        let mut answers: Vec<Option<RepositoryResult<TrunkRow>>> =
+            jobs.iter().map(|_| None).collect();
+        let writes = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
+        let committed = self.write_several(writes, |conn| {
             conn.transaction::<_, TxError, _>(|conn| {
-                let row = insert_trunk(conn, owner, trunk, now, &self.keys, creating)?;
-                claim_place(conn, owner, Holding::Trunks, max_trunks)?;
-                Ok(row)
+                for &index in &order {
+                    let job = &jobs[index];
+                    let answer = conn.transaction::<_, TxError, _>(|conn| {
+                        let row = insert_trunk(
+                            conn,
+                            job.owner,
+                            &job.trunk,
+                            job.now,
+                            &self.keys,
+                            job.creating.as_ref(),
+                        )?;
+                        claim_place(conn, job.owner, Holding::Trunks, job.max_trunks)?;
+                        Ok(row)
+                    });
+                    answers[index] = Some(answer.map_err(RepositoryError::from));
+                }
+                Ok(())
             })
-        })?
-        .into_domain(&self.keys)
+        });
+        match committed {
+            Ok(()) => answers
+                .into_iter()
+                .map(|answer| {
+                    answer.unwrap_or_else(|| {
+                        Err(RepositoryError::Internal("a create was not run".into()))
+                    })
+                })
+                .collect(),
+            Err(error) => jobs.iter().map(|_| Err(error.clone())).collect(),
+        }
     }
 }
 

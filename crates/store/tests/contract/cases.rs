@@ -6,8 +6,8 @@ use std::thread;
 use diesel::prelude::*;
 use domain::{
     ApiKeyName, ApiToken, Email, NewSipTrunk, NewSipTrunkInput, Patch, RepositoryError,
-    SipTrunkPatch, SipTrunkPatchInput, SipTrunkRepository, Timestamp, TokenSecret, TrunkId,
-    TrunkPage, TrunkType, UserId, UserName,
+    RepositoryResult, SipTrunk, SipTrunkPatch, SipTrunkPatchInput, SipTrunkRepository, Timestamp,
+    TokenSecret, TrunkId, TrunkPage, TrunkType, UserId, UserName,
 };
 use store::sql::schema::sip_trunks;
 use store::{EncryptionKey, Keyring};
@@ -714,6 +714,68 @@ pub fn racing_creates_never_take_an_owner_past_its_trunk_limit(fixture: &Fixture
         .count();
     assert_eq!((created, refused), (5, 3), "{outcomes:?}");
     assert_eq!(fixture.trunks.list_trunks(owner, ALL).unwrap().rows, 5);
+}
+
+/// Creates that commit together (one transaction on the SQL stores) still get each their own
+/// answer: a duplicate or a full account fails alone, and every limit holds.
+pub fn racing_creates_of_several_owners_each_get_their_own_answer(fixture: &Fixture) {
+    let limited = user(fixture, "a@example.com");
+    let duplicated = user(fixture, "b@example.com");
+    let free = user(fixture, "c@example.com");
+    let outcomes = race(fixture, 36, move |trunks, n| {
+        let (owner, number, limit) = match n % 3 {
+            0 => (limited, format!("+14155553{n:03}"), 5),
+            // Six numbers, each asked for twice.
+            1 => (duplicated, format!("+14155554{:03}", n % 18), NO_LIMIT),
+            _ => (free, format!("+14155555{n:03}"), NO_LIMIT),
+        };
+        (
+            owner,
+            trunks.create_trunk(owner, &number_trunk(&number), limit),
+        )
+    });
+    let count = |who: UserId, want: fn(&RepositoryResult<SipTrunk>) -> bool| {
+        outcomes
+            .iter()
+            .filter(|(owner, outcome)| *owner == who && want(outcome))
+            .count()
+    };
+    let created = |outcome: &RepositoryResult<SipTrunk>| outcome.is_ok();
+    let full = |outcome: &RepositoryResult<SipTrunk>| {
+        matches!(outcome, Err(RepositoryError::LimitReached))
+    };
+    let taken =
+        |outcome: &RepositoryResult<SipTrunk>| matches!(outcome, Err(RepositoryError::Conflict));
+    assert_eq!(
+        (count(limited, created), count(limited, full)),
+        (5, 7),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        (count(duplicated, created), count(duplicated, taken)),
+        (6, 6),
+        "{outcomes:?}"
+    );
+    assert_eq!(count(free, created), 12, "{outcomes:?}");
+    for owner in [limited, duplicated, free] {
+        let mut listed: Vec<(TrunkId, String)> = fixture
+            .trunks
+            .list_trunks(owner, ALL)
+            .unwrap()
+            .trunks
+            .iter()
+            .map(|trunk| (trunk.id, trunk.settings.phone_number.as_str().to_owned()))
+            .collect();
+        let mut answered: Vec<(TrunkId, String)> = outcomes
+            .iter()
+            .filter(|(who, _)| *who == owner)
+            .filter_map(|(_, outcome)| outcome.as_ref().ok())
+            .map(|trunk| (trunk.id, trunk.settings.phone_number.as_str().to_owned()))
+            .collect();
+        listed.sort();
+        answered.sort();
+        assert_eq!(listed, answered, "what was answered is what is stored");
+    }
 }
 
 pub fn an_owner_holds_at_most_its_api_key_limit(fixture: &Fixture) {

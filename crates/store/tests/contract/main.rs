@@ -52,6 +52,7 @@ macro_rules! common_suite {
             a_list_is_read_in_pages_by_id_that_resume_after_the_last_row,
             an_owner_holds_at_most_its_trunk_limit,
             racing_creates_never_take_an_owner_past_its_trunk_limit,
+            racing_creates_of_several_owners_each_get_their_own_answer,
             an_owner_holds_at_most_its_api_key_limit,
             ledger_a_trunk_being_created_is_hidden_until_finished_and_still_holds_its_identity,
             ledger_an_abandoned_create_is_gone_and_the_legs_it_made_are_queued,
