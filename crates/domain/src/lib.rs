@@ -41,8 +41,8 @@ pub use ledger::{
 };
 pub use plan::{Capabilities, InboundStep, LegPlan};
 pub use ports::{
-    AccountRepository, RepositoryError, RepositoryResult, SipTrunkRepository, TrunkListing,
-    TrunkPage, UnreadableTrunk,
+    AccountRepository, CreateAnswer, RepositoryError, RepositoryResult, SipTrunkRepository,
+    TrunkListing, TrunkPage, UnreadableTrunk,
 };
 pub use provisioning::{
     AllowListDigest, InboundAccess, InboundLeg, LegKind, LegOwner, OutboundLeg, ProvisionError,

@@ -96,6 +96,9 @@ pub struct TrunkListing {
     pub rows: usize,
 }
 
+/// Takes the outcome of a create queued with [`SipTrunkRepository::queue_create`].
+pub type CreateAnswer = Box<dyn FnOnce(RepositoryResult<SipTrunk>) + Send>;
+
 /// SIP trunks, always scoped by their owner.
 pub trait SipTrunkRepository: Send + Sync {
     /// True when [`SipTrunkRepository::list_trunks`] and [`SipTrunkRepository::get_trunk`]
@@ -131,6 +134,27 @@ pub trait SipTrunkRepository: Send + Sync {
         trunk: &NewSipTrunk,
         max_trunks: u32,
     ) -> RepositoryResult<SipTrunk>;
+
+    /// True when [`SipTrunkRepository::queue_create`] hands the create to a writer of the
+    /// store's own and returns at once (a SQL store, which commits concurrent creates in
+    /// one transaction): an async caller then waits for the answer without a thread of its
+    /// own. False when it would run the create on the caller's thread.
+    fn queues_creates(&self) -> bool {
+        false
+    }
+
+    /// [`SipTrunkRepository::create_trunk`], with the outcome given to `answer` once
+    /// committed, on whichever thread committed it (`answer` must not block). The default
+    /// runs `create_trunk` on the caller's thread.
+    fn queue_create(
+        &self,
+        owner: UserId,
+        trunk: NewSipTrunk,
+        max_trunks: u32,
+        answer: CreateAnswer,
+    ) {
+        answer(self.create_trunk(owner, &trunk, max_trunks));
+    }
 
     /// Applies `patch` atomically to the owner's trunk `id` with [`SipTrunkPatch::apply`]:
     /// `NotFound`, `Rejected` (a rule that depends on the stored trunk), `Conflict` (the

@@ -18,7 +18,13 @@ where
     let outcome = tokio::task::spawn_blocking(move || context::in_request(id, work))
         .await
         .map_err(|_| RepositoryError::Internal("the blocking pool is shut down".into()))?;
-    if let Err(error) = &outcome {
+    count_failure(observe, &outcome);
+    outcome
+}
+
+/// Tells `observe` of a storage failure worth counting in `outcome` (not of a refusal).
+pub(crate) fn count_failure<T>(observe: &dyn Observe, outcome: &RepositoryResult<T>) {
+    if let Err(error) = outcome {
         let kind = match error {
             RepositoryError::Unavailable(_) => Some("unavailable"),
             RepositoryError::Corrupt(_) => Some("corrupt"),
@@ -29,5 +35,4 @@ where
             observe.storage_failed(kind);
         }
     }
-    outcome
 }

@@ -205,9 +205,7 @@ impl ProvisioningLedger for SqlStore {
         max_trunks: u32,
         lease: &Lease,
     ) -> RepositoryResult<SipTrunk> {
-        let created = self.past_dead_creations(owner, || {
-            self.insert_claiming_place(owner, trunk, max_trunks, Some(lease))
-        });
+        let created = self.insert_claiming_place(owner, trunk, max_trunks, Some(lease));
         match created {
             // Only a trunk the caller can see is a conflict; a create in flight is waited for.
             Err(RepositoryError::Conflict) if self.identity_being_created(owner, trunk)? => {

@@ -8,7 +8,6 @@
 
 mod carriers;
 mod changes;
-mod commit_group;
 mod conflicts;
 mod connection;
 mod errors;
@@ -20,6 +19,7 @@ mod readers;
 mod rows;
 pub mod schema;
 mod visible;
+mod write_queue;
 
 use std::sync::{Arc, Mutex};
 
@@ -34,7 +34,6 @@ use domain::{
 };
 
 pub use changes::{Change, ChangeFeed};
-use commit_group::CommitGroup;
 pub use connection::{
     close_connection_attempts, ConnectionError, ConnectionManager, DbConnection, PoolOptions,
     SQLITE_BUSY_TIMEOUT,
@@ -49,6 +48,7 @@ use schema::{api_keys, sip_trunks, users};
 
 use crate::secrets::Keyring;
 use crate::DatabaseUrl;
+use write_queue::WriteQueue;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +87,15 @@ pub struct SqlStore {
     waits: Arc<PoolWaits>,
     /// Which of a thread's own read connections is this database's ([`readers`]).
     reader_key: u64,
-    /// Trunk creates waiting to share a transaction ([`commit_group`]).
-    creates: Arc<CommitGroup<CreateJob, TrunkRow>>,
+    /// The writer threads that commit trunk creates in batches ([`write_queue`]); `None` in
+    /// the writers' own copy of the store, and if they could not be started: creates then
+    /// commit one by one on the caller's thread.
+    creates: Option<Arc<WriteQueue<CreateJob, SipTrunk>>>,
 }
+
+/// Create writers on PostgreSQL: accounts spread over them by id, so creates of different
+/// accounts commit side by side (SQLite has one writer at a time, and one writer thread).
+const POSTGRES_CREATE_WRITERS: usize = 4;
 
 /// A trunk create waiting in [`SqlStore::creates`] for its batch: what
 /// [`SqlStore::insert_claiming_place`] was asked.
@@ -176,8 +182,33 @@ impl SqlStore {
             write_lock,
             waits: Arc::default(),
             reader_key: readers::new_reader_key(),
-            creates: Arc::default(),
-        })
+            creates: None,
+        }
+        .with_create_writers())
+    }
+
+    /// This store with create writers of its own ([`write_queue`]), which commit with a copy
+    /// of it that has none (so they hold no queue, and stop once the store is dropped).
+    fn with_create_writers(mut self) -> Self {
+        let writers = match self.url {
+            DatabaseUrl::Postgres(_) => POSTGRES_CREATE_WRITERS,
+            DatabaseUrl::SqliteFile(_) | DatabaseUrl::SqliteMemory => 1,
+        };
+        let committer = Self {
+            creates: None,
+            ..self.clone()
+        };
+        let started = WriteQueue::start("trunk-creates", writers, move |jobs| {
+            committer.commit_creates_past_dead_ones(&jobs)
+        });
+        self.creates = match started {
+            Ok(queue) => Some(Arc::new(queue)),
+            Err(error) => {
+                log::warn!("no create writer threads ({error}): creates commit one by one");
+                None
+            }
+        };
+        self
     }
 
     /// The pool's connections and the waits for them so far.
@@ -197,7 +228,8 @@ impl SqlStore {
     /// which learns which keys the stored rows need only once the database is open.
     pub fn with_keys(mut self, keys: Keyring) -> Self {
         self.keys = Arc::new(keys);
-        self
+        // The writers seal with the store's keys: new keys, new writers.
+        self.with_create_writers()
     }
 
     /// The key ring passwords are sealed and opened with.
@@ -373,7 +405,8 @@ impl SqlStore {
 
 impl SqlStore {
     /// A new trunk of `owner`, `Ready`, or `Creating` under `creating`, counted against
-    /// `max_trunks` in the same transaction.
+    /// `max_trunks` in the same transaction, committed by a create writer in a batch; a
+    /// `Conflict` with a hidden create whose creator died is retried once it is cleared.
     fn insert_claiming_place(
         &self,
         owner: UserId,
@@ -388,9 +421,27 @@ impl SqlStore {
             creating: creating.cloned(),
             now: Timestamp::now(),
         };
-        self.creates
-            .submit(job, |jobs| self.commit_creates(&jobs))?
-            .into_domain(&self.keys)
+        match &self.creates {
+            Some(writers) => writers.run(owner.get().unsigned_abs(), job),
+            None => self.commit_creates_past_dead_ones(&[job]).remove(0),
+        }
+    }
+
+    /// [`SqlStore::commit_creates`], then once more, alone, for each create refused as a
+    /// `Conflict` when hidden creates of its owner whose creator died were cleared (see
+    /// [`SqlStore::past_dead_creations`]).
+    fn commit_creates_past_dead_ones(&self, jobs: &[CreateJob]) -> Vec<RepositoryResult<SipTrunk>> {
+        let mut answers = self.commit_creates(jobs);
+        for (job, answer) in jobs.iter().zip(answers.iter_mut()) {
+            if matches!(answer, Err(RepositoryError::Conflict)) {
+                *answer = match self.clear_dead_creations(job.owner) {
+                    Ok(0) => continue,
+                    Ok(_) => self.commit_creates(std::slice::from_ref(job)).remove(0),
+                    Err(error) => Err(error),
+                };
+            }
+        }
+        answers
     }
 
     /// Commits a batch of creates in one transaction, each in a savepoint of its own, so that
@@ -400,7 +451,7 @@ impl SqlStore {
     /// The jobs run by owner, so every batch takes the owners' row locks (held to the commit)
     /// in one order, and two batches (of two replicas) can never wait for each other in a
     /// cycle. Deletes never take an owner's lock (see [`claim_place`]).
-    fn commit_creates(&self, jobs: &[CreateJob]) -> Vec<RepositoryResult<TrunkRow>> {
+    fn commit_creates(&self, jobs: &[CreateJob]) -> Vec<RepositoryResult<SipTrunk>> {
         let mut order: Vec<usize> = (0..jobs.len()).collect();
         order.sort_by_key(|&index| jobs[index].owner.get());
         let mut answers: Vec<Option<RepositoryResult<TrunkRow>>> =
@@ -431,9 +482,11 @@ impl SqlStore {
             Ok(()) => answers
                 .into_iter()
                 .map(|answer| {
-                    answer.unwrap_or_else(|| {
-                        Err(RepositoryError::Internal("a create was not run".into()))
-                    })
+                    answer
+                        .unwrap_or_else(|| {
+                            Err(RepositoryError::Internal("a create was not run".into()))
+                        })
+                        .and_then(|row| row.into_domain(&self.keys))
                 })
                 .collect(),
             Err(error) => jobs.iter().map(|_| Err(error.clone())).collect(),
@@ -726,9 +779,31 @@ impl SipTrunkRepository for SqlStore {
         trunk: &NewSipTrunk,
         max_trunks: u32,
     ) -> RepositoryResult<SipTrunk> {
-        self.past_dead_creations(owner, || {
-            self.insert_claiming_place(owner, trunk, max_trunks, None)
-        })
+        self.insert_claiming_place(owner, trunk, max_trunks, None)
+    }
+
+    fn queues_creates(&self) -> bool {
+        self.creates.is_some()
+    }
+
+    fn queue_create(
+        &self,
+        owner: UserId,
+        trunk: NewSipTrunk,
+        max_trunks: u32,
+        answer: domain::CreateAnswer,
+    ) {
+        let job = CreateJob {
+            owner,
+            trunk,
+            max_trunks,
+            creating: None,
+            now: Timestamp::now(),
+        };
+        match &self.creates {
+            Some(writers) => writers.submit(owner.get().unsigned_abs(), job, answer),
+            None => answer(self.commit_creates_past_dead_ones(&[job]).remove(0)),
+        }
     }
 
     fn update_trunk(
