@@ -446,7 +446,9 @@ impl SqlStore {
 
     /// Commits a batch of creates in one transaction, each in a savepoint of its own, so that
     /// one create's conflict or full account rolls back that create alone. Answers in the
-    /// jobs' order; when the transaction itself fails, every job fails with it.
+    /// jobs' order; when the transaction itself fails, every job fails with it. On
+    /// PostgreSQL, an account's creates in the batch go together first
+    /// ([`insert_account_creates`]), one by one only when that cannot decide them all.
     ///
     /// The jobs run by owner, so every batch takes the owners' row locks (held to the commit)
     /// in one order, and two batches (of two replicas) can never wait for each other in a
@@ -459,21 +461,33 @@ impl SqlStore {
         let writes = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
         let committed = self.write_several(writes, |conn| {
             conn.transaction::<_, TxError, _>(|conn| {
-                for &index in &order {
-                    let job = &jobs[index];
-                    let answer = conn.transaction::<_, TxError, _>(|conn| {
-                        let row = insert_trunk(
-                            conn,
-                            job.owner,
-                            &job.trunk,
-                            job.now,
-                            &self.keys,
-                            job.creating.as_ref(),
-                        )?;
-                        claim_place(conn, job.owner, Holding::Trunks, job.max_trunks)?;
-                        Ok(row)
-                    });
-                    answers[index] = Some(answer.map_err(RepositoryError::from));
+                for account in order.chunk_by(|&one, &other| jobs[one].owner == jobs[other].owner) {
+                    if let DbConnection::Postgres(pg) = &mut *conn {
+                        let creates: Vec<&CreateJob> =
+                            account.iter().map(|&index| &jobs[index]).collect();
+                        if let Some(together) = insert_account_creates(pg, &creates, &self.keys) {
+                            for (&index, answer) in account.iter().zip(together) {
+                                answers[index] = Some(answer);
+                            }
+                            continue;
+                        }
+                    }
+                    for &index in account {
+                        let job = &jobs[index];
+                        let answer = conn.transaction::<_, TxError, _>(|conn| {
+                            let row = insert_trunk(
+                                conn,
+                                job.owner,
+                                &job.trunk,
+                                job.now,
+                                &self.keys,
+                                job.creating.as_ref(),
+                            )?;
+                            claim_place(conn, job.owner, Holding::Trunks, job.max_trunks)?;
+                            Ok(row)
+                        });
+                        answers[index] = Some(answer.map_err(RepositoryError::from));
+                    }
                 }
                 Ok(())
             })
@@ -492,6 +506,89 @@ impl SqlStore {
             Err(error) => jobs.iter().map(|_| Err(error.clone())).collect(),
         }
     }
+}
+
+/// An id drawn from the trunks' sequence.
+#[derive(QueryableByName)]
+struct DrawnId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// PostgreSQL: the creates of one account in a batch, together and in a savepoint: their ids
+/// drawn in one statement, their rows inserted in one (a row that collides with a trunk of
+/// the account, or with an earlier create of the batch, is skipped and answered `Conflict`,
+/// as its own insert would have been), and their places claimed with one conditional
+/// increment of the account's counter (see [`claim_place`]).
+///
+/// `None`, with the savepoint rolled back, when that cannot decide them all: the increment
+/// would take the counter past the limit (near the limit, the creates are then decided one
+/// by one, which counts for real), the creates name different limits, or a statement failed
+/// (each create then meets its own failure alone). A lone create goes alone.
+fn insert_account_creates(
+    conn: &mut PgConnection,
+    account: &[&CreateJob],
+    keys: &Keyring,
+) -> Option<Vec<RepositoryResult<TrunkRow>>> {
+    let first = account.first()?;
+    let (owner, max) = (first.owner, first.max_trunks);
+    if account.len() < 2 || account.iter().any(|job| job.max_trunks != max) {
+        return None;
+    }
+    let together = conn.transaction::<_, TxError, _>(|conn| {
+        let count = i64::try_from(account.len()).unwrap_or(i64::MAX);
+        let ids: Vec<DrawnId> = diesel::sql_query(
+            "SELECT nextval(pg_get_serial_sequence('sip_trunks', 'id')) AS id \
+             FROM generate_series(1, $1)",
+        )
+        .bind::<BigInt, _>(count)
+        .load(conn)?;
+        if ids.len() != account.len() {
+            return Err(TxError::Outcome(RepositoryError::Internal(
+                "the sequence gave the wrong number of ids".into(),
+            )));
+        }
+        let mut rows = Vec::with_capacity(account.len());
+        for (job, drawn) in account.iter().zip(&ids) {
+            let id = TrunkId::new(drawn.id).ok_or(diesel::result::Error::NotFound)?;
+            let password = SealedPasswordColumns::of(keys, owner, id, &job.trunk.sip_password);
+            rows.push(NewTrunkRow::of(
+                Some(id),
+                owner,
+                &job.trunk,
+                job.now,
+                password,
+                job.creating.as_ref(),
+            ));
+        }
+        let mut inserted: std::collections::HashMap<i64, TrunkRow> =
+            diesel::insert_into(sip_trunks::table)
+                .values(&rows)
+                .on_conflict_do_nothing()
+                .get_results::<TrunkRow>(conn)?
+                .into_iter()
+                .map(|row| (row.id(), row))
+                .collect();
+        let claimed = i64::try_from(inserted.len()).unwrap_or(i64::MAX);
+        if claimed > 0 {
+            let room = i64::from(max) - claimed;
+            let counted = diesel::update(
+                users::table
+                    .filter(users::id.eq(owner.get()))
+                    .filter(users::trunk_count.le(room)),
+            )
+            .set(users::trunk_count.eq(users::trunk_count + claimed))
+            .execute(conn)?;
+            if counted != 1 {
+                return Err(TxError::Outcome(RepositoryError::LimitReached));
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|drawn| inserted.remove(&drawn.id).ok_or(RepositoryError::Conflict))
+            .collect())
+    });
+    together.ok()
 }
 
 /// Inserts a trunk of `owner` with its password sealed for its id, in the caller's

@@ -719,21 +719,99 @@ pub fn racing_creates_never_take_an_owner_past_its_trunk_limit(fixture: &Fixture
 /// Creates that commit together (one transaction on the SQL stores) still get each their own
 /// answer: a duplicate or a full account fails alone, and every limit holds.
 pub fn racing_creates_of_several_owners_each_get_their_own_answer(fixture: &Fixture) {
-    let limited = user(fixture, "a@example.com");
-    let duplicated = user(fixture, "b@example.com");
-    let free = user(fixture, "c@example.com");
+    let owners = three_owners(fixture);
     let outcomes = race(fixture, 36, move |trunks, n| {
-        let (owner, number, limit) = match n % 3 {
-            0 => (limited, format!("+14155553{n:03}"), 5),
-            // Six numbers, each asked for twice.
-            1 => (duplicated, format!("+14155554{:03}", n % 18), NO_LIMIT),
-            _ => (free, format!("+14155555{n:03}"), NO_LIMIT),
-        };
-        (
-            owner,
-            trunks.create_trunk(owner, &number_trunk(&number), limit),
-        )
+        let (owner, trunk, limit) = create_of_three_owners(owners, n);
+        (owner, trunks.create_trunk(owner, &trunk, limit))
     });
+    each_owner_got_its_own_answers(fixture, owners, &outcomes);
+}
+
+pub fn creates_queued_at_once_each_get_their_own_answer(fixture: &Fixture) {
+    let owners = three_owners(fixture);
+    let (sender, answers) = std::sync::mpsc::channel();
+    // Queued from one thread without waiting: a store that commits in batches gets them
+    // while it commits the first, so several owners' creates share a batch.
+    for n in 0..36 {
+        let (owner, trunk, limit) = create_of_three_owners(owners, n);
+        let sender = sender.clone();
+        fixture.trunks.queue_create(
+            owner,
+            trunk,
+            limit,
+            Box::new(move |outcome| sender.send((owner, outcome)).unwrap()),
+        );
+    }
+    drop(sender);
+    let outcomes: Vec<_> = answers.iter().collect();
+    assert_eq!(outcomes.len(), 36, "every queued create is answered once");
+    each_owner_got_its_own_answers(fixture, owners, &outcomes);
+}
+
+pub fn queued_creates_of_an_account_near_its_limit_fill_it_exactly(fixture: &Fixture) {
+    let owner = user(fixture, "a@example.com");
+    for n in 0..3 {
+        let number = format!("+14155556{n:03}");
+        fixture
+            .trunks
+            .create_trunk(owner, &number_trunk(&number), 5)
+            .unwrap();
+    }
+    let (sender, answers) = std::sync::mpsc::channel();
+    for n in 0..6 {
+        let sender = sender.clone();
+        let number = format!("+14155557{n:03}");
+        fixture.trunks.queue_create(
+            owner,
+            number_trunk(&number),
+            5,
+            Box::new(move |outcome| sender.send(outcome).unwrap()),
+        );
+    }
+    drop(sender);
+    let outcomes: Vec<_> = answers.iter().collect();
+    let created = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let full = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Err(RepositoryError::LimitReached)))
+        .count();
+    assert_eq!((created, full), (2, 4), "{outcomes:?}");
+    assert_eq!(
+        fixture.trunks.list_trunks(owner, ALL).unwrap().trunks.len(),
+        5
+    );
+}
+
+/// An account limited to 5 trunks, one whose creates ask for six numbers twice each, and one
+/// free of both.
+fn three_owners(fixture: &Fixture) -> [UserId; 3] {
+    [
+        user(fixture, "a@example.com"),
+        user(fixture, "b@example.com"),
+        user(fixture, "c@example.com"),
+    ]
+}
+
+/// The `n`th of 36 creates spread over [`three_owners`]: 12 each.
+fn create_of_three_owners(owners: [UserId; 3], n: usize) -> (UserId, NewSipTrunk, u32) {
+    let [limited, duplicated, free] = owners;
+    let (owner, number, limit) = match n % 3 {
+        0 => (limited, format!("+14155553{n:03}"), 5),
+        // Six numbers, each asked for twice.
+        1 => (duplicated, format!("+14155554{:03}", n % 18), NO_LIMIT),
+        _ => (free, format!("+14155555{n:03}"), NO_LIMIT),
+    };
+    (owner, number_trunk(&number), limit)
+}
+
+/// The answers to [`create_of_three_owners`]' 36 creates: 5 created and 7 refused as full,
+/// 6 created and 6 conflicts, 12 created; and each owner's stored trunks are the ones
+/// answered.
+fn each_owner_got_its_own_answers(
+    fixture: &Fixture,
+    [limited, duplicated, free]: [UserId; 3],
+    outcomes: &[(UserId, RepositoryResult<SipTrunk>)],
+) {
     let count = |who: UserId, want: fn(&RepositoryResult<SipTrunk>) -> bool| {
         outcomes
             .iter()

@@ -53,6 +53,8 @@ macro_rules! common_suite {
             an_owner_holds_at_most_its_trunk_limit,
             racing_creates_never_take_an_owner_past_its_trunk_limit,
             racing_creates_of_several_owners_each_get_their_own_answer,
+            creates_queued_at_once_each_get_their_own_answer,
+            queued_creates_of_an_account_near_its_limit_fill_it_exactly,
             an_owner_holds_at_most_its_api_key_limit,
             ledger_a_trunk_being_created_is_hidden_until_finished_and_still_holds_its_identity,
             ledger_an_abandoned_create_is_gone_and_the_legs_it_made_are_queued,
