@@ -427,6 +427,27 @@ impl SqlStore {
         }
     }
 
+    /// Commits `creates` (owner, trunk, limit) in one batch, as a create writer does with
+    /// creates that arrive together, and answers each in order: for tests and benchmarks
+    /// that need a batch of a known makeup (the writers' batches depend on timing).
+    pub fn create_trunks_together(
+        &self,
+        creates: Vec<(UserId, NewSipTrunk, u32)>,
+    ) -> Vec<RepositoryResult<SipTrunk>> {
+        let now = Timestamp::now();
+        let jobs: Vec<CreateJob> = creates
+            .into_iter()
+            .map(|(owner, trunk, max_trunks)| CreateJob {
+                owner,
+                trunk,
+                max_trunks,
+                creating: None,
+                now,
+            })
+            .collect();
+        self.commit_creates_past_dead_ones(&jobs)
+    }
+
     /// [`SqlStore::commit_creates`], then once more, alone, for each create refused as a
     /// `Conflict` when hidden creates of its owner whose creator died were cleared (see
     /// [`SqlStore::past_dead_creations`]).

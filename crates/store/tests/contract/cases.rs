@@ -782,6 +782,101 @@ pub fn queued_creates_of_an_account_near_its_limit_fill_it_exactly(fixture: &Fix
     );
 }
 
+pub fn a_batch_of_creates_fills_an_account_exactly_to_its_limit(fixture: &Fixture) {
+    let sql = fixture.sql.as_ref().unwrap();
+    let owner = user(fixture, "a@example.com");
+    let batch = |numbers: std::ops::Range<u32>| {
+        sql.create_trunks_together(
+            numbers
+                .map(|n| (owner, number_trunk(&format!("+14155558{n:03}")), 5))
+                .collect(),
+        )
+    };
+    let kinds = |outcomes: Vec<RepositoryResult<SipTrunk>>| -> Vec<&'static str> {
+        outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Ok(_) => "created",
+                Err(RepositoryError::LimitReached) => "full",
+                Err(RepositoryError::Conflict) => "conflict",
+                Err(_) => "other",
+            })
+            .collect()
+    };
+    assert_eq!(kinds(batch(0..3)), ["created"; 3]);
+    // Two places left: a batch of three gets two, in arrival order, the third is refused.
+    assert_eq!(kinds(batch(3..6)), ["created", "created", "full"]);
+    assert_eq!(
+        fixture.trunks.list_trunks(owner, ALL).unwrap().trunks.len(),
+        5
+    );
+    assert_eq!(kinds(batch(6..8)), ["full", "full"]);
+    // A place freed by a delete is given once.
+    let first = fixture.trunks.list_trunks(owner, ALL).unwrap().trunks[0].id;
+    fixture.trunks.delete_trunk(owner, first).unwrap();
+    assert_eq!(kinds(batch(8..10)), ["created", "full"]);
+    assert_eq!(
+        fixture.trunks.list_trunks(owner, ALL).unwrap().trunks.len(),
+        5
+    );
+}
+
+pub fn a_batch_of_creates_answers_each_collision_as_its_own_insert_would(fixture: &Fixture) {
+    let sql = fixture.sql.as_ref().unwrap();
+    let owner = user(fixture, "a@example.com");
+    let other = user(fixture, "b@example.com");
+    let stored = fixture
+        .trunks
+        .create_trunk(owner, &number_trunk("+14155559000"), 4)
+        .unwrap();
+    let outcomes = sql.create_trunks_together(vec![
+        (owner, number_trunk("+14155559000"), 4),
+        (owner, number_trunk("+14155559001"), 4),
+        (other, number_trunk("+14155559001"), 4),
+        (owner, number_trunk("+14155559001"), 4),
+        (owner, number_trunk("+14155559002"), 4),
+    ]);
+    assert!(
+        matches!(outcomes[0], Err(RepositoryError::Conflict)),
+        "{outcomes:?}"
+    );
+    assert!(outcomes[1].is_ok(), "{outcomes:?}");
+    assert!(
+        outcomes[2].is_ok(),
+        "another owner's number is its own: {outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[3], Err(RepositoryError::Conflict)),
+        "{outcomes:?}"
+    );
+    assert!(outcomes[4].is_ok(), "{outcomes:?}");
+    let mut listed: Vec<TrunkId> = fixture
+        .trunks
+        .list_trunks(owner, ALL)
+        .unwrap()
+        .trunks
+        .iter()
+        .map(|trunk| trunk.id)
+        .collect();
+    listed.sort();
+    let mut answered = vec![stored.id];
+    answered.extend([&outcomes[1], &outcomes[4]].map(|outcome| outcome.as_ref().unwrap().id));
+    answered.sort();
+    assert_eq!(listed, answered);
+    // Conflicts claimed no place: the account holds 3 of 4, so one more fits, not two.
+    let last = sql.create_trunks_together(vec![
+        (owner, number_trunk("+14155559003"), 4),
+        (owner, number_trunk("+14155559004"), 4),
+    ]);
+    assert!(
+        last[0].is_ok() && matches!(last[1], Err(RepositoryError::LimitReached)),
+        "{last:?}"
+    );
+    // Every answered trunk reads back with the password it was given.
+    let opened = fixture.trunks.open_trunk(owner, answered[1]).unwrap();
+    assert_eq!(opened.settings.sip_password.expose_secret(), PASSWORD);
+}
+
 /// An account limited to 5 trunks, one whose creates ask for six numbers twice each, and one
 /// free of both.
 fn three_owners(fixture: &Fixture) -> [UserId; 3] {

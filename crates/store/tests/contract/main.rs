@@ -104,7 +104,9 @@ macro_rules! sql_suite {
             passwords_bound_to_their_owner_only_are_rebound_to_their_trunk,
             the_key_ids_of_the_stored_passwords_are_listed_once_each,
             an_account_counter_that_drifted_high_is_corrected_instead_of_refusing,
-            imported_trunks_count_against_the_limit
+            imported_trunks_count_against_the_limit,
+            a_batch_of_creates_fills_an_account_exactly_to_its_limit,
+            a_batch_of_creates_answers_each_collision_as_its_own_insert_would
         );
     };
 }
