@@ -468,25 +468,46 @@ impl SqlStore {
     /// Commits a batch of creates in one transaction, each in a savepoint of its own, so that
     /// one create's conflict or full account rolls back that create alone. Answers in the
     /// jobs' order; when the transaction itself fails, every job fails with it. On
-    /// PostgreSQL, an account's creates in the batch go together first
-    /// ([`insert_account_creates`]), one by one only when that cannot decide them all.
+    /// PostgreSQL the batch's creates go together first ([`insert_creates_together`]); when
+    /// that cannot decide them all, each account's go together, and an account's that cannot
+    /// go together go one by one.
     ///
     /// The jobs run by owner, so every batch takes the owners' row locks (held to the commit)
     /// in one order, and two batches (of two replicas) can never wait for each other in a
-    /// cycle. Deletes never take an owner's lock (see [`claim_place`]).
+    /// cycle; within an owner they run by identity, so two batches that create the same
+    /// trunks wait for each other's inserts in one order too. Deletes never take an owner's
+    /// lock (see [`claim_place`]).
     fn commit_creates(&self, jobs: &[CreateJob]) -> Vec<RepositoryResult<SipTrunk>> {
         let mut order: Vec<usize> = (0..jobs.len()).collect();
-        order.sort_by_key(|&index| jobs[index].owner.get());
+        order.sort_by_key(|&index| {
+            let (job, settings) = (&jobs[index], &jobs[index].trunk);
+            (
+                job.owner.get(),
+                settings.phone_number.as_str(),
+                settings.sip_username.as_str(),
+                settings.sip_address.as_str(),
+            )
+        });
         let mut answers: Vec<Option<RepositoryResult<TrunkRow>>> =
             jobs.iter().map(|_| None).collect();
         let writes = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
         let committed = self.write_several(writes, |conn| {
             conn.transaction::<_, TxError, _>(|conn| {
+                if let DbConnection::Postgres(pg) = &mut *conn {
+                    let creates: Vec<&CreateJob> =
+                        order.iter().map(|&index| &jobs[index]).collect();
+                    if let Some(together) = insert_creates_together(pg, &creates, &self.keys) {
+                        for (&index, answer) in order.iter().zip(together) {
+                            answers[index] = Some(answer);
+                        }
+                        return Ok(());
+                    }
+                }
                 for account in order.chunk_by(|&one, &other| jobs[one].owner == jobs[other].owner) {
                     if let DbConnection::Postgres(pg) = &mut *conn {
                         let creates: Vec<&CreateJob> =
                             account.iter().map(|&index| &jobs[index]).collect();
-                        if let Some(together) = insert_account_creates(pg, &creates, &self.keys) {
+                        if let Some(together) = insert_creates_together(pg, &creates, &self.keys) {
                             for (&index, answer) in account.iter().zip(together) {
                                 answers[index] = Some(answer);
                             }
@@ -536,46 +557,54 @@ struct DrawnId {
     id: i64,
 }
 
-/// PostgreSQL: the creates of one account in a batch, together and in a savepoint: their ids
-/// drawn in one statement, their rows inserted in one (a row that collides with a trunk of
-/// the account, or with an earlier create of the batch, is skipped and answered `Conflict`,
-/// as its own insert would have been), and their places claimed with one conditional
-/// increment of the account's counter (see [`claim_place`]).
+/// PostgreSQL: creates of a batch, sorted by owner, together and in a savepoint: their ids
+/// drawn in one statement, their rows inserted in one (a row that collides with a stored
+/// trunk of its owner, or with an earlier create of the batch, is skipped and answered
+/// `Conflict`, as its own insert would have been), and each owner's places claimed with one
+/// conditional increment of its counter (see [`claim_place`]), owners in order.
 ///
-/// `None`, with the savepoint rolled back, when that cannot decide them all: the increment
-/// would take the counter past the limit (near the limit, the creates are then decided one
-/// by one, which counts for real), the creates name different limits, or a statement failed
-/// (each create then meets its own failure alone). A lone create goes alone.
-fn insert_account_creates(
+/// `None`, with the savepoint rolled back, when that cannot decide them all: an increment
+/// would take a counter past its limit (near the limit, the creates are then decided one by
+/// one, which counts for real), one owner's creates name different limits, or a statement
+/// failed (each create then meets its own failure alone). A lone create goes alone.
+fn insert_creates_together(
     conn: &mut PgConnection,
-    account: &[&CreateJob],
+    creates: &[&CreateJob],
     keys: &Keyring,
 ) -> Option<Vec<RepositoryResult<TrunkRow>>> {
-    let first = account.first()?;
-    let (owner, max) = (first.owner, first.max_trunks);
-    if account.len() < 2 || account.iter().any(|job| job.max_trunks != max) {
+    if creates.len() < 2 {
+        return None;
+    }
+    let accounts: Vec<&[&CreateJob]> = creates
+        .chunk_by(|one, other| one.owner == other.owner)
+        .collect();
+    if accounts.iter().any(|account| {
+        account
+            .iter()
+            .any(|job| job.max_trunks != account[0].max_trunks)
+    }) {
         return None;
     }
     let together = conn.transaction::<_, TxError, _>(|conn| {
-        let count = i64::try_from(account.len()).unwrap_or(i64::MAX);
+        let count = i64::try_from(creates.len()).unwrap_or(i64::MAX);
         let ids: Vec<DrawnId> = diesel::sql_query(
             "SELECT nextval(pg_get_serial_sequence('sip_trunks', 'id')) AS id \
              FROM generate_series(1, $1)",
         )
         .bind::<BigInt, _>(count)
         .load(conn)?;
-        if ids.len() != account.len() {
+        if ids.len() != creates.len() {
             return Err(TxError::Outcome(RepositoryError::Internal(
                 "the sequence gave the wrong number of ids".into(),
             )));
         }
-        let mut rows = Vec::with_capacity(account.len());
-        for (job, drawn) in account.iter().zip(&ids) {
+        let mut rows = Vec::with_capacity(creates.len());
+        for (job, drawn) in creates.iter().zip(&ids) {
             let id = TrunkId::new(drawn.id).ok_or(diesel::result::Error::NotFound)?;
-            let password = SealedPasswordColumns::of(keys, owner, id, &job.trunk.sip_password);
+            let password = SealedPasswordColumns::of(keys, job.owner, id, &job.trunk.sip_password);
             rows.push(NewTrunkRow::of(
                 Some(id),
-                owner,
+                job.owner,
                 &job.trunk,
                 job.now,
                 password,
@@ -590,12 +619,21 @@ fn insert_account_creates(
                 .into_iter()
                 .map(|row| (row.id(), row))
                 .collect();
-        let claimed = i64::try_from(inserted.len()).unwrap_or(i64::MAX);
-        if claimed > 0 {
-            let room = i64::from(max) - claimed;
+        let mut drawn = ids.iter();
+        for account in &accounts {
+            let claimed = drawn
+                .by_ref()
+                .take(account.len())
+                .filter(|id| inserted.contains_key(&id.id))
+                .count();
+            let claimed = i64::try_from(claimed).unwrap_or(i64::MAX);
+            if claimed == 0 {
+                continue;
+            }
+            let room = i64::from(account[0].max_trunks) - claimed;
             let counted = diesel::update(
                 users::table
-                    .filter(users::id.eq(owner.get()))
+                    .filter(users::id.eq(account[0].owner.get()))
                     .filter(users::trunk_count.le(room)),
             )
             .set(users::trunk_count.eq(users::trunk_count + claimed))

@@ -811,6 +811,15 @@ pub fn a_batch_of_creates_fills_an_account_exactly_to_its_limit(fixture: &Fixtur
         5
     );
     assert_eq!(kinds(batch(6..8)), ["full", "full"]);
+    // A full account beside one with room, in one batch: each gets its own answers.
+    let roomy = user(fixture, "b@example.com");
+    let mixed = sql.create_trunks_together(vec![
+        (owner, number_trunk("+14155558020"), 5),
+        (roomy, number_trunk("+14155558021"), 5),
+        (owner, number_trunk("+14155558022"), 5),
+        (roomy, number_trunk("+14155558023"), 5),
+    ]);
+    assert_eq!(kinds(mixed), ["full", "created", "full", "created"]);
     // A place freed by a delete is given once.
     let first = fixture.trunks.list_trunks(owner, ALL).unwrap().trunks[0].id;
     fixture.trunks.delete_trunk(owner, first).unwrap();
