@@ -872,7 +872,7 @@ impl SipTrunkRepository for SqlStore {
         let after = page.after.map_or(0, TrunkId::get);
         let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
         let page_len = page.limit;
-        let rows = self.read_here(|conn| {
+        let read_page = |conn: &mut DbConnection| {
             // A macro, not a value: each backend's arm types the selection for itself.
             macro_rules! page {
                 () => {
@@ -894,7 +894,15 @@ impl SipTrunkRepository for SqlStore {
                     .collect(),
                 DbConnection::Postgres(conn) => page!().limit(limit).load(conn),
             }
-        })?;
+        };
+        // A first page is what a worker reads inline; the pages after it, which only long
+        // lists have, are read on the blocking pool, whose many threads must not each keep a
+        // connection (and its page cache) of their own ([`readers`]).
+        let rows = if page.after.is_none() {
+            self.read_here(read_page)?
+        } else {
+            self.with_connection(read_page)?
+        };
         let mut listing = TrunkListing {
             rows: rows.len(),
             ..TrunkListing::default()
