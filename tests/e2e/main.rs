@@ -116,6 +116,8 @@ e2e_suite!(
         thirty_two_creates_spread_over_three_replicas_give_one_201,
         a_replica_killed_mid_burst_loses_no_acknowledged_write_and_catches_up,
         the_per_key_limit_admits_n_requests_across_three_replicas_not_3n,
+        one_account_spread_over_three_replicas_gets_its_limit_to_within_two_percent,
+        a_refused_request_retried_after_its_retry_after_is_admitted_by_another_replica,
         with_redis_gone_requests_are_served_on_per_process_limits_and_sharing_resumes,
         the_phone_number_endpoints_list_and_rename_the_callers_trunks,
         the_json_log_is_one_object_per_line_with_request_ids_and_no_secret,

@@ -359,6 +359,103 @@ pub fn the_per_key_limit_admits_n_requests_across_three_replicas_not_3n(database
     assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
 }
 
+/// A list request to `server` as `token`: its status and `Retry-After` in seconds.
+fn list_with_retry_after(server: &Server, token: &str) -> (u16, Option<u64>) {
+    let response = ureq::get(&format!("{}{TRUNKS}", server.base))
+        .set("Authorization", &format!("Bearer {token}"))
+        .timeout(Duration::from_secs(10))
+        .call();
+    let response = match response {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("no answer: {error}"),
+    };
+    let retry_after = response
+        .header("retry-after")
+        .map(|value| value.parse().expect("Retry-After in seconds"));
+    (response.status(), retry_after)
+}
+
+pub fn one_account_spread_over_three_replicas_gets_its_limit_to_within_two_percent(
+    database: &Database,
+) {
+    if !database.url.starts_with("postgres") {
+        return;
+    }
+    let Some(redis) = PrivateRedis::start() else {
+        return;
+    };
+    // 3,000 a minute: each replica reserves up to 30 cells at a time and spends them locally.
+    const N: usize = 3000;
+    let token = Arc::new(create_user(database, "spread@example.com"));
+    let servers = Arc::new(limited_replicas(database, &redis, &N.to_string(), 3));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..6)
+        .map(|client| {
+            let (servers, token) = (servers.clone(), token.clone());
+            thread::spawn(move || {
+                (0..N / 3)
+                    .map(|i| list_with_retry_after(&servers[(client + i) % 3], &token))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Option<u64>)> = clients
+        .into_iter()
+        .flat_map(|client| client.join().unwrap())
+        .collect();
+    let elapsed = started.elapsed();
+    let admitted = answers.iter().filter(|(status, _)| *status == 200).count();
+    let refused: Vec<u64> = answers
+        .iter()
+        .filter(|(status, _)| *status == 429)
+        .map(|(_, retry_after)| retry_after.expect("a 429 says when to retry"))
+        .collect();
+    assert_eq!(admitted + refused.len(), answers.len(), "only 200 and 429");
+    // One shared cell grants the minute's burst and the refill over the run; 2% on top.
+    let refilled = (N as f64 * elapsed.as_secs_f64() / 60.0).ceil() as usize;
+    let slack = (N / 50).max(3);
+    eprintln!(
+        "{admitted} admitted, {} refused in {elapsed:?} (refill {refilled})",
+        refused.len()
+    );
+    assert!(admitted >= N, "{admitted} admitted of {N}");
+    assert!(
+        admitted <= N + refilled + slack,
+        "{admitted} admitted: more than {N} + {refilled} + {slack}"
+    );
+    // A cell every 20 ms: the truthful wait rounds up to a second.
+    assert!(
+        !refused.is_empty() && refused.iter().all(|wait| *wait == 1),
+        "{refused:?}"
+    );
+}
+
+pub fn a_refused_request_retried_after_its_retry_after_is_admitted_by_another_replica(
+    database: &Database,
+) {
+    if !database.url.starts_with("postgres") {
+        return;
+    }
+    let Some(redis) = PrivateRedis::start() else {
+        return;
+    };
+    // 10 a minute: a cell every 6 s.
+    let token = create_user(database, "retry-after@example.com");
+    let servers = limited_replicas(database, &redis, "10", 3);
+    let mut i = 0;
+    let wait = loop {
+        let (status, retry_after) = list_with_retry_after(&servers[i % 3], &token);
+        i += 1;
+        if status == 429 {
+            break retry_after.expect("a 429 says when to retry");
+        }
+        assert!(i <= 10, "more than the limit admitted");
+    };
+    assert!((1..=6).contains(&wait), "Retry-After: {wait}");
+    thread::sleep(Duration::from_secs(wait));
+    assert_eq!(list_with_retry_after(&servers[i % 3], &token).0, 200);
+}
+
 pub fn with_redis_gone_requests_are_served_on_per_process_limits_and_sharing_resumes(
     database: &Database,
 ) {

@@ -17,6 +17,7 @@ pub mod read_cache;
 pub mod request;
 pub mod routes;
 pub mod shared_limits;
+pub mod shared_quota;
 pub mod state;
 pub mod telemetry;
 pub mod views;

@@ -2,6 +2,8 @@
 //! failed authentications per client address. Per process, unless Redis is configured
 //! (`--redis-url`): then both are shared by every replica ([`crate::shared_limits`]), and the
 //! per-process limiters stand in while Redis does not answer. A limit of 0 turns one off.
+//! The account quota is then reserved from Redis in batches and spent locally
+//! ([`crate::shared_quota`]); failed authentications ask Redis each time, so they stay exact.
 //!
 //! The account quota refills continuously (`per_minute` cells a minute) and allows a burst of
 //! the whole minute's worth. Authenticated answers carry `X-RateLimit-Limit` and
@@ -16,6 +18,7 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::UserId;
@@ -26,6 +29,7 @@ use governor::{Quota, RateLimiter};
 
 use crate::errors::ApiError;
 use crate::shared_limits::SharedLimiter;
+use crate::shared_quota::SharedQuota;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
@@ -42,7 +46,9 @@ pub struct Allowance {
 pub struct RateLimits {
     per_account: Option<(Keyed<UserId>, u32)>,
     auth_failures: Option<(Keyed<IpAddr>, u32)>,
-    shared: Option<SharedLimiter>,
+    shared: Option<Arc<SharedLimiter>>,
+    /// The account quota spent locally, when it is shared.
+    quota: Option<Arc<SharedQuota>>,
 }
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<Keyed<K>> {
@@ -69,13 +75,25 @@ impl RateLimits {
             auth_failures: limiter(auth_failures_per_minute)
                 .map(|limiter| (limiter, auth_failures_per_minute)),
             shared: None,
+            quota: None,
         }
     }
 
     /// The same limits, shared by every replica through `redis`.
     pub fn shared_through(mut self, redis: SharedLimiter) -> Self {
+        let redis = Arc::new(redis);
+        self.quota = self
+            .per_account
+            .as_ref()
+            .map(|(_, limit)| Arc::new(SharedQuota::new(redis.clone(), *limit)));
         self.shared = Some(redis);
         self
+    }
+
+    /// The shared account quota, when there is one (its cells go back to Redis with
+    /// [`SharedQuota::hand_back_expired`], which the server runs every quarter second).
+    pub fn shared_quota(&self) -> Option<Arc<SharedQuota>> {
+        self.quota.clone()
     }
 
     /// `/readyz`'s `rate_limits`: `local`, `redis`, or `local (redis unreachable)`.
@@ -92,16 +110,16 @@ impl RateLimits {
         &self,
         user: UserId,
     ) -> Result<Option<Allowance>, ApiError> {
-        if let (Some(redis), Some((_, limit))) = (&self.shared, &self.per_account) {
-            if let Some(decision) = redis.take(&format!("account:{user}"), *limit).await {
-                return if decision.allowed {
-                    Ok(Some(Allowance {
-                        limit: *limit,
-                        remaining: decision.remaining,
+        if let Some(quota) = &self.quota {
+            match quota.take(user).await {
+                Some(Ok(remaining)) => {
+                    return Ok(Some(Allowance {
+                        limit: quota.per_minute(),
+                        remaining,
                     }))
-                } else {
-                    Err(too_many(decision.retry_after, *limit))
-                };
+                }
+                Some(Err(wait)) => return Err(too_many(wait, quota.per_minute())),
+                None => {}
             }
         }
         self.check_account(user)

@@ -1,6 +1,8 @@
 //! Rate limits shared by every replica, in Redis (`--redis-url`): one GCRA cell per account
 //! and per client address, updated by one Lua script (atomic: no read-modify-write between
-//! replicas), on Redis's own clock (`TIME`), so replicas with skewed clocks agree.
+//! replicas), on Redis's own clock (`TIME`), so replicas with skewed clocks agree. The script
+//! takes a cost: [`SharedLimiter::reserve`] hands back unspent cells and reserves a batch in
+//! one step ([`crate::shared_quota`] spends it locally); [`SharedLimiter::take`] is one cell.
 //!
 //! The algorithm is `governor`'s (the per-process limiter): `per_minute` cells a minute, a
 //! burst of the whole minute's worth, `remaining` and the wait until the next cell.
@@ -17,23 +19,35 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-/// The GCRA step. KEYS[1]: the cell; ARGV[1]: the period (ms); ARGV[2]: cells per period.
-/// Gives {allowed (1/0), wait before the next cell (ms), cells left}.
+/// The GCRA step with a cost. KEYS[1]: the cell; ARGV[1]: the period (ms); ARGV[2]: cells per
+/// period; ARGV[3]: cells handed back (reserved earlier and not spent); ARGV[4]: cells wanted.
+/// Hands the returned cells back first, then grants as many of those wanted as are free.
+/// Gives {cells granted, wait before the next cell when none was (ms), cells left}.
+///
+/// `free` gets a millionth of a cell of slack: `period / interval` is not always exactly
+/// `limit` in floating point, and the stored time is rounded to a microsecond.
 const GCRA: &str = r"
 local period = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+local returned = tonumber(ARGV[3])
+local wanted = tonumber(ARGV[4])
 local interval = period / limit
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') - returned * interval
 if tat < now then tat = now end
-local next_tat = tat + interval
-local ahead = next_tat - now
-if ahead > period then
-  return {0, math.ceil(ahead - period), 0}
+local free = math.floor((now + period - tat) / interval + 0.000001)
+local granted = math.max(0, math.min(wanted, free))
+tat = tat + granted * interval
+if tat > now then
+  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now))
+else
+  redis.call('DEL', KEYS[1])
 end
-redis.call('SET', KEYS[1], string.format('%.3f', next_tat), 'PX', math.ceil(ahead))
-return {1, 0, math.floor((period - ahead) / interval)}
+if granted == 0 and wanted > 0 then
+  return {0, math.ceil(tat + interval - period - now), 0}
+end
+return {granted, 0, free - granted}
 ";
 
 /// How long a connection attempt may take.
@@ -54,6 +68,17 @@ pub struct Decision {
     /// When refused, the wait before the next cell.
     pub retry_after: Duration,
     /// When allowed, the cells left at once.
+    pub remaining: u32,
+}
+
+/// What Redis granted of a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// Cells reserved: from 0 to the number wanted.
+    pub granted: u32,
+    /// When none was granted, the wait before the next cell.
+    pub retry_after: Duration,
+    /// Cells still free after the grant.
     pub remaining: u32,
 }
 
@@ -103,18 +128,40 @@ impl SharedLimiter {
     /// Takes a cell of `key` under `per_minute`; `None` when Redis did not answer in time
     /// (the caller then limits locally).
     pub async fn take(&self, key: &str, per_minute: u32) -> Option<Decision> {
+        let grant = self.reserve(key, per_minute, 0, 1).await?;
+        Some(Decision {
+            allowed: grant.granted == 1,
+            retry_after: grant.retry_after,
+            remaining: grant.remaining,
+        })
+    }
+
+    /// Hands `returned` cells of `key` back and reserves up to `wanted` more, under
+    /// `per_minute`, in one atomic step; `None` when Redis did not answer in time (then the
+    /// returned cells stay spent: the error is on the side of admitting less).
+    pub async fn reserve(
+        &self,
+        key: &str,
+        per_minute: u32,
+        returned: u32,
+        wanted: u32,
+    ) -> Option<Grant> {
         if lock(&self.last_failure).is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
             return None;
         }
         let mut connection = self.connection().await?;
         let mut invocation = self.script.key(format!("{}{key}", self.prefix));
-        invocation.arg(60_000_u64).arg(per_minute);
+        invocation
+            .arg(60_000_u64)
+            .arg(per_minute)
+            .arg(returned)
+            .arg(wanted);
         let call = invocation.invoke_async::<(i64, i64, i64)>(&mut connection);
         match actix_web::rt::time::timeout(self.answer_timeout, call).await {
-            Ok(Ok((allowed, wait_ms, remaining))) => {
+            Ok(Ok((granted, wait_ms, remaining))) => {
                 self.mark(true, "");
-                Some(Decision {
-                    allowed: allowed == 1,
+                Some(Grant {
+                    granted: u32::try_from(granted).unwrap_or(0),
                     retry_after: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
                     remaining: u32::try_from(remaining).unwrap_or(0),
                 })
@@ -128,6 +175,15 @@ impl SharedLimiter {
                 None
             }
         }
+    }
+
+    /// Drops the connection, so that the next call connects anew on the caller's runtime. At
+    /// shutdown the runtime that made the connection (a worker's) has stopped, and with it
+    /// the connection's driver.
+    pub fn reconnect_from_here(&self) {
+        *lock(&self.connection) = None;
+        *lock(&self.last_attempt) = None;
+        *lock(&self.last_failure) = None;
     }
 
     async fn connection(&self) -> Option<ConnectionManager> {

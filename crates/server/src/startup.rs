@@ -273,6 +273,8 @@ pub struct Application {
     api_address: SocketAddr,
     metrics: Option<(actix_web::dev::ServerHandle, SocketAddr)>,
     reconciler: Option<Arc<Reconciler>>,
+    /// Account cells reserved from Redis, handed back on the way out.
+    shared_quota: Option<Arc<api::shared_quota::SharedQuota>>,
 }
 
 impl Application {
@@ -305,6 +307,7 @@ impl Application {
         raise_open_file_limit(settings);
         spawn_housekeeping(&state);
         let metrics = start_metrics(settings, &state, store)?;
+        let shared_quota = state.rate_limits.shared_quota();
         let server = HttpServer::new(move || api::app(state.clone()))
             .workers(settings.workers)
             .max_connections(settings.max_connections_per_worker())
@@ -332,6 +335,7 @@ impl Application {
             api_address,
             metrics,
             reconciler,
+            shared_quota,
         })
     }
 
@@ -355,8 +359,8 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM, SIGINT or [`Self::handle`]'s stop; then stops the metrics and
-    /// gives the reconciler lease up.
+    /// Serves until SIGTERM, SIGINT or [`Self::handle`]'s stop; then stops the metrics, gives
+    /// the reconciler lease up and hands the unspent account cells back to Redis.
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
         let outcome = self.server.await.map_err(|source| StartError::Io {
             context: "the server stopped".into(),
@@ -367,6 +371,9 @@ impl Application {
         }
         if let Some(reconciler) = self.reconciler {
             reconciler.give_up_lease().await;
+        }
+        if let Some(quota) = self.shared_quota {
+            quota.hand_back_all().await;
         }
         outcome
     }
@@ -457,8 +464,18 @@ fn start_carrier_prober(
     state.with_prober(prober)
 }
 
-/// Once a minute: idle rate-limit buckets and expired cache entries go.
+/// Once a minute: idle rate-limit buckets and expired cache entries go. Every quarter second:
+/// account cells reserved from Redis and not spent within their lease go back.
 fn spawn_housekeeping(state: &AppState) {
+    if let Some(quota) = state.rate_limits.shared_quota() {
+        actix_web::rt::spawn(async move {
+            let mut often = actix_web::rt::time::interval(Duration::from_millis(250));
+            loop {
+                often.tick().await;
+                quota.hand_back_expired().await;
+            }
+        });
+    }
     let (limits, read_cache) = (state.rate_limits.clone(), state.read_cache.clone());
     actix_web::rt::spawn(async move {
         let mut every_minute = actix_web::rt::time::interval(Duration::from_secs(60));
