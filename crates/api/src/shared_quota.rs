@@ -452,6 +452,25 @@ mod tests {
         UserId::new(id).unwrap()
     }
 
+    /// Admits `requests` of `user` on `quota`, lets the refill they start land, and gives the
+    /// cells `quota` then holds.
+    async fn spend(quota: &Arc<SharedQuota>, user: UserId, requests: u32) -> u32 {
+        for _ in 0..requests {
+            quota.take(user).await.unwrap().unwrap();
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        quota.leases.get(&user).unwrap().cells
+    }
+
+    /// Takes cells of `user` on `quota` until it refuses; how many it admitted.
+    async fn take_until_refused(quota: &Arc<SharedQuota>, user: UserId) -> u32 {
+        let mut admitted = 0;
+        while quota.take(user).await.unwrap().is_ok() {
+            admitted += 1;
+        }
+        admitted
+    }
+
     #[actix_rt::test]
     async fn three_replicas_taken_round_robin_admit_at_least_n_and_at_most_two_percent_more() {
         const N: u32 = 6000;
@@ -496,7 +515,7 @@ mod tests {
         assert!(wait <= Duration::from_millis(100), "{wait:?}");
         // The others may still hold a few cells: spend them, so only the refill can admit.
         for quota in &quotas {
-            while quota.take(user(2)).await.unwrap().is_ok() {}
+            take_until_refused(quota, user(2)).await;
         }
         actix_web::rt::time::sleep(Duration::from_millis(250)).await;
         let admitted = quotas[1].take(user(2)).await.unwrap();
@@ -510,17 +529,9 @@ mod tests {
             return;
         };
         let (holder, other) = (&quotas[0], &quotas[1]);
-        for _ in 0..20 {
-            holder.take(user(3)).await.unwrap().unwrap();
-        }
-        // Let a refill in the background land.
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        let held = holder.leases.get(&user(3)).unwrap().cells;
+        let held = spend(holder, user(3), 20).await;
         assert!(held > 0, "the holder keeps some cells");
-        let mut before = 0;
-        while other.take(user(3)).await.unwrap().is_ok() {
-            before += 1;
-        }
+        let before = take_until_refused(other, user(3)).await;
         assert!(
             before + 20 + held <= N + 1,
             "{before} + 20 + {held} cells out of {N}"
@@ -530,10 +541,7 @@ mod tests {
         assert_eq!(holder.leases.get(&user(3)).unwrap().cells, 0);
         // Past the refusal the other remembers, the handed-back cells are there to take.
         actix_web::rt::time::sleep(Duration::from_millis(700)).await;
-        let mut after = 0;
-        while other.take(user(3)).await.unwrap().is_ok() {
-            after += 1;
-        }
+        let after = take_until_refused(other, user(3)).await;
         assert!(after >= held, "{after} taken after {held} went back");
     }
 
@@ -544,16 +552,9 @@ mod tests {
             return;
         };
         let (stopping, other) = (&quotas[0], &quotas[1]);
-        for _ in 0..20 {
-            stopping.take(user(4)).await.unwrap().unwrap();
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        assert!(stopping.leases.get(&user(4)).unwrap().cells > 0);
+        assert!(spend(stopping, user(4), 20).await > 0);
         stopping.hand_back_all().await;
-        let mut taken = 0;
-        while other.take(user(4)).await.unwrap().is_ok() {
-            taken += 1;
-        }
+        let taken = take_until_refused(other, user(4)).await;
         assert!(
             (N - 20..=N - 20 + 1).contains(&taken),
             "{taken} taken: all but the 20 spent"
