@@ -532,3 +532,76 @@ pub fn existing_clients_check_their_key_with_me_and_get_404_for_endpoints_this_s
     let (status, _) = server.call("GET", &format!("{TRUNKS}/1"), Some(&token), None);
     assert_eq!(status, 200, "an integer id still reaches its trunk");
 }
+
+pub fn concurrent_uncached_reads_of_many_accounts_each_answer_that_accounts_own_trunks(
+    database: &Database,
+) {
+    let accounts: Vec<String> = (0..4)
+        .map(|n| create_user(database, &format!("reader{n}@example.com")))
+        .collect();
+    // No read cache: every read goes to the database (on PostgreSQL, reads queued together
+    // share one statement, whoever asked them).
+    let server = Server::start_with(database, &[("READ_CACHE_MS", "0")]);
+    // Account n holds n + 1 trunks, with numbers of its own.
+    let owned: Vec<Vec<i64>> = accounts
+        .iter()
+        .enumerate()
+        .map(|(n, token)| {
+            (0..=n)
+                .map(|k| {
+                    let mut body = number_trunk();
+                    body["phone_number"] = json!(format!("+1415555{n}{k:03}"));
+                    let (status, text) = server.call("POST", TRUNKS, Some(token), Some(&body));
+                    assert_eq!(status, 201, "{text}");
+                    json(&text)["data"]["id"].as_i64().unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for thread in 0..16 {
+            let (server, accounts, owned) = (&server, &accounts, &owned);
+            scope.spawn(move || {
+                for round in 0..30 {
+                    let n = (thread + round) % accounts.len();
+                    let token = Some(accounts[n].as_str());
+                    let (status, text) = server.call("GET", TRUNKS, token, None);
+                    assert_eq!(status, 200, "{text}");
+                    let listed: Vec<i64> = json(&text)["data"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|trunk| trunk["id"].as_i64().unwrap())
+                        .collect();
+                    assert_eq!(listed, owned[n], "account {n}'s list");
+                    let id = owned[n][round % owned[n].len()];
+                    let (status, text) = server.call("GET", &format!("{TRUNKS}/{id}"), token, None);
+                    assert_eq!(status, 200, "{text}");
+                    assert_eq!(json(&text)["data"]["id"], id);
+                    let foreign = owned[(n + 1) % accounts.len()][0];
+                    let (status, text) =
+                        server.call("GET", &format!("{TRUNKS}/{foreign}"), token, None);
+                    assert_eq!(status, 404, "account {n} read trunk {foreign}: {text}");
+                }
+            });
+        }
+    });
+    // A write is in the very next read.
+    let renamed = owned[0][0];
+    let (status, text) = server.call(
+        "PUT",
+        &format!("{TRUNKS}/{renamed}"),
+        Some(&accounts[0]),
+        Some(&json!({"nickname": "Renamed"})),
+    );
+    assert_eq!(status, 200, "{text}");
+    let (_, text) = server.call("GET", TRUNKS, Some(&accounts[0]), None);
+    assert_eq!(json(&text)["data"][0]["nickname"], "Renamed");
+    let (_, text) = server.call(
+        "GET",
+        &format!("{TRUNKS}/{renamed}"),
+        Some(&accounts[0]),
+        None,
+    );
+    assert_eq!(json(&text)["data"]["nickname"], "Renamed");
+}

@@ -226,18 +226,24 @@ impl AppState {
         if !self.trunks.reads_inline() {
             return self.run(work, not_found).await;
         }
-        work().map_err(|error| {
-            let kind = match &error {
-                RepositoryError::Unavailable(_) => Some("unavailable"),
-                RepositoryError::Corrupt(_) => Some("corrupt"),
-                RepositoryError::Internal(_) => Some("internal"),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                Observe::storage_failed(&MetricsObserver(self.metrics.clone()), kind);
-            }
-            ApiError::from_repository(error, not_found)
-        })
+        let outcome = work();
+        service::blocking::count_failure(&MetricsObserver(self.metrics.clone()), &outcome);
+        outcome.map_err(|error| ApiError::from_repository(error, not_found))
+    }
+
+    /// A call the store queues to threads of its own ([`service::queued`]: `queue` gets the
+    /// code that takes the answer), awaited without a thread. Failures as [`Self::run`].
+    pub async fn queued<T>(
+        &self,
+        queue: impl FnOnce(domain::Answer<T>),
+        not_found: ApiError,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+    {
+        service::queued(&MetricsObserver(self.metrics.clone()), queue)
+            .await
+            .map_err(|error| ApiError::from_repository(error, not_found))
     }
 
     /// [`Self::blocking`], with a repository failure turned into the API's error.

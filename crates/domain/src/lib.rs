@@ -41,7 +41,7 @@ pub use ledger::{
 };
 pub use plan::{Capabilities, InboundStep, LegPlan};
 pub use ports::{
-    AccountRepository, CreateAnswer, RepositoryError, RepositoryResult, SipTrunkRepository,
+    AccountRepository, Answer, CreateAnswer, RepositoryError, RepositoryResult, SipTrunkRepository,
     TrunkListing, TrunkPage, UnreadableTrunk,
 };
 pub use provisioning::{

@@ -96,8 +96,13 @@ pub struct TrunkListing {
     pub rows: usize,
 }
 
+/// Takes the outcome of a call queued with the store ([`SipTrunkRepository::queue_create`],
+/// [`SipTrunkRepository::queue_list`], [`SipTrunkRepository::queue_get`]), once, on whichever
+/// thread the store answers from: it must not block.
+pub type Answer<T> = Box<dyn FnOnce(RepositoryResult<T>) + Send>;
+
 /// Takes the outcome of a create queued with [`SipTrunkRepository::queue_create`].
-pub type CreateAnswer = Box<dyn FnOnce(RepositoryResult<SipTrunk>) + Send>;
+pub type CreateAnswer = Answer<SipTrunk>;
 
 /// SIP trunks, always scoped by their owner.
 pub trait SipTrunkRepository: Send + Sync {
@@ -117,6 +122,27 @@ pub trait SipTrunkRepository: Send + Sync {
     /// when absent or another owner's.
     fn get_trunk(&self, owner: UserId, id: TrunkId)
         -> RepositoryResult<SipTrunk<PasswordWithheld>>;
+
+    /// True when [`SipTrunkRepository::queue_list`] and [`SipTrunkRepository::queue_get`]
+    /// hand the read to threads of the store's own and return at once (PostgreSQL, which
+    /// asks for the reads queued meanwhile in one statement): an async caller then waits for
+    /// the answer without a thread of its own. False when they would read on the caller's
+    /// thread.
+    fn queues_reads(&self) -> bool {
+        false
+    }
+
+    /// [`SipTrunkRepository::list_trunks`], with the page given to `answer`. The default
+    /// reads on the caller's thread.
+    fn queue_list(&self, owner: UserId, page: TrunkPage, answer: Answer<TrunkListing>) {
+        answer(self.list_trunks(owner, page));
+    }
+
+    /// [`SipTrunkRepository::get_trunk`], with the trunk given to `answer`. The default reads
+    /// on the caller's thread.
+    fn queue_get(&self, owner: UserId, id: TrunkId, answer: Answer<SipTrunk<PasswordWithheld>>) {
+        answer(self.get_trunk(owner, id));
+    }
 
     /// One of the owner's trunks with its password opened: for the voice infrastructure,
     /// which needs the credentials, never for an answer to a client. `NotFound` as

@@ -136,24 +136,11 @@ impl Trunks {
                 let created = provisioner.create(owner, new, max_trunks).await;
                 self.count_number_taken(owner, created).await
             }
-            None if self.store.queues_creates() => {
-                let (sender, answer) = tokio::sync::oneshot::channel();
-                self.store.queue_create(
-                    owner,
-                    new,
-                    max_trunks,
-                    Box::new(move |outcome| {
-                        let _ = sender.send(outcome);
-                    }),
-                );
-                let outcome = answer.await.unwrap_or_else(|_| {
-                    Err(RepositoryError::Internal(
-                        "the store dropped a create unanswered".into(),
-                    ))
-                });
-                crate::blocking::count_failure(self.observe.as_ref(), &outcome);
-                outcome.map_err(WriteError::Repository)
-            }
+            None if self.store.queues_creates() => crate::queued(self.observe.as_ref(), |answer| {
+                self.store.queue_create(owner, new, max_trunks, answer);
+            })
+            .await
+            .map_err(WriteError::Repository),
             None => {
                 let store = self.store.clone();
                 crate::blocking(self.observe.as_ref(), move || {

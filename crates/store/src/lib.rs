@@ -14,5 +14,5 @@ pub use memory::MemoryStore;
 pub use secrets::{EncryptionKey, KeyError, Keyring};
 pub use sql::{
     close_connection_attempts, Change, ChangeFeed, OpenError, PoolOptions, PoolStats, ResealReport,
-    ResealScope, SqlStore,
+    ResealScope, SqlStore, TrunkRead, TrunkReadOutcome,
 };

@@ -3,8 +3,8 @@
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use domain::{
-    NewSipTrunk, PasswordWithheld, RepositoryError, SipTrunk, SipTrunkPatch, TrunkId, TrunkPage,
-    UserId, ValidationErrors,
+    NewSipTrunk, PasswordWithheld, RepositoryError, SipTrunk, SipTrunkPatch, TrunkId, TrunkListing,
+    TrunkPage, UserId, ValidationErrors,
 };
 use futures_util::StreamExt;
 
@@ -39,9 +39,12 @@ struct RenderedPage {
     next: Option<TrunkPage>,
 }
 
-/// Reads one page of the owner's trunks and renders it, on the blocking pool: a page of
-/// large trunks is megabytes of JSON, which must not hold up a worker's other requests.
-/// Unreadable rows are logged and left out.
+/// Reads one page of the owner's trunks and renders it. A page of large trunks is megabytes
+/// of JSON, which must not hold up a worker's other requests: only a list's first page is
+/// read and rendered on the worker, and only when the store reads inline (SQLite: a hop to
+/// the blocking pool costs more than the read) or queues reads to threads of its own
+/// (PostgreSQL: many reads in one statement); the pages after it, which only long lists
+/// have, on the blocking pool. Unreadable rows are logged and left out.
 async fn read_page(
     state: &AppState,
     owner: UserId,
@@ -49,32 +52,54 @@ async fn read_page(
     first_in_list: bool,
 ) -> Result<RenderedPage, ApiError> {
     let trunks = state.trunks.clone();
+    if first_in_list && trunks.queues_reads() {
+        let listing = state
+            .queued(
+                |answer| trunks.queue_list(owner, page, answer),
+                ApiError::TrunkNotFound,
+            )
+            .await?;
+        return render_page(owner, page, &listing, first_in_list)
+            .map_err(|error| ApiError::from_repository(error, ApiError::TrunkNotFound));
+    }
     let read = move || {
-        let listing = trunks.list_trunks(owner, page)?;
-        for row in &listing.unreadable {
-            log::error!(
-                "trunk {} of user {owner} does not read and is left out of its list: {}",
-                row.id,
-                row.reason
-            );
-        }
-        let mut json = Vec::new();
-        append_items(&mut json, &listing.trunks, first_in_list)
-            .map_err(|error| RepositoryError::Internal(format!("cannot render a list: {error}")))?;
-        Ok(RenderedPage {
-            json,
-            any: !listing.trunks.is_empty(),
-            next: (listing.rows >= page.limit).then(|| TrunkPage::after(&listing, LIST_PAGE)),
-        })
+        render_page(
+            owner,
+            page,
+            &trunks.list_trunks(owner, page)?,
+            first_in_list,
+        )
     };
-    // The first page of a list on this thread when the store reads inline (SQLite: a hop
-    // to the blocking pool costs more than the read); the pages after it, which only long
-    // lists have, on the blocking pool, so that megabytes of JSON never hold up a worker.
     if first_in_list {
         state.read(read, ApiError::TrunkNotFound).await
     } else {
         state.run(read, ApiError::TrunkNotFound).await
     }
+}
+
+/// The list items of `listing` (the page `page` of `owner`'s trunks), its unreadable rows
+/// logged.
+fn render_page(
+    owner: UserId,
+    page: TrunkPage,
+    listing: &TrunkListing,
+    first_in_list: bool,
+) -> Result<RenderedPage, RepositoryError> {
+    for row in &listing.unreadable {
+        log::error!(
+            "trunk {} of user {owner} does not read and is left out of its list: {}",
+            row.id,
+            row.reason
+        );
+    }
+    let mut json = Vec::new();
+    append_items(&mut json, &listing.trunks, first_in_list)
+        .map_err(|error| RepositoryError::Internal(format!("cannot render a list: {error}")))?;
+    Ok(RenderedPage {
+        json,
+        any: !listing.trunks.is_empty(),
+        next: (listing.rows >= page.limit).then(|| TrunkPage::after(listing, LIST_PAGE)),
+    })
 }
 
 /// Appends the list items of `trunks` to a `{"data":[` body, with the separating commas.
@@ -221,12 +246,21 @@ pub async fn get(
     }
     let generation = state.read_cache.generation(caller.user);
     let trunks = state.trunks.clone();
-    let trunk = state
-        .read(
-            move || trunks.get_trunk(caller.user, id),
-            ApiError::TrunkNotFound,
-        )
-        .await?;
+    let trunk = if trunks.queues_reads() {
+        state
+            .queued(
+                |answer| trunks.queue_get(caller.user, id, answer),
+                ApiError::TrunkNotFound,
+            )
+            .await?
+    } else {
+        state
+            .read(
+                move || trunks.get_trunk(caller.user, id),
+                ApiError::TrunkNotFound,
+            )
+            .await?
+    };
     let bytes = render(&SipTrunkData {
         data: TrunkView::of(&trunk),
     })?;

@@ -14,6 +14,7 @@ use store::{EncryptionKey, Keyring};
 
 use super::fixtures::Fixture;
 pub use super::ledger::*;
+pub use super::reads::*;
 
 const PASSWORD: &str = "Plaintext-Pa55word";
 

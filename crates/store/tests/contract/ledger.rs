@@ -11,7 +11,7 @@ use domain::{
 use super::cases::{nickname_patch, number_trunk, patch, user, NO_LIMIT};
 use super::fixtures::Fixture;
 
-fn lease(token: &str, seconds: i64) -> Lease {
+pub(crate) fn lease(token: &str, seconds: i64) -> Lease {
     Lease {
         token: token.into(),
         until: Timestamp::from_unix_micros(Timestamp::now().unix_micros() + seconds * 1_000_000)

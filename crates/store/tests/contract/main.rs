@@ -8,6 +8,7 @@
 mod cases;
 mod fixtures;
 mod ledger;
+mod reads;
 
 /// One module of tests per backend, one test per case.
 macro_rules! suite {
@@ -54,6 +55,7 @@ macro_rules! common_suite {
             racing_creates_never_take_an_owner_past_its_trunk_limit,
             racing_creates_of_several_owners_each_get_their_own_answer,
             creates_queued_at_once_each_get_their_own_answer,
+            reads_queued_at_once_each_get_their_own_answer,
             queued_creates_of_an_account_near_its_limit_fill_it_exactly,
             an_owner_holds_at_most_its_api_key_limit,
             ledger_a_trunk_being_created_is_hidden_until_finished_and_still_holds_its_identity,
@@ -106,7 +108,8 @@ macro_rules! sql_suite {
             an_account_counter_that_drifted_high_is_corrected_instead_of_refusing,
             imported_trunks_count_against_the_limit,
             a_batch_of_creates_fills_an_account_exactly_to_its_limit,
-            a_batch_of_creates_answers_each_collision_as_its_own_insert_would
+            a_batch_of_creates_answers_each_collision_as_its_own_insert_would,
+            a_batch_of_reads_answers_each_as_its_own_read_would
         );
     };
 }

@@ -1,18 +1,20 @@
-//! Group commit on writer threads of the store's own: writes queued while a writer commits
-//! go together in its next transaction, with one commit (one fsync).
+//! Jobs run in batches on threads of the store's own: jobs queued while a thread works go
+//! together in its next batch. Creates use it for group commit (one transaction, one fsync for
+//! a batch); PostgreSQL reads use it to ask for many pages and trunks in one statement (one
+//! round trip instead of one each).
 //!
-//! A caller queues a job with the code that takes its answer ([`WriteQueue::submit`]) and
+//! A caller queues a job with the code that takes its answer ([`BatchQueue::submit`]) and
 //! returns at once, so an async caller needs no thread of its own to wait on: the answer
-//! wakes it. [`WriteQueue::run`] waits for the answer instead, for synchronous callers.
-//! Each writer thread takes the jobs queued so far (at most [`MAX_BATCH`]), runs them, and
-//! hands each its answer. A lone job is committed at once; under load a batch holds what
-//! arrived during the previous commit. There is no timer.
+//! wakes it. [`BatchQueue::run`] waits for the answer instead, for synchronous callers.
+//! Each thread takes the jobs queued so far (at most [`MAX_BATCH`]), runs them, and hands
+//! each its answer. A lone job is run at once; under load a batch holds what arrived during
+//! the previous one. There is no timer.
 //!
-//! Jobs go to one of several writers by a key (the owner), so that on a database with
-//! concurrent writers (PostgreSQL) accounts commit side by side while one account's jobs
+//! Jobs go to one of several threads by a key (for creates, the owner), so that on a database
+//! with concurrent writers (PostgreSQL) accounts commit side by side while one account's jobs
 //! still share transactions; SQLite, with one writer at a time, has one writer thread.
 //!
-//! Each job is answered only after the commit that holds it (or its failure, and then every
+//! Each write is answered only after the commit that holds it (or its failure, and then every
 //! job of the batch fails with it). If the process dies between the commit and the answers,
 //! the jobs are committed and their callers get no answer, as with a single write that dies
 //! before its reply. Jobs still queued when the process dies were never begun.
@@ -24,11 +26,11 @@ use std::thread::JoinHandle;
 
 use domain::{RepositoryError, RepositoryResult};
 
-/// The most jobs in one transaction: bounds how long a batch holds its locks and how long its
-/// last job waits for the first.
+/// The most jobs in one batch: bounds how long a batch holds its locks and how long its last
+/// job waits for the first.
 pub(crate) const MAX_BATCH: usize = 64;
 
-/// Takes a job's answer, once, on the writer thread that committed it: it must not block.
+/// Takes a job's answer, once, on the thread that ran it: it must not block.
 pub(crate) type Answer<T> = Box<dyn FnOnce(RepositoryResult<T>) + Send>;
 
 /// A job and whoever waits for its answer.
@@ -37,54 +39,54 @@ struct Queued<J, T> {
     answer: Answer<T>,
 }
 
-/// Writer threads committing jobs of type `J` in batches, each answered with a `T` or an
-/// error. Dropping the queue lets the writers finish the jobs already queued, then joins them.
-pub(crate) struct WriteQueue<J, T> {
-    writers: Vec<mpsc::Sender<Queued<J, T>>>,
+/// Threads running jobs of type `J` in batches, each answered with a `T` or an error.
+/// Dropping the queue lets the threads finish the jobs already queued, then joins them.
+pub(crate) struct BatchQueue<J, T> {
+    workers: Vec<mpsc::Sender<Queued<J, T>>>,
     threads: Vec<JoinHandle<()>>,
 }
 
-impl<J: Send + 'static, T: Send + 'static> WriteQueue<J, T> {
-    /// Starts `writers` threads (at least one) named after `name`. `run` commits a batch: it
+impl<J: Send + 'static, T: Send + 'static> BatchQueue<J, T> {
+    /// Starts `workers` threads (at least one) named after `name`. `run` runs a batch: it
     /// gets the jobs in arrival order and must give one answer per job, in the same order. A
     /// panic in `run`, or a wrong count of answers, fails the batch's jobs instead of leaving
     /// their callers waiting.
-    pub(crate) fn start<R>(name: &str, writers: usize, run: R) -> std::io::Result<Self>
+    pub(crate) fn start<R>(name: &str, workers: usize, run: R) -> std::io::Result<Self>
     where
         R: Fn(Vec<J>) -> Vec<RepositoryResult<T>> + Send + Sync + 'static,
     {
         let run = Arc::new(run);
         let mut queue = Self {
-            writers: Vec::new(),
+            workers: Vec::new(),
             threads: Vec::new(),
         };
-        for index in 0..writers.max(1) {
+        for index in 0..workers.max(1) {
             let (sender, receiver) = mpsc::channel();
             let run = run.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("{name}-{index}"))
                 .spawn(move || write_batches(&receiver, run.as_ref()))?;
-            queue.writers.push(sender);
+            queue.workers.push(sender);
             queue.threads.push(thread);
         }
         Ok(queue)
     }
 
-    /// Queues `job` on the writer chosen by `key`; `answer` gets its outcome once the batch
-    /// that holds it is committed (at once, with an error, if the writer has stopped).
+    /// Queues `job` on the thread chosen by `key`; `answer` gets its outcome once the batch
+    /// that holds it has run (at once, with an error, if the thread has stopped).
     pub(crate) fn submit(&self, key: u64, job: J, answer: Answer<T>) {
-        let count = u64::try_from(self.writers.len()).unwrap_or(1).max(1);
+        let count = u64::try_from(self.workers.len()).unwrap_or(1).max(1);
         let index = usize::try_from(key % count).unwrap_or(0);
-        let Some(writer) = self.writers.get(index) else {
+        let Some(worker) = self.workers.get(index) else {
             answer(Err(stopped()));
             return;
         };
-        if let Err(mpsc::SendError(queued)) = writer.send(Queued { job, answer }) {
+        if let Err(mpsc::SendError(queued)) = worker.send(Queued { job, answer }) {
             (queued.answer)(Err(stopped()));
         }
     }
 
-    /// Queues `job` as [`WriteQueue::submit`] does and waits for its answer.
+    /// Queues `job` as [`BatchQueue::submit`] does and waits for its answer.
     pub(crate) fn run(&self, key: u64, job: J) -> RepositoryResult<T> {
         let (sender, receiver) = mpsc::sync_channel(1);
         self.submit(
@@ -98,22 +100,22 @@ impl<J: Send + 'static, T: Send + 'static> WriteQueue<J, T> {
     }
 }
 
-impl<J, T> Drop for WriteQueue<J, T> {
+impl<J, T> Drop for BatchQueue<J, T> {
     fn drop(&mut self) {
-        self.writers.clear();
+        self.workers.clear();
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
-                log::error!("a store writer thread panicked");
+                log::error!("a store batch thread panicked");
             }
         }
     }
 }
 
 fn stopped() -> RepositoryError {
-    RepositoryError::Internal("the store's writer has stopped".into())
+    RepositoryError::Internal("the store's batch thread has stopped".into())
 }
 
-/// A writer thread's life: batches until every sender is gone and the queue is empty.
+/// A batch thread's life: batches until every sender is gone and the queue is empty.
 fn write_batches<J, T>(
     receiver: &mpsc::Receiver<Queued<J, T>>,
     run: &dyn Fn(Vec<J>) -> Vec<RepositoryResult<T>>,
@@ -132,9 +134,9 @@ fn write_batches<J, T>(
             .unzip();
         let outcomes = run_batch(run, jobs, answers.len());
         for (answer, outcome) in answers.into_iter().zip(outcomes) {
-            // Whoever takes the answer cannot stop the writer.
+            // Whoever takes the answer cannot stop the thread.
             if catch_unwind(AssertUnwindSafe(|| answer(outcome))).is_err() {
-                log::error!("taking a queued write's answer panicked");
+                log::error!("taking a queued job's answer panicked");
             }
         }
     }
@@ -147,9 +149,9 @@ fn run_batch<J, T>(
     count: usize,
 ) -> Vec<RepositoryResult<T>> {
     let failed = |why: &str| {
-        log::error!("a grouped write failed: {why}");
+        log::error!("a batch of queued jobs failed: {why}");
         (0..count)
-            .map(|_| Err(RepositoryError::Internal(format!("grouped write: {why}"))))
+            .map(|_| Err(RepositoryError::Internal(format!("batched job: {why}"))))
             .collect()
     };
     match catch_unwind(AssertUnwindSafe(|| run(jobs))) {
@@ -167,8 +169,8 @@ mod tests {
 
     use super::*;
 
-    fn doubling() -> WriteQueue<u32, u32> {
-        WriteQueue::start("test-writer", 1, |jobs: Vec<u32>| {
+    fn doubling() -> BatchQueue<u32, u32> {
+        BatchQueue::start("test-writer", 1, |jobs: Vec<u32>| {
             jobs.into_iter().map(|job| Ok(job * 2)).collect()
         })
         .unwrap()
@@ -184,7 +186,7 @@ mod tests {
         let batches = Arc::new(AtomicUsize::new(0));
         let counted = batches.clone();
         let queue = Arc::new(
-            WriteQueue::start("test-writer", 1, move |jobs: Vec<usize>| {
+            BatchQueue::start("test-writer", 1, move |jobs: Vec<usize>| {
                 counted.fetch_add(1, Ordering::SeqCst);
                 // A commit takes a while: the others queue meanwhile.
                 std::thread::sleep(Duration::from_millis(20));
@@ -217,7 +219,7 @@ mod tests {
     fn more_jobs_than_a_batch_holds_are_all_answered_in_batches_no_larger() {
         let largest = Arc::new(AtomicUsize::new(0));
         let seen = largest.clone();
-        let queue = WriteQueue::start("test-writer", 1, move |jobs: Vec<usize>| {
+        let queue = BatchQueue::start("test-writer", 1, move |jobs: Vec<usize>| {
             seen.fetch_max(jobs.len(), Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(2));
             jobs.into_iter().map(Ok).collect()
@@ -250,7 +252,7 @@ mod tests {
     fn jobs_go_to_the_writer_their_key_names() {
         let threads = Arc::new(Mutex::new(Vec::new()));
         let seen = threads.clone();
-        let queue = WriteQueue::start("test-writer", 4, move |jobs: Vec<u64>| {
+        let queue = BatchQueue::start("test-writer", 4, move |jobs: Vec<u64>| {
             let name = std::thread::current().name().unwrap().to_owned();
             seen.lock().unwrap().push((jobs.clone(), name));
             jobs.into_iter().map(Ok).collect()
@@ -275,7 +277,7 @@ mod tests {
 
     #[test]
     fn one_jobs_failure_is_its_own_and_the_others_still_succeed() {
-        let queue = WriteQueue::start("test-writer", 1, |jobs: Vec<i32>| {
+        let queue = BatchQueue::start("test-writer", 1, |jobs: Vec<i32>| {
             jobs.into_iter()
                 .map(|job| {
                     if job < 0 {
@@ -293,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_panicking_batch_or_answer_fails_its_jobs_and_the_writer_keeps_working() {
-        let queue = WriteQueue::start("test-writer", 1, |jobs: Vec<u8>| match jobs[..] {
+        let queue = BatchQueue::start("test-writer", 1, |jobs: Vec<u8>| match jobs[..] {
             [1] => panic!("the batch runner broke"),
             [2] => Vec::new(),
             _ => jobs.into_iter().map(Ok).collect(),
@@ -315,7 +317,7 @@ mod tests {
 
     #[test]
     fn dropping_the_queue_answers_what_was_queued_and_stops_its_writers() {
-        let queue = WriteQueue::start("test-writer", 2, |jobs: Vec<u32>| {
+        let queue = BatchQueue::start("test-writer", 2, |jobs: Vec<u32>| {
             std::thread::sleep(Duration::from_millis(5));
             jobs.into_iter().map(Ok).collect()
         })
