@@ -97,8 +97,6 @@ pub struct SqlStore {
     /// ([`read_batches`]); `None` in their own copy of the store, on SQLite, and if they could
     /// not be started: reads then run on the caller's thread.
     reads: Option<Arc<BatchQueue<TrunkRead, TrunkReadOutcome>>>,
-    /// Which reader the next queued read goes to (they take turns).
-    next_reader: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Create writers on PostgreSQL: accounts spread over them by id, so creates of different
@@ -198,7 +196,6 @@ impl SqlStore {
             reader_key: readers::new_reader_key(),
             creates: None,
             reads: None,
-            next_reader: Arc::default(),
         }
         .with_create_writers()
         .with_read_batches())
@@ -210,22 +207,37 @@ impl SqlStore {
         if !matches!(self.url, DatabaseUrl::Postgres(_)) {
             return self;
         }
-        let reader = Self {
+        self.reads = self.start_batches(
+            "trunk-reads",
+            POSTGRES_READERS,
+            "reads run on the caller's thread",
+            |reader, reads| reader.read_trunks_together(&reads),
+        );
+        self
+    }
+
+    /// Starts `threads` batch threads named after `name`, running `run` with a copy of this
+    /// store that holds no queue (so they hold none, and stop once the store is dropped).
+    /// `None`, logged with what happens `instead`, when they could not be started.
+    fn start_batches<J: Send + 'static, T: Send + 'static>(
+        &self,
+        name: &str,
+        threads: usize,
+        instead: &str,
+        run: impl Fn(&Self, Vec<J>) -> Vec<RepositoryResult<T>> + Send + Sync + 'static,
+    ) -> Option<Arc<BatchQueue<J, T>>> {
+        let worker = Self {
             creates: None,
             reads: None,
             ..self.clone()
         };
-        let started = BatchQueue::start("trunk-reads", POSTGRES_READERS, move |reads| {
-            reader.read_trunks_together(&reads)
-        });
-        self.reads = match started {
+        match BatchQueue::start(name, threads, move |jobs| run(&worker, jobs)) {
             Ok(queue) => Some(Arc::new(queue)),
             Err(error) => {
-                log::warn!("no reader threads ({error}): reads run on the caller's thread");
+                log::warn!("no {name} threads ({error}): {instead}");
                 None
             }
-        };
-        self
+        }
     }
 
     /// Runs every one of `reads` together (PostgreSQL: one statement; SQLite: one after
@@ -241,7 +253,7 @@ impl SqlStore {
         read_batches::outcomes(reads, fetched)
     }
 
-    /// Queues `read` to a reader thread (they take turns); `answer` gets what `pick` takes
+    /// Queues `read` to a reader thread (chosen by owner, when there are several); `answer` gets what `pick` takes
     /// from its outcome. False, and `answer` untouched, when there are no readers.
     fn queue_read<T: 'static>(
         &self,
@@ -252,11 +264,11 @@ impl SqlStore {
         let Some(readers) = &self.reads else {
             return Err(answer);
         };
-        let turn = self
-            .next_reader
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let owner = match read {
+            TrunkRead::Page(owner, _) | TrunkRead::One(owner, _) => owner,
+        };
         readers.submit(
-            turn,
+            owner.get().unsigned_abs(),
             read,
             Box::new(move |outcome| {
                 answer(outcome.and_then(|outcome| {
@@ -276,21 +288,12 @@ impl SqlStore {
             DatabaseUrl::Postgres(_) => POSTGRES_CREATE_WRITERS,
             DatabaseUrl::SqliteFile(_) | DatabaseUrl::SqliteMemory => 1,
         };
-        let committer = Self {
-            creates: None,
-            reads: None,
-            ..self.clone()
-        };
-        let started = BatchQueue::start("trunk-creates", writers, move |jobs| {
-            committer.commit_creates_past_dead_ones(&jobs)
-        });
-        self.creates = match started {
-            Ok(queue) => Some(Arc::new(queue)),
-            Err(error) => {
-                log::warn!("no create writer threads ({error}): creates commit one by one");
-                None
-            }
-        };
+        self.creates = self.start_batches(
+            "trunk-creates",
+            writers,
+            "creates commit one by one",
+            |committer, jobs| committer.commit_creates_past_dead_ones(&jobs),
+        );
         self
     }
 
