@@ -299,4 +299,23 @@ mod tests {
             "postgres://h/db?connect_timeout=2"
         );
     }
+
+    #[test]
+    fn the_bundled_sqlite_is_built_multi_thread_without_memory_statistics() {
+        // Set in .cargo/config.toml (LIBSQLITE3_FLAGS): a build that lost them still works,
+        // only slower, so nothing else would notice.
+        #[derive(diesel::QueryableByName)]
+        struct Used {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            used: i32,
+        }
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        for option in ["THREADSAFE=2", "DEFAULT_MEMSTATUS=0"] {
+            let row: Used = diesel::sql_query("SELECT sqlite_compileoption_used(?) AS used")
+                .bind::<diesel::sql_types::Text, _>(option)
+                .get_result(&mut conn)
+                .unwrap();
+            assert_eq!(row.used, 1, "SQLite is not built with {option}");
+        }
+    }
 }

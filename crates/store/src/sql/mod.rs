@@ -20,6 +20,7 @@ mod read_batches;
 mod readers;
 mod rows;
 pub mod schema;
+mod stored_time;
 mod visible;
 
 use std::sync::{Arc, Mutex};

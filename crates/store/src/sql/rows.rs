@@ -11,6 +11,7 @@ use domain::{
 };
 
 use super::schema::{api_keys, sip_trunks, users};
+use super::stored_time::StoredTime;
 use crate::secrets::{Keyring, Sealed};
 
 /// What a sealed password is bound to (its associated data), stored beside it in
@@ -109,7 +110,9 @@ pub(crate) struct TrunkRow {
     country_code: String,
     inbound_trunk_id: Option<String>,
     outbound_trunk_id: Option<String>,
+    #[diesel(deserialize_as = StoredTime)]
     created_at: NaiveDateTime,
+    #[diesel(deserialize_as = StoredTime)]
     updated_at: NaiveDateTime,
     provisioning_state: i16,
     // Read with the row (an insert's `get_result` takes every column, in table order); the
@@ -212,7 +215,9 @@ pub(crate) struct ShownTrunkRow {
     country_code: String,
     inbound_trunk_id: Option<String>,
     outbound_trunk_id: Option<String>,
+    #[diesel(deserialize_as = StoredTime)]
     created_at: NaiveDateTime,
+    #[diesel(deserialize_as = StoredTime)]
     updated_at: NaiveDateTime,
 }
 
