@@ -231,17 +231,20 @@ impl AppState {
         outcome.map_err(|error| ApiError::from_repository(error, not_found))
     }
 
-    /// A call the store queues to threads of its own ([`service::queued`]: `queue` gets the
-    /// code that takes the answer), awaited without a thread. Failures as [`Self::run`].
-    pub async fn queued<T>(
+    /// A call the store queues to threads of its own ([`service::queued_then`]: `queue` gets
+    /// the code that takes the answer, and `then` runs on the answer where the store gives
+    /// it), awaited without a thread. Failures as [`Self::run`].
+    pub async fn queued<T, U>(
         &self,
         queue: impl FnOnce(domain::Answer<T>),
+        then: impl FnOnce(T) -> RepositoryResult<U> + Send + 'static,
         not_found: ApiError,
-    ) -> Result<T, ApiError>
+    ) -> Result<U, ApiError>
     where
         T: Send + 'static,
+        U: Send + 'static,
     {
-        service::queued(&MetricsObserver(self.metrics.clone()), queue)
+        service::queued_then(&MetricsObserver(self.metrics.clone()), queue, then)
             .await
             .map_err(|error| ApiError::from_repository(error, not_found))
     }

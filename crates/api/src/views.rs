@@ -4,7 +4,9 @@
 //! their fields are the schemas' descriptions, and the fields are `pub(crate)` so that no
 //! rustdoc-only comment leaks into the document.
 
-use domain::{ApiKey, LegId, Nickname, SipTrunk, Timestamp, TrunkSettings, User, ValidationErrors};
+use domain::{
+    AllowedIps, ApiKey, LegId, Nickname, SipTrunk, Timestamp, TrunkSettings, User, ValidationErrors,
+};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
@@ -15,6 +17,20 @@ pub struct Time(pub Timestamp);
 impl Serialize for Time {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&self.0)
+    }
+}
+
+/// An allow-list as a JSON array of its entries as shown, each written straight into the body.
+pub struct ShownIps<'a>(&'a AllowedIps);
+
+impl Serialize for ShownIps<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for entry in self.0.shown() {
+            seq.serialize_element(&format_args!("{entry}"))?;
+        }
+        seq.end()
     }
 }
 
@@ -71,7 +87,8 @@ pub struct TrunkListItem<'a> {
     pub(crate) sip_calling_format: &'static str,
     #[schema(value_type = AuthorizationType)]
     pub(crate) inbound_authorization_type: &'static str,
-    pub(crate) allowed_inbound_ips: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub(crate) allowed_inbound_ips: Option<ShownIps<'a>>,
     pub(crate) outbound_proxy: bool,
     pub(crate) country_code: &'a str,
     #[schema(value_type = String, format = DateTime)]
@@ -103,9 +120,7 @@ impl<'a> TrunkListItem<'a> {
             sip_address: sip_address.as_str(),
             sip_calling_format: calling_format.as_str(),
             inbound_authorization_type: inbound_authorization.kind().as_str(),
-            allowed_inbound_ips: inbound_authorization
-                .allowed_ips()
-                .map(|ips| ips.to_strings()),
+            allowed_inbound_ips: inbound_authorization.allowed_ips().map(ShownIps),
             outbound_proxy: *outbound_proxy,
             country_code: country_code.as_str(),
             created_at: Time(trunk.created_at),
@@ -134,7 +149,8 @@ pub struct TrunkView<'a> {
     #[schema(value_type = AuthorizationType)]
     pub(crate) inbound_authorization_type: &'static str,
     /// `null` for `auth`; the canonical allow-list for `ip`.
-    pub(crate) allowed_inbound_ips: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub(crate) allowed_inbound_ips: Option<ShownIps<'a>>,
     pub(crate) outbound_proxy: bool,
     #[schema(pattern = "^[A-Z]{2}$", example = "US")]
     pub(crate) country_code: &'a str,

@@ -53,7 +53,7 @@ pub use token::{ApiToken, TokenHash, TokenSecret, SECRET_LEN};
 pub use trunk::{
     AllowedIps, AuthorizationType, CallingFormat, CountryCode, InboundAuthorization, LegChanges,
     LegEffect, LegId, NationalDialing, NewSipTrunk, NewSipTrunkInput, Nickname, PasswordWithheld,
-    Patch, PhoneNumber, SipAddress, SipPassword, SipTrunk, SipTrunkPatch, SipTrunkPatchInput,
-    SipUsername, TrunkField, TrunkSettings, TrunkType, TrunkUpdate, ALLOWED_IPS_FIELD,
-    ALLOW_LIST_REQUIRED,
+    Patch, PhoneNumber, ShownEntry, SipAddress, SipPassword, SipTrunk, SipTrunkPatch,
+    SipTrunkPatchInput, SipUsername, TrunkField, TrunkSettings, TrunkType, TrunkUpdate,
+    ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
 };

@@ -19,7 +19,7 @@ pub mod reconciler;
 pub mod status;
 pub mod trunks;
 
-pub use blocking::{blocking, queued};
+pub use blocking::{blocking, queued, queued_then};
 pub use carriers::{CarrierProber, ProbeSchedule};
 pub use errors::ReconcileError;
 pub use observe::{Observe, Unobserved};

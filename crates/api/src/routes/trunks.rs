@@ -53,14 +53,15 @@ async fn read_page(
 ) -> Result<RenderedPage, ApiError> {
     let trunks = state.trunks.clone();
     if first_in_list && trunks.queues_reads() {
-        let listing = state
+        // Rendered on the reader thread, where the rows were made: only the bytes cross
+        // threads ([`service::queued_then`]).
+        return state
             .queued(
                 |answer| trunks.queue_list(owner, page, answer),
+                move |listing| render_page(owner, page, &listing, first_in_list),
                 ApiError::TrunkNotFound,
             )
-            .await?;
-        return render_page(owner, page, &listing, first_in_list)
-            .map_err(|error| ApiError::from_repository(error, ApiError::TrunkNotFound));
+            .await;
     }
     let read = move || {
         render_page(
@@ -92,7 +93,7 @@ fn render_page(
             row.reason
         );
     }
-    let mut json = Vec::new();
+    let mut json = Vec::with_capacity(listing.trunks.len() * ITEM_BYTES_GUESS);
     append_items(&mut json, &listing.trunks, first_in_list)
         .map_err(|error| RepositoryError::Internal(format!("cannot render a list: {error}")))?;
     Ok(RenderedPage {
@@ -101,6 +102,10 @@ fn render_page(
         next: (listing.rows >= page.limit).then(|| TrunkPage::after(listing, LIST_PAGE)),
     })
 }
+
+/// About the JSON of a list item with a nickname and no allow-list: a page's buffer is made
+/// that large per trunk at once instead of growing by doubling.
+const ITEM_BYTES_GUESS: usize = 400;
 
 /// Appends the list items of `trunks` to a `{"data":[` body, with the separating commas.
 fn append_items(
@@ -246,24 +251,28 @@ pub async fn get(
     }
     let generation = state.read_cache.generation(caller.user);
     let trunks = state.trunks.clone();
-    let trunk = if trunks.queues_reads() {
+    let rendered = |trunk: SipTrunk<PasswordWithheld>| {
+        render(&SipTrunkData {
+            data: TrunkView::of(&trunk),
+        })
+        .map_err(|_| RepositoryError::Internal("cannot render a trunk".into()))
+    };
+    let bytes = if trunks.queues_reads() {
         state
             .queued(
                 |answer| trunks.queue_get(caller.user, id, answer),
+                rendered,
                 ApiError::TrunkNotFound,
             )
             .await?
     } else {
         state
             .read(
-                move || trunks.get_trunk(caller.user, id),
+                move || rendered(trunks.get_trunk(caller.user, id)?),
                 ApiError::TrunkNotFound,
             )
             .await?
     };
-    let bytes = render(&SipTrunkData {
-        data: TrunkView::of(&trunk),
-    })?;
     state
         .read_cache
         .put(caller.user, Read::One(id), generation, bytes.clone());

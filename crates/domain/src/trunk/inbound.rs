@@ -98,10 +98,15 @@ impl AllowedIps {
         let mut errors = ValidationErrors::new();
         let mut networks: Vec<IpNet> = Vec::with_capacity(entries.len().min(Self::MAX_ENTRIES));
         for (index, entry) in entries.iter().enumerate() {
-            let field = format!("{ALLOWED_IPS_FIELD}.{index}");
-            if let Some(network) = errors.check(&field, parse_entry(entry.as_ref(), bound)) {
-                if !networks.contains(&network) {
-                    networks.push(network);
+            // The field's name is only made for an error: every stored list is read this way.
+            match parse_entry(entry.as_ref(), bound) {
+                Ok(network) => {
+                    if !networks.contains(&network) {
+                        networks.push(network);
+                    }
+                }
+                Err(error) => {
+                    errors.check::<()>(&format!("{ALLOWED_IPS_FIELD}.{index}"), Err(error));
                 }
             }
         }
@@ -134,6 +139,27 @@ impl AllowedIps {
     /// The entries as the strings shown to clients and stored.
     pub fn to_strings(&self) -> Vec<String> {
         self.0.iter().map(canonical).collect()
+    }
+
+    /// The entries as [`AllowedIps::to_strings`] writes them, each written where it is
+    /// displayed (no string made per entry).
+    pub fn shown(&self) -> impl ExactSizeIterator<Item = ShownEntry<'_>> {
+        self.0.iter().map(ShownEntry)
+    }
+}
+
+/// An allow-list entry as shown: an address alone when the range is a single address
+/// (`10.0.0.1`), a range otherwise (`10.0.0.0/24`).
+#[derive(Debug, Clone, Copy)]
+pub struct ShownEntry<'a>(&'a IpNet);
+
+impl fmt::Display for ShownEntry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            fmt::Display::fmt(&self.0.addr(), f)
+        } else {
+            fmt::Display::fmt(self.0, f)
+        }
     }
 }
 
@@ -197,11 +223,7 @@ fn parse_prefix(digits: &str) -> Option<u8> {
 }
 
 fn canonical(network: &IpNet) -> String {
-    if network.prefix_len() == network.max_prefix_len() {
-        network.addr().to_string()
-    } else {
-        network.to_string()
-    }
+    ShownEntry(network).to_string()
 }
 
 impl fmt::Debug for AllowedIps {

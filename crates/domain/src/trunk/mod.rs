@@ -19,7 +19,8 @@ pub use country_code::{CountryCode, NationalDialing};
 pub use create::{NewSipTrunk, NewSipTrunkInput, TrunkSettings};
 pub use field::{LegEffect, TrunkField};
 pub use inbound::{
-    AllowedIps, AuthorizationType, InboundAuthorization, ALLOWED_IPS_FIELD, ALLOW_LIST_REQUIRED,
+    AllowedIps, AuthorizationType, InboundAuthorization, ShownEntry, ALLOWED_IPS_FIELD,
+    ALLOW_LIST_REQUIRED,
 };
 pub use legs::LegChanges;
 pub use phone_number::{PhoneNumber, TrunkType};

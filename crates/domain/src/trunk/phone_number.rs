@@ -65,15 +65,26 @@ impl PhoneNumber {
 
     /// Checks `raw` against the rule of `kind`. Nothing is trimmed or rewritten.
     pub fn parse(kind: TrunkType, raw: &str) -> Result<Self, FieldError> {
+        Self::check(kind, raw)?;
+        Ok(Self {
+            kind,
+            value: raw.to_owned(),
+        })
+    }
+
+    /// [`PhoneNumber::parse`] of a value read back from storage, kept without a copy.
+    pub fn from_stored(kind: TrunkType, raw: String) -> Result<Self, FieldError> {
+        Self::check(kind, &raw)?;
+        Ok(Self { kind, value: raw })
+    }
+
+    fn check(kind: TrunkType, raw: &str) -> Result<(), FieldError> {
         let valid = match kind {
             TrunkType::Extension => is_extension(raw),
             TrunkType::Number => is_e164(raw),
         };
         if valid {
-            Ok(Self {
-                kind,
-                value: raw.to_owned(),
-            })
+            Ok(())
         } else {
             Err(FieldError::new(match kind {
                 TrunkType::Extension => "The phone number must be an extension of 1 to 15 characters: letters, digits, *, #, ., _ or -.",
@@ -167,6 +178,27 @@ impl fmt::Display for PhoneNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_numbers_read_as_parsing_would_read_them() {
+        for kind in [TrunkType::Number, TrunkType::Extension] {
+            for raw in [
+                "+14155551234",
+                "1000",
+                "*72#",
+                "+0123",
+                "",
+                "12 34",
+                "+1234567890123456",
+            ] {
+                assert_eq!(
+                    PhoneNumber::from_stored(kind, raw.to_owned()).map(|n| n.as_str().to_owned()),
+                    PhoneNumber::parse(kind, raw).map(|n| n.as_str().to_owned()),
+                    "{kind:?} {raw:?}"
+                );
+            }
+        }
+    }
 
     fn extension(raw: &str) -> Result<PhoneNumber, FieldError> {
         PhoneNumber::parse(TrunkType::Extension, raw)

@@ -47,13 +47,29 @@ impl SipAddress {
                 "The SIP server address is not a valid IPv6 address."
             }));
         }
-        let lower = raw.to_ascii_lowercase();
+        let lower = if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+            raw.to_ascii_lowercase()
+        } else {
+            raw.to_owned()
+        };
         if is_hostname(&lower) {
             Ok(Self(lower))
         } else {
             Err(FieldError::new(
                 "The SIP server address must be a valid host name (letters, digits and hyphens in dot-separated labels of at most 63 characters), an IPv4 address or an IPv6 address.",
             ))
+        }
+    }
+
+    /// [`SipAddress::parse`] of a value read back from storage, kept as it is (no copy) when
+    /// it is already in canonical form, as every value this service stored is.
+    pub fn from_stored(raw: String) -> Result<Self, FieldError> {
+        // A lower-case host name is its own canonical form; it cannot be an IP address (its
+        // last label is not all digits, and it holds no `:`).
+        if is_hostname(&raw) {
+            Ok(Self(raw))
+        } else {
+            Self::parse(&raw)
         }
     }
 
@@ -65,8 +81,11 @@ impl SipAddress {
 
 /// Names the first part of a SIP URI or URL found in `raw`, if any.
 fn forbidden_part(raw: &str) -> Option<&'static str> {
-    let lower = raw.to_ascii_lowercase();
-    if lower.contains("://") || lower.starts_with("sip:") || lower.starts_with("sips:") {
+    let starts_with = |scheme: &str| {
+        raw.get(..scheme.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    };
+    if raw.contains("://") || starts_with("sip:") || starts_with("sips:") {
         Some("no scheme such as sip:")
     } else if raw.contains('@') {
         Some("no user part (@)")
@@ -98,8 +117,7 @@ fn is_hostname(host: &str) -> bool {
     if host.is_empty() || host.len() > SipAddress::MAX_LEN {
         return false;
     }
-    let labels: Vec<&str> = host.split('.').collect();
-    let label_ok = |label: &&str| {
+    let label_ok = |label: &str| {
         (1..=63).contains(&label.len())
             && label
                 .bytes()
@@ -107,9 +125,10 @@ fn is_hostname(host: &str) -> bool {
             && !label.starts_with('-')
             && !label.ends_with('-')
     };
-    labels.iter().all(label_ok)
-        && labels
-            .last()
+    host.split('.').all(label_ok)
+        && host
+            .rsplit('.')
+            .next()
             .is_some_and(|last| !last.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -122,6 +141,30 @@ impl fmt::Display for SipAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_address_reads_as_parse_would_read_it() {
+        for raw in [
+            "sip.example.com",
+            "SIP.Example.COM",
+            "10.0.0.1",
+            "2001:DB8:0:0::1",
+            "::1",
+            "a-b.c1",
+            "host",
+            "10.0.0.256",
+            "sip.example.com:5060",
+            "sip:host",
+            "-bad.example",
+            "",
+        ] {
+            assert_eq!(
+                SipAddress::from_stored(raw.to_owned()),
+                SipAddress::parse(raw),
+                "{raw:?}"
+            );
+        }
+    }
 
     fn parse(raw: &str) -> Result<String, String> {
         SipAddress::parse(raw)

@@ -41,6 +41,22 @@ impl Nickname {
     /// Trims `raw`; empty gives `None`.
     pub fn parse(raw: &str) -> Result<Option<Self>, FieldError> {
         let trimmed = raw.trim();
+        Self::check(trimmed)?;
+        Ok((!trimmed.is_empty()).then(|| Self(trimmed.to_owned())))
+    }
+
+    /// [`Nickname::parse`] of a value read back from storage, kept without a copy when it
+    /// needs no trimming (as every nickname this service stored).
+    pub fn from_stored(raw: String) -> Result<Option<Self>, FieldError> {
+        if raw.trim().len() != raw.len() {
+            return Self::parse(&raw);
+        }
+        Self::check(&raw)?;
+        Ok((!raw.is_empty()).then_some(Self(raw)))
+    }
+
+    /// The rules for a trimmed nickname.
+    fn check(trimmed: &str) -> Result<(), FieldError> {
         if has_control(trimmed) {
             return Err(FieldError::new(
                 "The nickname may not contain control characters.",
@@ -51,7 +67,7 @@ impl Nickname {
                 "The nickname may not be greater than 50 characters.",
             ));
         }
-        Ok((!trimmed.is_empty()).then(|| Self(trimmed.to_owned())))
+        Ok(())
     }
 
     /// The label.
@@ -108,6 +124,17 @@ impl SipUsername {
     /// the `"` and `\\` rule, which came later, so that a trunk stored before it stays
     /// readable (and can be given another username).
     pub fn parse_stored(raw: &str) -> Result<Self, FieldError> {
+        Self::check_stored(raw)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// [`SipUsername::parse_stored`] keeping `raw` without a copy.
+    pub fn from_stored(raw: String) -> Result<Self, FieldError> {
+        Self::check_stored(&raw)?;
+        Ok(Self(raw))
+    }
+
+    fn check_stored(raw: &str) -> Result<(), FieldError> {
         if raw
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || is_invisible_format(c))
@@ -127,7 +154,7 @@ impl SipUsername {
                 "The sip username may not be greater than 128 characters.",
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(())
     }
 
     /// The username.
@@ -204,6 +231,38 @@ impl fmt::Display for SipPassword {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_nicknames_and_usernames_read_as_parsing_would_read_them() {
+        for raw in [
+            "Main line",
+            "  Main line ",
+            "",
+            "   ",
+            "a\u{7}b",
+            &"x".repeat(51),
+        ] {
+            assert_eq!(
+                Nickname::from_stored(raw.to_owned()),
+                Nickname::parse(raw),
+                "{raw:?}"
+            );
+        }
+        for raw in [
+            "trunk_user",
+            "a\"b\\c",
+            "ab",
+            "a b c",
+            "u\u{200B}ser",
+            &"y".repeat(129),
+        ] {
+            assert_eq!(
+                SipUsername::from_stored(raw.to_owned()),
+                SipUsername::parse_stored(raw),
+                "{raw:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_nickname_is_trimmed() {

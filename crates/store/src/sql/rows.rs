@@ -235,10 +235,11 @@ impl ShownTrunkRow {
         let trunk_id = TrunkId::new(id).ok_or_else(|| bad("id", &"not positive"))?;
         let owner = UserId::new(self.user_id).ok_or_else(|| bad("user_id", &"not positive"))?;
         let kind = TrunkType::parse(&self.sip_trunk_type).map_err(|e| bad("sip_trunk_type", &e))?;
-        let phone_number =
-            PhoneNumber::parse(kind, &self.phone_number).map_err(|e| bad("phone_number", &e))?;
-        let nickname = match &self.nickname {
-            Some(raw) => Nickname::parse(raw).map_err(|e| bad("nickname", &e))?,
+        // The text columns move into the domain's values (`from_stored`): no second copy.
+        let phone_number = PhoneNumber::from_stored(kind, self.phone_number)
+            .map_err(|e| bad("phone_number", &e))?;
+        let nickname = match self.nickname {
+            Some(raw) => Nickname::from_stored(raw).map_err(|e| bad("nickname", &e))?,
             None => None,
         };
         let inbound_authorization = match (
@@ -264,10 +265,10 @@ impl ShownTrunkRow {
         let settings = TrunkSettings {
             phone_number,
             nickname,
-            sip_username: SipUsername::parse_stored(&self.sip_username)
+            sip_username: SipUsername::from_stored(self.sip_username)
                 .map_err(|e| bad("sip_username", &e))?,
             sip_password: PasswordWithheld,
-            sip_address: SipAddress::parse(&self.sip_address)
+            sip_address: SipAddress::from_stored(self.sip_address)
                 .map_err(|e| bad("sip_address", &e))?,
             calling_format: CallingFormat::parse(&self.sip_calling_format)
                 .map_err(|e| bad("sip_calling_format", &e))?,
