@@ -41,10 +41,11 @@ struct RenderedPage {
 
 /// Reads one page of the owner's trunks and renders it. A page of large trunks is megabytes
 /// of JSON, which must not hold up a worker's other requests: only a list's first page is
-/// read and rendered on the worker, and only when the store reads inline (SQLite: a hop to
-/// the blocking pool costs more than the read) or queues reads to threads of its own
-/// (PostgreSQL: many reads in one statement); the pages after it, which only long lists
-/// have, on the blocking pool. Unreadable rows are logged and left out.
+/// read and rendered off the blocking pool, on the worker when the store reads inline
+/// (SQLite: a hop to the blocking pool costs more than the read), on the store's reader
+/// thread when it queues reads (PostgreSQL: many reads in one statement, and the rows freed
+/// where they were made); the pages after it, which only long lists have, on the blocking
+/// pool. Unreadable rows are logged and left out.
 async fn read_page(
     state: &AppState,
     owner: UserId,
