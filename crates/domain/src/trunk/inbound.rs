@@ -105,9 +105,7 @@ impl AllowedIps {
                         networks.push(network);
                     }
                 }
-                Err(error) => {
-                    errors.check::<()>(&format!("{ALLOWED_IPS_FIELD}.{index}"), Err(error));
-                }
+                Err(error) => errors.add(format!("{ALLOWED_IPS_FIELD}.{index}"), error.message()),
             }
         }
         if entries.is_empty() {

@@ -38,6 +38,25 @@ pub(crate) fn user(fixture: &Fixture, email: &str) -> UserId {
         .id
 }
 
+/// `count` trunks of `owner` with the numbers `{prefix}0`, `{prefix}1`, ..., created one by
+/// one without a limit; their ids in that order.
+pub(crate) fn numbered_trunks(
+    fixture: &Fixture,
+    owner: UserId,
+    prefix: &str,
+    count: usize,
+) -> Vec<TrunkId> {
+    (0..count)
+        .map(|n| {
+            fixture
+                .trunks
+                .create_trunk(owner, &number_trunk(&format!("{prefix}{n}")), NO_LIMIT)
+                .unwrap()
+                .id
+        })
+        .collect()
+}
+
 pub(crate) fn number_trunk(phone: &str) -> NewSipTrunk {
     NewSipTrunk::parse(&NewSipTrunkInput {
         sip_trunk_type: Some("number".into()),
@@ -653,15 +672,7 @@ pub fn reads_for_clients_show_the_trunk_without_its_password(fixture: &Fixture) 
 pub fn a_list_is_read_in_pages_by_id_that_resume_after_the_last_row(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let other = user(fixture, "b@example.com");
-    let ids: Vec<TrunkId> = (0..5)
-        .map(|n| {
-            fixture
-                .trunks
-                .create_trunk(owner, &number_trunk(&format!("+1415555000{n}")), NO_LIMIT)
-                .unwrap()
-                .id
-        })
-        .collect();
+    let ids = numbered_trunks(fixture, owner, "+1415555000", 5);
     fixture
         .trunks
         .create_trunk(other, &number_trunk("+14155550009"), NO_LIMIT)
@@ -1126,15 +1137,7 @@ fn sql(fixture: &Fixture) -> &store::SqlStore {
 
 pub fn one_row_that_does_not_read_never_fails_the_list(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
-    let ids: Vec<TrunkId> = (0..3)
-        .map(|n| {
-            fixture
-                .trunks
-                .create_trunk(owner, &number_trunk(&format!("+1415555300{n}")), NO_LIMIT)
-                .unwrap()
-                .id
-        })
-        .collect();
+    let ids = numbered_trunks(fixture, owner, "+1415555300", 3);
     sql(fixture)
         .with_connection(|conn| {
             diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(ids[1].get())))
@@ -1205,15 +1208,7 @@ fn key_usage(store: &store::SqlStore) -> Vec<(String, u64)> {
 pub fn reseal_moves_every_row_to_the_current_key_and_is_safe_to_run_again(fixture: &Fixture) {
     let owner = user(fixture, "a@example.com");
     let old_id = sql(fixture).keys().current_id().to_owned();
-    let created: Vec<TrunkId> = (0..3)
-        .map(|n| {
-            fixture
-                .trunks
-                .create_trunk(owner, &number_trunk(&format!("+1415555400{n}")), NO_LIMIT)
-                .unwrap()
-                .id
-        })
-        .collect();
+    let created = numbered_trunks(fixture, owner, "+1415555400", 3);
     assert_eq!(key_usage(sql(fixture)), [(old_id.clone(), 3)]);
     let (new_key, new_text) = EncryptionKey::generate();
     let new_id = new_key.id().to_owned();
@@ -1315,12 +1310,7 @@ pub fn the_key_ids_of_the_stored_passwords_are_listed_once_each(fixture: &Fixtur
     let owner = user(fixture, "a@example.com");
     assert!(sql(fixture).password_key_ids().unwrap().is_empty());
     let first_key = sql(fixture).keys().current_id().to_owned();
-    for n in 0..3 {
-        fixture
-            .trunks
-            .create_trunk(owner, &number_trunk(&format!("+1415555600{n}")), NO_LIMIT)
-            .unwrap();
-    }
+    numbered_trunks(fixture, owner, "+1415555600", 3);
     let (second, _) = EncryptionKey::generate();
     let second_id = second.id().to_owned();
     let rotated = fixture.reopen(

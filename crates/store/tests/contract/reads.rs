@@ -10,7 +10,7 @@ use domain::{
 use store::sql::schema::sip_trunks;
 use store::{TrunkRead, TrunkReadOutcome};
 
-use super::cases::{number_trunk, user, NO_LIMIT};
+use super::cases::{number_trunk, numbered_trunks, user, NO_LIMIT};
 use super::fixtures::Fixture;
 use super::ledger::lease;
 
@@ -29,15 +29,7 @@ struct Scene {
 fn scene(fixture: &Fixture) -> Scene {
     let owner = user(fixture, "a@example.com");
     let other = user(fixture, "b@example.com");
-    let ids: Vec<TrunkId> = (0..5)
-        .map(|n| {
-            fixture
-                .trunks
-                .create_trunk(owner, &number_trunk(&format!("+1415555400{n}")), NO_LIMIT)
-                .unwrap()
-                .id
-        })
-        .collect();
+    let ids = numbered_trunks(fixture, owner, "+1415555400", 5);
     let others = fixture
         .trunks
         .create_trunk(other, &number_trunk("+14155554009"), NO_LIMIT)
