@@ -93,7 +93,9 @@ async fn verify(state: &AppState, token: Option<ApiToken>) -> Result<Authenticat
     let token = token.ok_or(ApiError::Unauthenticated)?;
     let now = Timestamp::now();
     let cached = state.auth_cache.lookup(&token, now);
-    state.metrics.cache_lookup("auth", cached.is_some());
+    state
+        .metrics
+        .cache_lookup(crate::metrics::CacheKind::Auth, cached.is_some());
     if let Some((caller, touch)) = cached {
         if let Some(at) = touch {
             // Off the request path: the answer does not wait for this write.

@@ -126,9 +126,7 @@ fn record<B>(
     let (status, route, user) = match response {
         Ok(done) => (
             done.status().as_u16(),
-            done.request()
-                .match_pattern()
-                .map(|pattern| routes::route_template(&pattern)),
+            routes::RouteTemplate::of(done.request()),
             done.request()
                 .extensions()
                 .get::<auth::Authenticated>()
@@ -136,21 +134,18 @@ fn record<B>(
         ),
         Err(error) => (error.as_response_error().status_code().as_u16(), None, None),
     };
-    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let route = route.unwrap_or("unmatched");
     metrics
         .requests
         .get_or_create(&metrics::RequestLabels {
-            route: route.clone(),
+            route,
             method,
             status,
         })
         .inc();
     metrics
         .durations
-        .get_or_create(&metrics::RouteLabels {
-            route: route.clone(),
-            method,
-        })
+        .get_or_create(&metrics::RouteLabels { route, method })
         .observe(elapsed.as_secs_f64());
     let Some(path) = logged_path else {
         return;
@@ -158,11 +153,11 @@ fn record<B>(
     let duration_ms = (elapsed_ms * 100.0).round() / 100.0;
     match user {
         Some(user_id) => log::info!(
-            method, route = route.as_str(), status, duration_ms, user_id;
+            method, route, status, duration_ms, user_id;
             "{method} {path} {status} {elapsed_ms:.2}ms"
         ),
         None => log::info!(
-            method, route = route.as_str(), status, duration_ms;
+            method, route, status, duration_ms;
             "{method} {path} {status} {elapsed_ms:.2}ms"
         ),
     }

@@ -32,8 +32,18 @@ pub use service::context::{current_request_id, in_request, with_request_id, With
 pub fn request_id(sent: Option<&str>) -> Arc<str> {
     match sent {
         Some(id) if is_sane(id) => Arc::from(id),
-        _ => Arc::from(format!("{:032x}", rand::random::<u128>()).as_str()),
+        _ => request_id_of(rand::random::<u128>()),
     }
+}
+
+/// `bits` in 32 lower-case hex digits, written in place (one allocation, the id's own).
+fn request_id_of(bits: u128) -> Arc<str> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; 32];
+    for (at, digit) in hex.iter_mut().enumerate() {
+        *digit = DIGITS[((bits >> (124 - 4 * at)) & 0xf) as usize];
+    }
+    Arc::from(std::str::from_utf8(&hex).unwrap_or_default())
 }
 
 fn is_sane(id: &str) -> bool {
@@ -125,6 +135,20 @@ mod tests {
             assert!(fresh.bytes().all(|b| b.is_ascii_hexdigit()));
         }
         assert_ne!(request_id(None), request_id(None));
+    }
+
+    #[test]
+    fn a_fresh_id_is_its_bits_in_32_lower_case_hex_digits() {
+        for bits in [
+            0,
+            1,
+            0xabc,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+            1 << 127,
+        ] {
+            assert_eq!(&*request_id_of(bits), format!("{bits:032x}"));
+        }
     }
 
     #[test]

@@ -30,23 +30,20 @@ use crate::errors::ApiError;
 /// this pattern ([`route_template`]).
 const ID: &str = "{id:-?[0-9]+}";
 
-/// A matched resource pattern as the metrics and the log name it: `{id:-?[0-9]+}` -> `{id}`
-/// (a segment's pattern is dropped; patterns here hold no braces).
-pub fn route_template(pattern: &str) -> String {
-    let mut template = String::with_capacity(pattern.len());
-    let mut in_pattern = false;
-    for c in pattern.chars() {
-        match c {
-            ':' if !in_pattern && template.rfind('{') > template.rfind('}') => in_pattern = true,
-            '}' => {
-                in_pattern = false;
-                template.push(c);
-            }
-            _ if in_pattern => {}
-            _ => template.push(c),
-        }
+/// The route a request matched, as the metrics and the log name it: its path in the OpenAPI
+/// form (`/api/user/phone-numbers/sip-trunks/{id}`, never the segment's pattern nor the raw
+/// path). Every resource carries its own as resource data ([`resource`]), so naming a
+/// request's route costs a lookup, not a walk of the route table and a new string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteTemplate(pub &'static str);
+
+impl RouteTemplate {
+    /// The route `request` matched; `None` when none did (the default service's 404).
+    pub fn of(request: &actix_web::HttpRequest) -> Option<&'static str> {
+        request
+            .app_data::<RouteTemplate>()
+            .map(|template| template.0)
     }
-    template
 }
 
 /// A 200 with `bytes` as its JSON body.
@@ -91,9 +88,10 @@ fn with_integer_id(path: &str) -> String {
     path.replace("{id}", ID)
 }
 
-/// The resource at `path` (an `{id}` matches integers only).
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(with_integer_id(path))
+/// The resource at `path` (an `{id}` matches integers only), named `path` in the metrics and
+/// the log ([`RouteTemplate`]).
+fn resource(path: &'static str) -> actix_web::Resource {
+    web::resource(with_integer_id(path)).app_data(RouteTemplate(path))
 }
 
 /// Registers every route on `cfg`.
@@ -196,17 +194,46 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_route_template_drops_the_segment_pattern_and_keeps_the_rest() {
+    use actix_web::test::{call_service, init_service, TestRequest};
+
+    /// A route table of `routes`' shape whose handlers answer with the route they see.
+    async fn route_of(path: &str, method: actix_web::http::Method) -> String {
+        let app = init_service(actix_web::App::new().configure(|cfg| {
+            let named = |req: actix_web::HttpRequest| async move {
+                RouteTemplate::of(&req).unwrap_or("unmatched").to_owned()
+            };
+            cfg.service(resource(paths::TRUNKS).get(named))
+                .service(resource(paths::TRUNK).get(named).to(named))
+                .default_service(web::to(named));
+        }))
+        .await;
+        let response = call_service(
+            &app,
+            TestRequest::default().method(method).uri(path).to_request(),
+        )
+        .await;
+        String::from_utf8(actix_web::test::read_body(response).await.to_vec()).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn a_request_is_named_by_its_route_template_never_by_its_raw_path() {
+        use actix_web::http::Method;
         assert_eq!(
-            route_template("/api/user/phone-numbers/sip-trunks/{id:-?[0-9]+}"),
-            "/api/user/phone-numbers/sip-trunks/{id}"
+            route_of("/api/user/phone-numbers/sip-trunks", Method::GET).await,
+            paths::TRUNKS
         );
         assert_eq!(
-            route_template("/api/user/phone-numbers/sip-trunks"),
-            "/api/user/phone-numbers/sip-trunks"
+            route_of("/api/user/phone-numbers/sip-trunks/42", Method::GET).await,
+            paths::TRUNK
         );
-        assert_eq!(route_template("/a/{x}/b:c"), "/a/{x}/b:c");
-        assert_eq!(route_template(&format!("/k/{ID}/v")), "/k/{id}/v");
+        assert_eq!(
+            route_of("/api/user/phone-numbers/sip-trunks/-7", Method::PATCH).await,
+            paths::TRUNK
+        );
+        assert_eq!(
+            route_of("/api/user/phone-numbers/sip-trunks/x", Method::GET).await,
+            "unmatched"
+        );
+        assert_eq!(route_of("/nowhere", Method::GET).await, "unmatched");
     }
 }

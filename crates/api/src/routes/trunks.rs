@@ -199,7 +199,9 @@ pub async fn list(
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let cached = state.read_cache.get(caller.user, Read::List);
-    state.metrics.cache_lookup("read", cached.is_some());
+    state
+        .metrics
+        .cache_lookup(crate::metrics::CacheKind::Read, cached.is_some());
     if let Some(bytes) = cached {
         return Ok(json_ok(bytes));
     }
@@ -246,7 +248,9 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = trunk_id(&path, ApiError::TrunkNotFound)?;
     let cached = state.read_cache.get(caller.user, Read::One(id));
-    state.metrics.cache_lookup("read", cached.is_some());
+    state
+        .metrics
+        .cache_lookup(crate::metrics::CacheKind::Read, cached.is_some());
     if let Some(bytes) = cached {
         return Ok(json_ok(bytes));
     }
