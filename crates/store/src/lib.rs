@@ -13,6 +13,6 @@ pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use memory::MemoryStore;
 pub use secrets::{EncryptionKey, KeyError, Keyring};
 pub use sql::{
-    close_connection_attempts, Change, ChangeFeed, OpenError, PoolOptions, PoolStats, ResealReport,
-    ResealScope, SqlStore, TrunkRead, TrunkReadOutcome,
+    close_connection_attempts, Change, ChangeFeed, DbConnection, OpenError, PoolOptions, PoolStats,
+    ResealReport, ResealScope, SqlStore, TrunkRead, TrunkReadOutcome,
 };

@@ -5,12 +5,13 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use domain::{
     AllowedIps, ApiKey, ApiKeyId, ApiKeyName, AuthorizationType, CallingFormat, CountryCode, Email,
-    InboundAuthorization, Lease, LegId, Nickname, PasswordWithheld, PhoneNumber, ProvisioningState,
-    RepositoryError, SipAddress, SipPassword, SipTrunk, SipUsername, Timestamp, TrunkId,
-    TrunkSettings, TrunkType, User, UserId, UserName,
+    FieldError, InboundAuthorization, Lease, LegId, Nickname, PasswordWithheld, PhoneNumber,
+    ProvisioningState, RepositoryError, SipAddress, SipPassword, SipTrunk, SipUsername, Timestamp,
+    TrunkId, TrunkSettings, TrunkType, User, UserId, UserName,
 };
 
 use super::schema::{api_keys, sip_trunks, users};
+use super::stored_code::StoredCode;
 use super::stored_time::StoredTime;
 use crate::secrets::{Keyring, Sealed};
 
@@ -177,16 +178,16 @@ impl TrunkRow {
         let shown = ShownTrunkRow {
             id: self.id,
             user_id: self.user_id,
-            sip_trunk_type: self.sip_trunk_type,
+            sip_trunk_type: TrunkType::parse(&self.sip_trunk_type),
             phone_number: self.phone_number,
             nickname: self.nickname,
             sip_username: self.sip_username,
             sip_address: self.sip_address,
-            sip_calling_format: self.sip_calling_format,
-            inbound_authorization_type: self.inbound_authorization_type,
+            sip_calling_format: CallingFormat::parse(&self.sip_calling_format),
+            inbound_authorization_type: AuthorizationType::parse(&self.inbound_authorization_type),
             allowed_inbound_ips: self.allowed_inbound_ips,
             outbound_proxy: self.outbound_proxy,
-            country_code: self.country_code,
+            country_code: CountryCode::parse(&self.country_code),
             inbound_trunk_id: self.inbound_trunk_id,
             outbound_trunk_id: self.outbound_trunk_id,
             created_at: self.created_at,
@@ -203,16 +204,21 @@ impl TrunkRow {
 pub(crate) struct ShownTrunkRow {
     id: i64,
     user_id: i64,
-    sip_trunk_type: String,
+    // The code columns are parsed from the row's own text ([`StoredCode`]): no `String`.
+    #[diesel(deserialize_as = StoredCode<TrunkType>)]
+    sip_trunk_type: Result<TrunkType, FieldError>,
     phone_number: String,
     nickname: Option<String>,
     sip_username: String,
     sip_address: String,
-    sip_calling_format: String,
-    inbound_authorization_type: String,
+    #[diesel(deserialize_as = StoredCode<CallingFormat>)]
+    sip_calling_format: Result<CallingFormat, FieldError>,
+    #[diesel(deserialize_as = StoredCode<AuthorizationType>)]
+    inbound_authorization_type: Result<AuthorizationType, FieldError>,
     allowed_inbound_ips: Option<String>,
     outbound_proxy: i16,
-    country_code: String,
+    #[diesel(deserialize_as = StoredCode<CountryCode>)]
+    country_code: Result<CountryCode, FieldError>,
     inbound_trunk_id: Option<String>,
     outbound_trunk_id: Option<String>,
     #[diesel(deserialize_as = StoredTime)]
@@ -234,7 +240,7 @@ impl ShownTrunkRow {
             |column: &str, why: &dyn std::fmt::Display| corrupt("sip_trunks", id, column, why);
         let trunk_id = TrunkId::new(id).ok_or_else(|| bad("id", &"not positive"))?;
         let owner = UserId::new(self.user_id).ok_or_else(|| bad("user_id", &"not positive"))?;
-        let kind = TrunkType::parse(&self.sip_trunk_type).map_err(|e| bad("sip_trunk_type", &e))?;
+        let kind = self.sip_trunk_type.map_err(|e| bad("sip_trunk_type", &e))?;
         // The text columns move into the domain's values (`from_stored`): no second copy.
         let phone_number = PhoneNumber::from_stored(kind, self.phone_number)
             .map_err(|e| bad("phone_number", &e))?;
@@ -243,7 +249,7 @@ impl ShownTrunkRow {
             None => None,
         };
         let inbound_authorization = match (
-            AuthorizationType::parse(&self.inbound_authorization_type)
+            self.inbound_authorization_type
                 .map_err(|e| bad("inbound_authorization_type", &e))?,
             &self.allowed_inbound_ips,
         ) {
@@ -270,7 +276,8 @@ impl ShownTrunkRow {
             sip_password: PasswordWithheld,
             sip_address: SipAddress::from_stored(self.sip_address)
                 .map_err(|e| bad("sip_address", &e))?,
-            calling_format: CallingFormat::parse(&self.sip_calling_format)
+            calling_format: self
+                .sip_calling_format
                 .map_err(|e| bad("sip_calling_format", &e))?,
             inbound_authorization,
             outbound_proxy: match self.outbound_proxy {
@@ -278,8 +285,7 @@ impl ShownTrunkRow {
                 1 => true,
                 _ => return Err(bad("outbound_proxy", &"not 0 or 1")),
             },
-            country_code: CountryCode::parse(&self.country_code)
-                .map_err(|e| bad("country_code", &e))?,
+            country_code: self.country_code.map_err(|e| bad("country_code", &e))?,
         };
         let trunk = SipTrunk {
             id: trunk_id,

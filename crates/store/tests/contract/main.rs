@@ -100,6 +100,7 @@ macro_rules! sql_suite {
             a_rotated_key_ring_opens_old_rows_and_seals_new_writes_with_the_new_key,
             a_row_that_no_longer_parses_is_reported_corrupt,
             one_row_that_does_not_read_never_fails_the_list,
+            a_code_column_that_no_longer_parses_is_named_and_the_rest_of_the_page_still_reads,
             a_sealed_password_moved_to_another_trunk_does_not_open,
             reseal_moves_every_row_to_the_current_key_and_is_safe_to_run_again,
             reseal_reports_rows_it_cannot_open_and_leaves_them_as_they_are,

@@ -1,0 +1,86 @@
+//! `StoredCode`: a text column that holds one of a fixed set of codes (`number`, `+e164`,
+//! `auth`, `US`), read straight into its domain value.
+//!
+//! Read as a `String`, each such column cost a row an allocation and a free for text that
+//! is parsed at once and thrown away: four per trunk, forty per listed page (issue 25's
+//! allocation count of a cache-off list). Here the code is parsed from the text the row
+//! holds, borrowed. A code that does not parse is kept as the parser's reason, so the row is
+//! still reported as unreadable (naming the column, never the value) exactly as before, and
+//! not as a failed page.
+
+use std::marker::PhantomData;
+
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::pg::Pg;
+use diesel::sql_types::Text;
+use diesel::sqlite::Sqlite;
+use domain::{AuthorizationType, CallingFormat, CountryCode, FieldError, TrunkType};
+
+use super::connection::MultiBackend;
+
+/// A domain value stored as a short text code.
+pub(crate) trait Code: Sized {
+    /// The value `text` names.
+    fn parse(text: &str) -> Result<Self, FieldError>;
+}
+
+impl Code for TrunkType {
+    fn parse(text: &str) -> Result<Self, FieldError> {
+        TrunkType::parse(text)
+    }
+}
+
+impl Code for CallingFormat {
+    fn parse(text: &str) -> Result<Self, FieldError> {
+        CallingFormat::parse(text)
+    }
+}
+
+impl Code for AuthorizationType {
+    fn parse(text: &str) -> Result<Self, FieldError> {
+        AuthorizationType::parse(text)
+    }
+}
+
+impl Code for CountryCode {
+    fn parse(text: &str) -> Result<Self, FieldError> {
+        CountryCode::parse(text)
+    }
+}
+
+/// A code column's value: the domain value, or why the stored text is not one. Rows name it
+/// with `#[diesel(deserialize_as = StoredCode<T>)]` on a `Result<T, FieldError>` field.
+#[derive(Debug, FromSqlRow)]
+pub(crate) struct StoredCode<T>(Result<T, FieldError>, PhantomData<T>);
+
+impl<T> From<StoredCode<T>> for Result<T, FieldError> {
+    fn from(code: StoredCode<T>) -> Self {
+        code.0
+    }
+}
+
+impl<T: Code> StoredCode<T> {
+    fn of(text: &str) -> Self {
+        Self(T::parse(text), PhantomData)
+    }
+}
+
+impl<T: Code> FromSql<Text, Sqlite> for StoredCode<T> {
+    fn from_sql(mut value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(Self::of(value.read_text()))
+    }
+}
+
+impl<T: Code> FromSql<Text, Pg> for StoredCode<T> {
+    fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        // Not UTF-8 fails the read as Diesel's own `String` would.
+        Ok(Self::of(std::str::from_utf8(value.as_bytes())?))
+    }
+}
+
+impl<T: Code> FromSql<Text, MultiBackend> for StoredCode<T> {
+    fn from_sql(value: <MultiBackend as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        value.from_sql::<Self, Text>()
+    }
+}
