@@ -30,6 +30,9 @@ pub use carrier::{
     CarrierHealth, CarrierHealthStore, CarrierProbe, CarrierState, ProbeOutcome, ProbeResponse,
     TrunksByCarrierState, FAILURES_TO_UNREACHABLE, SUCCESSES_TO_REACHABLE,
 };
+/// The short-string type of the domain's text values (inline up to 24 bytes): what
+/// `from_stored` constructors take, so that a store can read a column straight into one.
+pub use compact_str::CompactString;
 pub use conflicts::{NumberConflictBudget, NumberConflictLog, NUMBER_CONFLICT_WINDOW};
 pub use diagnostics::{
     LegCheck, LegStatus, ProvisioningFailure, TrunkNotes, TrunkProvisioningRecord,

@@ -28,15 +28,17 @@ pub use sip_address::SipAddress;
 pub use text::{Nickname, SipPassword, SipUsername};
 pub use update::{Patch, SipTrunkPatch, SipTrunkPatchInput, TrunkUpdate};
 
+use compact_str::CompactString;
+
 use crate::{Timestamp, TrunkId, UserId};
 
 /// The id the voice infrastructure gave one leg (inbound or outbound) of a trunk.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct LegId(String);
+pub struct LegId(CompactString);
 
 impl LegId {
     /// Wraps an id handed out by the voice infrastructure; `None` when empty.
-    pub fn new(id: impl Into<String>) -> Option<Self> {
+    pub fn new(id: impl Into<CompactString>) -> Option<Self> {
         let id = id.into();
         (!id.is_empty()).then_some(Self(id))
     }

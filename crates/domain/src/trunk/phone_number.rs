@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
+
 use crate::{CountryCode, FieldError};
 
 /// How a trunk's phone number is read: the create body's `sip_trunk_type`.
@@ -56,7 +58,8 @@ impl fmt::Display for TrunkType {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PhoneNumber {
     kind: TrunkType,
-    value: String,
+    /// At most 15 characters: kept inline, never on the heap.
+    value: CompactString,
 }
 
 impl PhoneNumber {
@@ -68,12 +71,13 @@ impl PhoneNumber {
         Self::check(kind, raw)?;
         Ok(Self {
             kind,
-            value: raw.to_owned(),
+            value: CompactString::from(raw),
         })
     }
 
     /// [`PhoneNumber::parse`] of a value read back from storage, kept without a copy.
-    pub fn from_stored(kind: TrunkType, raw: String) -> Result<Self, FieldError> {
+    pub fn from_stored(kind: TrunkType, raw: impl Into<CompactString>) -> Result<Self, FieldError> {
+        let raw = raw.into();
         Self::check(kind, &raw)?;
         Ok(Self { kind, value: raw })
     }

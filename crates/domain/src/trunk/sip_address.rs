@@ -3,6 +3,8 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use compact_str::CompactString;
+
 use crate::FieldError;
 
 /// The host of the carrier's SIP server: an RFC 1123 hostname, an IPv4 address or an IPv6
@@ -18,7 +20,7 @@ use crate::FieldError;
 /// assert!(SipAddress::parse("sip.example.com:5060").is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SipAddress(String);
+pub struct SipAddress(CompactString);
 
 impl SipAddress {
     /// Longest hostname (RFC 1123, without a trailing dot).
@@ -35,10 +37,10 @@ impl SipAddress {
             )));
         }
         if let Ok(v4) = raw.parse::<Ipv4Addr>() {
-            return Ok(Self(v4.to_string()));
+            return Ok(Self(compact_str::format_compact!("{v4}")));
         }
         if let Ok(v6) = raw.parse::<Ipv6Addr>() {
-            return Ok(Self(v6.to_string()));
+            return Ok(Self(compact_str::format_compact!("{v6}")));
         }
         if raw.contains(':') {
             return Err(FieldError::new(if is_host_and_port(raw) {
@@ -48,9 +50,9 @@ impl SipAddress {
             }));
         }
         let lower = if raw.bytes().any(|b| b.is_ascii_uppercase()) {
-            raw.to_ascii_lowercase()
+            CompactString::from(raw.to_ascii_lowercase())
         } else {
-            raw.to_owned()
+            CompactString::from(raw)
         };
         if is_hostname(&lower) {
             Ok(Self(lower))
@@ -63,7 +65,8 @@ impl SipAddress {
 
     /// [`SipAddress::parse`] of a value read back from storage, kept as it is (no copy) when
     /// it is already in canonical form, as every value this service stored is.
-    pub fn from_stored(raw: String) -> Result<Self, FieldError> {
+    pub fn from_stored(raw: impl Into<CompactString>) -> Result<Self, FieldError> {
+        let raw = raw.into();
         // A lower-case host name is its own canonical form; it cannot be an IP address (its
         // last label is not all digits, and it holds no `:`).
         if is_hostname(&raw) {

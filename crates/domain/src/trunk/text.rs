@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
+
 use crate::FieldError;
 
 fn has_control(raw: &str) -> bool {
@@ -32,7 +34,7 @@ fn is_invisible_format(c: char) -> bool {
 /// assert!(Nickname::parse(&"x".repeat(51)).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Nickname(String);
+pub struct Nickname(CompactString);
 
 impl Nickname {
     /// Most characters a nickname may have.
@@ -42,12 +44,13 @@ impl Nickname {
     pub fn parse(raw: &str) -> Result<Option<Self>, FieldError> {
         let trimmed = raw.trim();
         Self::check(trimmed)?;
-        Ok((!trimmed.is_empty()).then(|| Self(trimmed.to_owned())))
+        Ok((!trimmed.is_empty()).then(|| Self(CompactString::from(trimmed))))
     }
 
     /// [`Nickname::parse`] of a value read back from storage, kept without a copy when it
     /// needs no trimming (as every nickname this service stored).
-    pub fn from_stored(raw: String) -> Result<Option<Self>, FieldError> {
+    pub fn from_stored(raw: impl Into<CompactString>) -> Result<Option<Self>, FieldError> {
+        let raw = raw.into();
         if raw.trim().len() != raw.len() {
             return Self::parse(&raw);
         }
@@ -94,7 +97,7 @@ impl fmt::Display for Nickname {
 /// assert!(SipUsername::parse("a b c").is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SipUsername(String);
+pub struct SipUsername(CompactString);
 
 impl SipUsername {
     /// Fewest characters.
@@ -118,13 +121,14 @@ impl SipUsername {
             ));
         }
         Self::check_stored(raw)?;
-        Ok(Self(raw.to_owned()))
+        Ok(Self(CompactString::from(raw)))
     }
 
     /// Checks a username read back from storage, and keeps it without a copy: the rules of
     /// [`SipUsername::parse`] except the `"` and `\\` rule, which came later, so that a trunk
     /// stored before it stays readable (and can be given another username).
-    pub fn from_stored(raw: String) -> Result<Self, FieldError> {
+    pub fn from_stored(raw: impl Into<CompactString>) -> Result<Self, FieldError> {
+        let raw = raw.into();
         Self::check_stored(&raw)?;
         Ok(Self(raw))
     }

@@ -20,7 +20,7 @@ mod read_batches;
 mod readers;
 mod rows;
 pub mod schema;
-mod stored_code;
+mod stored_text;
 mod stored_time;
 mod visible;
 

@@ -11,7 +11,7 @@ use domain::{
 };
 
 use super::schema::{api_keys, sip_trunks, users};
-use super::stored_code::StoredCode;
+use super::stored_text::{StoredCode, StoredText};
 use super::stored_time::StoredTime;
 use crate::secrets::{Keyring, Sealed};
 
@@ -179,17 +179,17 @@ impl TrunkRow {
             id: self.id,
             user_id: self.user_id,
             sip_trunk_type: TrunkType::parse(&self.sip_trunk_type),
-            phone_number: self.phone_number,
-            nickname: self.nickname,
-            sip_username: self.sip_username,
-            sip_address: self.sip_address,
+            phone_number: self.phone_number.into(),
+            nickname: self.nickname.map(StoredText::from),
+            sip_username: self.sip_username.into(),
+            sip_address: self.sip_address.into(),
             sip_calling_format: CallingFormat::parse(&self.sip_calling_format),
             inbound_authorization_type: AuthorizationType::parse(&self.inbound_authorization_type),
             allowed_inbound_ips: self.allowed_inbound_ips,
             outbound_proxy: self.outbound_proxy,
             country_code: CountryCode::parse(&self.country_code),
-            inbound_trunk_id: self.inbound_trunk_id,
-            outbound_trunk_id: self.outbound_trunk_id,
+            inbound_trunk_id: self.inbound_trunk_id.map(StoredText::from),
+            outbound_trunk_id: self.outbound_trunk_id.map(StoredText::from),
             created_at: self.created_at,
             updated_at: self.updated_at,
         };
@@ -207,10 +207,11 @@ pub(crate) struct ShownTrunkRow {
     // The code columns are parsed from the row's own text ([`StoredCode`]): no `String`.
     #[diesel(deserialize_as = StoredCode<TrunkType>)]
     sip_trunk_type: Result<TrunkType, FieldError>,
-    phone_number: String,
-    nickname: Option<String>,
-    sip_username: String,
-    sip_address: String,
+    // The texts a trunk keeps are read into short strings ([`StoredText`]).
+    phone_number: StoredText,
+    nickname: Option<StoredText>,
+    sip_username: StoredText,
+    sip_address: StoredText,
     #[diesel(deserialize_as = StoredCode<CallingFormat>)]
     sip_calling_format: Result<CallingFormat, FieldError>,
     #[diesel(deserialize_as = StoredCode<AuthorizationType>)]
@@ -219,8 +220,8 @@ pub(crate) struct ShownTrunkRow {
     outbound_proxy: i16,
     #[diesel(deserialize_as = StoredCode<CountryCode>)]
     country_code: Result<CountryCode, FieldError>,
-    inbound_trunk_id: Option<String>,
-    outbound_trunk_id: Option<String>,
+    inbound_trunk_id: Option<StoredText>,
+    outbound_trunk_id: Option<StoredText>,
     #[diesel(deserialize_as = StoredTime)]
     created_at: NaiveDateTime,
     #[diesel(deserialize_as = StoredTime)]
@@ -242,10 +243,10 @@ impl ShownTrunkRow {
         let owner = UserId::new(self.user_id).ok_or_else(|| bad("user_id", &"not positive"))?;
         let kind = self.sip_trunk_type.map_err(|e| bad("sip_trunk_type", &e))?;
         // The text columns move into the domain's values (`from_stored`): no second copy.
-        let phone_number = PhoneNumber::from_stored(kind, self.phone_number)
+        let phone_number = PhoneNumber::from_stored(kind, self.phone_number.0)
             .map_err(|e| bad("phone_number", &e))?;
         let nickname = match self.nickname {
-            Some(raw) => Nickname::from_stored(raw).map_err(|e| bad("nickname", &e))?,
+            Some(raw) => Nickname::from_stored(raw.0).map_err(|e| bad("nickname", &e))?,
             None => None,
         };
         let inbound_authorization = match (
@@ -271,10 +272,10 @@ impl ShownTrunkRow {
         let settings = TrunkSettings {
             phone_number,
             nickname,
-            sip_username: SipUsername::from_stored(self.sip_username)
+            sip_username: SipUsername::from_stored(self.sip_username.0)
                 .map_err(|e| bad("sip_username", &e))?,
             sip_password: PasswordWithheld,
-            sip_address: SipAddress::from_stored(self.sip_address)
+            sip_address: SipAddress::from_stored(self.sip_address.0)
                 .map_err(|e| bad("sip_address", &e))?,
             calling_format: self
                 .sip_calling_format
@@ -291,8 +292,8 @@ impl ShownTrunkRow {
             id: trunk_id,
             owner,
             settings,
-            inbound_trunk_id: self.inbound_trunk_id.and_then(LegId::new),
-            outbound_trunk_id: self.outbound_trunk_id.and_then(LegId::new),
+            inbound_trunk_id: self.inbound_trunk_id.and_then(|id| LegId::new(id.0)),
+            outbound_trunk_id: self.outbound_trunk_id.and_then(|id| LegId::new(id.0)),
             created_at: Timestamp::from_naive_utc(self.created_at),
             updated_at: Timestamp::from_naive_utc(self.updated_at),
         };
