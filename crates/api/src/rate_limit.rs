@@ -125,6 +125,12 @@ impl RateLimits {
         self.check_account(user)
     }
 
+    /// Whether an account's allowance is decided in this process alone
+    /// ([`RateLimits::check_account`]), with no quota shared through Redis to ask.
+    pub fn decides_alone(&self) -> bool {
+        self.quota.is_none()
+    }
+
     /// [`RateLimits::failed`], shared through Redis when it is configured and answers.
     pub async fn failed_everywhere(&self, client: Option<IpAddr>) -> ApiError {
         if let (Some(redis), Some(client), Some((_, limit))) =
