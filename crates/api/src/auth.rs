@@ -54,8 +54,8 @@ impl FromRequest for Authenticated {
         // Most requests: a token verified moments ago, under limits this process decides
         // alone. They are answered here, with nothing to wait for (no boxed future, no clone
         // of the state or the request).
-        let remembered = token.as_ref().and_then(|token| remembered(state, token));
-        if let Some(caller) = remembered {
+        let known = token.as_ref().and_then(|token| remembered(state, token));
+        if let Some(caller) = known {
             if state.rate_limits.decides_alone() {
                 let allowance = state.rate_limits.check_account(caller.user);
                 return Either::Left(ready(admitted(req, state, caller, allowance)));
@@ -63,7 +63,7 @@ impl FromRequest for Authenticated {
         }
         let (state, req) = (state.clone(), req.clone());
         Either::Right(Box::pin(async move {
-            let caller = match remembered {
+            let caller = match known {
                 Some(caller) => caller,
                 None => verify_in_database(&state, &req, token).await?,
             };

@@ -27,7 +27,7 @@ use crate::errors::ApiError;
 /// The `{id}` segment of a resource path: an integer, optionally negative (ids that cannot
 /// exist, `0`, `-1`, or past `i64`, reach the resource and get its own 404). Anything else
 /// is not this resource. The metrics and the log name the route by its template without
-/// this pattern ([`route_template`]).
+/// this pattern ([`RouteTemplate`]).
 const ID: &str = "{id:-?[0-9]+}";
 
 /// The route a request matched, as the metrics and the log name it: its path in the OpenAPI

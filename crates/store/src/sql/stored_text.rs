@@ -11,8 +11,6 @@
 //! not as a failed page. The texts a trunk keeps (its number, username, host, nickname and
 //! leg ids) went from a heap allocation each to none when short, as they nearly always are.
 
-use std::marker::PhantomData;
-
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::pg::Pg;
@@ -21,6 +19,35 @@ use diesel::sqlite::Sqlite;
 use domain::{AuthorizationType, CallingFormat, CompactString, CountryCode, FieldError, TrunkType};
 
 use super::connection::MultiBackend;
+
+/// What a text column's value is read into, from the row's own text (borrowed).
+pub(crate) trait FromText {
+    /// The value of `text`.
+    fn from_text(text: &str) -> Self;
+}
+
+/// A text column read through [`FromText`]: one set of Diesel impls for every such reading.
+#[derive(Debug, FromSqlRow)]
+pub(crate) struct ReadText<T>(pub(crate) T);
+
+impl<T: FromText> FromSql<Text, Sqlite> for ReadText<T> {
+    fn from_sql(mut value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(Self(T::from_text(value.read_text())))
+    }
+}
+
+impl<T: FromText> FromSql<Text, Pg> for ReadText<T> {
+    fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        // Not UTF-8 fails the read as Diesel's own `String` would.
+        Ok(Self(T::from_text(std::str::from_utf8(value.as_bytes())?)))
+    }
+}
+
+impl<T: FromText> FromSql<Text, MultiBackend> for ReadText<T> {
+    fn from_sql(value: <MultiBackend as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        value.from_sql::<Self, Text>()
+    }
+}
 
 /// A domain value stored as a short text code.
 pub(crate) trait Code: Sized {
@@ -52,10 +79,15 @@ impl Code for CountryCode {
     }
 }
 
+impl<T: Code> FromText for Result<T, FieldError> {
+    fn from_text(text: &str) -> Self {
+        T::parse(text)
+    }
+}
+
 /// A code column's value: the domain value, or why the stored text is not one. Rows name it
 /// with `#[diesel(deserialize_as = StoredCode<T>)]` on a `Result<T, FieldError>` field.
-#[derive(Debug, FromSqlRow)]
-pub(crate) struct StoredCode<T>(Result<T, FieldError>, PhantomData<T>);
+pub(crate) type StoredCode<T> = ReadText<Result<T, FieldError>>;
 
 impl<T> From<StoredCode<T>> for Result<T, FieldError> {
     fn from(code: StoredCode<T>) -> Self {
@@ -63,59 +95,18 @@ impl<T> From<StoredCode<T>> for Result<T, FieldError> {
     }
 }
 
-impl<T: Code> StoredCode<T> {
-    fn of(text: &str) -> Self {
-        Self(T::parse(text), PhantomData)
-    }
-}
-
-impl<T: Code> FromSql<Text, Sqlite> for StoredCode<T> {
-    fn from_sql(mut value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        Ok(Self::of(value.read_text()))
-    }
-}
-
-impl<T: Code> FromSql<Text, Pg> for StoredCode<T> {
-    fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        // Not UTF-8 fails the read as Diesel's own `String` would.
-        Ok(Self::of(std::str::from_utf8(value.as_bytes())?))
-    }
-}
-
-impl<T: Code> FromSql<Text, MultiBackend> for StoredCode<T> {
-    fn from_sql(value: <MultiBackend as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        value.from_sql::<Self, Text>()
+impl FromText for CompactString {
+    fn from_text(text: &str) -> Self {
+        CompactString::from(text)
     }
 }
 
 /// A text column's value, copied from the row's own text into a [`CompactString`] (inline up
 /// to 24 bytes: no allocation for a phone number, a username, most hosts and leg ids).
-#[derive(Debug, FromSqlRow)]
-pub(crate) struct StoredText(pub(crate) CompactString);
+pub(crate) type StoredText = ReadText<CompactString>;
 
 impl From<String> for StoredText {
     fn from(text: String) -> Self {
         Self(CompactString::from(text))
-    }
-}
-
-impl FromSql<Text, Sqlite> for StoredText {
-    fn from_sql(mut value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        Ok(Self(CompactString::from(value.read_text())))
-    }
-}
-
-impl FromSql<Text, Pg> for StoredText {
-    fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        // Not UTF-8 fails the read as Diesel's own `String` would.
-        Ok(Self(CompactString::from(std::str::from_utf8(
-            value.as_bytes(),
-        )?)))
-    }
-}
-
-impl FromSql<Text, MultiBackend> for StoredText {
-    fn from_sql(value: <MultiBackend as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        value.from_sql::<Self, Text>()
     }
 }
