@@ -2,7 +2,8 @@
 //! type is written once: it derives `Serialize` for the wire and `ToSchema` for the OpenAPI
 //! document, so the document describes exactly what is sent. Doc comments on these types and
 //! their fields are the schemas' descriptions, and the fields are `pub(crate)` so that no
-//! rustdoc-only comment leaks into the document.
+//! rustdoc-only comment leaks into the document. The two hot trunk bodies are also written by
+//! hand ([`written`]), into the same bytes, which its tests compare with serde's.
 
 use domain::{
     AllowedIps, ApiKey, LegId, Nickname, SipTrunk, Timestamp, TrunkSettings, User, ValidationErrors,
@@ -10,6 +11,8 @@ use domain::{
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
+
+mod written;
 
 /// A timestamp as `2026-03-31T10:00:00.000000Z`.
 pub struct Time(pub Timestamp);

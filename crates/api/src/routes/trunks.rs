@@ -8,7 +8,7 @@ use domain::{
 };
 use futures_util::StreamExt;
 
-use super::{json_ok, render};
+use super::json_ok;
 use crate::auth::Authenticated;
 use crate::body::JsonObject;
 use crate::errors::{mime_json, ApiError};
@@ -119,7 +119,7 @@ fn append_items(
             body.push(b',');
         }
         first = false;
-        serde_json::to_writer(&mut *body, &TrunkListItem::of(trunk))?;
+        TrunkListItem::of(trunk).write_json(body)?;
     }
     Ok(())
 }
@@ -257,10 +257,12 @@ pub async fn get(
     let generation = state.read_cache.generation(caller.user);
     let trunks = state.trunks.clone();
     let rendered = |trunk: SipTrunk<PasswordWithheld>| {
-        render(&SipTrunkData {
+        SipTrunkData {
             data: TrunkView::of(&trunk),
-        })
-        .map_err(|_| RepositoryError::Internal("cannot render a trunk".into()))
+        }
+        .to_json()
+        .map(Bytes::from)
+        .map_err(|error| RepositoryError::Internal(format!("cannot render a trunk: {error}")))
     };
     let bytes = if trunks.queues_reads() {
         state
