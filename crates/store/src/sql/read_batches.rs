@@ -154,7 +154,11 @@ fn fetch_together(
         query.rows.push(rows);
     }
     let mut found: Vec<Vec<ShownTrunkRow>> = (0..reads.len()).map(|_| Vec::new()).collect();
-    for (n, row) in query.load::<(i64, ShownTrunkRow)>(conn)? {
+    // Each row goes straight to its read's vector: no vector of the whole answer between.
+    for answered in
+        query.load_iter::<(i64, ShownTrunkRow), diesel::connection::DefaultLoadingMode>(conn)?
+    {
+        let (n, row) = answered?;
         // `n` counts from 1 (WITH ORDINALITY).
         let slot = usize::try_from(n - 1)
             .ok()
