@@ -321,16 +321,26 @@ fn limited_replicas(
     per_minute: &str,
     n: usize,
 ) -> Vec<Server> {
+    limited_replicas_with(database, redis, per_minute, n, &[])
+}
+
+/// [`limited_replicas`] with more settings.
+fn limited_replicas_with(
+    database: &Database,
+    redis: &PrivateRedis,
+    per_minute: &str,
+    n: usize,
+    more: &[(&str, &str)],
+) -> Vec<Server> {
     let url = redis.url();
     (0..n)
         .map(|_| {
-            Server::start_with(
-                database,
-                &[
-                    ("REDIS_URL", url.as_str()),
-                    ("RATE_LIMIT_PER_MINUTE", per_minute),
-                ],
-            )
+            let mut settings = vec![
+                ("REDIS_URL", url.as_str()),
+                ("RATE_LIMIT_PER_MINUTE", per_minute),
+            ];
+            settings.extend_from_slice(more);
+            Server::start_with(database, &settings)
         })
         .collect()
 }
@@ -387,7 +397,17 @@ pub fn one_account_spread_over_three_replicas_gets_its_limit_to_within_two_perce
     // 3,000 a minute: each replica reserves up to 30 cells at a time and spends them locally.
     const N: usize = 3000;
     let token = Arc::new(create_user(database, "spread@example.com"));
-    let servers = Arc::new(limited_replicas(database, &redis, &N.to_string(), 3));
+    // Redis answers within the default 25 ms on an idle machine, but not always on a busy one
+    // (three replicas, PostgreSQL, Redis and six clients on CI's two cores): past it a replica
+    // counts Redis as down and falls back to its own limits for a second, which is another
+    // test's subject. Here Redis is up and only the sharing's accuracy is measured.
+    let servers = Arc::new(limited_replicas_with(
+        database,
+        &redis,
+        &N.to_string(),
+        3,
+        &[("REDIS_TIMEOUT_MS", "2000")],
+    ));
     let started = Instant::now();
     let clients: Vec<_> = (0..6)
         .map(|client| {
