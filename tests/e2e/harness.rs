@@ -344,6 +344,11 @@ impl Server {
         self.metrics.lock().unwrap().clone()
     }
 
+    /// What the service wrote to stderr so far.
+    pub fn log_so_far(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
     /// The service's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
