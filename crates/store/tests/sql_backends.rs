@@ -211,6 +211,93 @@ fn the_sqlite_wal_stays_bounded_under_ten_thousand_creates() {
     );
 }
 
+/// The SQL of the statements a connection ran, and of those it prepared to keep.
+#[derive(Default)]
+struct Statements {
+    run: Vec<String>,
+    kept: Vec<String>,
+}
+
+#[test]
+fn trunk_creates_on_sqlite_prepare_each_of_their_statements_once_per_connection() {
+    use diesel::connection::InstrumentationEvent;
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let one_connection = PoolOptions {
+        max_size: 1,
+        keep_one_ready: false,
+        ..PoolOptions::default()
+    };
+    let store = SqlStore::open(
+        &DatabaseUrl::SqliteFile(dir.path().join("prepared.db")),
+        keys(),
+        one_connection,
+    )
+    .unwrap();
+    store.migrate().unwrap();
+    let owner = store
+        .create_user(
+            &Email::parse("prepared@example.com").unwrap(),
+            &UserName::parse("Prepared").unwrap(),
+        )
+        .unwrap()
+        .id;
+    let seen = Arc::new(Mutex::new(Statements::default()));
+    let recorder = seen.clone();
+    store
+        .with_connection(move |conn| {
+            conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                let mut seen = recorder.lock().unwrap();
+                match event {
+                    InstrumentationEvent::StartQuery { query, .. } => {
+                        let text = query.to_string();
+                        let sql = text.split(" -- binds:").next().unwrap_or_default();
+                        seen.run.push(sql.to_owned());
+                    }
+                    InstrumentationEvent::CacheQuery { sql, .. } => seen.kept.push(sql.to_owned()),
+                    _ => {}
+                }
+            });
+            Ok(())
+        })
+        .unwrap();
+    let numbered = |n: usize| {
+        let mut input = trunk_input();
+        input.phone_number = Some(format!("+1415{n:07}"));
+        NewSipTrunk::parse(&input).unwrap()
+    };
+    for round in 0..5 {
+        let batch = (0..3)
+            .map(|n| (owner, numbered(round * 10 + n), 1000))
+            .collect();
+        for created in store.create_trunks_together(batch) {
+            created.unwrap();
+        }
+        store
+            .create_trunk(owner, &numbered(round * 10 + 5), 1000)
+            .unwrap();
+    }
+
+    let seen = seen.lock().unwrap();
+    let writes: Vec<&String> = seen
+        .run
+        .iter()
+        .filter(|sql| sql.starts_with("INSERT") || sql.starts_with("UPDATE"))
+        .collect();
+    assert!(writes.len() >= 20 * 3, "{:#?}", seen.run);
+    for sql in writes {
+        assert!(
+            seen.kept.contains(sql),
+            "prepared anew on every run, never kept: {sql}"
+        );
+    }
+    let mut kept = seen.kept.clone();
+    kept.sort();
+    kept.dedup();
+    assert_eq!(kept.len(), seen.kept.len(), "{:#?}", seen.kept);
+}
+
 fn wal_size(database: &std::path::Path) -> u64 {
     let mut wal = database.as_os_str().to_owned();
     wal.push("-wal");

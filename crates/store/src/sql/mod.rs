@@ -13,6 +13,7 @@ mod conflicts;
 mod connection;
 mod errors;
 mod files;
+mod fixed_statements;
 mod keys;
 mod ledger;
 mod observations;
@@ -25,6 +26,8 @@ mod stored_time;
 mod visible;
 
 use std::sync::{Arc, Mutex};
+
+use fixed_statements::{ClaimTrunkPlace, SealPassword};
 
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -691,14 +694,16 @@ fn insert_creates_together(
         for (job, drawn) in creates.iter().zip(&ids) {
             let id = TrunkId::new(drawn.id).ok_or(diesel::result::Error::NotFound)?;
             let password = SealedPasswordColumns::of(keys, job.owner, id, &job.trunk.sip_password);
-            rows.push(NewTrunkRow::of(
-                Some(id),
-                job.owner,
-                &job.trunk,
-                job.now,
-                password,
-                job.creating.as_ref(),
-            ));
+            rows.push(
+                NewTrunkRow::of(
+                    job.owner,
+                    &job.trunk,
+                    job.now,
+                    password,
+                    job.creating.as_ref(),
+                )
+                .with_id(id),
+            );
         }
         let mut inserted: std::collections::HashMap<i64, TrunkRow> =
             diesel::insert_into(sip_trunks::table)
@@ -746,7 +751,9 @@ fn insert_creates_together(
 /// it with an update after the insert leaves a dead row version and index entries behind
 /// every create until VACUUM.) SQLite writes in place, has no sequence to draw from without
 /// a race against other processes, and its transaction holds the write lock from the
-/// insert on: it inserts, then seals.
+/// insert on: it inserts, then seals, in two statements it keeps prepared (see
+/// [`fixed_statements`]); the row read back from the insert gets the sealed columns as
+/// written, so the row is not read twice.
 fn insert_trunk(
     conn: &mut DbConnection,
     owner: UserId,
@@ -755,45 +762,42 @@ fn insert_trunk(
     keys: &Keyring,
     creating: Option<&Lease>,
 ) -> QueryResult<TrunkRow> {
-    if let DbConnection::Postgres(pg) = conn {
-        let id: i64 = diesel::select(sql::<BigInt>(
-            "nextval(pg_get_serial_sequence('sip_trunks', 'id'))",
-        ))
-        .get_result(pg)?;
-        let trunk_id = TrunkId::new(id).ok_or(diesel::result::Error::NotFound)?;
-        let password = SealedPasswordColumns::of(keys, owner, trunk_id, &trunk.sip_password);
-        return diesel::insert_into(sip_trunks::table)
-            .values(&NewTrunkRow::of(
-                Some(trunk_id),
+    match conn {
+        DbConnection::Postgres(pg) => {
+            let id: i64 = diesel::select(sql::<BigInt>(
+                "nextval(pg_get_serial_sequence('sip_trunks', 'id'))",
+            ))
+            .get_result(pg)?;
+            let trunk_id = TrunkId::new(id).ok_or(diesel::result::Error::NotFound)?;
+            let password = SealedPasswordColumns::of(keys, owner, trunk_id, &trunk.sip_password);
+            diesel::insert_into(sip_trunks::table)
+                .values(&NewTrunkRow::of(owner, trunk, now, password, creating).with_id(trunk_id))
+                .get_result::<TrunkRow>(pg)
+        }
+        DbConnection::Sqlite(lite) => {
+            let row = NewTrunkRow::of(
                 owner,
                 trunk,
                 now,
-                password,
+                SealedPasswordColumns::placeholder(),
                 creating,
-            ))
-            .get_result::<TrunkRow>(conn);
+            );
+            let inserted: TrunkRow = diesel::insert_into(sip_trunks::table)
+                .values(&row)
+                .get_result(lite)?;
+            let trunk_id = TrunkId::new(inserted.id()).ok_or(diesel::result::Error::NotFound)?;
+            let password = SealedPasswordColumns::of(keys, owner, trunk_id, &trunk.sip_password);
+            let sealed = SealPassword {
+                trunk: trunk_id.get(),
+                password: &password,
+            }
+            .execute(lite)?;
+            if sealed != 1 {
+                return Err(diesel::result::Error::NotFound);
+            }
+            Ok(inserted.with_password(password))
+        }
     }
-    let row = NewTrunkRow::of(
-        None,
-        owner,
-        trunk,
-        now,
-        SealedPasswordColumns::placeholder(),
-        creating,
-    );
-    let id: i64 = diesel::insert_into(sip_trunks::table)
-        .values(&row)
-        .returning(sip_trunks::id)
-        .get_result(conn)?;
-    let trunk_id = TrunkId::new(id).ok_or(diesel::result::Error::NotFound)?;
-    diesel::update(sip_trunks::table.filter(sip_trunks::id.eq(id)))
-        .set(&SealedPasswordColumns::of(
-            keys,
-            owner,
-            trunk_id,
-            &trunk.sip_password,
-        ))
-        .get_result::<TrunkRow>(conn)
 }
 
 /// What an account holds and counts in its `users` row.
@@ -824,11 +828,16 @@ fn claim_place(
 ) -> Result<(), TxError> {
     let max = i64::from(max);
     let user = users::table.filter(users::id.eq(owner.get()));
-    let claimed = match holding {
-        Holding::Trunks => diesel::update(user.filter(users::trunk_count.lt(max)))
+    let claimed = match (holding, &mut *conn) {
+        (Holding::Trunks, DbConnection::Sqlite(lite)) => ClaimTrunkPlace {
+            owner: owner.get(),
+            max,
+        }
+        .execute(lite)?,
+        (Holding::Trunks, _) => diesel::update(user.filter(users::trunk_count.lt(max)))
             .set(users::trunk_count.eq(users::trunk_count + 1))
             .execute(conn)?,
-        Holding::ApiKeys => diesel::update(user.filter(users::api_key_count.lt(max)))
+        (Holding::ApiKeys, _) => diesel::update(user.filter(users::api_key_count.lt(max)))
             .set(users::api_key_count.eq(users::api_key_count + 1))
             .execute(conn)?,
     };

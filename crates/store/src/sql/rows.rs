@@ -130,6 +130,17 @@ impl TrunkRow {
         self.id
     }
 
+    /// The row with `password` in its password's columns: what an insert with a placeholder
+    /// password reads as once [`super::fixed_statements::SealPassword`] has written it.
+    pub(crate) fn with_password(self, password: SealedPasswordColumns) -> Self {
+        Self {
+            sip_password_sealed: password.sip_password_sealed,
+            sip_password_key_id: password.sip_password_key_id,
+            sip_password_binding: password.sip_password_binding,
+            ..self
+        }
+    }
+
     /// Its provisioning state (an unknown code reads as `Repair`: look at its legs).
     pub(crate) fn provisioning_state(&self) -> ProvisioningState {
         ProvisioningState::from_code(self.provisioning_state).unwrap_or(ProvisioningState::Repair)
@@ -327,7 +338,7 @@ impl PasswordRow {
 
 /// A sealed password as written: the columns an insert fills in and an update rewrites.
 #[derive(Insertable, AsChangeset)]
-#[diesel(table_name = sip_trunks)]
+#[diesel(table_name = sip_trunks, treat_none_as_default_value = false)]
 pub(crate) struct SealedPasswordColumns {
     sip_password_sealed: String,
     sip_password_key_id: String,
@@ -343,6 +354,15 @@ impl SealedPasswordColumns {
             sip_password_key_id: sealed.key_id,
             sip_password_binding: PasswordBinding::OwnerAndTrunk.code(),
         }
+    }
+
+    /// The sealed text, the key's id and the binding's code, as the columns hold them.
+    pub(crate) fn columns(&self) -> (&String, &String, &i16) {
+        (
+            &self.sip_password_sealed,
+            &self.sip_password_key_id,
+            &self.sip_password_binding,
+        )
     }
 
     /// Nothing sealed yet (binding 2 already, so the row never enters the index of rows to
@@ -362,7 +382,11 @@ impl SealedPasswordColumns {
 /// trunk's id, so it is written with [`SealedPasswordColumns`] once the id is known. The legs
 /// are written by provisioning, not here.
 #[derive(Insertable, AsChangeset)]
-#[diesel(table_name = sip_trunks, treat_none_as_null = true)]
+#[diesel(
+    table_name = sip_trunks,
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
 pub(crate) struct TrunkFields<'a> {
     phone_number: &'a str,
     nickname: Option<&'a str>,
@@ -397,12 +421,14 @@ impl<'a> TrunkFields<'a> {
     }
 }
 
-/// A new trunk row: the fields plus what never changes, its id when it is known before the
-/// insert (`None`: the database's next), and its password.
+/// A new trunk row: the fields plus what never changes, and its password; the database
+/// gives its id (SQLite), or [`NewTrunkRow::with_id`] does.
+///
+/// A `None` is written as NULL, not left to the column's default: Diesel then writes every
+/// column whatever the values, so the insert is one statement it keeps prepared.
 #[derive(Insertable)]
-#[diesel(table_name = sip_trunks)]
+#[diesel(table_name = sip_trunks, treat_none_as_default_value = false)]
 pub(crate) struct NewTrunkRow<'a> {
-    id: Option<i64>,
     user_id: i64,
     sip_trunk_type: &'a str,
     created_at: NaiveDateTime,
@@ -416,10 +442,9 @@ pub(crate) struct NewTrunkRow<'a> {
 }
 
 impl<'a> NewTrunkRow<'a> {
-    /// The row of trunk `id` (or the next id) of `owner`, created `now` with `settings`:
-    /// `Ready`, or `Creating` under `creating`.
+    /// The row of a new trunk of `owner`, created `now` with `settings`: `Ready`, or
+    /// `Creating` under `creating`.
     pub(crate) fn of(
-        id: Option<TrunkId>,
         owner: UserId,
         settings: &'a TrunkSettings,
         now: Timestamp,
@@ -427,7 +452,6 @@ impl<'a> NewTrunkRow<'a> {
         creating: Option<&Lease>,
     ) -> Self {
         Self {
-            id: id.map(TrunkId::get),
             user_id: owner.get(),
             sip_trunk_type: settings.phone_number.kind().as_str(),
             created_at: now.naive_utc(),
@@ -440,6 +464,23 @@ impl<'a> NewTrunkRow<'a> {
             provisioning_lease_until: creating.map(|lease| lease.until.naive_utc()),
         }
     }
+
+    /// The row with its id drawn before the insert (PostgreSQL's sequence).
+    pub(crate) fn with_id(self, id: TrunkId) -> NewTrunkRowWithId<'a> {
+        NewTrunkRowWithId {
+            id: id.get(),
+            row: self,
+        }
+    }
+}
+
+/// A [`NewTrunkRow`] and its id.
+#[derive(Insertable)]
+#[diesel(table_name = sip_trunks, treat_none_as_default_value = false)]
+pub(crate) struct NewTrunkRowWithId<'a> {
+    id: i64,
+    #[diesel(embed)]
+    row: NewTrunkRow<'a>,
 }
 
 /// A `users` row.
