@@ -27,7 +27,7 @@ mod visible;
 
 use std::sync::{Arc, Mutex};
 
-use fixed_statements::{ClaimTrunkPlace, SealPassword};
+use fixed_statements::{ClaimTrunkPlaces, DrawTrunkIds, SealPassword};
 
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -560,9 +560,10 @@ impl SqlStore {
     /// Commits a batch of creates in one transaction, each in a savepoint of its own, so that
     /// one create's conflict or full account rolls back that create alone. Answers in the
     /// jobs' order; when the transaction itself fails, every job fails with it. On
-    /// PostgreSQL the batch's creates go together first ([`insert_creates_together`]); when
-    /// that cannot decide them all, each account's go together, and an account's that cannot
-    /// go together go one by one.
+    /// PostgreSQL the batch's creates go together first, in a transaction of their own
+    /// ([`SqlStore::commit_together`]); when that cannot decide them all, each account's go
+    /// together ([`insert_creates_together`]), and an account's that cannot go together go
+    /// one by one.
     ///
     /// The jobs run by owner, so every batch takes the owners' row locks (held to the commit)
     /// in one order, and two batches (of two replicas) can never wait for each other in a
@@ -583,49 +584,53 @@ impl SqlStore {
         let mut answers: Vec<Option<RepositoryResult<TrunkRow>>> =
             jobs.iter().map(|_| None).collect();
         let writes = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
-        let committed = self.write_several(writes, |conn| {
-            conn.transaction::<_, TxError, _>(|conn| {
-                if let DbConnection::Postgres(pg) = &mut *conn {
-                    let creates: Vec<&CreateJob> =
-                        order.iter().map(|&index| &jobs[index]).collect();
-                    if let Some(together) = insert_creates_together(pg, &creates, &self.keys) {
-                        for (&index, answer) in order.iter().zip(together) {
-                            answers[index] = Some(answer);
-                        }
-                        return Ok(());
-                    }
-                }
-                for account in order.chunk_by(|&one, &other| jobs[one].owner == jobs[other].owner) {
-                    if let DbConnection::Postgres(pg) = &mut *conn {
-                        let creates: Vec<&CreateJob> =
-                            account.iter().map(|&index| &jobs[index]).collect();
-                        if let Some(together) = insert_creates_together(pg, &creates, &self.keys) {
-                            for (&index, answer) in account.iter().zip(together) {
-                                answers[index] = Some(answer);
-                            }
-                            continue;
-                        }
-                    }
-                    for &index in account {
-                        let job = &jobs[index];
-                        let answer = conn.transaction::<_, TxError, _>(|conn| {
-                            let row = insert_trunk(
-                                conn,
-                                job.owner,
-                                &job.trunk,
-                                job.now,
-                                &self.keys,
-                                job.creating.as_ref(),
-                            )?;
-                            claim_place(conn, job.owner, Holding::Trunks, job.max_trunks)?;
-                            Ok(row)
-                        });
-                        answers[index] = Some(answer.map_err(RepositoryError::from));
-                    }
+        let sorted: Vec<&CreateJob> = order.iter().map(|&index| &jobs[index]).collect();
+        let committed = match self.commit_together(writes, &sorted) {
+            Some(Ok(together)) => {
+                for (&index, answer) in order.iter().zip(together) {
+                    answers[index] = Some(answer);
                 }
                 Ok(())
-            })
-        });
+            }
+            Some(Err(error)) => Err(error),
+            None => self.write_several(writes, |conn| {
+                conn.transaction::<_, TxError, _>(|conn| {
+                    for account in
+                        order.chunk_by(|&one, &other| jobs[one].owner == jobs[other].owner)
+                    {
+                        if let DbConnection::Postgres(pg) = &mut *conn {
+                            let creates: Vec<&CreateJob> =
+                                account.iter().map(|&index| &jobs[index]).collect();
+                            if let Some(together) =
+                                insert_creates_together(pg, &creates, &self.keys)
+                            {
+                                for (&index, answer) in account.iter().zip(together) {
+                                    answers[index] = Some(answer);
+                                }
+                                continue;
+                            }
+                        }
+                        for &index in account {
+                            let job = &jobs[index];
+                            let answer = conn.transaction::<_, TxError, _>(|conn| {
+                                let row = insert_trunk(
+                                    conn,
+                                    job.owner,
+                                    &job.trunk,
+                                    job.now,
+                                    &self.keys,
+                                    job.creating.as_ref(),
+                                )?;
+                                claim_place(conn, job.owner, Holding::Trunks, job.max_trunks)?;
+                                Ok(row)
+                            });
+                            answers[index] = Some(answer.map_err(RepositoryError::from));
+                        }
+                    }
+                    Ok(())
+                })
+            }),
+        };
         match committed {
             Ok(()) => answers
                 .into_iter()
@@ -642,11 +647,40 @@ impl SqlStore {
     }
 }
 
-/// An id drawn from the trunks' sequence.
-#[derive(QueryableByName)]
-struct DrawnId {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
+impl SqlStore {
+    /// PostgreSQL: `creates` (sorted by owner) together, in a transaction of their own (see
+    /// [`insert_together`]; no savepoint: two round trips fewer than within a larger
+    /// transaction). `None` when they could not be decided together, or were not tried (not
+    /// PostgreSQL, see [`can_go_together`]): that transaction was rolled back and the caller
+    /// decides them by account, or one by one. A failure of the commit itself is the
+    /// answer, not a reason to try again: the commit may have happened.
+    fn commit_together(
+        &self,
+        writes: u64,
+        creates: &[&CreateJob],
+    ) -> Option<RepositoryResult<Vec<RepositoryResult<TrunkRow>>>> {
+        if !matches!(self.url, DatabaseUrl::Postgres(_)) || !can_go_together(creates) {
+            return None;
+        }
+        let mut decided = false;
+        let committed = self.write_several(writes, |conn| {
+            conn.transaction::<_, TxError, _>(|conn| {
+                let DbConnection::Postgres(pg) = conn else {
+                    return Err(TxError::Outcome(RepositoryError::Internal(
+                        "a PostgreSQL store on another connection".into(),
+                    )));
+                };
+                let answers = insert_together(pg, creates, &self.keys)?;
+                decided = true;
+                Ok(answers)
+            })
+        });
+        match committed {
+            Ok(answers) => Some(Ok(answers)),
+            Err(error) if decided => Some(Err(error)),
+            Err(_) => None,
+        }
+    }
 }
 
 /// PostgreSQL: creates of a batch, sorted by owner, together and in a savepoint: their ids
@@ -664,84 +698,91 @@ fn insert_creates_together(
     creates: &[&CreateJob],
     keys: &Keyring,
 ) -> Option<Vec<RepositoryResult<TrunkRow>>> {
-    if creates.len() < 2 {
+    if !can_go_together(creates) {
         return None;
     }
+    conn.transaction(|conn| insert_together(conn, creates, keys))
+        .ok()
+}
+
+/// Whether creates (sorted by owner) may be tried together: two or more, and each owner's
+/// naming one limit.
+fn can_go_together(creates: &[&CreateJob]) -> bool {
+    creates.len() >= 2
+        && creates
+            .chunk_by(|one, other| one.owner == other.owner)
+            .all(|account| {
+                account
+                    .iter()
+                    .all(|job| job.max_trunks == account[0].max_trunks)
+            })
+}
+
+/// The work of [`insert_creates_together`] in the caller's transaction: an error leaves it to
+/// the caller to roll back (`Outcome(LimitReached)` when a counter would pass its limit).
+fn insert_together(
+    conn: &mut PgConnection,
+    creates: &[&CreateJob],
+    keys: &Keyring,
+) -> Result<Vec<RepositoryResult<TrunkRow>>, TxError> {
     let accounts: Vec<&[&CreateJob]> = creates
         .chunk_by(|one, other| one.owner == other.owner)
         .collect();
-    if accounts.iter().any(|account| {
-        account
-            .iter()
-            .any(|job| job.max_trunks != account[0].max_trunks)
-    }) {
-        return None;
+    let count = i64::try_from(creates.len()).unwrap_or(i64::MAX);
+    let ids: Vec<i64> = DrawTrunkIds { count }.load(conn)?;
+    if ids.len() != creates.len() {
+        return Err(TxError::Outcome(RepositoryError::Internal(
+            "the sequence gave the wrong number of ids".into(),
+        )));
     }
-    let together = conn.transaction::<_, TxError, _>(|conn| {
-        let count = i64::try_from(creates.len()).unwrap_or(i64::MAX);
-        let ids: Vec<DrawnId> = diesel::sql_query(
-            "SELECT nextval(pg_get_serial_sequence('sip_trunks', 'id')) AS id \
-             FROM generate_series(1, $1)",
-        )
-        .bind::<BigInt, _>(count)
-        .load(conn)?;
-        if ids.len() != creates.len() {
-            return Err(TxError::Outcome(RepositoryError::Internal(
-                "the sequence gave the wrong number of ids".into(),
-            )));
-        }
-        let mut rows = Vec::with_capacity(creates.len());
-        for (job, drawn) in creates.iter().zip(&ids) {
-            let id = TrunkId::new(drawn.id).ok_or(diesel::result::Error::NotFound)?;
-            let password = SealedPasswordColumns::of(keys, job.owner, id, &job.trunk.sip_password);
-            rows.push(
-                NewTrunkRow::of(
-                    job.owner,
-                    &job.trunk,
-                    job.now,
-                    password,
-                    job.creating.as_ref(),
-                )
-                .with_id(id),
-            );
-        }
-        let mut inserted: std::collections::HashMap<i64, TrunkRow> =
-            diesel::insert_into(sip_trunks::table)
-                .values(&rows)
-                .on_conflict_do_nothing()
-                .get_results::<TrunkRow>(conn)?
-                .into_iter()
-                .map(|row| (row.id(), row))
-                .collect();
-        let mut drawn = ids.iter();
-        for account in &accounts {
-            let claimed = drawn
-                .by_ref()
-                .take(account.len())
-                .filter(|id| inserted.contains_key(&id.id))
-                .count();
-            let claimed = i64::try_from(claimed).unwrap_or(i64::MAX);
-            if claimed == 0 {
-                continue;
-            }
-            let room = i64::from(account[0].max_trunks) - claimed;
-            let counted = diesel::update(
-                users::table
-                    .filter(users::id.eq(account[0].owner.get()))
-                    .filter(users::trunk_count.le(room)),
+    let mut rows = Vec::with_capacity(creates.len());
+    for (job, drawn) in creates.iter().zip(&ids) {
+        let id = TrunkId::new(*drawn).ok_or(diesel::result::Error::NotFound)?;
+        let password = SealedPasswordColumns::of(keys, job.owner, id, &job.trunk.sip_password);
+        rows.push(
+            NewTrunkRow::of(
+                job.owner,
+                &job.trunk,
+                job.now,
+                password,
+                job.creating.as_ref(),
             )
-            .set(users::trunk_count.eq(users::trunk_count + claimed))
-            .execute(conn)?;
-            if counted != 1 {
-                return Err(TxError::Outcome(RepositoryError::LimitReached));
-            }
+            .with_id(id),
+        );
+    }
+    let mut inserted: std::collections::HashMap<i64, TrunkRow> =
+        diesel::insert_into(sip_trunks::table)
+            .values(&rows)
+            .on_conflict_do_nothing()
+            .get_results::<TrunkRow>(conn)?
+            .into_iter()
+            .map(|row| (row.id(), row))
+            .collect();
+    let mut drawn = ids.iter();
+    for account in &accounts {
+        let claimed = drawn
+            .by_ref()
+            .take(account.len())
+            .filter(|id| inserted.contains_key(id))
+            .count();
+        let claimed = i64::try_from(claimed).unwrap_or(i64::MAX);
+        if claimed == 0 {
+            continue;
         }
-        Ok(ids
-            .iter()
-            .map(|drawn| inserted.remove(&drawn.id).ok_or(RepositoryError::Conflict))
-            .collect())
-    });
-    together.ok()
+        let counted = ClaimTrunkPlaces {
+            owner: account[0].owner.get(),
+            count: claimed,
+            room: i64::from(account[0].max_trunks) - claimed,
+        }
+        .execute(conn)?;
+        if counted != 1 {
+            return Err(TxError::Outcome(RepositoryError::LimitReached));
+        }
+    }
+    Ok(ids
+        .iter()
+        .map(|drawn| inserted.remove(drawn).ok_or(RepositoryError::Conflict))
+        .collect())
 }
 
 /// Inserts a trunk of `owner` with its password sealed for its id, in the caller's
@@ -829,14 +870,12 @@ fn claim_place(
     let max = i64::from(max);
     let user = users::table.filter(users::id.eq(owner.get()));
     let claimed = match (holding, &mut *conn) {
-        (Holding::Trunks, DbConnection::Sqlite(lite)) => ClaimTrunkPlace {
-            owner: owner.get(),
-            max,
+        (Holding::Trunks, DbConnection::Sqlite(lite)) => {
+            ClaimTrunkPlaces::one(owner.get(), max).execute(lite)?
         }
-        .execute(lite)?,
-        (Holding::Trunks, _) => diesel::update(user.filter(users::trunk_count.lt(max)))
-            .set(users::trunk_count.eq(users::trunk_count + 1))
-            .execute(conn)?,
+        (Holding::Trunks, DbConnection::Postgres(pg)) => {
+            ClaimTrunkPlaces::one(owner.get(), max).execute(pg)?
+        }
         (Holding::ApiKeys, _) => diesel::update(user.filter(users::api_key_count.lt(max)))
             .set(users::api_key_count.eq(users::api_key_count + 1))
             .execute(conn)?,
