@@ -29,9 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use fixed_statements::{ClaimTrunkPlaces, DrawTrunkIds, SealPassword};
 
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use domain::{
     AccountRepository, ApiKey, ApiKeyId, ApiKeyName, ApiToken, Email, Lease, NewSipTrunk,
     PasswordWithheld, ProvisioningLedger, RepositoryError, RepositoryResult, SipTrunk,
@@ -805,10 +803,7 @@ fn insert_trunk(
 ) -> QueryResult<TrunkRow> {
     match conn {
         DbConnection::Postgres(pg) => {
-            let id: i64 = diesel::select(sql::<BigInt>(
-                "nextval(pg_get_serial_sequence('sip_trunks', 'id'))",
-            ))
-            .get_result(pg)?;
+            let id: i64 = DrawTrunkIds { count: 1 }.get_result(pg)?;
             let trunk_id = TrunkId::new(id).ok_or(diesel::result::Error::NotFound)?;
             let password = SealedPasswordColumns::of(keys, owner, trunk_id, &trunk.sip_password);
             diesel::insert_into(sip_trunks::table)
