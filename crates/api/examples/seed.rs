@@ -85,7 +85,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let url = DatabaseUrl::parse(&args[0]).expect("a database URL");
     let keys = Keyring::new(EncryptionKey::from_base64(&args[1]).expect("a key"));
-    let store = SqlStore::open(&url, keys, PoolOptions::default()).expect("open");
+    // A one-shot tool: no connection opened behind its back (`one_shot`), and none still being
+    // opened when it exits (`close_connection_attempts`): a thread inside libpq's TLS handshake
+    // at exit can crash the process after its work was done (it did, under the benchmark).
+    let store = SqlStore::open(&url, keys, PoolOptions::one_shot()).expect("open");
     store.migrate().expect("migrate");
     match args[2].as_str() {
         "probe" => {
@@ -176,4 +179,9 @@ fn main() {
         }
         other => panic!("unknown mode {other}"),
     }
+    drop(store);
+    assert!(
+        store::close_connection_attempts(std::time::Duration::from_secs(15)),
+        "a database connection was still being opened at exit"
+    );
 }
