@@ -54,6 +54,21 @@ pub struct AppState {
     pub change_feed: Option<Arc<store::ChangeFeed>>,
     /// What is counted (served on the metrics listener); one per process, passed in.
     pub metrics: Arc<Metrics>,
+    /// Permits for the pages of long lists being read and rendered at once
+    /// ([`long_list_pages`]).
+    pub long_list_pages: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many pages of long lists (those after a list's first) are read and rendered at once
+/// in a process: two per core. Each is up to 200 trunks of rows, domain values and JSON (some
+/// megabytes for trunks with long allow-lists) on a blocking-pool thread, so without a bound a
+/// process's memory grew with how many long lists a machine served at once, and so did the
+/// wait of every other tenant's reads for a core. One per core cost long lists a third to
+/// half of their rate (a PostgreSQL page also waits on the server); two per core kept nearly
+/// all of it (docs/performance.md, "Memory under large accounts"). A list's first page, which
+/// every list has, never waits here.
+pub fn long_list_pages() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
 
 /// How long a rendered read is served from memory by default.
@@ -110,6 +125,7 @@ impl AppState {
             provisioner: None,
             change_feed: None,
             metrics: Arc::new(Metrics::new()),
+            long_list_pages: Arc::new(tokio::sync::Semaphore::new(long_list_pages())),
         }
     }
 

@@ -75,6 +75,13 @@ async fn read_page(
     if first_in_list {
         state.read(read, ApiError::TrunkNotFound).await
     } else {
+        // Held until the page is rendered: the rendered bytes then wait on the client
+        // (backpressure), the permit does not. The semaphore is never closed.
+        let _permit = state
+            .long_list_pages
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Internal)?;
         state.run(read, ApiError::TrunkNotFound).await
     }
 }

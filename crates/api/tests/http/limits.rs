@@ -136,6 +136,110 @@ async fn a_list_longer_than_a_page_arrives_whole_in_id_order_as_compact_json() {
     assert_eq!(parsed["data"][249], Value::Object(item.clone()));
 }
 
+/// The trunk port of a store, delegated, whose reads of a list's later pages take a while
+/// and are counted while they run.
+struct SlowLaterPages {
+    store: std::sync::Arc<store::MemoryStore>,
+    running: std::sync::atomic::AtomicUsize,
+    most_at_once: std::sync::atomic::AtomicUsize,
+}
+
+impl SipTrunkRepository for SlowLaterPages {
+    fn reads_inline(&self) -> bool {
+        self.store.reads_inline()
+    }
+
+    fn list_trunks(
+        &self,
+        owner: domain::UserId,
+        page: domain::TrunkPage,
+    ) -> domain::RepositoryResult<domain::TrunkListing> {
+        use std::sync::atomic::Ordering;
+        if page.after.is_none() {
+            return self.store.list_trunks(owner, page);
+        }
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let listing = self.store.list_trunks(owner, page);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        listing
+    }
+
+    fn get_trunk(
+        &self,
+        owner: domain::UserId,
+        id: domain::TrunkId,
+    ) -> domain::RepositoryResult<domain::SipTrunk<domain::PasswordWithheld>> {
+        self.store.get_trunk(owner, id)
+    }
+
+    fn open_trunk(
+        &self,
+        owner: domain::UserId,
+        id: domain::TrunkId,
+    ) -> domain::RepositoryResult<domain::SipTrunk> {
+        self.store.open_trunk(owner, id)
+    }
+
+    fn create_trunk(
+        &self,
+        owner: domain::UserId,
+        trunk: &NewSipTrunk,
+        max_trunks: u32,
+    ) -> domain::RepositoryResult<domain::SipTrunk> {
+        self.store.create_trunk(owner, trunk, max_trunks)
+    }
+
+    fn update_trunk(
+        &self,
+        owner: domain::UserId,
+        id: domain::TrunkId,
+        patch: &domain::SipTrunkPatch,
+    ) -> domain::RepositoryResult<domain::TrunkUpdate> {
+        self.store.update_trunk(owner, id, patch)
+    }
+
+    fn delete_trunk(
+        &self,
+        owner: domain::UserId,
+        id: domain::TrunkId,
+    ) -> domain::RepositoryResult<()> {
+        self.store.delete_trunk(owner, id)
+    }
+}
+
+#[actix_web::test]
+async fn many_long_lists_at_once_read_at_most_two_later_pages_per_core_at_a_time() {
+    let (state, store) = memory_state();
+    let alice = caller(&store, "alice@example.com");
+    let count = 3 * api::routes::LIST_PAGE + 1;
+    seed(&store, "alice@example.com", count);
+    let pages = std::sync::Arc::new(SlowLaterPages {
+        store,
+        running: 0.into(),
+        most_at_once: 0.into(),
+    });
+    let state = api::state::AppState {
+        trunks: pages.clone(),
+        ..state
+    }
+    .with_read_cache(std::time::Duration::ZERO, 0);
+    let bound = api::state::long_list_pages();
+    let app = TestApp::spawn(state).await;
+    let lists =
+        futures_util::future::join_all((0..4 * bound).map(|_| app.list_trunks(&alice.token))).await;
+    for list in &lists {
+        assert_eq!(list.status, 200);
+        assert_eq!(list.json()["data"].as_array().unwrap().len(), count);
+    }
+    let most = pages.most_at_once.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=bound).contains(&most),
+        "{most} later pages were read at once; the bound is {bound}"
+    );
+}
+
 #[actix_web::test]
 async fn a_list_exactly_one_page_long_is_whole_too() {
     let (state, store) = memory_state();
